@@ -1,0 +1,71 @@
+// The contract between the front door (conv2d, plan) and the backends.
+//
+// A backend is a row in a small run-time table: its algorithm, the CMake target that provides it, a
+// cost estimate, and factories that build an executor for one validated problem. Backend headers
+// add their row when they are included (an inline variable initialised at start-up), so which
+// backends exist is a property of the program, not of a macro seen by one translation unit: the
+// API is the same everywhere, and nothing above backends/ names FFTW, BLAS or CUDA.
+#pragma once
+
+#include <array>
+#include <limits>
+#include <memory>
+
+#include "../options.hpp"
+#include "../view.hpp"
+
+namespace convkit::detail {
+
+/// A validated single-image request.
+struct problem {
+  geometry geo;
+  options opt;       ///< threads resolved to >= 1; algo is what the caller asked for
+  bool finite = true;  ///< no NaN or Inf in the kernel (and in the input, when it is known)
+  index k_rows() const noexcept { return geo.rows.kernel; }
+  index k_cols() const noexcept { return geo.cols.kernel; }
+  /// Multiply-adds of a direct evaluation: one per kernel tap per output element.
+  double macs() const noexcept {
+    return double(geo.rows.out) * double(geo.cols.out) * double(geo.rows.kernel) * double(geo.cols.kernel);
+  }
+};
+
+/// One prepared convolution: owns its kernel copy and workspace; allocates nothing in execute().
+template <class T>
+class executor {
+ public:
+  virtual ~executor() = default;
+  /// `in` is geo.rows.in x geo.cols.in and `out` geo.out(); the caller has checked shapes and aliasing.
+  virtual void execute(view2d<const T> in, view2d<T> out) = 0;
+};
+
+template <class T>
+using executor_factory = std::unique_ptr<executor<T>> (*)(const problem&, view2d<const T> kernel);
+
+struct backend {
+  algorithm algo;
+  const char* target;                      ///< the CMake target that provides it
+  double (*cost)(const problem&);          ///< estimated seconds; +inf if it should not serve the problem
+  executor_factory<float> make_float;
+  executor_factory<double> make_double;
+
+  template <class T>
+  executor_factory<T> factory() const noexcept {
+    if constexpr (std::is_same_v<T, float>) return make_float; else return make_double;
+  }
+};
+
+inline constexpr double never = std::numeric_limits<double>::infinity();
+
+/// The table of backends in this program, indexed by algorithm.
+inline std::array<const backend*, 5>& backend_table() noexcept {
+  static std::array<const backend*, 5> table{};
+  return table;
+}
+
+/// Called (once per backend) from the initialiser of an inline variable in each backend header.
+inline bool register_backend(const backend& b) noexcept {
+  backend_table()[static_cast<std::size_t>(b.algo)] = &b;
+  return true;
+}
+
+}  // namespace convkit::detail
