@@ -156,18 +156,15 @@ void check_case(const problem_case& c, std::mt19937_64& rng, Compute&& compute, 
   const array2d<double> want = reference::conv2d<T>(in.view, kernel.view(), c.opt);
   const array2d<double> mag = reference::conv2d<T>(in.view, kernel.view(), c.opt, true);
   const error_model m = model(c);
-  // ||extended input||_2 * ||kernel||_2 bounds every output element's scale for any border rule
-  // (the extension repeats input values, so use the input norm times the worst repetition count).
-  double in2 = 0, k2 = 0;
-  for (index r = 0; r < c.rows; ++r)
-    for (index col = 0; col < c.cols; ++col) in2 += double(in.view(r, col)) * double(in.view(r, col));
-  for (index r = 0; r < c.k_rows; ++r)
-    for (index col = 0; col < c.k_cols; ++col) k2 += double(kernel(r, col)) * double(kernel(r, col));
-  const double fill = c.opt.edge == border::constant ? std::abs(c.opt.edge_value) : 0.0;
-  const index ext_r = (s.rows - 1) * c.opt.stride_rows + (c.k_rows - 1) * c.opt.dilation_rows + 1;
-  const index ext_c = (s.cols - 1) * c.opt.stride_cols + (c.k_cols - 1) * c.opt.dilation_cols + 1;
-  const double repeat = std::ceil(double(ext_r) / double(c.rows) + 1) * std::ceil(double(ext_c) / double(c.cols) + 1);
-  const double scale = std::sqrt((in2 + fill * fill * double(ext_r * ext_c)) * repeat) * std::sqrt(k2);
+  // ||extended input||_2 * ||kernel||_2: the scale of a transform's error (Cauchy-Schwarz bounds
+  // every output element by it).
+  const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+  array2d<T> ext(g.rows.extent, g.cols.extent);
+  extend<T>(in.view, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, T(c.opt.edge_value));
+  double ext2 = 0, k2 = 0;
+  for (index i = 0; i < ext.size(); ++i) ext2 += double(ext.data()[i]) * double(ext.data()[i]);
+  for (index i = 0; i < kernel.size(); ++i) k2 += double(kernel.data()[i]) * double(kernel.data()[i]);
+  const double scale = std::sqrt(ext2) * std::sqrt(k2);
   const double eps = std::numeric_limits<T>::epsilon();
   const auto allowed = [&](double magnitude) { return eps * (m.local * magnitude + m.global * scale) + 1e-300; };
   index bad = 0;
