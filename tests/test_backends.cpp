@@ -1,0 +1,161 @@
+// Every backend in this program computes the same function: the shared problem grid, float and
+// double, through conv2d and through a reused plan, against the double-precision reference.
+#include <convkit/convkit.hpp>
+
+#include "problems.hpp"
+
+// Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
+namespace convkit::testing {
+
+namespace {
+
+/// The error each algorithm may make (see error_model in problems.hpp).
+error_model model_for(algorithm a, const problem_case& c) {
+  switch (a) {
+    case algorithm::fft:
+    case algorithm::cufft: {
+      // A transform of n points rounds each value O(log2 n) times; the bound is relative to the
+      // global scale ||ext|| ||k||. The transform spans at most the extended input plus the kernel.
+      const shape2d s = output_shape(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+      const double rows = double((s.rows - 1) * c.opt.stride_rows + 2 * (c.k_rows - 1) * c.opt.dilation_rows + 1);
+      const double cols = double((s.cols - 1) * c.opt.stride_cols + 2 * (c.k_cols - 1) * c.opt.dilation_cols + 1);
+      return {0.0, 4.0 * std::log2(std::max(4.0, 2 * rows * cols))};
+    }
+    default: return direct_error(c);
+  }
+}
+
+/// Backends registered in this program that can run here (cufft without a device cannot).
+std::vector<algorithm> runnable_backends() {
+  std::vector<algorithm> out;
+  for (algorithm a : {algorithm::direct, algorithm::im2col, algorithm::fft, algorithm::cufft}) {
+    options o;
+    o.algo = a;
+    try {
+      plan<float>(4, 4, array2d<float>(2, 2), o);
+      out.push_back(a);
+    } catch (const unavailable& e) {
+      WARN("not tested here: " << e.what());
+    }
+  }
+  return out;
+}
+
+template <class T>
+void run_grid(algorithm a) {
+  std::mt19937_64 rng(run_seed() ^ (std::uint64_t(a) << 40) ^ sizeof(T));
+  const auto model = [a](const problem_case& c) { return model_for(a, c); };
+  for (problem_case c : problem_grid()) {
+    c.opt.algo = a;
+    check_case<T>(c, rng, [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); }, model);
+  }
+}
+
+/// A plan made once, executed on two different inputs: the second result must not depend on the first.
+template <class T>
+void run_plan_reuse(algorithm a) {
+  std::mt19937_64 rng(run_seed() + 17 * std::uint64_t(a));
+  const auto model = [a](const problem_case& c) { return model_for(a, c); };
+  const std::vector<problem_case> grid = problem_grid(8);
+  for (std::size_t i = 0; i < grid.size(); i += 7) {
+    problem_case c = grid[i];
+    c.opt.algo = a;
+    std::unique_ptr<plan<T>> p;
+    const auto through_plan = [&](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) {
+      if (!p) p = std::make_unique<plan<T>>(in.rows(), in.cols(), k, o);
+      p->execute(in, out);
+    };
+    check_case<T>(c, rng, through_plan, model);
+    // The same plan on a second input (the kernel is the plan's own copy): compare with a fresh call.
+    padded<T> in(c.rows, c.cols, c.pad);
+    fill_random(in.view, rng);
+    array2d<T> got(p->output_shape().rows, p->output_shape().cols);
+    p->execute(in.view, got.view());
+    CHECK(p->chosen() == a);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every backend matches the reference over the problem grid (float)", "[backends]") {
+  for (algorithm a : runnable_backends()) {
+    INFO("algorithm::" << to_string(a));
+    run_grid<float>(a);
+  }
+}
+
+TEST_CASE("every backend matches the reference over the problem grid (double)", "[backends]") {
+  for (algorithm a : runnable_backends()) {
+    INFO("algorithm::" << to_string(a));
+    run_grid<double>(a);
+  }
+}
+
+TEST_CASE("plans are reusable on every backend", "[backends][plan]") {
+  for (algorithm a : runnable_backends()) {
+    INFO("algorithm::" << to_string(a));
+    run_plan_reuse<float>(a);
+    run_plan_reuse<double>(a);
+  }
+}
+
+TEST_CASE("automatic picks a runnable backend and matches the reference", "[backends][automatic]") {
+  run_grid<float>(algorithm::automatic);
+  run_grid<double>(algorithm::automatic);
+}
+
+TEST_CASE("direct: every instruction set this CPU has matches the reference", "[backends][direct]") {
+  const direct::isa best = direct::best_instruction_set();
+  for (int i = 0; i <= int(best); ++i) {
+    const auto isa = static_cast<direct::isa>(i);
+    INFO("instruction set " << direct::to_string(isa));
+    direct::force_instruction_set(isa);
+    run_grid<float>(algorithm::direct);
+    run_grid<double>(algorithm::direct);
+  }
+  direct::force_instruction_set(best);
+  if (best != direct::isa::avx512) CHECK_THROWS_AS(direct::force_instruction_set(direct::isa::avx512), unavailable);
+}
+
+TEST_CASE("direct: large blocks, long rows and thread splits match the reference", "[backends][direct]") {
+  // The grid's images are small; these exercise full register blocks, column tails and row bands.
+  std::mt19937_64 rng(run_seed() + 99);
+  const auto model = [](const problem_case& c) { return direct_error(c); };
+  for (int threads : {1, 2, 3}) {
+    for (index k : {1, 3, 8, 15}) {
+      problem_case c{};
+      c.rows = 67 + k;
+      c.cols = 131 + 3 * k;
+      c.k_rows = k;
+      c.k_cols = k + 1;
+      c.pad = 3;
+      c.opt.size = k % 2 ? output::valid : output::same;
+      c.opt.edge = border::reflect;
+      c.opt.correlate = k % 3 == 0;
+      c.opt.threads = threads;
+      c.opt.algo = algorithm::direct;
+      INFO("threads " << threads);
+      check_case<float>(c, rng, [](view2d<const float> in, view2d<const float> kk, view2d<float> out, const options& o) { conv2d<float>(in, kk, out, o); }, model);
+      check_case<double>(c, rng, [](view2d<const double> in, view2d<const double> kk, view2d<double> out, const options& o) { conv2d<double>(in, kk, out, o); }, model);
+    }
+  }
+}
+
+TEST_CASE("non-finite values: direct keeps NaN local, automatic avoids spreading it", "[backends][nan]") {
+  array2d<double> img(40, 40), k(3, 3);
+  for (index i = 0; i < img.size(); ++i) img.data()[i] = 1;
+  for (index i = 0; i < k.size(); ++i) k.data()[i] = 1;
+  img(20, 20) = std::numeric_limits<double>::quiet_NaN();
+  options o;
+  o.size = output::same;
+  for (algorithm a : {algorithm::direct, algorithm::automatic}) {
+    o.algo = a;
+    const array2d<double> out = conv2d(img, k, o);
+    index nans = 0;
+    for (index i = 0; i < out.size(); ++i) nans += std::isnan(out.data()[i]) ? 1 : 0;
+    CHECK(nans == 9);  // exactly the outputs whose taps reach the NaN
+    CHECK(out(0, 0) == 4);
+  }
+}
+
+}  // namespace convkit::testing
