@@ -1,1 +1,172 @@
-int main() { return 0; }
+// convkit_seed: the blog post's experiment, done properly, in one run.
+//
+// A float image (1000x1000, and 10000x10000) is correlated with a 15x15 kernel ('valid', as the
+// post's naive loop does) by the post's naive loop, by every backend in this build and by the peers
+// found at configure time (OpenCV's filter2D), with 1 thread and all threads. Plans are made outside
+// the timed loop and timed on their own ("plan"). Each run prints time and heap allocations per call;
+// the summary table at the end gives the median time, allocations, speed-up over the naive loop and
+// GFLOP/s (2 * outputs * taps per call: the work of a direct evaluation, for every method).
+//
+//   convkit_seed            quick mode: the naive loop at 10000x10000 is estimated from 2000x2000
+//   convkit_seed --full     runs it (about a minute)
+// Other arguments go to Google Benchmark (e.g. --benchmark_filter=1000x1000).
+#include <convkit/convkit.hpp>
+
+#include <cstring>
+#include <thread>
+
+#include "bench_common.hpp"
+#include "seed_naive.hpp"
+
+#if defined(CONVKIT_BENCH_OPENCV)
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#endif
+
+namespace convkit::bench {
+namespace {
+
+constexpr index kernel_size = 15;
+
+struct workload {
+  index n;
+  std::string name() const { return std::to_string(n) + "x" + std::to_string(n); }
+  double flops() const {
+    const double out = double(n - kernel_size + 1);
+    return 2.0 * out * out * double(kernel_size * kernel_size);
+  }
+};
+
+options seed_options(algorithm a, int threads) {
+  options o;
+  o.size = output::valid;
+  o.correlate = true;  // the post's loop is a cross-correlation
+  o.algo = a;
+  o.threads = threads;
+  return o;
+}
+
+/// The images, made once per size and shared by every benchmark.
+const array2d<float>& image(index n) {
+  static std::map<index, array2d<float>> cache;
+  auto it = cache.find(n);
+  if (it == cache.end()) it = cache.emplace(n, random_image(n, n, 1)).first;
+  return it->second;
+}
+const array2d<float>& kernel() {
+  static const array2d<float> k = random_image(kernel_size, kernel_size, 2);
+  return k;
+}
+
+std::string naive_name(const workload& w) { return "seed/" + w.name() + "/naive"; }
+
+void register_naive(const workload& w, const std::string& name, const std::string& note) {
+  rows()[name] = {w.name(), "naive loop (the post)", note, 1, w.flops(), naive_name(w)};
+  benchmark::RegisterBenchmark(name.c_str(), [w](benchmark::State& state) {
+    const array2d<float>& img = image(w.n);
+    array2d<float> out(w.n - kernel_size + 1, w.n - kernel_size + 1);
+    count_allocations counting(state);
+    for (auto _ : state) {
+      seed::naive_conv2d(img, kernel(), out);
+      benchmark::DoNotOptimize(out.data());
+    }
+  })->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(1);
+}
+
+void register_backend(const workload& w, algorithm a, int threads) {
+  options probe = seed_options(a, threads);
+  try {
+    plan<float>(16, 16, kernel(), probe);
+  } catch (const unavailable&) {
+    return;  // not in this build, or no device
+  }
+  const std::string base = "seed/" + w.name() + "/" + to_string(a) + "/threads:" + std::to_string(threads);
+  std::string method = std::string("convkit ") + to_string(a);
+  if (a == algorithm::direct) method += std::string(" (") + direct::to_string(direct::instruction_set()) + ")";
+  rows()[base] = {w.name(), method, "", threads, w.flops(), naive_name(w)};
+  benchmark::RegisterBenchmark(base.c_str(), [w, a, threads](benchmark::State& state) {
+    plan<float> p(w.n, w.n, kernel(), seed_options(a, threads));
+    array2d<float> out(p.output_shape().rows, p.output_shape().cols);
+    p.execute(image(w.n), out);  // warm up: first touch of the output and workspace pages
+    count_allocations counting(state);
+    for (auto _ : state) {
+      p.execute(image(w.n), out);
+      benchmark::DoNotOptimize(out.data());
+    }
+  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  rows()[base + "/plan"] = {w.name(), method + ": plan", "", threads, 0, ""};
+  benchmark::RegisterBenchmark((base + "/plan").c_str(), [w, a, threads](benchmark::State& state) {
+    count_allocations counting(state);
+    for (auto _ : state) {
+      plan<float> p(w.n, w.n, kernel(), seed_options(a, threads));
+      benchmark::DoNotOptimize(&p);
+    }
+  })->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+#if defined(CONVKIT_BENCH_OPENCV)
+void register_opencv(const workload& w, int threads) {
+  const std::string name = "seed/" + w.name() + "/opencv_filter2D/threads:" + std::to_string(threads);
+  rows()[name] = {w.name(), "OpenCV filter2D (same size)", "", threads, w.flops(), naive_name(w)};
+  benchmark::RegisterBenchmark(name.c_str(), [w, threads](benchmark::State& state) {
+    cv::setNumThreads(threads);
+    const array2d<float>& img = image(w.n);
+    cv::Mat src(static_cast<int>(w.n), static_cast<int>(w.n), CV_32F, const_cast<float*>(img.data()));
+    cv::Mat k(static_cast<int>(kernel_size), static_cast<int>(kernel_size), CV_32F, const_cast<float*>(kernel().data()));
+    cv::Mat dst(static_cast<int>(w.n), static_cast<int>(w.n), CV_32F);
+    cv::filter2D(src, dst, CV_32F, k, cv::Point(0, 0), 0, cv::BORDER_CONSTANT);
+    count_allocations counting(state);
+    for (auto _ : state) {
+      cv::filter2D(src, dst, CV_32F, k, cv::Point(0, 0), 0, cv::BORDER_CONSTANT);
+      benchmark::DoNotOptimize(dst.data);
+    }
+  })->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+#endif
+
+}  // namespace
+}  // namespace convkit::bench
+
+int main(int argc, char** argv) {
+  using namespace convkit::bench;
+  bool full = false;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--full") == 0) full = true;
+    else args.push_back(argv[i]);
+  }
+  int n_args = int(args.size());
+  benchmark::Initialize(&n_args, args.data());
+  const int all = convkit::detail::resolve_threads(0);
+  std::vector<int> thread_counts{1};
+  if (all > 1) thread_counts.push_back(all);
+  benchmark::AddCustomContext("direct instruction set", convkit::direct::to_string(convkit::direct::instruction_set()));
+  benchmark::AddCustomContext("mode", full ? "full" : "quick (naive loop at 10000x10000 estimated from 2000x2000)");
+
+  const workload small{1000}, large{10000}, probe{2000};
+  register_naive(small, naive_name(small), "");
+  if (full) register_naive(large, naive_name(large), "");
+  else register_naive(probe, "seed/2000x2000/naive", "");
+  for (const workload& w : {small, large})
+    for (convkit::algorithm a : {convkit::algorithm::direct, convkit::algorithm::im2col, convkit::algorithm::fft, convkit::algorithm::cufft})
+      for (int t : thread_counts) register_backend(w, a, t);
+#if defined(CONVKIT_BENCH_OPENCV)
+  for (const workload& w : {small, large})
+    for (int t : thread_counts) register_opencv(w, t);
+#endif
+
+  summary_reporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  if (!full) {
+    // Estimate the naive loop at 10000x10000 from 2000x2000: its time is proportional to the work.
+    const double t = reporter.seconds("seed/2000x2000/naive");
+    if (t > 0) {
+      rows()[naive_name(large)] = {large.name(), "naive loop (the post)", "(estimated from 2000x2000)", 1, large.flops(), naive_name(large)};
+      reporter.add(naive_name(large), t * large.flops() / probe.flops());
+    }
+    rows().erase("seed/2000x2000/naive");
+  }
+  reporter.print_summary();
+  benchmark::Shutdown();
+  return 0;
+}

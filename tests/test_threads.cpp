@@ -2,6 +2,7 @@
 // automatic; every result is checked. CI also runs this program under ThreadSanitizer.
 #include <convkit/convkit.hpp>
 
+#include <atomic>
 #include <thread>
 
 #include "problems.hpp"
@@ -22,6 +23,7 @@ TEST_CASE("8 threads convolve different shapes at once", "[threads]") {
   }
   const std::vector<problem_case> grid = problem_grid(0);
   std::vector<std::string> failures[8];
+  std::atomic<std::size_t> checked{0};
   std::vector<std::thread> pool;
   for (int t = 0; t < 8; ++t) {
     pool.emplace_back([&, t] {
@@ -41,10 +43,12 @@ TEST_CASE("8 threads convolve different shapes at once", "[threads]") {
             failures[t].push_back(c.describe() + " via " + to_string(c.opt.algo));
             break;
           }
+        ++checked;
       }
     });
   }
   for (auto& th : pool) th.join();
+  CHECK(checked == grid.size());
   for (const auto& f : failures)
     for (const auto& msg : f) FAIL_CHECK(msg);
 }

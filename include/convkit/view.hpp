@@ -68,8 +68,12 @@ class view2d {
 };
 
 namespace detail {
+inline constexpr std::align_val_t array_alignment{64};
+
+// Aligned operator new/delete (not aligned_alloc), so that a program's replacement allocation
+// functions see convkit's arrays too (the benchmarks count allocations that way).
 struct aligned_free {
-  void operator()(void* p) const noexcept { std::free(p); }
+  void operator()(void* p) const noexcept { ::operator delete(p, array_alignment); }
 };
 
 /// 64-byte aligned, zero-initialised storage for n elements of T (n may be 0).
@@ -80,8 +84,7 @@ std::unique_ptr<T[], aligned_free> aligned_zeros(index n, const char* what) {
   if (n == 0) return nullptr;
   index bytes = checked_mul(n, static_cast<index>(sizeof(T)), what);
   bytes = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, static_cast<std::size_t>(bytes));
-  if (p == nullptr) throw std::bad_alloc();
+  void* p = ::operator new(static_cast<std::size_t>(bytes), array_alignment);
   std::memset(p, 0, static_cast<std::size_t>(bytes));
   return std::unique_ptr<T[], aligned_free>(static_cast<T*>(p));
 }

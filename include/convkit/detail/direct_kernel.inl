@@ -16,7 +16,7 @@
 template <class T> struct simd;
 template <> struct simd<float> {
   using reg = __m512;
-  static constexpr int lanes = 16, vecs = 3;
+  static constexpr int lanes = 16, vecs = 4;
   static CONVKIT_DIRECT_INLINE reg zero() { return _mm512_setzero_ps(); }
   static CONVKIT_DIRECT_INLINE reg load(const float* p) { return _mm512_loadu_ps(p); }
   static CONVKIT_DIRECT_INLINE reg load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), p); }
@@ -27,7 +27,7 @@ template <> struct simd<float> {
 };
 template <> struct simd<double> {
   using reg = __m512d;
-  static constexpr int lanes = 8, vecs = 3;
+  static constexpr int lanes = 8, vecs = 4;
   static CONVKIT_DIRECT_INLINE reg zero() { return _mm512_setzero_pd(); }
   static CONVKIT_DIRECT_INLINE reg load(const double* p) { return _mm512_loadu_pd(p); }
   static CONVKIT_DIRECT_INLINE reg load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1u), p); }
@@ -160,14 +160,16 @@ void run_rows(const direct_job<T>& job) {
   if (c < job.out_cols) block_kernel<T, R, 1, true>::run(job, job.in + c, job.out + c, int(job.out_cols - c));
 }
 
+template <class T, int R>
+void run_up_to(const direct_job<T>& job) {
+  if constexpr (R > 1) {
+    if (job.rows < R) return run_up_to<T, R - 1>(job);
+  }
+  run_rows<T, R>(job);
+}
+
 /// Computes job.rows (1..direct_block_rows) output rows of a direct_job.
 template <class T>
 void run(const direct_job<T>& job) {
-  static_assert(direct_block_rows == 4, "run() dispatches over 1..4 rows");
-  switch (job.rows) {
-    case 1: run_rows<T, 1>(job); break;
-    case 2: run_rows<T, 2>(job); break;
-    case 3: run_rows<T, 3>(job); break;
-    default: run_rows<T, 4>(job); break;
-  }
+  run_up_to<T, direct_block_rows>(job);
 }

@@ -1,0 +1,158 @@
+// Shared by convkit's benchmark binaries: a counting allocator (allocations per call, as the post
+// printed them), random images, and a summary table built from Google Benchmark's median runs.
+#pragma once
+
+#include <convkit/view.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <new>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace convkit::bench {
+
+/// Heap allocations made by this program (the binary replaces the global operator new below).
+inline std::atomic<long long> alloc_count{0}, alloc_bytes{0};
+
+/// Counts the allocations made while it is alive, reported per iteration as benchmark counters.
+class count_allocations {
+ public:
+  explicit count_allocations(benchmark::State& s) : state_(s), n0_(alloc_count.load()), b0_(alloc_bytes.load()) {}
+  ~count_allocations() {
+    const double it = double(state_.iterations() > 0 ? state_.iterations() : 1);
+    state_.counters["allocs"] = double(alloc_count.load() - n0_) / it;
+    state_.counters["alloc_bytes"] = double(alloc_bytes.load() - b0_) / it;
+  }
+
+ private:
+  benchmark::State& state_;
+  long long n0_, b0_;
+};
+
+inline array2d<float> random_image(index rows, index cols, unsigned seed) {
+  array2d<float> a(rows, cols);
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (index i = 0; i < a.size(); ++i) a.data()[i] = d(g);
+  return a;
+}
+
+/// What a benchmark measures, for the summary table.
+struct row_info {
+  std::string workload, method, note;
+  int threads;
+  double flops;          ///< useful floating-point operations per call (2 per multiply-add of a direct evaluation)
+  std::string baseline;  ///< name of the benchmark this one's speed-up is relative to ("" for none)
+};
+
+inline std::map<std::string, row_info>& rows() {
+  static std::map<std::string, row_info> r;
+  return r;
+}
+
+/// Console output as usual, plus a summary table of the median runs at the end.
+class summary_reporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+      const bool single = r.run_type == Run::RT_Iteration && r.repetitions <= 1;
+      if (!median && !single) continue;
+      if (r.error_occurred) continue;
+      result res;
+      res.seconds = r.GetAdjustedRealTime() * unit_seconds(r.time_unit);
+      const auto get = [&](const char* k) { auto it = r.counters.find(k); return it == r.counters.end() ? 0.0 : double(it->second); };
+      res.allocs = get("allocs");
+      res.bytes = get("alloc_bytes");
+      results_[r.run_name.function_name + (r.run_name.args.empty() ? "" : "/" + r.run_name.args)] = res;
+    }
+  }
+
+  void print_summary() const {
+    std::printf("\n%-16s %-34s %7s %12s %10s %12s %9s %8s\n", "workload", "method", "threads", "median", "allocs",
+                "alloc bytes", "speed-up", "GFLOP/s");
+    for (const auto& [name, info] : rows()) {
+      auto it = results_.find(name);
+      if (it == results_.end()) continue;
+      const result& res = it->second;
+      std::string speedup = "";
+      auto base = results_.find(info.baseline);
+      if (base != results_.end()) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1fx", base->second.seconds / res.seconds);
+        speedup = buf;
+      }
+      std::printf("%-16s %-34s %7d %12s %10.0f %12s %9s %8.1f%s\n", info.workload.c_str(), info.method.c_str(), info.threads,
+                  format_time(res.seconds).c_str(), res.allocs, format_bytes(res.bytes).c_str(), speedup.c_str(),
+                  info.flops / res.seconds / 1e9, info.note.empty() ? "" : ("  " + info.note).c_str());
+    }
+  }
+
+  /// Adds (or replaces) the result of a benchmark measured outside Google Benchmark's runs.
+  void add(const std::string& name, double seconds) { results_[name] = {seconds, 0, 0}; }
+  double seconds(const std::string& name) const {
+    auto it = results_.find(name);
+    return it == results_.end() ? 0 : it->second.seconds;
+  }
+
+ private:
+  struct result {
+    double seconds = 0, allocs = 0, bytes = 0;
+  };
+  static double unit_seconds(benchmark::TimeUnit u) {
+    switch (u) {
+      case benchmark::kNanosecond: return 1e-9;
+      case benchmark::kMicrosecond: return 1e-6;
+      case benchmark::kMillisecond: return 1e-3;
+      default: return 1.0;
+    }
+  }
+  static std::string format_time(double s) {
+    char buf[32];
+    if (s >= 1) std::snprintf(buf, sizeof buf, "%.2f s", s);
+    else if (s >= 1e-3) std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
+    else std::snprintf(buf, sizeof buf, "%.1f us", s * 1e6);
+    return buf;
+  }
+  static std::string format_bytes(double b) {
+    char buf[32];
+    if (b >= 1 << 20) std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1 << 20));
+    else if (b >= 1 << 10) std::snprintf(buf, sizeof buf, "%.1f KiB", b / (1 << 10));
+    else std::snprintf(buf, sizeof buf, "%.0f B", b);
+    return buf;
+  }
+  std::map<std::string, result> results_;
+};
+
+}  // namespace convkit::bench
+
+// Replaceable global allocation functions: count every heap allocation in the benchmark binary.
+// (Included by exactly one translation unit per binary.) They pair malloc/aligned_alloc with free,
+// which GCC cannot see through.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void* operator new(std::size_t n) {
+  convkit::bench::alloc_count.fetch_add(1, std::memory_order_relaxed);
+  convkit::bench::alloc_bytes.fetch_add(static_cast<long long>(n), std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  convkit::bench::alloc_count.fetch_add(1, std::memory_order_relaxed);
+  convkit::bench::alloc_bytes.fetch_add(static_cast<long long>(n), std::memory_order_relaxed);
+  const std::size_t align = static_cast<std::size_t>(a);
+  if (void* p = std::aligned_alloc(align, (n + align - 1) / align * align)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }

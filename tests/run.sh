@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# convkit's whole test suite on a fresh Debian machine (as root; installs what is missing):
+#   1. Release build of everything (every backend; the CUDA backend is compiled and linked, its
+#      device tests report "skipped" without a GPU), all tests, examples and the consumer project;
+#   2. the tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. the concurrency tests under ThreadSanitizer.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bash "$root/cmake/install-deps.sh"
+jobs=${CONVKIT_JOBS:-$(nproc)}
+out=${CONVKIT_BUILD_ROOT:-$root/build-ci}
+# The CUDA backend is asked for explicitly wherever the toolkit is installed, so that a broken GPU
+# build fails here instead of being silently left out.
+cuda=OFF
+if [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc > /dev/null; then cuda=ON; fi
+backends=(-DCONVKIT_WITH_FFTW=ON -DCONVKIT_WITH_BLAS=ON -DCONVKIT_WITH_CUDA=$cuda)
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "Release: build and test everything"
+cmake -S "$root" -B "$out/release" -DCMAKE_BUILD_TYPE=Release "${backends[@]}" > /dev/null
+cmake --build "$out/release" -j "$jobs"
+ctest --test-dir "$out/release" --output-on-failure -j "$jobs"
+
+step "AddressSanitizer + UndefinedBehaviorSanitizer"
+san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+cmake -S "$root" -B "$out/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${backends[@]}" \
+  -DCONVKIT_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" > /dev/null
+cmake --build "$out/asan" -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir "$out/asan" --output-on-failure -j "$jobs" -E consumer_find_package
+
+step "ThreadSanitizer: concurrency tests"
+tsan="-fsanitize=thread"
+cmake -S "$root" -B "$out/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${backends[@]}" \
+  -DCONVKIT_BUILD_BENCHMARKS=OFF -DCONVKIT_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="$tsan" -DCMAKE_EXE_LINKER_FLAGS="$tsan" > /dev/null
+cmake --build "$out/tsan" -j "$jobs" --target test_threads
+TSAN_OPTIONS="halt_on_error=1" ctest --test-dir "$out/tsan" --output-on-failure -R '^test_threads$'
