@@ -1,0 +1,265 @@
+// FFT sizes and tiles, shared by every FFT backend (FFTW, cuFFT). Names no FFT library.
+//
+// CONTRACT (stable: the FFTW and cuFFT backends both code against it)
+//
+// Every problem is, per axis, a strided, dilated valid correlation of the border-extended input
+// (options.hpp, axis_geometry). An FFT backend computes the *dense* (stride-1) result on each axis,
+//   dense[n] = sum_j ext[n + j * dilation] * k'[j],   n in [0, dense),  dense = (out - 1) * stride + 1,
+// and keeps every stride-th element (out[o] = dense[o * stride]).
+//
+// Overlap-save. The dense result is cut into tiles of `block` results per axis. Tile t computes
+// dense[t * block + m], m in [0, block), as a circular convolution of size `transform` (N) of
+//   buffer[r] = ext[t * block + r] = input[r - read_top(t)],   r in [0, N)
+// (exactly what convkit::extend(input, buffer, read_top(t), ...) writes: it accepts windows that
+// start inside the image, so no backend ever materialises the whole extended image) with the
+// kernel placed by padded_kernel(kernel, ..., placement(correlate)). Because N >= block + span - 1,
+// results m < block never read a wrapped-around element; what the buffer holds beyond the first
+// block + span - 1 elements is irrelevant. One tile of size next_fast_size(extent) is the untiled
+// transform; its size is >= H + KHe - 1 whenever the borders are zero (full or same output).
+//
+// Circular shortcut. For border::circular the extended input is periodic with the image's period;
+// when the dense result is no longer than the image (output::same or valid) and the dilated kernel
+// fits in the image, one image-sized transform (N = H, W, read_top = 0, origin = span - 1 -
+// pad_before) computes the whole result: plan.circular is true. It is taken when it is cheaper.
+//
+// Spectrum layout (r2c / c2r, the same for FFTW and cuFFT): a transform of N_r x N_c reals has a
+// half spectrum of N_r x (N_c / 2 + 1) complex values, row-major. An in-place buffer holds the reals
+// with rows padded to real_row_stride() = 2 * (N_c / 2 + 1) elements. The kernel spectrum is the
+// r2c transform of padded_kernel(...) (N_r x N_c, same placement) multiplied by 1 / (N_r * N_c), the
+// normalisation of the unnormalised c2r, so the product needs no separate scaling pass.
+//
+// Cost model. plan_tiles() chooses the transform size that minimises the estimated time, with
+// fft_cost_model constants that each backend measures on its hardware, subject to a workspace cap
+// in bytes per thread (one real buffer per thread plus the shared kernel spectrum). Forced settings
+// (tiling::never / always, a forced block size) exist for tests and benchmarks.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../options.hpp"
+#include "../padding.hpp"
+#include "checked.hpp"
+
+namespace convkit::detail::fft {
+
+/// True if n >= 1 has no prime factor other than 2, 3, 5, 7.
+inline bool is_fast_size(index n) noexcept {
+  if (n < 1) return false;
+  for (index p : {2, 3, 5, 7})
+    while (n % p == 0) n /= p;
+  return n == 1;
+}
+
+/// The smallest 2^a 3^b 5^c 7^d >= n (n >= 1). Throws convkit::error if it overflows convkit::index.
+inline index next_fast_size(index n) {
+  if (n <= 1) return 1;
+  const index limit = std::numeric_limits<index>::max() / 2;
+  if (n > limit / 8) throw error("FFT size " + std::to_string(n) + " overflows convkit::index");
+  index best = index(1) << (64 - __builtin_clzll(static_cast<unsigned long long>(n - 1)));  // 2^a >= n
+  for (index p7 = 1; p7 < best; p7 *= 7)
+    for (index p5 = p7; p5 < best; p5 *= 5)
+      for (index p3 = p5; p3 < best; p3 *= 3) {
+        index m = p3;
+        while (m < n) m *= 2;
+        best = std::min(best, m);
+      }
+  return best;
+}
+
+/// Every 2^a 3^b 5^c 7^d in [lo, hi], ascending.
+inline std::vector<index> fast_sizes(index lo, index hi) {
+  std::vector<index> sizes;
+  for (index p7 = 1; p7 <= hi; p7 *= 7)
+    for (index p5 = p7; p5 <= hi; p5 *= 5)
+      for (index p3 = p5; p3 <= hi; p3 *= 3)
+        for (index m = p3; m <= hi; m *= 2)
+          if (m >= lo) sizes.push_back(m);
+  std::sort(sizes.begin(), sizes.end());
+  return sizes;
+}
+
+/// The r2c/c2r layout of an N_r x N_c real transform (see the contract above).
+struct spectrum_layout {
+  index rows = 0, cols = 0;  ///< the real transform size
+  index complex_cols() const noexcept { return cols / 2 + 1; }
+  index real_row_stride() const noexcept { return 2 * complex_cols(); }  ///< in-place buffers
+  index complex_count() const noexcept { return rows * complex_cols(); }
+  index real_count() const noexcept { return rows * real_row_stride(); }  ///< reals in an in-place buffer
+};
+
+/// The outputs a tile produces along one axis: out[first + i] = tile result at local + i * stride,
+/// i in [0, count).
+struct tile_outputs {
+  index first, count, local;
+};
+
+/// One axis of a tile plan.
+struct axis_tiles {
+  index transform = 0;  ///< N, the transform length
+  index block = 0;      ///< dense results per tile (the last tile may have fewer)
+  index tiles = 0;      ///< ceil(dense / block)
+  index dense = 0;      ///< (out - 1) * stride + 1
+  index stride = 1;
+  index origin = 0;     ///< kernel_placement origin: the dilated kernel position that lands on 0
+  index top0 = 0;       ///< read_top(0)
+
+  /// The `top` (or `left`) argument of convkit::extend that fills tile t's buffer.
+  index read_top(index t) const noexcept { return top0 - t * block; }
+  /// Dense results in tile t.
+  index results(index t) const noexcept { return std::min(block, dense - t * block); }
+  tile_outputs outputs(index t) const noexcept {
+    const index d0 = t * block, d1 = d0 + results(t);
+    const index first = (d0 + stride - 1) / stride, end = (d1 + stride - 1) / stride;
+    return {first, end - first, first * stride - d0};
+  }
+};
+
+/// Whether an FFT backend cuts the image into tiles.
+enum class tiling {
+  automatic,  ///< the cheapest transform size under the memory cap (default)
+  never,      ///< one transform of the whole extended image (or the circular shortcut)
+  always      ///< at least two tiles where the output allows it (tests, benchmarks)
+};
+
+/// What the caller asks for: a mode, and optionally a forced block (dense results per tile) per axis.
+struct tiling_request {
+  tiling mode = tiling::automatic;
+  index block_rows = 0, block_cols = 0;  ///< > 0: force this many dense results per tile (implies tiles)
+};
+
+/// Seconds for one tile of N_r x N_c reals: forward + inverse transform, fill, product, copy-out:
+///   transform_unit * N log2 N * (1, or slow_size_factor if N_r or N_c is not a fast size)
+///   + element_unit * N,                                   N = N_r * N_c.
+/// One tile on several threads is sped up by 1 + threaded_efficiency * (threads - 1); several tiles
+/// are spread over the threads, ceil(tiles / threads) per thread.
+struct fft_cost_model {
+  double transform_unit = 1e-10;
+  double element_unit = 2e-9;
+  double slow_size_factor = 4.0;
+  double threaded_efficiency = 0.6;
+};
+
+/// The chosen transform: sizes, tiles and the estimate that chose them.
+struct tile_plan {
+  axis_tiles rows, cols;
+  bool circular = false;  ///< the circular shortcut: image-sized transform, no padding
+  double seconds = 0;     ///< estimated time with the cost model used
+
+  index tiles() const noexcept { return rows.tiles * cols.tiles; }
+  spectrum_layout layout() const noexcept { return {rows.transform, cols.transform}; }
+  /// padded_kernel placement for the kernel spectrum: convolution places the kernel as given,
+  /// correlation flipped (the product of spectra is a convolution).
+  kernel_placement placement(bool correlate, int dilation_rows, int dilation_cols) const noexcept {
+    return {correlate, dilation_rows, dilation_cols, rows.origin, cols.origin};
+  }
+  /// Bytes of one tile buffer (in-place r2c layout) of T; the kernel spectrum has the same size.
+  index buffer_bytes(index element_bytes) const noexcept { return layout().real_count() * element_bytes; }
+  /// Workspace of `workers` concurrent tile buffers plus the shared kernel spectrum.
+  index workspace_bytes(index element_bytes, int workers) const noexcept {
+    return (index(workers) + 1) * buffer_bytes(element_bytes);
+  }
+};
+
+/// Estimated seconds of one tile (see fft_cost_model).
+inline double tile_seconds(index n_rows, index n_cols, const fft_cost_model& m) noexcept {
+  const double n = double(n_rows) * double(n_cols);
+  const double slow = (is_fast_size(n_rows) && is_fast_size(n_cols)) ? 1.0 : m.slow_size_factor;
+  return m.transform_unit * n * std::log2(std::max(n, 2.0)) * slow + m.element_unit * n;
+}
+
+/// Estimated seconds of `tiles` tiles of n_rows x n_cols on `threads` threads.
+inline double plan_seconds(index tiles, index n_rows, index n_cols, int threads, const fft_cost_model& m) noexcept {
+  const double one = tile_seconds(n_rows, n_cols, m);
+  if (tiles == 1) return one / (1.0 + m.threaded_efficiency * (threads - 1));
+  const index per_thread = (tiles + threads - 1) / threads;
+  return double(per_thread) * one;
+}
+
+namespace plan_detail {
+inline axis_tiles overlap_save_axis(const axis_geometry& g, index transform, index block) {
+  axis_tiles a;
+  a.dense = (g.out - 1) * g.stride + 1;
+  a.transform = transform;
+  a.block = std::min(block, a.dense);
+  a.tiles = (a.dense + a.block - 1) / a.block;
+  a.stride = g.stride;
+  a.origin = g.span - 1;
+  a.top0 = g.pad_before;
+  return a;
+}
+inline axis_tiles circular_axis(const axis_geometry& g) {
+  axis_tiles a;
+  a.dense = (g.out - 1) * g.stride + 1;
+  a.transform = g.in;
+  a.block = a.dense;
+  a.tiles = 1;
+  a.stride = g.stride;
+  a.origin = g.span - 1 - g.pad_before;
+  a.top0 = 0;
+  return a;
+}
+}  // namespace plan_detail
+
+/// Chooses the transform for problem `geo` with border `edge`, `element_bytes` per real (4 or 8),
+/// `threads` >= 1 workers, under `memory_cap` bytes per thread of workspace (tiling::automatic only;
+/// if no tile fits, the smallest is used). Deterministic: the same arguments give the same plan.
+inline tile_plan plan_tiles(const geometry& geo, border edge, index element_bytes, int threads,
+                            const tiling_request& req, const fft_cost_model& model, index memory_cap) {
+  using plan_detail::circular_axis;
+  using plan_detail::overlap_save_axis;
+  threads = std::max(threads, 1);
+  const axis_geometry& gr = geo.rows;
+  const axis_geometry& gc = geo.cols;
+  const auto make = [&](axis_tiles r, axis_tiles c, bool circ) {
+    tile_plan p{r, c, circ, 0.0};
+    p.seconds = plan_seconds(p.tiles(), r.transform, c.transform, threads, model);
+    return p;
+  };
+
+  if (req.block_rows > 0 || req.block_cols > 0) {  // forced blocks (an axis left at 0 is untiled)
+    const auto axis = [](const axis_geometry& g, index block) {
+      const index dense = (g.out - 1) * g.stride + 1;
+      const index b = block > 0 ? std::min(block, dense) : dense;
+      return overlap_save_axis(g, next_fast_size(checked_add(b, g.span - 1, "FFT tile")), b);
+    };
+    return make(axis(gr, req.block_rows), axis(gc, req.block_cols), false);
+  }
+
+  const index untiled_r = next_fast_size(gr.extent), untiled_c = next_fast_size(gc.extent);
+  tile_plan best = make(overlap_save_axis(gr, untiled_r, untiled_r), overlap_save_axis(gc, untiled_c, untiled_c), false);
+  // A periodic extended input whose dense result fits in one period (output::same, or valid) needs
+  // no padding at all: the image-sized circular convolution is the answer.
+  const auto periodic_fits = [](const axis_geometry& g) { return g.span <= g.in && (g.out - 1) * g.stride + 1 <= g.in; };
+  if (req.mode != tiling::always && edge == border::circular && periodic_fits(gr) && periodic_fits(gc)) {
+    const tile_plan circ = make(circular_axis(gr), circular_axis(gc), true);
+    if (circ.seconds < best.seconds) best = circ;
+  }
+  if (req.mode == tiling::never) return best;
+
+  const std::vector<index> sizes_r = fast_sizes(gr.span, untiled_r), sizes_c = fast_sizes(gc.span, untiled_c);
+  bool have = false;
+  tile_plan best_fit{}, smallest{};
+  if (req.mode == tiling::automatic && best.buffer_bytes(element_bytes) * 2 <= memory_cap) {
+    best_fit = best;
+    have = true;
+  }
+  for (index nr : sizes_r)
+    for (index nc : sizes_c) {
+      const tile_plan p = make(overlap_save_axis(gr, nr, nr - gr.span + 1), overlap_save_axis(gc, nc, nc - gc.span + 1), false);
+      if (req.mode == tiling::always && p.tiles() < 2) continue;
+      // One buffer per thread plus the shared kernel spectrum, per thread: at most 2 buffers.
+      if (smallest.tiles() == 0 || p.buffer_bytes(element_bytes) < smallest.buffer_bytes(element_bytes)) smallest = p;
+      if (req.mode == tiling::automatic && p.buffer_bytes(element_bytes) * 2 > memory_cap) continue;
+      if (!have || p.seconds < best_fit.seconds) {
+        best_fit = p;
+        have = true;
+      }
+    }
+  if (have) return best_fit;
+  return smallest.tiles() > 0 ? smallest : best;
+}
+
+}  // namespace convkit::detail::fft
