@@ -1,0 +1,444 @@
+// The fft backend (FFTW): accuracy on the shared grid with a transform-sized error bound, a large
+// dynamic range, tiles (forced small ones too), plan reuse and the plan cache, no allocation per
+// execute, concurrent calls, wisdom, and what NaN and Inf do.
+#include <convkit/convkit.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <thread>
+
+#include "problems.hpp"
+
+// Every allocation of this program is counted, so that a test can prove that a stretch of code
+// allocates nothing.
+namespace {
+std::atomic<long long> allocations{0};
+
+void* counted_alloc(std::size_t n, std::size_t align) {
+  ++allocations;
+  if (n == 0) n = 1;
+  void* p = align <= alignof(std::max_align_t) ? std::malloc(n) : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return counted_alloc(n, 0); }
+void* operator new[](std::size_t n) { return counted_alloc(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) { return counted_alloc(n, std::size_t(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted_alloc(n, std::size_t(a)); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+// Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
+namespace convkit::testing {
+namespace {
+
+/// The fft backend's rounding error per element is at most
+///   fft_error_factor * eps * log2(N_r * N_c) * ||extended input||_2 * ||kernel||_2
+/// for the transform size N_r x N_c it uses (error_model::global in problems.hpp). The worst seen
+/// over many seeds is about 0.2 of this bound, in float and double.
+constexpr double fft_error_factor = 1.0;
+
+detail::problem problem_of(const problem_case& c) {
+  detail::problem p{detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt), c.opt, true};
+  p.opt.threads = detail::resolve_threads(c.opt.threads);
+  return p;
+}
+
+template <class T>
+detail::fft::tile_plan tile_plan_of(const problem_case& c) {
+  return detail::fftw_tile_plan(problem_of(c), sizeof(T), fftw::get_config());
+}
+
+template <class T>
+error_model fft_error(const problem_case& c) {
+  const detail::fft::tile_plan t = tile_plan_of<T>(c);
+  return {0.0, fft_error_factor * std::log2(std::max(4.0, double(t.rows.transform) * double(t.cols.transform)))};
+}
+
+/// Sets the fft configuration for one scope and restores the previous one after it.
+class scoped_config {
+ public:
+  explicit scoped_config(const fftw::config& c) : saved_(fftw::get_config()) { fftw::set_config(c); }
+  ~scoped_config() { fftw::set_config(saved_); }
+  scoped_config(const scoped_config&) = delete;
+  scoped_config& operator=(const scoped_config&) = delete;
+
+ private:
+  fftw::config saved_;
+};
+
+template <class T>
+void run_grid(std::uint64_t salt) {
+  std::mt19937_64 rng(run_seed() ^ salt ^ sizeof(T));
+  for (problem_case c : problem_grid()) {
+    c.opt.algo = algorithm::fft;
+    check_case<T>(c, rng, [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); },
+                  fft_error<T>);
+  }
+}
+
+/// Log-uniform values in [lo, hi].
+template <class T>
+void fill_log_uniform(view2d<T> v, double lo, double hi, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> d(std::log(lo), std::log(hi));
+  for (index r = 0; r < v.rows(); ++r)
+    for (index c = 0; c < v.cols(); ++c) v(r, c) = static_cast<T>(std::exp(d(rng)));
+}
+
+/// Worst errors of one large-dynamic-range convolution: the largest |got - want| / |want| and the
+/// largest |got - want| relative to the transform bound (must be <= 1).
+struct range_errors {
+  double relative = 0, of_bound = 0;
+};
+
+template <class T>
+range_errors dynamic_range_case(index n, index k, const fftw::config& cfg, std::mt19937_64& rng) {
+  scoped_config scope(cfg);
+  array2d<T> in(n, n), kernel(k, k);
+  fill_log_uniform(in.view(), 1e-3, 1e3, rng);
+  fill_log_uniform(kernel.view(), 0.5, 1.0, rng);
+  options o;
+  o.algo = algorithm::fft;
+  const array2d<T> got = conv2d(in, kernel, o);
+  const array2d<double> want = reference::conv2d<T>(in, kernel, o);
+  double in2 = 0, k2 = 0;  // zero border, full output: the extended input's norm is the input's
+  for (index i = 0; i < in.size(); ++i) in2 += double(in.data()[i]) * double(in.data()[i]);
+  for (index i = 0; i < kernel.size(); ++i) k2 += double(kernel.data()[i]) * double(kernel.data()[i]);
+  const problem_case c{n, n, k, k, 0, o};
+  const double bound = std::numeric_limits<T>::epsilon() * fft_error<T>(c).global * std::sqrt(in2 * k2);
+  range_errors e;
+  for (index i = 0; i < got.size(); ++i) {
+    const double err = std::abs(double(got.data()[i]) - want.data()[i]);
+    e.relative = std::max(e.relative, err / std::abs(want.data()[i]));
+    e.of_bound = std::max(e.of_bound, err / bound);
+  }
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("fft matches the reference over the problem grid", "[fft]") {
+  run_grid<float>(1);
+  run_grid<double>(1);
+}
+
+TEST_CASE("fft: forced small tiles match the reference for every mode, border, stride and dilation", "[fft][tiles]") {
+  for (index tile : {1, 2, 3, 5}) {
+    INFO("tiles of " << tile << "x" << tile + 1 << " results");
+    fftw::config cfg;
+    cfg.tile_rows = tile;
+    cfg.tile_cols = tile + 1;
+    scoped_config scope(cfg);
+    run_grid<float>(10 + std::uint64_t(tile));
+    run_grid<double>(10 + std::uint64_t(tile));
+  }
+  fftw::config cfg;
+  cfg.tiles = fftw::tiling::always;
+  scoped_config scope(cfg);
+  run_grid<float>(20);
+  run_grid<double>(20);
+}
+
+TEST_CASE("fft: untiled transforms are linear, not circular", "[fft][tiles]") {
+  fftw::config cfg;
+  cfg.tiles = fftw::tiling::never;
+  scoped_config scope(cfg);
+  run_grid<float>(30);
+  for (problem_case c : problem_grid(0)) {
+    if (c.opt.edge != border::zero || c.opt.size == output::valid) continue;
+    INFO(c.describe());
+    const detail::fft::tile_plan t = tile_plan_of<float>(c);
+    const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+    CHECK(t.tiles() == 1);
+    CHECK(t.rows.transform >= g.rows.extent);  // the whole extended input that strides read
+    CHECK(t.cols.transform >= g.cols.extent);
+    if (c.opt.stride_rows == 1) CHECK(t.rows.transform >= c.rows + (c.k_rows - 1) * c.opt.dilation_rows);
+    if (c.opt.stride_cols == 1) CHECK(t.cols.transform >= c.cols + (c.k_cols - 1) * c.opt.dilation_cols);
+    CHECK(detail::fft::is_fast_size(t.rows.transform));
+    CHECK(detail::fft::is_fast_size(t.cols.transform));
+  }
+}
+
+TEST_CASE("fft: border::circular with output::same uses image-sized transforms where cheaper", "[fft][tiles]") {
+  std::mt19937_64 rng(run_seed() ^ 0xc1c);
+  int shortcut = 0;
+  for (index n : {24, 30, 64}) {
+    for (int stride : {1, 2}) {
+      problem_case c{n, n + 6, 5, 4, 0, {}};
+      c.opt.size = output::same;
+      c.opt.edge = border::circular;
+      c.opt.stride_rows = stride;
+      c.opt.dilation_cols = 2;
+      c.opt.correlate = stride == 2;
+      c.opt.algo = algorithm::fft;
+      const detail::fft::tile_plan t = tile_plan_of<double>(c);
+      shortcut += t.circular;
+      if (t.circular) CHECK(t.rows.transform == c.rows);
+      check_case<double>(c, rng, [](view2d<const double> in, view2d<const double> k, view2d<double> out, const options& o) { conv2d<double>(in, k, out, o); },
+                         fft_error<double>);
+    }
+  }
+  CHECK(shortcut > 0);
+}
+
+TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
+  std::vector<problem_case> cases = problem_grid(32);
+  for (index big : {300, 1000}) {  // automatic tiling of larger images under small memory caps
+    problem_case c{big, big + 17, 15, 9, 0, {}};
+    cases.push_back(c);
+    c.opt.stride_rows = 3;
+    c.opt.dilation_cols = 2;
+    cases.push_back(c);
+  }
+  for (const problem_case& c : cases) {
+    const detail::problem p = problem_of(c);
+    for (index tile : {0, 1, 4, 7}) {
+      for (index cap : {index(64) << 20, index(64) << 10}) {
+        const detail::fft::tiling_request req{detail::fft::tiling::automatic, tile, tile == 0 ? 0 : tile + 2};
+        const detail::fft::tile_plan t = detail::fft::plan_tiles(p.geo, c.opt.edge, 4, 2, req, detail::fftw_cost_model, cap);
+        INFO(c.describe() << ", forced tile " << tile << ", cap " << cap);
+        const shape2d s = p.geo.out();
+        array2d<int> hits(s.rows, s.cols);
+        index wrapped = 0;  // results kept from the part of a tile that wrap-around reaches
+        for (index tr = 0; tr < t.rows.tiles; ++tr)
+          for (index tc = 0; tc < t.cols.tiles; ++tc) {
+            const detail::fft::tile_outputs r = t.rows.outputs(tr), col = t.cols.outputs(tc);
+            if (r.count > 0) wrapped += r.local + (r.count - 1) * t.rows.stride >= t.rows.results(tr);
+            if (col.count > 0) wrapped += col.local + (col.count - 1) * t.cols.stride >= t.cols.results(tc);
+            if (!t.circular) {
+              wrapped += t.rows.results(tr) + p.geo.rows.span - 1 > t.rows.transform;
+              wrapped += t.cols.results(tc) + p.geo.cols.span - 1 > t.cols.transform;
+            }
+            for (index i = 0; i < r.count; ++i)
+              for (index j = 0; j < col.count; ++j) ++hits(r.first + i, col.first + j);
+          }
+        CHECK(wrapped == 0);
+        index wrong = 0;
+        for (index i = 0; i < hits.size(); ++i) wrong += hits.data()[i] != 1;
+        CHECK(wrong == 0);
+        if (tile == 0 && cap == (index(64) << 10) && t.tiles() > 1) CHECK(t.buffer_bytes(4) * 2 <= cap);
+      }
+    }
+  }
+}
+
+TEST_CASE("fft: the tiled workspace stays under the cap at 10000x10000 * 15x15", "[fft][tiles]") {
+  const problem_case c{10000, 10000, 15, 15, 0, {}};
+  for (int threads : {1, 2, 8}) {
+    detail::problem p = problem_of(c);
+    p.opt.threads = threads;
+    const detail::fft::tile_plan t = detail::fftw_tile_plan(p, sizeof(float), fftw::config{});
+    INFO(threads << " threads: transform " << t.rows.transform << "x" << t.cols.transform << ", " << t.tiles() << " tiles");
+    CHECK(t.tiles() > 1);
+    CHECK(t.workspace_bytes(sizeof(float), threads) <= (index(64) << 20) * threads);
+  }
+}
+
+TEST_CASE("fft: a large dynamic range (1e-3..1e3) stays within the transform bound", "[fft][accuracy]") {
+  std::mt19937_64 rng(run_seed() ^ 0xd7);
+  fftw::config tiled;
+  tiled.tiles = fftw::tiling::always;
+  for (const fftw::config& cfg : {fftw::config{}, tiled}) {
+    const range_errors f = dynamic_range_case<float>(256, 15, cfg, rng);
+    const range_errors d = dynamic_range_case<double>(256, 15, cfg, rng);
+    std::printf("fft, 256x256 * 15x15 full, values 1e-3..1e3, %s: worst relative error float %.3g, double %.3g "
+                "(%.2f and %.2f of the transform bound)\n",
+                cfg.tiles == fftw::tiling::always ? "tiled" : "automatic", f.relative, d.relative, f.of_bound, d.of_bound);
+    CHECK(f.of_bound <= 1.0);
+    CHECK(d.of_bound <= 1.0);
+  }
+}
+
+TEST_CASE("fft: a second conv2d of the same shape makes no new FFTW plan", "[fft][plans]") {
+  std::mt19937_64 rng(run_seed() ^ 0x9a);
+  for (int threads : {1, 2}) {
+    array2d<float> in(131 + threads, 77), k(6, 5);
+    fill_random(in.view(), rng);
+    fill_random(k.view(), rng);
+    options o;
+    o.algo = algorithm::fft;
+    o.threads = threads;
+    conv2d(in, k, o);
+    const long long made = detail::fftw_plans_made();
+    fill_random(in.view(), rng);  // other data, same shape
+    conv2d(in, k, o);
+    plan<float> reused(in.rows(), in.cols(), k, o);  // plans share the cache too
+    CHECK(detail::fftw_plans_made() == made);
+  }
+  // The cache's key: transform size, precision, threads and planner flags.
+  const detail::fft::spectrum_layout size{150, 98};
+  const auto f1 = detail::fftw_cached_plans<float>(size, 1, FFTW_ESTIMATE);
+  CHECK(detail::fftw_cached_plans<float>(size, 1, FFTW_ESTIMATE) == f1);
+  CHECK(detail::fftw_cached_plans<float>(size, 2, FFTW_ESTIMATE) != f1);
+  CHECK(detail::fftw_cached_plans<float>({150, 99}, 1, FFTW_ESTIMATE) != f1);
+  const long long made = detail::fftw_plans_made();
+  detail::fftw_cached_plans<double>(size, 1, FFTW_ESTIMATE);
+  CHECK(detail::fftw_plans_made() == made + 2);  // double precision: a new r2c and c2r
+}
+
+TEST_CASE("fft: plan<T>::execute allocates nothing", "[fft][plans]") {
+  std::mt19937_64 rng(run_seed() ^ 0xa1);
+  fftw::config tiled;
+  tiled.tile_rows = 20;
+  tiled.tile_cols = 30;
+  for (const fftw::config& cfg : {fftw::config{}, tiled}) {
+    scoped_config scope(cfg);
+    options o;
+    o.algo = algorithm::fft;
+    o.threads = 1;
+    o.edge = border::reflect;
+    o.size = output::same;
+    array2d<float> in(100, 120), k(7, 7), out(100, 120);
+    fill_random(in.view(), rng);
+    fill_random(k.view(), rng);
+    plan<float> p(100, 120, k, o);
+    p.execute(in, out);
+    const long long before = allocations.load();
+    for (int i = 0; i < 3; ++i) p.execute(in, out);
+    CHECK(allocations.load() == before);
+    const array2d<double> want = reference::conv2d<float>(in, k, o);
+    for (index i = 0; i < out.size(); ++i) REQUIRE(std::abs(out.data()[i] - want.data()[i]) < 1e-4);
+  }
+}
+
+TEST_CASE("fft: 8 threads convolve different shapes at once", "[fft][threads]") {
+  const std::vector<problem_case> grid = problem_grid(16);
+  std::vector<std::string> failures[8];
+  std::atomic<std::size_t> checked{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 8; ++t) {
+    pool.emplace_back([&, t] {
+      std::mt19937_64 rng(run_seed() + 101 * std::uint64_t(t));
+      for (std::size_t i = std::size_t(t); i < grid.size(); i += 8) {
+        problem_case c = grid[i];
+        c.opt.algo = algorithm::fft;
+        c.opt.threads = 1 + int(i % 3);
+        array2d<double> in(c.rows + index(t), c.cols), k(c.k_rows, c.k_cols);  // shapes differ per thread
+        c.rows += index(t);
+        fill_random(in.view(), rng);
+        fill_random(k.view(), rng);
+        const array2d<double> got = conv2d(in, k, c.opt);
+        const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
+        double in2 = 0, k2 = 0;
+        const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+        array2d<double> ext(g.rows.extent, g.cols.extent);
+        extend<double>(in, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, c.opt.edge_value);
+        for (index j = 0; j < ext.size(); ++j) in2 += ext.data()[j] * ext.data()[j];
+        for (index j = 0; j < k.size(); ++j) k2 += k.data()[j] * k.data()[j];
+        const double bound = std::numeric_limits<double>::epsilon() * fft_error<double>(c).global * std::sqrt(in2 * k2);
+        for (index j = 0; j < got.size(); ++j)
+          if (!(std::abs(got.data()[j] - want.data()[j]) <= bound)) {
+            failures[t].push_back(c.describe());
+            break;
+          }
+        ++checked;
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  CHECK(checked == grid.size());
+  for (const auto& f : failures)
+    for (const auto& msg : f) FAIL_CHECK(msg);
+}
+
+TEST_CASE("fft: wisdom survives an export / forget / import round trip", "[fft][wisdom]") {
+  const std::string path = "convkit_test_fftw.wisdom";
+  const detail::fft::spectrum_layout float_size{36, 40}, double_size{42, 50};
+  constexpr unsigned from_wisdom = FFTW_MEASURE | FFTW_WISDOM_ONLY;
+  detail::fftw_cached_plans<float>(float_size, 1, FFTW_MEASURE);
+  detail::fftw_cached_plans<double>(double_size, 1, FFTW_MEASURE);
+  fftw::export_wisdom(path);
+  fftw::forget_wisdom();
+  CHECK_THROWS_AS(detail::fftw_cached_plans<float>(float_size, 1, from_wisdom), error);
+  CHECK_THROWS_AS(detail::fftw_cached_plans<double>(double_size, 1, from_wisdom), error);
+  fftw::import_wisdom(path);
+  CHECK(detail::fftw_cached_plans<float>(float_size, 1, from_wisdom) != nullptr);
+  CHECK(detail::fftw_cached_plans<double>(double_size, 1, from_wisdom) != nullptr);
+  std::remove(path.c_str());
+
+  CHECK_THROWS_WITH(fftw::import_wisdom("/nonexistent/convkit.wisdom"), Catch::Contains("/nonexistent/convkit.wisdom"));
+  CHECK_THROWS_AS(fftw::export_wisdom("/nonexistent/dir/convkit.wisdom"), error);
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs("(fftw-3.3.10 fftwf_wisdom #x0 garbage", f);
+    std::fclose(f);
+  }
+  CHECK_THROWS_AS(fftw::import_wisdom(path), error);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("fft: planning rigour and tiling settings apply to plans made afterwards", "[fft][config]") {
+  fftw::config cfg;
+  cfg.planning = fftw::rigour::measure;
+  cfg.tile_rows = 16;
+  cfg.tile_cols = 16;
+  {
+    scoped_config scope(cfg);
+    CHECK(fftw::get_config().planning == fftw::rigour::measure);
+    std::mt19937_64 rng(run_seed() ^ 0x3e);
+    problem_case c{40, 50, 3, 3, 0, {}};
+    c.opt.algo = algorithm::fft;
+    CHECK(tile_plan_of<float>(c).tiles() == 3 * 4);  // 42 x 52 dense full results
+    check_case<float>(c, rng, [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& o) { conv2d<float>(in, k, out, o); },
+                      fft_error<float>);
+  }
+  CHECK(fftw::get_config().planning == fftw::rigour::estimate);
+  fftw::config bad;
+  bad.tile_rows = -1;
+  CHECK_THROWS_WITH(fftw::set_config(bad), Catch::Contains("tile_rows"));
+  bad = {};
+  bad.memory_cap = 0;
+  CHECK_THROWS_WITH(fftw::set_config(bad), Catch::Contains("memory_cap"));
+}
+
+TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
+  // Data with NaN or Inf: the cost rule refuses them, so automatic never picks fft.
+  const problem_case big{64, 64, 31, 31, 0, {}};
+  detail::problem p = problem_of(big);
+  CHECK(detail::fftw_cost(p) < detail::never);
+  p.finite = false;
+  CHECK(detail::fftw_cost(p) == detail::never);
+  REQUIRE(automatic_choice(64, 64, 31, 31, {}) == algorithm::fft);  // finite data of this shape go to fft
+
+  array2d<float> in(64, 64), k(31, 31);
+  std::mt19937_64 rng(run_seed() ^ 0x4a4);
+  fill_random(in.view(), rng);
+  fill_random(k.view(), rng);
+  in(0, 0) = std::numeric_limits<float>::quiet_NaN();
+  // automatic: only the outputs whose taps read element (0, 0) are NaN, as the definition says.
+  const array2d<float> automatic = conv2d(in, k);
+  index nan_automatic = 0;
+  for (index r = 0; r < automatic.rows(); ++r)
+    for (index c = 0; c < automatic.cols(); ++c) {
+      const bool reads_nan = r < 31 && c < 31;
+      nan_automatic += std::isnan(automatic(r, c));
+      CHECK(std::isnan(automatic(r, c)) == reads_nan);
+    }
+  CHECK(nan_automatic == 31 * 31);
+
+  // fft asked for explicitly, untiled: one NaN or Inf in the input turns every output into NaN.
+  fftw::config untiled;
+  untiled.tiles = fftw::tiling::never;
+  scoped_config scope(untiled);
+  options o;
+  o.algo = algorithm::fft;
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    in(0, 0) = bad;
+    const array2d<float> smeared = conv2d(in, k, o);
+    index nan_fft = 0;
+    for (index i = 0; i < smeared.size(); ++i) nan_fft += std::isnan(smeared.data()[i]);
+    CHECK(nan_fft == smeared.size());
+  }
+}
+
+}  // namespace convkit::testing
