@@ -1,8 +1,18 @@
-// Threads: how many to use, and a fork-join loop over a range of work items.
+// Threads: how many to use, and a fork-join loop over a range of work items on a persistent pool.
+//
+// The pool's workers are started once, on first use, and wait on a condition variable between jobs,
+// so a parallel call costs a wake-up rather than thread creation and allocates nothing (plans promise
+// no allocation per execute). One fork-join runs on the pool at a time: a caller that finds the pool
+// busy (another thread's convolution is using it) runs its whole range itself, since the cores are
+// taken anyway.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
 #include <exception>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -17,30 +27,110 @@ inline int resolve_threads(int requested) noexcept {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
+class thread_pool {
+ public:
+  /// The process-wide pool, with one worker per hardware thread beyond the caller's.
+  static thread_pool& instance() {
+    static thread_pool pool(resolve_threads(0) - 1);
+    return pool;
+  }
+
+  ~thread_pool() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+
+  int workers() const noexcept { return static_cast<int>(workers_.size()); }
+
+  /// Calls part(p) for every p in [0, parts) on the caller and up to parts - 1 workers; returns false
+  /// without calling anything if the pool is busy. The first exception of any part is rethrown.
+  template <class Part>
+  bool run(index parts, Part& part) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      job_ = &part;
+      call_ = [](void* job, index p) { (*static_cast<Part*>(job))(p); };
+      parts_ = parts;
+      next_.store(1);  // part 0 is the caller's
+      running_ = static_cast<int>(std::min<index>(parts - 1, workers()));
+      error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    work(0);
+    for (index p = next_.fetch_add(1); p < parts; p = next_.fetch_add(1)) work(p);
+    std::unique_lock<std::mutex> lock(m_);
+    done_.wait(lock, [&] { return running_ == 0; });
+    job_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+    return true;
+  }
+
+ private:
+  explicit thread_pool(int n) {
+    workers_.reserve(static_cast<std::size_t>(std::max(n, 0)));
+    for (int i = 0; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
+  }
+
+  void work(index p) noexcept {
+    try {
+      call_(job_, p);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(m_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+
+  void loop(int id) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        // Only the first `running_` workers of this job take part (the job may have few parts).
+        if (id >= std::min<index>(parts_ - 1, workers())) continue;
+      }
+      for (index p = next_.fetch_add(1); p < parts_; p = next_.fetch_add(1)) work(p);
+      std::lock_guard<std::mutex> lock(m_);
+      if (--running_ == 0) done_.notify_one();
+    }
+  }
+
+  std::mutex busy_;  // held by the caller of run() for the whole fork-join
+  std::mutex m_;     // guards everything below
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  void* job_ = nullptr;
+  void (*call_)(void*, index) = nullptr;
+  index parts_ = 0;
+  std::atomic<index> next_{0};
+  int running_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
 /// Calls body(begin, end) on `threads` contiguous, nearly equal slices of [0, n), the first on the
-/// calling thread. The first exception thrown by any slice is rethrown after all have finished.
+/// calling thread, the others on the pool (or all on the caller if the pool is busy). The first
+/// exception thrown by any slice is rethrown after all have finished.
 template <class Body>
 void parallel_for(index n, int threads, Body&& body) {
   const index parts = std::clamp<index>(threads, 1, std::max<index>(n, 1));
-  if (parts == 1) {
-    body(index(0), n);
-    return;
+  if (parts > 1) {
+    auto part = [&](index p) { body(n * p / parts, n * (p + 1) / parts); };
+    if (thread_pool::instance().run(parts, part)) return;
   }
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(parts));
-  const auto slice = [&](index p) {
-    try {
-      body(n * p / parts, n * (p + 1) / parts);
-    } catch (...) {
-      errors[static_cast<std::size_t>(p)] = std::current_exception();
-    }
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<std::size_t>(parts - 1));
-  for (index p = 1; p < parts; ++p) pool.emplace_back(slice, p);
-  slice(0);
-  for (auto& t : pool) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  body(index(0), n);
 }
 
 }  // namespace convkit::detail
