@@ -54,3 +54,43 @@ TEST_CASE("8 threads convolve different shapes at once", "[threads]") {
 }
 
 }  // namespace convkit::testing
+
+namespace convkit::testing {
+
+TEST_CASE("parallel_for covers its range exactly once, from any number of callers", "[threads]") {
+  const auto cover = [](index n, int threads) {
+    std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+    detail::parallel_for(n, threads, [&](index b, index e) {
+      for (index i = b; i < e; ++i) ++hits[static_cast<std::size_t>(i)];
+    });
+    for (auto& h : hits)
+      if (h.load() != 1) return false;
+    return true;
+  };
+  for (index n : {0, 1, 2, 7, 100})
+    for (int threads : {1, 2, 3, 8}) CHECK(cover(n, threads));
+  std::atomic<int> ok{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&] {
+      for (int rep = 0; rep < 50; ++rep) ok += cover(64, 2) ? 1 : 0;
+    });
+  for (auto& c : callers) c.join();
+  CHECK(ok == 200);
+}
+
+TEST_CASE("parallel_for rethrows the first exception after every slice finished", "[threads]") {
+  std::atomic<int> finished{0};
+  CHECK_THROWS_WITH(detail::parallel_for(4, 4,
+                                         [&](index b, index) {
+                                           ++finished;
+                                           if (b >= 2) throw error("slice failed");
+                                         }),
+                    "slice failed");
+  CHECK(finished == 4);
+  std::atomic<int> calls{0};
+  detail::parallel_for(10, 2, [&](index, index) { ++calls; });  // the pool still works afterwards
+  CHECK(calls >= 1);
+}
+
+}  // namespace convkit::testing
