@@ -4,10 +4,14 @@
 // are odd, even, 1x1, non-square and larger than the image, strides and dilations 1..3, and views
 // whose row_stride exceeds cols; then adds random cases drawn from the run's seed. Inputs are fresh
 // random numbers on every run: the seed is printed, and CONVKIT_TEST_SEED=<n> replays a run.
+//
+// layer_grid() and check_layer_case() do the same for convolution layers (layer_options.hpp).
 #pragma once
 
 #include <convkit/conv2d.hpp>
+#include <convkit/layer_options.hpp>
 #include <convkit/reference.hpp>
+#include <convkit/view4d.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -191,5 +195,178 @@ void check_case(const problem_case& c, std::mt19937_64& rng, Compute&& compute, 
 /// Roundoff bound of a direct evaluation: a sum of k_rows * k_cols products accumulates at most
 /// that many roundings (plus one for the product), relative to the magnitude sum.
 inline error_model direct_error(const problem_case& c) { return {double(c.k_rows * c.k_cols + 1), 0.0}; }
+
+// --- Layers -----------------------------------------------------------------------------------------
+
+struct layer_case {
+  index n, c, k, h, w, r, s;  ///< input [n, c, h, w], weights [k, c / groups, r, s]
+  bool bias;
+  layer_options opt;
+
+  shape4d input() const noexcept { return {n, c, h, w}; }
+  shape4d weights() const noexcept { return {k, c / opt.groups, r, s}; }
+  std::string describe() const {
+    std::ostringstream o;
+    o << "input [" << n << "," << c << "," << h << "," << w << "] weights [" << k << "," << c / opt.groups << "," << r
+      << "," << s << "] groups " << opt.groups << " stride " << opt.stride_rows << "," << opt.stride_cols << " pad "
+      << opt.pad_rows << "," << opt.pad_cols << " dil " << opt.dilation_rows << "," << opt.dilation_cols << " "
+      << to_string(opt.edge) << (bias ? " bias" : " no bias");
+    return o.str();
+  }
+};
+
+/// The layer grid: N 1..3, C and K 1..8, groups dividing both (dense, grouped, depthwise groups = C = K),
+/// R and S 1..7, stride, padding and dilation per axis 1..3 / 0..3 / 1..3, every border a layer takes
+/// (zero, reflect, replicate, circular, symmetric), with and without bias, including the 1x1 stride-1
+/// unpadded case; then `random_cases` cases drawn from the run's seed.
+inline std::vector<layer_case> layer_grid(int random_cases = 64) {
+  std::vector<layer_case> cases;
+  const auto add = [&](layer_case c) {
+    // The dilated kernel must fit in the padded input: grow the image until it does.
+    c.h = std::max(c.h, (c.r - 1) * c.opt.dilation_rows + 1 - 2 * c.opt.pad_rows);
+    c.w = std::max(c.w, (c.s - 1) * c.opt.dilation_cols + 1 - 2 * c.opt.pad_cols);
+    cases.push_back(c);
+  };
+  const auto set_channels = [](layer_case& c, int grouping, index m) {
+    if (grouping == 0) {  // dense
+      c.opt.groups = 1;
+      c.c = 1 + (3 * m) % 8;
+      c.k = 1 + (5 * m + 2) % 8;
+    } else if (grouping == 1) {  // grouped: 2..4 groups of 1..2 channels and 1..2 filters
+      c.opt.groups = int(2 + m % 3);
+      c.c = c.opt.groups * (1 + m % 2);
+      c.k = c.opt.groups * (1 + (m / 2) % 2);
+    } else {  // depthwise
+      c.opt.groups = int(1 + (7 * m + 3) % 8);
+      c.c = c.k = c.opt.groups;
+    }
+  };
+  static const index images[][2] = {{9, 11}, {16, 5}, {1, 7}, {12, 12}, {6, 1}, {17, 3}, {2, 2}, {8, 14}};
+  index m = 0;
+  for (border edge : {border::zero, border::reflect, border::replicate, border::circular, border::symmetric})
+    for (int grouping = 0; grouping < 3; ++grouping)
+      for (bool bias : {false, true})
+        for (int i = 0; i < 4; ++i, ++m) {
+          layer_case c{};
+          c.n = 1 + m % 3;
+          set_channels(c, grouping, m);
+          c.h = images[m % 8][0];
+          c.w = images[m % 8][1];
+          c.r = 1 + m % 7;
+          c.s = 1 + (3 * m + 1) % 7;
+          c.bias = bias;
+          c.opt.edge = edge;
+          c.opt.stride_rows = int(1 + m % 3);
+          c.opt.stride_cols = int(1 + (m / 3) % 3);
+          c.opt.pad_rows = int(m % 4);
+          c.opt.pad_cols = int((m / 4) % 4);
+          c.opt.dilation_rows = int(1 + (m / 2) % 3);
+          c.opt.dilation_cols = int(1 + (m / 5) % 3);
+          if (i == 0) {  // the common 3x3 "same" layer, or every fourth time the 1x1 stride-1 unpadded one
+            c.r = c.s = (m % 16 == 0) ? 1 : 3;
+            c.opt.stride_rows = c.opt.stride_cols = c.opt.dilation_rows = c.opt.dilation_cols = 1;
+            c.opt.pad_rows = c.opt.pad_cols = (m % 16 == 0) ? 0 : 1;
+          }
+          add(c);
+        }
+  std::mt19937_64 rng(run_seed() ^ 0x1a7e5ULL);
+  const auto pick = [&](index lo, index hi) { return std::uniform_int_distribution<index>(lo, hi)(rng); };
+  for (int i = 0; i < random_cases; ++i) {
+    layer_case c{};
+    c.n = pick(1, 3);
+    set_channels(c, int(pick(0, 2)), pick(0, 1000));
+    c.h = pick(1, 20);
+    c.w = pick(1, 20);
+    c.r = pick(1, 7);
+    c.s = pick(1, 7);
+    c.bias = pick(0, 1) == 1;
+    static const border edges[] = {border::zero, border::reflect, border::replicate, border::circular, border::symmetric};
+    c.opt.edge = edges[pick(0, 4)];
+    c.opt.stride_rows = int(pick(1, 3));
+    c.opt.stride_cols = int(pick(1, 3));
+    c.opt.pad_rows = int(pick(0, 3));
+    c.opt.pad_cols = int(pick(0, 3));
+    c.opt.dilation_rows = int(pick(1, 3));
+    c.opt.dilation_cols = int(pick(1, 3));
+    add(c);
+  }
+  return cases;
+}
+
+/// Uniform random values in [-1, 1).
+template <class T>
+void fill_random(view4d<T> v, std::mt19937_64& rng) {
+  fill_random(view2d<T>(v.data(), 1, v.size()), rng);
+}
+
+/// Runs `compute(input, weights, bias, out, opt)` on fresh random data for case c and compares every
+/// output element with the reference within the error_model `model(c)` allows, where "local" is
+/// relative to |bias| + the sum of |input| * |weights| over the element's taps and "global" to
+/// ||w_k||_2 * sqrt(sum over the group's channels of ||extended input plane||_2^2). The output is
+/// poisoned with NaN first (unwritten elements fail) and guarded by sentinels on both sides
+/// (writes outside it fail). Bias is passed as a pointer to K values, or null.
+template <class T, class Compute, class Model>
+void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compute, Model&& model) {
+  INFO(c.describe());
+  array4d<T> input(c.n, c.c, c.h, c.w);
+  const shape4d ws = c.weights();
+  array4d<T> weights(ws.n, ws.c, ws.h, ws.w);
+  array2d<T> bias(1, c.k);
+  fill_random(input.view(), rng);
+  fill_random(weights.view(), rng);
+  fill_random(bias.view(), rng);
+  const T* b = c.bias ? bias.data() : nullptr;
+  const shape4d s = layer_output_shape(c.input(), ws, c.opt);
+  const index size = s.n * s.c * s.h * s.w, guard = 16;
+  const T sentinel = T(12345);
+  array2d<T> storage(1, size + 2 * guard);
+  for (index i = 0; i < storage.size(); ++i)
+    storage.data()[i] = (i < guard || i >= guard + size) ? sentinel : std::numeric_limits<T>::quiet_NaN();
+  const view4d<T> out(storage.data() + guard, s.n, s.c, s.h, s.w);
+  compute(view4d<const T>(input), view4d<const T>(weights), b, out, c.opt);
+  const array4d<double> want = reference::conv2d<T>(input, weights, b, c.opt);
+  const array4d<double> mag = reference::conv2d<T>(input, weights, b, c.opt, true);
+  const error_model m = model(c);
+  // Global scale per (image, filter): Cauchy-Schwarz over the group's extended planes and the filter.
+  const detail::layer_geometry g = detail::make_layer_geometry(c.input(), ws, c.opt);
+  array2d<double> plane_norm2(c.n, c.c);
+  array2d<T> ext(g.rows.extent, g.cols.extent);
+  for (index n = 0; n < c.n; ++n)
+    for (index ch = 0; ch < c.c; ++ch) {
+      extend<T>(input.view().plane(n, ch), ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge);
+      for (index i = 0; i < ext.size(); ++i) plane_norm2(n, ch) += double(ext.data()[i]) * double(ext.data()[i]);
+    }
+  const double eps = std::numeric_limits<T>::epsilon();
+  index bad = 0;
+  for (index n = 0; n < s.n; ++n)
+    for (index k = 0; k < s.c; ++k) {
+      double w2 = 0, x2 = 0;
+      for (index i = 0; i < ws.c * ws.h * ws.w; ++i) w2 += std::pow(double(weights.data()[k * ws.c * ws.h * ws.w + i]), 2);
+      for (index ch = 0; ch < g.c_per_group(); ++ch) x2 += plane_norm2(n, (k / g.k_per_group()) * g.c_per_group() + ch);
+      const double scale = std::sqrt(w2) * std::sqrt(x2) + (c.bias ? std::abs(double(bias.data()[k])) : 0.0);
+      for (index i = 0; i < s.h; ++i)
+        for (index j = 0; j < s.w; ++j) {
+          const double got = static_cast<double>(out(n, k, i, j));
+          const double err = std::abs(got - want(n, k, i, j));
+          const double allowed = eps * (m.local * mag(n, k, i, j) + m.global * scale) + 1e-300;
+          if (!(err <= allowed) && bad++ < 3) {
+            INFO("element (" << n << ", " << k << ", " << i << ", " << j << "): got " << got << ", want "
+                             << want(n, k, i, j) << ", magnitude " << mag(n, k, i, j));
+            CHECK(err <= allowed);
+          }
+        }
+    }
+  for (index i = 0; i < guard; ++i) {
+    if (storage.data()[i] != sentinel && bad++ < 3) FAIL_CHECK("wrote before the output at offset " << i - guard);
+    if (storage.data()[guard + size + i] != sentinel && bad++ < 3) FAIL_CHECK("wrote after the output at offset " << i);
+  }
+  CHECK(bad == 0);
+}
+
+/// Roundoff bound of a direct evaluation of a layer: C/groups * R * S products and the bias summed,
+/// relative to the magnitude sum.
+inline error_model layer_direct_error(const layer_case& c) {
+  return {double(c.c / c.opt.groups * c.r * c.s + 1), 0.0};
+}
 
 }  // namespace convkit::testing

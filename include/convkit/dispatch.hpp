@@ -6,6 +6,11 @@
 // (seconds, from each backend's own model; +inf where it cannot or should not serve it, e.g. fft
 // when the data hold NaN or Inf, since an FFT smears one NaN over the whole output) and takes the
 // cheapest. The models are written next to each backend; the README tabulates what they pick.
+//
+// Layers follow the same rule among the backends that compute layers (backend::computes_layers):
+// an explicit algorithm without layer support throws convkit::unavailable, and automatic takes the
+// backend with the smallest layer_cost (seconds, each backend's own model; on a tie the earlier
+// algorithm in enum order, so direct wins ties).
 #pragma once
 
 #include <string>
@@ -47,6 +52,29 @@ inline const backend& choose_backend(const problem& p) {
     }
   }
   if (best == nullptr) throw unavailable("no convolution backend is registered in this program");
+  return *best;
+}
+
+/// The backend for layer problem p (never automatic).
+inline const backend& choose_layer_backend(const layer_problem& p) {
+  if (p.opt.algo != algorithm::automatic) {
+    const backend& b = find_backend(p.opt.algo);
+    if (!b.computes_layers())
+      throw unavailable(std::string("algorithm::") + to_string(p.opt.algo) +
+                        " does not compute convolution layers in this build");
+    return b;
+  }
+  const backend* best = nullptr;
+  double best_cost = never;
+  for (const backend* b : backend_table()) {
+    if (b == nullptr || !b->computes_layers()) continue;
+    const double c = b->layer_cost(p);
+    if (best == nullptr || c < best_cost) {
+      best = b;
+      best_cost = c;
+    }
+  }
+  if (best == nullptr) throw unavailable("no backend that computes convolution layers is registered in this program");
   return *best;
 }
 }  // namespace detail

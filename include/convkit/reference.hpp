@@ -2,15 +2,18 @@
 //
 // Written for obviousness, not speed (O(out * kernel) with a border lookup per tap). Every backend
 // is tested against it, and it is itself checked against hand-computed cases. It shares only
-// output_shape() and border_index() with the rest of the library; the mapping from an output
-// element to the input elements it reads is written out again here from the definitions in types.hpp.
+// output_shape() / layer_output_shape() and border_index() with the rest of the library; the mapping
+// from an output element to the input elements it reads is written out again here from the
+// definitions in types.hpp (single images) and layer_options.hpp (layers).
 #pragma once
 
 #include <cmath>
 
+#include "layer_options.hpp"
 #include "options.hpp"
 #include "padding.hpp"
 #include "view.hpp"
+#include "view4d.hpp"
 
 namespace convkit::reference {
 
@@ -57,6 +60,44 @@ array2d<double> conv2d(view2d<const T> input, view2d<const T> kernel, const opti
       out(orow, ocol) = sum;
     }
   }
+  return out;
+}
+
+/// The layer conv2d(input, weights, bias, opt) computed in double, from the definition at the top of
+/// layer_options.hpp: bias is null or points to K = weights.n() values. Same contract as the layer
+/// convkit::conv2d (algo and threads are ignored). With `magnitude`, returns instead
+/// |bias| + sum |input| * |weights| over the same taps: the scale of a backend's rounding error.
+template <class T>
+array4d<double> conv2d(view4d<const T> input, view4d<const T> weights, const T* bias, const layer_options& opt = {},
+                       bool magnitude = false) {
+  const shape4d s = layer_output_shape(input.shape(), weights.shape(), opt);
+  array4d<double> out(s.n, s.c, s.h, s.w);
+  const index H = input.h(), W = input.w();
+  const index channels_per_group = input.c() / opt.groups, filters_per_group = weights.n() / opt.groups;
+  const auto pixel = [&](index n, index c, index i, index j) -> double {  // input padded by the border rule
+    const index r = border_index(i, H, opt.edge), col = border_index(j, W, opt.edge);
+    if (r < 0 || col < 0) return 0.0;
+    return static_cast<double>(input(n, c, r, col));
+  };
+  for (index n = 0; n < s.n; ++n)
+    for (index k = 0; k < s.c; ++k) {
+      const index group = k / filters_per_group;
+      for (index oh = 0; oh < s.h; ++oh)
+        for (index ow = 0; ow < s.w; ++ow) {
+          double sum = bias == nullptr ? 0.0 : magnitude ? std::abs(double(bias[k])) : double(bias[k]);
+          for (index ci = 0; ci < channels_per_group; ++ci)
+            for (index u = 0; u < weights.h(); ++u)
+              for (index v = 0; v < weights.w(); ++v) {
+                // input row oh * stride + u * dilation of the padded input is row ... - pad of the input
+                const index i = oh * opt.stride_rows + u * opt.dilation_rows - opt.pad_rows;
+                const index j = ow * opt.stride_cols + v * opt.dilation_cols - opt.pad_cols;
+                const double x = pixel(n, group * channels_per_group + ci, i, j);
+                const double w = static_cast<double>(weights(k, ci, u, v));
+                sum += magnitude ? std::abs(x) * std::abs(w) : x * w;
+              }
+          out(n, k, oh, ow) = sum;
+        }
+    }
   return out;
 }
 

@@ -11,6 +11,9 @@
 //   4. Blocks of rows are split over options::threads threads.
 //   5. The micro-kernel is compiled for AVX-512, AVX2+FMA and portable C++ in every program, and the
 //      best one this CPU runs is chosen at run time (direct::instruction_set()).
+// Layers (layer_options.hpp) run the same plane correlation once per (filter, input channel of its
+// group), the micro-kernel adding each channel's result to the output plane (direct_job::accumulate);
+// the batch's planes are extended once per call, and (image, filter) pairs are split over threads.
 #pragma once
 
 #include <algorithm>
@@ -21,63 +24,67 @@
 #include "../detail/direct_impl.hpp"
 #include "../detail/threads.hpp"
 #include "../padding.hpp"
+#include "../view4d.hpp"
 
 namespace convkit::detail {
 
+/// How the micro-kernel walks one plane: the strided, dilated valid correlation of an extended plane
+/// (rows.extent x cols.extent, as axis_geometry defines it) with a kernel of rows.kernel x cols.kernel
+/// taps given contiguously, already in correlation order. Shared by the single-image and layer executors.
 template <class T>
-class direct_executor final : public executor<T> {
+class direct_plane {
  public:
-  direct_executor(const problem& p, view2d<const T> kernel)
-      : p_(p), run_(direct_kernel_for<T>(direct::instruction_set())) {
-    const axis_geometry& gr = p.geo.rows;
-    const axis_geometry& gc = p.geo.cols;
-    // The micro-kernel correlates; a convolution correlates with the kernel reversed.
-    k_ = array2d<T>(gr.kernel, gc.kernel);
-    for (index u = 0; u < gr.kernel; ++u)
-      for (index v = 0; v < gc.kernel; ++v)
-        k_(u, v) = p.opt.correlate ? kernel(u, v) : kernel(gr.kernel - 1 - u, gc.kernel - 1 - v);
-    if (p.geo.reads_outside()) ext_ = array2d<T>(gr.extent, gc.extent);
-    const index sc = gc.stride;
-    if (sc > 1) {
-      plane_cols_ = (gc.extent + sc - 1) / sc;
-      planes_ = array2d<T>(checked_mul(sc, gr.extent, "column phase planes"), plane_cols_);
-    }
-    col_off_.resize(static_cast<std::size_t>(gc.kernel));
-    for (index v = 0; v < gc.kernel; ++v) {
-      const index e = v * gc.dilation;  // column offset of tap v in the extended input
-      col_off_[static_cast<std::size_t>(v)] = sc > 1 ? (e % sc) * gr.extent * plane_cols_ + e / sc : e;
+  /// Where the micro-kernel reads an extended plane: its rows are `ld` elements apart.
+  struct source {
+    const T* base;
+    index ld;
+  };
+
+  direct_plane() = default;
+  direct_plane(const axis_geometry& rows, const axis_geometry& cols) : rows_(rows), cols_(cols) {
+    const index sc = cols.stride;
+    if (sc > 1) plane_cols_ = (cols.extent + sc - 1) / sc;
+    checked_mul(checked_mul(sc, rows.extent, "column phase planes"), plane_cols_, "column phase planes");
+    col_off_.resize(static_cast<std::size_t>(cols.kernel));
+    for (index v = 0; v < cols.kernel; ++v) {
+      const index e = v * cols.dilation;  // column offset of tap v in the extended input
+      col_off_[static_cast<std::size_t>(v)] = sc > 1 ? (e % sc) * rows.extent * plane_cols_ + e / sc : e;
     }
     plan_row_blocks();
-    // Spawning a thread costs ~20 us; below ~1 ms of work per extra thread it does not pay.
-    threads_ = static_cast<int>(std::clamp<double>(p.macs() / 2e7, 1.0, p.opt.threads));
   }
 
-  void execute(view2d<const T> in, view2d<T> out) override {
-    const axis_geometry& gr = p_.geo.rows;
-    const axis_geometry& gc = p_.geo.cols;
-    view2d<const T> src = in;
-    if (ext_.size() > 0) {
-      extend<T>(in, ext_.view(), gr.pad_before, gc.pad_before, p_.opt.edge, static_cast<T>(p_.opt.edge_value));
-      src = ext_.view();
-    }
-    const T* base = src.data();
-    index ld = src.row_stride();
-    if (gc.stride > 1) {
-      deinterleave(src);
-      base = planes_.data();
-      ld = plane_cols_;
-    }
-    parallel_for(static_cast<index>(blocks_.size()), threads_, [&](index b0, index b1) {
-      for (index b = b0; b < b1; ++b) {
-        const row_block& rb = blocks_[static_cast<std::size_t>(b)];
-        const direct_job<T> job{base + rb.in_row * ld,        rb.in_step * ld,
-                                col_off_.data(),              k_.data(),
-                                int(gr.kernel),               int(gc.kernel),
-                                out.row(rb.out_row),          rb.out_step * out.row_stride(),
-                                gc.out,                       rb.rows};
-        run_(job);
+  /// Elements of the column-phase copy of one extended plane that prepare() needs (0 for stride 1).
+  index phase_size() const noexcept { return cols_.stride > 1 ? cols_.stride * rows_.extent * plane_cols_ : 0; }
+  index blocks() const noexcept { return static_cast<index>(blocks_.size()); }
+
+  /// The source for extended plane `ext` (at least rows.extent x cols.extent); for a column stride
+  /// s > 1 it first splits ext into s phase planes (columns p, p+s, ...) at `phases`, so that every
+  /// kernel tap reads consecutive elements whatever the stride and dilation.
+  source prepare(view2d<const T> ext, T* phases) const {
+    const index s = cols_.stride;
+    if (s == 1) return {ext.data(), ext.row_stride()};
+    // phases row p * extent_rows + r, column m  =  ext(r, m * stride + p).
+    for (index p = 0; p < s; ++p)
+      for (index r = 0; r < rows_.extent; ++r) {
+        const T* from = ext.row(r);
+        T* to = phases + (p * rows_.extent + r) * plane_cols_;
+        for (index m = 0; m * s + p < cols_.extent; ++m) to[m] = from[m * s + p];
       }
-    });
+    return {phases, plane_cols_};
+  }
+
+  /// Output row blocks [b0, b1) of out = correlation of src with k (or out += it, with accumulate).
+  void run(direct_kernel_fn<T> kernel, source src, const T* k, view2d<T> out, bool accumulate, index b0, index b1) const {
+    for (index b = b0; b < b1; ++b) {
+      const row_block& rb = blocks_[static_cast<std::size_t>(b)];
+      const direct_job<T> job{src.base + rb.in_row * src.ld,   rb.in_step * src.ld,
+                              col_off_.data(),                 k,
+                              int(rows_.kernel),               int(cols_.kernel),
+                              out.row(rb.out_row),             rb.out_step * out.row_stride(),
+                              cols_.out,                       rb.rows,
+                              accumulate};
+      kernel(job);
+    }
   }
 
  private:
@@ -91,45 +98,131 @@ class direct_executor final : public executor<T> {
   // a multiple m of the stride, the output rows o = q, q + m, q + 2m, ... read the evenly spaced
   // rows stride * q + j * dilation, so blocks of them share input rows; otherwise rows go one by one.
   void plan_row_blocks() {
-    const axis_geometry& gr = p_.geo.rows;
-    const index s = gr.stride, d = gr.dilation;
+    const index s = rows_.stride, d = rows_.dilation;
     if (d % s == 0) {
       const index m = d / s;
-      for (index q = 0; q < std::min(m, gr.out); ++q) {
-        const index count = (gr.out - q + m - 1) / m;
+      for (index q = 0; q < std::min(m, rows_.out); ++q) {
+        const index count = (rows_.out - q + m - 1) / m;
         for (index t = 0; t < count; t += direct_block_rows)
           blocks_.push_back({s * q + t * d, d, q + t * m, m, int(std::min<index>(direct_block_rows, count - t))});
       }
     } else {
-      for (index o = 0; o < gr.out; ++o) blocks_.push_back({o * s, d, o, 1, 1});
+      for (index o = 0; o < rows_.out; ++o) blocks_.push_back({o * s, d, o, 1, 1});
     }
   }
 
-  // planes_ row p * extent_rows + r, column m  =  src(r, m * stride + p).
-  void deinterleave(view2d<const T> src) {
-    const axis_geometry& gr = p_.geo.rows;
-    const axis_geometry& gc = p_.geo.cols;
-    const index s = gc.stride;
-    for (index p = 0; p < s; ++p)
-      for (index r = 0; r < gr.extent; ++r) {
-        const T* from = src.row(r);
-        T* to = planes_.data() + (p * gr.extent + r) * plane_cols_;
-        for (index m = 0; m * s + p < gc.extent; ++m) to[m] = from[m * s + p];
-      }
-  }
-
-  problem p_;
-  direct_kernel_fn<T> run_;
-  array2d<T> k_, ext_, planes_;
+  axis_geometry rows_{}, cols_{};
   index plane_cols_ = 0;
   std::vector<index> col_off_;
   std::vector<row_block> blocks_;
+};
+
+// Spawning a thread costs ~20 us; below ~1 ms of work per extra thread it does not pay.
+inline int direct_threads(double macs, int threads) { return static_cast<int>(std::clamp<double>(macs / 2e7, 1.0, threads)); }
+
+template <class T>
+class direct_executor final : public executor<T> {
+ public:
+  direct_executor(const problem& p, view2d<const T> kernel)
+      : p_(p), run_(direct_kernel_for<T>(direct::instruction_set())), plane_(p.geo.rows, p.geo.cols) {
+    const axis_geometry& gr = p.geo.rows;
+    const axis_geometry& gc = p.geo.cols;
+    // The micro-kernel correlates; a convolution correlates with the kernel reversed.
+    k_ = array2d<T>(gr.kernel, gc.kernel);
+    for (index u = 0; u < gr.kernel; ++u)
+      for (index v = 0; v < gc.kernel; ++v)
+        k_(u, v) = p.opt.correlate ? kernel(u, v) : kernel(gr.kernel - 1 - u, gc.kernel - 1 - v);
+    if (p.geo.reads_outside()) ext_ = array2d<T>(gr.extent, gc.extent);
+    phases_ = array2d<T>(1, plane_.phase_size());
+    threads_ = direct_threads(p.macs(), p.opt.threads);
+  }
+
+  void execute(view2d<const T> in, view2d<T> out) override {
+    view2d<const T> src = in;
+    if (ext_.size() > 0) {
+      extend<T>(in, ext_.view(), p_.geo.rows.pad_before, p_.geo.cols.pad_before, p_.opt.edge, static_cast<T>(p_.opt.edge_value));
+      src = ext_.view();
+    }
+    const typename direct_plane<T>::source from = plane_.prepare(src, phases_.data());
+    parallel_for(plane_.blocks(), threads_,
+                 [&](index b0, index b1) { plane_.run(run_, from, k_.data(), out, false, b0, b1); });
+  }
+
+ private:
+  problem p_;
+  direct_kernel_fn<T> run_;
+  direct_plane<T> plane_;
+  array2d<T> k_, ext_, phases_;
   int threads_ = 1;
 };
 
 template <class T>
 std::unique_ptr<executor<T>> make_direct(const problem& p, view2d<const T> kernel) {
   return std::make_unique<direct_executor<T>>(p, kernel);
+}
+
+/// A layer: every input plane of the batch is extended (and split into column phases) once per call,
+/// then each (image, filter) output plane sums the plane correlations over its group's channels.
+template <class T>
+class direct_layer_executor final : public layer_executor<T> {
+ public:
+  direct_layer_executor(const layer_problem& p, view4d<const T> weights, const T* bias)
+      : p_(p), run_(direct_kernel_for<T>(direct::instruction_set())), plane_(p.geo.rows, p.geo.cols) {
+    const layer_geometry& g = p.geo;
+    w_ = array4d<T>(weights.n(), weights.c(), weights.h(), weights.w());
+    std::copy(weights.data(), weights.data() + weights.size(), w_.data());
+    if (bias != nullptr) {
+      bias_ = array2d<T>(1, g.k);
+      std::copy(bias, bias + g.k, bias_.data());
+    }
+    const index planes = checked_mul(g.n, g.c, "input N * C");
+    if (g.reads_outside()) ext_ = array4d<T>(g.n, g.c, g.rows.extent, g.cols.extent);
+    phases_ = array2d<T>(planes, plane_.phase_size());
+    sources_.resize(static_cast<std::size_t>(planes));
+    threads_ = direct_threads(p.macs(), p.opt.threads);
+  }
+
+  void execute(view4d<const T> in, view4d<T> out) override {
+    const layer_geometry& g = p_.geo;
+    parallel_for(g.n * g.c, threads_, [&](index p0, index p1) {
+      for (index p = p0; p < p1; ++p) {
+        const index n = p / g.c, c = p % g.c;
+        view2d<const T> src = in.plane(n, c);
+        if (ext_.size() > 0) {
+          const view2d<T> ext = ext_.view().plane(n, c);
+          extend<T>(src, ext, g.rows.pad_before, g.cols.pad_before, p_.opt.edge);
+          src = ext;
+        }
+        sources_[static_cast<std::size_t>(p)] = plane_.prepare(src, phases_.data() + p * phases_.cols());
+      }
+    });
+    const index cg = g.c_per_group(), kg = g.k_per_group();
+    parallel_for(g.n * g.k, threads_, [&](index p0, index p1) {
+      for (index p = p0; p < p1; ++p) {
+        const index n = p / g.k, k = p % g.k, first_channel = (k / kg) * cg;
+        const view2d<T> o = out.plane(n, k);
+        if (bias_.size() > 0)
+          for (index r = 0; r < o.rows(); ++r) std::fill(o.row(r), o.row(r) + o.cols(), bias_.data()[k]);
+        for (index ci = 0; ci < cg; ++ci)
+          plane_.run(run_, sources_[static_cast<std::size_t>(n * g.c + first_channel + ci)], &w_(k, ci, 0, 0), o,
+                     ci > 0 || bias_.size() > 0, 0, plane_.blocks());
+      }
+    });
+  }
+
+ private:
+  layer_problem p_;
+  direct_kernel_fn<T> run_;
+  direct_plane<T> plane_;
+  array4d<T> w_, ext_;
+  array2d<T> bias_, phases_;
+  std::vector<typename direct_plane<T>::source> sources_;  // one per input plane, filled by execute()
+  int threads_ = 1;
+};
+
+template <class T>
+std::unique_ptr<layer_executor<T>> make_direct_layer(const layer_problem& p, view4d<const T> weights, const T* bias) {
+  return std::make_unique<direct_layer_executor<T>>(p, weights, bias);
 }
 
 /// Cost model: multiply-adds at the rate the micro-kernel sustains on one core (measured on the
@@ -142,8 +235,18 @@ inline double direct_cost(const problem& p) {
   return p.macs() / (macs_per_s * p.opt.threads) + elems * 1e-9;
 }
 
-inline const backend direct_backend{algorithm::direct, "convkit::convkit", &direct_cost, &make_direct<float>,
-                                    &make_direct<double>};
+/// Layer cost model: the single-image rate, DIRECT_LAYER_RATE_TBD
+inline double direct_layer_cost(const layer_problem& p) {
+  const direct::isa i = direct::instruction_set();
+  const double macs_per_s = i == direct::isa::avx512 ? 45e9 : i == direct::isa::avx2 ? 20e9 : 2e9;
+  const layer_geometry& g = p.geo;
+  const double elems = double(g.n) * double(g.c) * double(g.rows.extent) * double(g.cols.extent);
+  return p.macs() / (macs_per_s * p.opt.threads) + elems * 1e-9;
+}
+
+inline const backend direct_backend{algorithm::direct,      "convkit::convkit",       &direct_cost,
+                                    &make_direct<float>,    &make_direct<double>,     &direct_layer_cost,
+                                    &make_direct_layer<float>, &make_direct_layer<double>};
 inline const bool direct_registered = register_backend(direct_backend);
 
 }  // namespace convkit::detail

@@ -5,14 +5,20 @@
 // add their row when they are included (an inline variable initialised at start-up), so which
 // backends exist is a property of the program, not of a macro seen by one translation unit: the
 // API is the same everywhere, and nothing above backends/ names FFTW, BLAS or CUDA.
+//
+// Layers (layer_options.hpp) have their own problem, executor and factories in the same row. A
+// backend that does not compute layers leaves layer_cost and the layer factories null; dispatch
+// then never picks it for a layer, and naming it explicitly throws convkit::unavailable.
 #pragma once
 
 #include <array>
 #include <limits>
 #include <memory>
 
+#include "../layer_options.hpp"
 #include "../options.hpp"
 #include "../view.hpp"
+#include "../view4d.hpp"
 
 namespace convkit::detail {
 
@@ -41,17 +47,53 @@ class executor {
 template <class T>
 using executor_factory = std::unique_ptr<executor<T>> (*)(const problem&, view2d<const T> kernel);
 
+/// A validated layer request.
+struct layer_problem {
+  layer_geometry geo;
+  layer_options opt;     ///< threads resolved to >= 1; algo is what the caller asked for
+  bool finite = true;    ///< no NaN or Inf in the weights (and in the input, when it is known)
+  /// Multiply-adds of a direct evaluation: N * K * OH * OW outputs of C/groups * R * S taps each.
+  double macs() const noexcept {
+    return double(geo.n) * double(geo.k) * double(geo.rows.out) * double(geo.cols.out) * double(geo.c_per_group()) *
+           double(geo.rows.kernel) * double(geo.cols.kernel);
+  }
+};
+
+/// One prepared layer: owns its copy of the weights and bias and its workspace; allocates nothing
+/// in execute().
+template <class T>
+class layer_executor {
+ public:
+  virtual ~layer_executor() = default;
+  /// `in` is geo.input() and `out` geo.out(); the caller has checked shapes and aliasing.
+  virtual void execute(view4d<const T> in, view4d<T> out) = 0;
+};
+
+/// `bias` is null or points to geo.k values.
+template <class T>
+using layer_executor_factory = std::unique_ptr<layer_executor<T>> (*)(const layer_problem&, view4d<const T> weights,
+                                                                      const T* bias);
+
 struct backend {
   algorithm algo;
   const char* target;                      ///< the CMake target that provides it
   double (*cost)(const problem&);          ///< estimated seconds; +inf if it should not serve the problem
   executor_factory<float> make_float;
   executor_factory<double> make_double;
+  // Layers: all three null for a backend that does not compute them.
+  double (*layer_cost)(const layer_problem&) = nullptr;  ///< like cost
+  layer_executor_factory<float> make_layer_float = nullptr;
+  layer_executor_factory<double> make_layer_double = nullptr;
 
   template <class T>
   executor_factory<T> factory() const noexcept {
     if constexpr (std::is_same_v<T, float>) return make_float; else return make_double;
   }
+  template <class T>
+  layer_executor_factory<T> layer_factory() const noexcept {
+    if constexpr (std::is_same_v<T, float>) return make_layer_float; else return make_layer_double;
+  }
+  bool computes_layers() const noexcept { return layer_cost && make_layer_float && make_layer_double; }
 };
 
 inline constexpr double never = std::numeric_limits<double>::infinity();

@@ -39,6 +39,7 @@ struct direct_job {
   index out_step;
   index out_cols;
   int rows;
+  bool accumulate = false;  ///< add to the output's values instead of overwriting them (layers sum channels)
 };
 
 namespace direct_generic {

@@ -138,9 +138,20 @@ struct block_kernel {
     ((s.acc[I / V][I % V] = S::zero()), ...);
   }
 
+  // For job.accumulate: the accumulators start from the output's current values.
+  template <int... I>
+  static CONVKIT_DIRECT_INLINE void load_all(state& s, const T* out, index out_step, int n_last, std::integer_sequence<int, I...>) {
+    ((s.acc[I / V][I % V] = (Partial && I % V == V - 1) ? S::load_n(out + (I / V) * out_step + (I % V) * L, n_last)
+                                                        : S::load(out + (I / V) * out_step + (I % V) * L)),
+     ...);
+  }
+
   static void run(const direct_job<T>& job, const T* in, T* out, int n_last) {
     state s;
-    zero_all(s, std::make_integer_sequence<int, R * V>{});
+    if (job.accumulate)
+      load_all(s, out, job.out_step, n_last, std::make_integer_sequence<int, R * V>{});
+    else
+      zero_all(s, std::make_integer_sequence<int, R * V>{});
     const int KH = job.k_rows, KW = job.k_cols;
     for (int i = 0; i < R + KH - 1; ++i) {
       const int lo = i - KH + 1 > 0 ? i - KH + 1 : 0;

@@ -1,0 +1,283 @@
+// Convolution layers (layer.hpp): every backend in this program that computes layers, over the shared
+// layer grid, float and double, through conv2d and a reused layer_plan, against the double reference;
+// every argument error and its message; view4d/array4d; im2col's workspace bound.
+#include <convkit/convkit.hpp>
+#include <convkit/layer.hpp>
+
+#include "problems.hpp"
+
+// Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
+namespace convkit::testing {
+
+namespace {
+
+/// Backends registered in this program that compute layers and can run here.
+std::vector<algorithm> layer_backends() {
+  std::vector<algorithm> out;
+  for (algorithm a : {algorithm::direct, algorithm::im2col, algorithm::fft, algorithm::cufft}) {
+    layer_options o;
+    o.algo = a;
+    try {
+      layer_plan<float>({1, 1, 4, 4}, array4d<float>(1, 1, 2, 2), nullptr, o);
+      out.push_back(a);
+    } catch (const unavailable& e) {
+      WARN("layers not tested here: " << e.what());
+    }
+  }
+  return out;
+}
+
+template <class T>
+void run_layer_grid(algorithm a) {
+  std::mt19937_64 rng(run_seed() ^ (std::uint64_t(a) << 40) ^ (sizeof(T) << 8) ^ 0x1a7e5ULL);
+  for (layer_case c : layer_grid()) {
+    c.opt.algo = a;
+    c.opt.threads = 1 + int(c.n % 2);
+    check_layer_case<T>(
+        c, rng,
+        [](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) { conv2d<T>(in, w, b, out, o); },
+        layer_direct_error);
+  }
+}
+
+/// A layer_plan made once and executed on a second batch: its result must match a fresh call.
+template <class T>
+void run_layer_plan_reuse(algorithm a) {
+  std::mt19937_64 rng(run_seed() + 31 * std::uint64_t(a) + sizeof(T));
+  const std::vector<layer_case> grid = layer_grid(8);
+  for (std::size_t i = 0; i < grid.size(); i += 5) {
+    layer_case c = grid[i];
+    c.opt.algo = a;
+    std::unique_ptr<layer_plan<T>> p;
+    std::vector<T> bias_copy;
+    array4d<T> weights_copy;
+    const auto through_plan = [&](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) {
+      p = std::make_unique<layer_plan<T>>(in.shape(), w, b, o);
+      weights_copy = array4d<T>(w.n(), w.c(), w.h(), w.w());
+      std::copy(w.data(), w.data() + w.size(), weights_copy.data());
+      if (b != nullptr) bias_copy.assign(b, b + w.n());
+      p->execute(in, out);
+    };
+    check_layer_case<T>(c, rng, through_plan, layer_direct_error);
+    CHECK(p->chosen() == a);
+    array4d<T> second(c.n, c.c, c.h, c.w);
+    fill_random(second.view(), rng);
+    const T* b = c.bias ? bias_copy.data() : nullptr;
+    const array4d<T> got = (*p)(second);
+    const array4d<T> want = conv2d(second, weights_copy, b, c.opt);
+    INFO(c.describe());
+    CHECK(std::equal(got.data(), got.data() + got.size(), want.data()));
+  }
+}
+
+template <class E>
+std::string message_of(E&& call) {
+  try {
+    call();
+  } catch (const error& e) {
+    return e.what();
+  }
+  return "(no convkit::error thrown)";
+}
+
+}  // namespace
+
+TEST_CASE("every layer backend matches the reference over the layer grid (float)", "[layers]") {
+  for (algorithm a : layer_backends()) {
+    INFO("algorithm " << to_string(a));
+    run_layer_grid<float>(a);
+  }
+}
+
+TEST_CASE("every layer backend matches the reference over the layer grid (double)", "[layers]") {
+  for (algorithm a : layer_backends()) {
+    INFO("algorithm " << to_string(a));
+    run_layer_grid<double>(a);
+  }
+}
+
+TEST_CASE("a layer_plan is reusable and matches conv2d", "[layers]") {
+  for (algorithm a : layer_backends()) {
+    INFO("algorithm " << to_string(a));
+    run_layer_plan_reuse<float>(a);
+    run_layer_plan_reuse<double>(a);
+  }
+}
+
+TEST_CASE("automatic picks a layer backend and matches the reference", "[layers]") {
+  std::mt19937_64 rng(run_seed() + 99);
+  for (layer_case c : layer_grid(0)) {
+    c.opt.algo = algorithm::automatic;
+    check_layer_case<float>(
+        c, rng,
+        [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& o) {
+          conv2d<float>(in, w, b, out, o);
+        },
+        layer_direct_error);
+  }
+}
+
+TEST_CASE("layer output shape follows PyTorch's formula", "[layers]") {
+  layer_options o;
+  CHECK(layer_output_shape({2, 3, 224, 224}, {64, 3, 7, 7}, [] { layer_options x; x.stride_rows = x.stride_cols = 2; x.pad_rows = x.pad_cols = 3; return x; }()) ==
+        shape4d{2, 64, 112, 112});
+  CHECK(layer_output_shape({1, 4, 5, 5}, {6, 2, 3, 3}, [] { layer_options x; x.groups = 2; return x; }()) == shape4d{1, 6, 3, 3});
+  o.pad_rows = 1;
+  o.dilation_rows = 2;
+  o.stride_rows = 3;
+  // OH = (10 + 2 - 2 * (4 - 1) - 1) / 3 + 1 = 2, OW = 9 - 2 + 1 = 8
+  CHECK(layer_output_shape({1, 1, 10, 9}, {1, 1, 4, 2}, o) == shape4d{1, 1, 2, 8});
+  // A hand-computed case: 1 image, 1 channel 2x2 [[1, 2], [3, 4]], one 1x1 filter of 2, bias 1, zero padding 1.
+  array4d<double> in(1, 1, 2, 2), w(1, 1, 1, 1);
+  in(0, 0, 0, 0) = 1; in(0, 0, 0, 1) = 2; in(0, 0, 1, 0) = 3; in(0, 0, 1, 1) = 4;
+  w(0, 0, 0, 0) = 2;
+  const double bias = 1;
+  layer_options p;
+  p.pad_rows = p.pad_cols = 1;
+  for (algorithm a : layer_backends()) {
+    p.algo = a;
+    const array4d<double> out = conv2d(in, w, &bias, p);
+    REQUIRE(out.shape() == shape4d{1, 1, 4, 4});
+    const double want[4][4] = {{1, 1, 1, 1}, {1, 3, 5, 1}, {1, 7, 9, 1}, {1, 1, 1, 1}};
+    for (index i = 0; i < 4; ++i)
+      for (index j = 0; j < 4; ++j) CHECK(out(0, 0, i, j) == want[i][j]);
+  }
+}
+
+TEST_CASE("layer argument errors name the argument", "[layers][errors]") {
+  array4d<float> in(2, 4, 8, 8), w(6, 2, 3, 3), out(2, 6, 6, 6);
+  float bias[6] = {};
+  layer_options g2;
+  g2.groups = 2;
+  const auto call = [&](view4d<const float> i, view4d<const float> k, const float* b, view4d<float> o, const layer_options& opt) {
+    return message_of([&] { conv2d<float>(i, k, b, o, opt); });
+  };
+  // The good call works.
+  CHECK_NOTHROW(conv2d(in, w, bias, out, g2));
+
+  layer_options g3 = g2;
+  g3.groups = 3;
+  CHECK_THAT(call(in, w, bias, out, g3), Catch::Contains("input C (4) is not divisible by groups (3)"));
+  array4d<float> w5(5, 2, 3, 3);
+  CHECK_THAT(call(in, w5, bias, out, g2), Catch::Contains("weights K (5) is not divisible by groups (2)"));
+  array4d<float> w_bad_c(6, 3, 3, 3);
+  CHECK_THAT(call(in, w_bad_c, bias, out, g2), Catch::Contains("weights have 3 channels, expected input C / groups"));
+  array4d<float> out_bad(2, 6, 6, 5);
+  CHECK_THAT(call(in, w, bias, out_bad, g2), Catch::Contains("out is [2, 6, 6, 5], expected [N, K, OH, OW] = [2, 6, 6, 6]"));
+  layer_options neg = g2;
+  neg.pad_cols = -1;
+  CHECK_THAT(call(in, w, bias, out, neg), Catch::Contains("pad_cols must be >= 0, got -1"));
+  layer_options empty = g2;
+  empty.dilation_rows = 4;  // span 9 > 8
+  CHECK_THAT(call(in, w, bias, out, empty), Catch::Contains("empty output: the dilated kernel rows"));
+  CHECK_THAT(call(in, w, bias, out, empty), Catch::Contains("padded input rows (H + 2 * pad_rows = 8)"));
+  layer_options zero_groups;
+  zero_groups.groups = 0;
+  CHECK_THAT(call(in, w, bias, out, zero_groups), Catch::Contains("groups must be >= 1, got 0"));
+  layer_options stride = g2;
+  stride.stride_cols = 0;
+  CHECK_THAT(call(in, w, bias, out, stride), Catch::Contains("stride_cols must be >= 1, got 0"));
+  layer_options constant = g2;
+  constant.edge = border::constant;
+  CHECK_THAT(call(in, w, bias, out, constant), Catch::Contains("edge: border::constant"));
+  layer_options threads = g2;
+  threads.threads = -2;
+  CHECK_THAT(call(in, w, bias, out, threads), Catch::Contains("threads must be >= 0, got -2"));
+  CHECK_THAT(call(in, array4d<float>(6, 2, 0, 3), bias, out, g2), Catch::Contains("weights R must be > 0, got 0"));
+  CHECK_THAT(call(array4d<float>(0, 4, 8, 8), w, bias, out, g2), Catch::Contains("input N must be > 0, got 0"));
+
+  // Aliasing: out may not overlap the input, the weights or the bias.
+  array4d<float> big(1, 1, 1, in.size() + out.size());
+  const view4d<float> in_alias(big.data(), 2, 4, 8, 8), out_alias(big.data() + 10, 2, 6, 6, 6);
+  CHECK_THAT(call(in_alias, w, bias, out_alias, g2), Catch::Contains("out aliases input"));
+  array4d<float> wo(1, 1, 1, w.size() + out.size());
+  const view4d<float> w_alias(wo.data() + out.size() - 1, 6, 2, 3, 3), out_over_w(wo.data(), 2, 6, 6, 6);
+  CHECK_THAT(call(in, w_alias, bias, out_over_w, g2), Catch::Contains("out aliases weights"));
+  CHECK_THAT(call(in, w, out.data() + 5, out, g2), Catch::Contains("out aliases bias"));
+
+  // Plans check the input and output of every execute.
+  layer_plan<float> p(in.shape(), w, bias, g2);
+  array4d<float> in_bad(2, 4, 8, 7);
+  CHECK_THAT(message_of([&] { p.execute(in_bad, out); }), Catch::Contains("input is [2, 4, 8, 7], expected [2, 4, 8, 8]"));
+  CHECK_THAT(message_of([&] { p.execute(in, out_bad); }), Catch::Contains("out is [2, 6, 6, 5]"));
+
+  // An algorithm this program lacks, or one that does not compute layers, is unavailable.
+  for (algorithm a : {algorithm::direct, algorithm::im2col, algorithm::fft, algorithm::cufft}) {
+    const std::vector<algorithm> have = layer_backends();
+    if (std::find(have.begin(), have.end(), a) != have.end()) continue;
+    layer_options o = g2;
+    o.algo = a;
+    CHECK_THROWS_AS(conv2d(in, w, bias, out, o), unavailable);
+  }
+}
+
+TEST_CASE("view4d and array4d", "[layers][views]") {
+  array4d<double> a(2, 3, 4, 5);
+  CHECK(a.shape() == shape4d{2, 3, 4, 5});
+  CHECK(a.size() == 120);
+  CHECK(reinterpret_cast<std::uintptr_t>(a.data()) % 64 == 0);
+  for (index i = 0; i < a.size(); ++i) CHECK(a.data()[i] == 0.0);
+  a(1, 2, 3, 4) = 7;
+  CHECK(a.data()[((1 * 3 + 2) * 4 + 3) * 5 + 4] == 7);
+  const view4d<double> v = a;
+  const view4d<const double> cv = v;  // const conversion
+  CHECK(cv(1, 2, 3, 4) == 7);
+  CHECK(cv.plane(1, 2)(3, 4) == 7);
+  CHECK(cv.plane(1, 2).rows() == 4);
+  const array4d<double> copy = a;
+  CHECK(copy(1, 2, 3, 4) == 7);
+  CHECK_THAT(message_of([] { array4d<float>(2, -1, 3, 3); }), Catch::Contains("array4d: c must be >= 0, got -1"));
+  CHECK_THAT(message_of([] { view4d<float>(nullptr, 1, 1, 1, 1); }), Catch::Contains("view4d: data is null"));
+  const index huge = index(1) << 32;
+  CHECK_THAT(message_of([&] { array4d<float>(huge, huge, 2, 2); }), Catch::Contains("overflows"));
+  CHECK_NOTHROW(view4d<float>(nullptr, 0, 3, 3, 3));
+}
+
+#if defined(CONVKIT_HAS_BLAS)
+TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2col]") {
+  // 10000 x 10000 * 15 x 15 valid correlation: untiled, the column matrix is 225 * 9986^2 floats (~90 GB).
+  options o;
+  o.size = output::valid;
+  o.correlate = true;
+  const detail::geometry g = detail::make_geometry(10000, 10000, 15, 15, o);
+  const detail::im2col_shape s{g.rows, g.cols, 1, 1, 1, false};
+  const index bound = im2col::default_workspace_limit;
+  const detail::im2col_tiling t = detail::plan_im2col_tiles(s, bound / index(sizeof(float)), 1);
+  CHECK(t.workspace_elems() * index(sizeof(float)) <= bound);
+  CHECK(t.tiles > 1);
+  // Making the plan allocates the tiled workspace only (a 90 GB request would throw bad_alloc).
+  o.algo = algorithm::im2col;
+  o.threads = 2;
+  CHECK_NOTHROW(plan<float>(10000, 10000, array2d<float>(15, 15), o));
+
+  // A small bound forces many tiles, row pieces included; the results still match the reference.
+  im2col::set_workspace_limit(16 << 10);
+  std::mt19937_64 rng(run_seed() + 5);
+  problem_case c{40, 300, 15, 15, 3, o};
+  for (output size : {output::valid, output::same, output::full}) {
+    c.opt.size = size;
+    c.opt.edge = border::reflect;
+    check_case<float>(c, rng, [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& x) {
+      conv2d<float>(in, k, out, x);
+    }, direct_error);
+  }
+  const detail::geometry small = detail::make_geometry(40, 300, 15, 15, c.opt);
+  const detail::im2col_tiling pieces = detail::plan_im2col_tiles({small.rows, small.cols, 1, 1, 1, false}, (16 << 10) / 4 / 2, 2);
+  CHECK(pieces.rows_per_tile == 0);  // one output row's columns (225 x 314 floats) exceed 8 KiB: pieces of rows
+  CHECK(pieces.tiles > small.rows.out);
+  // Layers too: a layer whose column matrix is ~1 MB, under a 64 KiB bound.
+  layer_case lc{2, 8, 6, 30, 30, 3, 3, true, {}};
+  lc.opt.pad_rows = lc.opt.pad_cols = 1;
+  lc.opt.groups = 2;
+  lc.opt.algo = algorithm::im2col;
+  lc.opt.threads = 2;
+  im2col::set_workspace_limit(64 << 10);
+  check_layer_case<float>(lc, rng, [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& x) {
+    conv2d<float>(in, w, b, out, x);
+  }, layer_direct_error);
+  im2col::set_workspace_limit(im2col::default_workspace_limit);
+  CHECK_THROWS_AS(im2col::set_workspace_limit(0), error);
+}
+#endif
+
+}  // namespace convkit::testing
