@@ -143,8 +143,14 @@ inline void forget_wisdom() {
 
 namespace convkit::detail {
 
-/// The transform-time constants of this machine (see fft_cost_model; README "Choosing a backend").
-inline constexpr fft::fft_cost_model fftw_cost_model{};
+/// FFTW 3.3.10's speed on the reference machine (one core of a 2-core AVX-512 Xeon, 2 MiB L2 per
+/// core), float, FFTW_ESTIMATE plans, fitted to the time of whole tiles (fill, r2c, product, c2r,
+/// copy-out) for square lengths 16..2048: ~0.31 ns per element per log2(N) + 0.4 ns; odd lengths
+/// (343, 625, 729, 1029, ...) about twice slower; +1.4 ns per element for each doubling of the
+/// working set beyond L2. The model is good to ~15% for tile lengths 2^a, 3 * 2^a and 5 * 2^a from 128 up,
+/// so tiles use only those (24, 40, 48, 80 and 96 took 1.6-2.7x the power-of-two time per element;
+/// lengths like 162 or 270 twice the model's estimate). See the README, "Choosing a backend".
+inline constexpr fft::fft_cost_model fftw_cost_model{0.31e-9, 0.4e-9, 4.0, 0.6, 2.0, 1.4e-9, index(2) << 20, 128};
 
 inline unsigned fftw_flags(fftw::rigour r) noexcept {
   switch (r) {
@@ -171,7 +177,7 @@ class fftw_executor final : public executor<T> {
       throw error("fft: transform size " + std::to_string(layout.rows) + "x" + std::to_string(layout.cols) +
                   " exceeds FFTW's int sizes");
     // Threads pay for themselves above ~0.5 ms of work each (spawning one costs ~20 us).
-    const double single = fft::plan_seconds(tiles_.tiles(), layout.rows, layout.cols, 1, fftw_cost_model);
+    const double single = fft::plan_seconds(tiles_.tiles(), layout.rows, layout.cols, 1, fftw_cost_model, sizeof(T));
     const int useful = static_cast<int>(std::clamp<double>(single / 5e-4, 1.0, p.opt.threads));
     workers_ = static_cast<int>(std::min<index>(useful, tiles_.tiles()));
     plans_ = fftw_cached_plans<T>(layout, tiles_.tiles() == 1 ? useful : 1, fftw_flags(cfg.planning));

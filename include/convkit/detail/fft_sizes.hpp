@@ -130,17 +130,51 @@ struct tiling_request {
   index block_rows = 0, block_cols = 0;  ///< > 0: force this many dense results per tile (implies tiles)
 };
 
-/// Seconds for one tile of N_r x N_c reals: forward + inverse transform, fill, product, copy-out:
-///   transform_unit * N log2 N * (1, or slow_size_factor if N_r or N_c is not a fast size)
-///   + element_unit * N,                                   N = N_r * N_c.
-/// One tile on several threads is sped up by 1 + threaded_efficiency * (threads - 1); several tiles
-/// are spread over the threads, ceil(tiles / threads) per thread.
+/// Seconds for one tile of N_r x N_c reals (N = N_r * N_c): forward + inverse transform, fill,
+/// product, copy-out:
+///   N * (transform_unit * log2 N * radix + element_unit + cache_unit * max(0, log2(ws / cache_bytes)))
+/// where radix is 1 for even 2^a 3^b 5^c 7^d lengths, odd_length_factor for odd ones (> 1) and
+/// slow_size_factor for any other length (the larger of the two axes' factors), and
+/// ws = 2 N element_bytes is the tile's working set (buffer + kernel spectrum); the cache term is
+/// off when cache_bytes is 0. One tile on several threads is sped up by
+/// 1 + threaded_efficiency * (threads - 1); several tiles are spread over the threads,
+/// ceil(tiles / threads) per thread. Tile lengths: with min_mixed_tile = 0 every 2^a 3^b 5^c 7^d;
+/// otherwise powers of two, and 3 * 2^a and 5 * 2^a from min_mixed_tile up (the lengths whose time
+/// the model predicts well for FFTW; the untiled transform may still have any fast length).
+/// The first four fields keep their meaning; the later ones default to "off".
 struct fft_cost_model {
   double transform_unit = 1e-10;
   double element_unit = 2e-9;
   double slow_size_factor = 4.0;
   double threaded_efficiency = 0.6;
+  double odd_length_factor = 1.0;
+  double cache_unit = 0.0;
+  index cache_bytes = 0;
+  index min_mixed_tile = 0;
 };
+
+/// The radix factor of one transform length (see fft_cost_model).
+inline double radix_factor(index n, const fft_cost_model& m) noexcept {
+  if (!is_fast_size(n)) return m.slow_size_factor;
+  return (n % 2 == 0 || n == 1) ? 1.0 : m.odd_length_factor;
+}
+
+/// Estimated seconds of one tile (see fft_cost_model).
+inline double tile_seconds(index n_rows, index n_cols, const fft_cost_model& m, index element_bytes = 4) noexcept {
+  const double n = double(n_rows) * double(n_cols);
+  const double radix = std::max(radix_factor(n_rows, m), radix_factor(n_cols, m));
+  const double spill = m.cache_bytes > 0 ? std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(m.cache_bytes))) : 0.0;
+  return n * (m.transform_unit * std::log2(std::max(n, 2.0)) * radix + m.element_unit + m.cache_unit * spill);
+}
+
+/// Estimated seconds of `tiles` tiles of n_rows x n_cols on `threads` threads.
+inline double plan_seconds(index tiles, index n_rows, index n_cols, int threads, const fft_cost_model& m,
+                           index element_bytes = 4) noexcept {
+  const double one = tile_seconds(n_rows, n_cols, m, element_bytes);
+  if (tiles == 1) return one / (1.0 + m.threaded_efficiency * (threads - 1));
+  const index per_thread = (tiles + threads - 1) / threads;
+  return double(per_thread) * one;
+}
 
 /// The chosen transform: sizes, tiles and the estimate that chose them.
 struct tile_plan {
@@ -162,21 +196,6 @@ struct tile_plan {
     return (index(workers) + 1) * buffer_bytes(element_bytes);
   }
 };
-
-/// Estimated seconds of one tile (see fft_cost_model).
-inline double tile_seconds(index n_rows, index n_cols, const fft_cost_model& m) noexcept {
-  const double n = double(n_rows) * double(n_cols);
-  const double slow = (is_fast_size(n_rows) && is_fast_size(n_cols)) ? 1.0 : m.slow_size_factor;
-  return m.transform_unit * n * std::log2(std::max(n, 2.0)) * slow + m.element_unit * n;
-}
-
-/// Estimated seconds of `tiles` tiles of n_rows x n_cols on `threads` threads.
-inline double plan_seconds(index tiles, index n_rows, index n_cols, int threads, const fft_cost_model& m) noexcept {
-  const double one = tile_seconds(n_rows, n_cols, m);
-  if (tiles == 1) return one / (1.0 + m.threaded_efficiency * (threads - 1));
-  const index per_thread = (tiles + threads - 1) / threads;
-  return double(per_thread) * one;
-}
 
 namespace plan_detail {
 inline axis_tiles overlap_save_axis(const axis_geometry& g, index transform, index block) {
@@ -215,7 +234,7 @@ inline tile_plan plan_tiles(const geometry& geo, border edge, index element_byte
   const axis_geometry& gc = geo.cols;
   const auto make = [&](axis_tiles r, axis_tiles c, bool circ) {
     tile_plan p{r, c, circ, 0.0};
-    p.seconds = plan_seconds(p.tiles(), r.transform, c.transform, threads, model);
+    p.seconds = plan_seconds(p.tiles(), r.transform, c.transform, threads, model, element_bytes);
     return p;
   };
 
@@ -239,7 +258,18 @@ inline tile_plan plan_tiles(const geometry& geo, border edge, index element_byte
   }
   if (req.mode == tiling::never) return best;
 
-  const std::vector<index> sizes_r = fast_sizes(gr.span, untiled_r), sizes_c = fast_sizes(gc.span, untiled_c);
+  const auto tile_lengths = [&](index lo, index hi) {
+    std::vector<index> sizes = fast_sizes(lo, hi);
+    sizes.erase(std::remove_if(sizes.begin(), sizes.end(),
+                               [&](index n) {
+                                 if (model.min_mixed_tile == 0 || (n & (n - 1)) == 0) return false;
+                                 const index odd = n / (n & -n);
+                                 return n < model.min_mixed_tile || (odd != 3 && odd != 5);
+                               }),
+                sizes.end());
+    return sizes;
+  };
+  const std::vector<index> sizes_r = tile_lengths(gr.span, untiled_r), sizes_c = tile_lengths(gc.span, untiled_c);
   bool have = false;
   tile_plan best_fit{}, smallest{};
   if (req.mode == tiling::automatic && best.buffer_bytes(element_bytes) * 2 <= memory_cap) {
