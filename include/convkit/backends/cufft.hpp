@@ -1,0 +1,620 @@
+// convkit/backends/cufft.hpp - algorithm::cufft: FFT convolution on an NVIDIA GPU through cuFFT.
+// Link the CMake target convkit::cufft (CUDA::cudart, CUDA::cufft, CUDA::cublas). Plain C++: a
+// .cpp built by g++ or clang uses it; nothing here needs nvcc.
+//
+// Glossary (beyond types.hpp):
+//   device memory   GPU memory; host code must never dereference a pointer into it.
+//   pinned memory   page-locked host memory, the only host memory a copy can overlap work from.
+//   stream          a queue of GPU work; work on two streams may run at the same time.
+//   tile, slot      the extended input is cut into overlap-save tiles (detail/fft_sizes.hpp); a slot
+//                   is what one tile in flight owns: a stream, a device buffer, two cuFFT plans,
+//                   pinned staging. One slot serves an untiled plan, two serve tiles, so that one
+//                   tile's copies overlap the other's transforms.
+//
+// How a plan computes (the same function as every backend; detail/fft_sizes.hpp has the maths):
+//   made once   transform size and tiles from the cost model under a device-memory cap (settable,
+//               else 80% of what cudaMemGetInfo reports free); cuFFT plans, buffers, streams,
+//               events; the kernel spectrum (padded_kernel, scaled by 1 / (N_r N_c), one r2c).
+//   per tile    host input: convkit::extend writes the tile's window into pinned memory, one copy to
+//               the device; device input: block copies on the device assemble the same window
+//               (detail/cufft_layout.hpp). Then r2c in place, spectrum product (cublas<C|Z>dgmm),
+//               c2r in place, and the (strided) results go back: one copy to pinned memory and a
+//               host gather, or device-to-device copies into the caller's output.
+//
+// Public API (namespace convkit::cufft):
+//   available(), unavailable_reason()          is there a device (and a driver that can use it)?
+//   struct config; set_config(), get_config()  tiling and the memory cap for plans made afterwards
+//   struct timing                              host-to-device, compute, device-to-host times (CUDA events)
+//   plan<T>                                    execute() on host views, execute_device() on device memory
+// conv2d and convkit::plan with options::algo = algorithm::cufft use the host path with get_config().
+//
+// Errors: every CUDA, cuFFT and cuBLAS status is checked; a failure throws convkit::error naming the
+// call and the status ("cufft: cudaMalloc failed: cudaErrorMemoryAllocation (out of memory)"), after
+// which the plan holds nothing it has not released or will not release. No device, or a driver too
+// old for this CUDA runtime: convkit::unavailable with the runtime's reason; algorithm::automatic
+// then never picks cufft.
+//
+// Non-finite values: as for algorithm::fft, one NaN or Inf spreads over the tiles that read it, so
+// algorithm::automatic never picks cufft for data that hold one.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <climits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../detail/backend.hpp"
+#include "../detail/cuda_api.hpp"
+#include "../detail/cufft_layout.hpp"
+#include "../detail/fft_sizes.hpp"
+#include "../padding.hpp"
+#include "../plan.hpp"
+
+namespace convkit::cufft {
+
+/// Whether cuFFT plans cut images into tiles (see detail/fft_sizes.hpp).
+using tiling = convkit::detail::fft::tiling;
+
+struct config {
+  tiling tiles = tiling::automatic;
+  /// > 0: force tiles of this many (dense, stride-1) output rows / cols each; for tests and benchmarks.
+  index tile_rows = 0, tile_cols = 0;
+  /// Device memory a plan may take, in bytes; 0: 80% of what cudaMemGetInfo reports free when the
+  /// plan is made. Automatic tiling picks the cheapest tiles whose buffers fit under it.
+  index memory_cap = 0;
+};
+
+/// Where one execute() spent its time. The three GPU times are sums over tiles of CUDA event
+/// intervals; with two tiles in flight they overlap, so their sum can exceed total_ms.
+struct timing {
+  double host_to_device_ms = 0;  ///< copies of the extended input to the device (0 for device inputs)
+  double compute_ms = 0;  ///< r2c, spectrum product, c2r (device inputs: plus on-device window and result copies)
+  double device_to_host_ms = 0;  ///< copies of the results to pinned memory (0 for device outputs)
+  double host_ms = 0;            ///< CPU time extending tiles into and gathering results from pinned memory
+  double total_ms = 0;           ///< wall-clock time of the whole execute()
+  index tiles = 0;
+};
+
+namespace detail {
+inline std::mutex& config_mutex() noexcept {
+  static std::mutex m;
+  return m;
+}
+inline config& current_config() noexcept {
+  static config c;
+  return c;
+}
+}  // namespace detail
+
+/// Sets the configuration of cuFFT executors (conv2d calls, convkit::plan) made from now on
+/// (thread-safe). Throws convkit::error for a negative tile size or memory_cap.
+inline void set_config(const config& c) {
+  if (c.tile_rows < 0 || c.tile_cols < 0) throw error("cufft::config: tile_rows and tile_cols must be >= 0");
+  if (c.memory_cap < 0) throw error("cufft::config: memory_cap must be >= 0");
+  std::lock_guard<std::mutex> lock(detail::config_mutex());
+  detail::current_config() = c;
+}
+
+/// The configuration in effect (thread-safe).
+inline config get_config() {
+  std::lock_guard<std::mutex> lock(detail::config_mutex());
+  return detail::current_config();
+}
+
+/// Why this program cannot run algorithm::cufft here ("" if it can): no driver, a driver older than
+/// the CUDA runtime it was built with, or no device.
+inline std::string unavailable_reason() { return convkit::detail::cuda_unavailable_reason(convkit::detail::active_cuda_api()); }
+
+/// True if a CUDA device is usable.
+inline bool available() { return unavailable_reason().empty(); }
+
+}  // namespace convkit::cufft
+
+namespace convkit::detail {
+
+/// GPU constants for the shared FFT cost model (fft_sizes.hpp), per real element of a tile: an
+/// H100-class transform rate, and the host-side pass plus PCIe transfer that every host element
+/// costs. Estimates from published figures, not measured here (no GPU was available).
+inline constexpr fft::fft_cost_model cufft_cost_model{5e-13, 2e-9, 4.0, 0.0};
+
+/// A CUDA, cuFFT or cuBLAS object, released through the table it was made with.
+template <class H>
+class gpu_handle {
+ public:
+  using release_fn = void (*)(const cuda_api&, H);
+  gpu_handle() = default;
+  gpu_handle(const cuda_api& api, H h, release_fn release) : api_(&api), h_(h), release_(release) {}
+  gpu_handle(gpu_handle&& o) noexcept : api_(std::exchange(o.api_, nullptr)), h_(o.h_), release_(o.release_) {}
+  gpu_handle& operator=(gpu_handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      api_ = std::exchange(o.api_, nullptr);
+      h_ = o.h_;
+      release_ = o.release_;
+    }
+    return *this;
+  }
+  gpu_handle(const gpu_handle&) = delete;
+  gpu_handle& operator=(const gpu_handle&) = delete;
+  ~gpu_handle() { reset(); }
+
+  H get() const noexcept { return h_; }
+
+ private:
+  void reset() noexcept {
+    if (api_ != nullptr) release_(*api_, h_);  // statuses of releases are not actionable
+    api_ = nullptr;
+  }
+  const cuda_api* api_ = nullptr;
+  H h_{};
+  release_fn release_ = nullptr;
+};
+
+inline gpu_handle<void*> device_alloc(const cuda_api& api, index bytes) {
+  void* p = nullptr;
+  check_cuda(api, api.device_malloc(&p, static_cast<size_t>(bytes)), "cudaMalloc");
+  return {api, p, [](const cuda_api& a, void* q) { a.device_free(q); }};
+}
+
+inline gpu_handle<void*> pinned_alloc(const cuda_api& api, index bytes) {
+  void* p = nullptr;
+  check_cuda(api, api.host_malloc(&p, static_cast<size_t>(bytes)), "cudaMallocHost");
+  return {api, p, [](const cuda_api& a, void* q) { a.host_free(q); }};
+}
+
+/// cuFFT and cuBLAS name the two precisions differently; everything else is written once.
+template <class T>
+struct cufft_precision;
+
+template <>
+struct cufft_precision<float> {
+  static constexpr cufftType forward_type = CUFFT_R2C, inverse_type = CUFFT_C2R;
+  static constexpr const char* forward_name = "cufftExecR2C";
+  static constexpr const char* inverse_name = "cufftExecC2R";
+  static constexpr const char* product_name = "cublasCdgmm";
+  static cufftResult forward(const cuda_api& a, cufftHandle p, void* buf) {
+    return a.fft_exec_r2c(p, static_cast<cufftReal*>(buf), static_cast<cufftComplex*>(buf));
+  }
+  static cufftResult inverse(const cuda_api& a, cufftHandle p, void* buf) {
+    return a.fft_exec_c2r(p, static_cast<cufftComplex*>(buf), static_cast<cufftReal*>(buf));
+  }
+  /// buf[i] *= spectrum[i], i < n complex values: C = diag(x) A with A a column of n.
+  static cublasStatus_t product(const cuda_api& a, cublasHandle_t h, int n, void* buf, const void* spectrum) {
+    auto* c = static_cast<cuComplex*>(buf);
+    return a.blas_cdgmm(h, CUBLAS_SIDE_LEFT, n, 1, c, n, static_cast<const cuComplex*>(spectrum), 1, c, n);
+  }
+};
+
+template <>
+struct cufft_precision<double> {
+  static constexpr cufftType forward_type = CUFFT_D2Z, inverse_type = CUFFT_Z2D;
+  static constexpr const char* forward_name = "cufftExecD2Z";
+  static constexpr const char* inverse_name = "cufftExecZ2D";
+  static constexpr const char* product_name = "cublasZdgmm";
+  static cufftResult forward(const cuda_api& a, cufftHandle p, void* buf) {
+    return a.fft_exec_d2z(p, static_cast<cufftDoubleReal*>(buf), static_cast<cufftDoubleComplex*>(buf));
+  }
+  static cufftResult inverse(const cuda_api& a, cufftHandle p, void* buf) {
+    return a.fft_exec_z2d(p, static_cast<cufftDoubleComplex*>(buf), static_cast<cufftDoubleReal*>(buf));
+  }
+  static cublasStatus_t product(const cuda_api& a, cublasHandle_t h, int n, void* buf, const void* spectrum) {
+    auto* c = static_cast<cuDoubleComplex*>(buf);
+    return a.blas_zdgmm(h, CUBLAS_SIDE_LEFT, n, 1, c, n, static_cast<const cuDoubleComplex*>(spectrum), 1, c, n);
+  }
+};
+
+/// The tile plan for problem p under `cap` bytes of device memory (see cufft_device_bytes: the
+/// shared planner counts two buffers per worker, a cuFFT plan with two slots takes five).
+inline fft::tile_plan cufft_tile_plan(const problem& p, index element_bytes, const cufft::config& c, index cap) {
+  return fft::plan_tiles(p.geo, p.opt.edge, element_bytes, 1, {c.tiles, c.tile_rows, c.tile_cols}, cufft_cost_model,
+                         cap / 5 * 2);
+}
+
+/// Everything one cuFFT plan owns, and the two ways of running it.
+template <class T>
+class cufft_engine {
+  using precision = cufft_precision<T>;
+  enum mark { before_input, after_input, after_compute, after_output };
+
+  struct slot {
+    gpu_handle<cudaStream_t> stream;
+    std::array<gpu_handle<cudaEvent_t>, 4> events;  // indexed by mark
+    gpu_handle<cufftHandle> forward, inverse;
+    gpu_handle<void*> work, buffer;          // device
+    gpu_handle<void*> staging, results;      // pinned host
+    index tile = -1;                         // the tile whose results it holds, -1 for none
+    bool busy = false;                       // work queued since the last synchronisation
+  };
+
+ public:
+  cufft_engine(const problem& p, view2d<const T> kernel, const cufft::config& cfg) : p_(p), api_(active_cuda_api()) {
+    const std::string reason = cuda_unavailable_reason(api_);
+    if (!reason.empty()) throw unavailable("algorithm::cufft: " + reason);
+    index cap = cfg.memory_cap;
+    if (cap == 0) {
+      size_t free_bytes = 0, total_bytes = 0;
+      check_cuda(api_, api_.mem_get_info(&free_bytes, &total_bytes), "cudaMemGetInfo");
+      cap = static_cast<index>(free_bytes / 5 * 4);
+    }
+    tiles_ = cufft_tile_plan(p, sizeof(T), cfg, cap);
+    layout_ = tiles_.layout();
+    if (layout_.real_count() > INT_MAX)
+      throw error("cufft: transform size " + std::to_string(layout_.rows) + "x" + std::to_string(layout_.cols) +
+                  " exceeds cuFFT's int sizes; set cufft::config::memory_cap or tile sizes to tile the image");
+    const index slots = std::min<index>(2, tiles_.tiles());
+    const index need = cufft_device_bytes(tiles_, sizeof(T), slots);
+    if (need > cap)
+      throw error("cufft: the smallest tiles need " + std::to_string(need) + " bytes of device memory, more than the " +
+                  std::to_string(cap) + "-byte memory cap");
+    fill_ = p.opt.edge == border::constant ? T(p.opt.edge_value) : T(0);
+    try {
+      cublasHandle_t blas = nullptr;
+      check_cublas(api_, api_.blas_create(&blas), "cublasCreate");
+      blas_ = gpu_handle<cublasHandle_t>(api_, blas, [](const cuda_api& a, cublasHandle_t h) { a.blas_destroy(h); });
+      slots_.resize(static_cast<std::size_t>(slots));
+      for (slot& s : slots_) make_slot(s);
+      spectrum_ = device_alloc(api_, tiles_.buffer_bytes(sizeof(T)));
+      upload_constants(kernel);
+    } catch (...) {
+      abandon();  // the members made so far are released after this, with nothing in flight
+      throw;
+    }
+  }
+
+  cufft_engine(const cufft_engine&) = delete;
+  cufft_engine& operator=(const cufft_engine&) = delete;
+  ~cufft_engine() { abandon(); }  // work in flight must finish before its buffers are freed
+
+  const fft::tile_plan& tiles() const noexcept { return tiles_; }
+
+  /// out = in (*) kernel, with in and out in host memory.
+  void run_host(view2d<const T> in, view2d<T> out, cufft::timing* t) {
+    run(t, true, [&](index tile, slot& s, bool timed) { stage_host(tile, s, in, timed); },
+        [&](const slot& s) { gather(s, out); });
+  }
+
+  /// out = in (*) kernel, with in and out in device memory: no host transfer at all.
+  void run_device(view2d<const T> in, view2d<T> out, cufft::timing* t) {
+    run(t, false, [&](index tile, slot& s, bool timed) { stage_device(tile, s, in, out, timed); }, [](const slot&) {});
+  }
+
+ private:
+  void make_slot(slot& s) {
+    cudaStream_t stream = nullptr;
+    check_cuda(api_, api_.stream_create_with_flags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    s.stream = gpu_handle<cudaStream_t>(api_, stream, [](const cuda_api& a, cudaStream_t h) { a.stream_destroy(h); });
+    for (auto& e : s.events) {
+      cudaEvent_t ev = nullptr;
+      check_cuda(api_, api_.event_create(&ev), "cudaEventCreate");
+      e = gpu_handle<cudaEvent_t>(api_, ev, [](const cuda_api& a, cudaEvent_t h) { a.event_destroy(h); });
+    }
+    // In-place r2c / c2r over the padded rows of fft_sizes.hpp's layout, work areas supplied by us.
+    int n[2] = {int(layout_.rows), int(layout_.cols)};
+    int real_embed[2] = {int(layout_.rows), int(layout_.real_row_stride())};
+    int complex_embed[2] = {int(layout_.rows), int(layout_.complex_cols())};
+    const int real_dist = int(layout_.real_count()), complex_dist = int(layout_.complex_count());
+    size_t forward_work = 0, inverse_work = 0;
+    s.forward = make_fft_plan(n, real_embed, real_dist, complex_embed, complex_dist, precision::forward_type, forward_work);
+    s.inverse = make_fft_plan(n, complex_embed, complex_dist, real_embed, real_dist, precision::inverse_type, inverse_work);
+    // The two transforms run one after the other on the slot's stream: they share one work area.
+    s.work = device_alloc(api_, index(std::max<size_t>({forward_work, inverse_work, 1})));
+    for (cufftHandle h : {s.forward.get(), s.inverse.get()}) {
+      check_cufft(api_.fft_set_work_area(h, s.work.get()), "cufftSetWorkArea");
+      check_cufft(api_.fft_set_stream(h, s.stream.get()), "cufftSetStream");
+    }
+    s.buffer = device_alloc(api_, tiles_.buffer_bytes(sizeof(T)));
+    s.staging = pinned_alloc(api_, tiles_.buffer_bytes(sizeof(T)));
+    // The padding at the end of each staging row is copied to the device, where the transform uses
+    // it as output space: zero it once so that it is never garbage.
+    std::fill_n(static_cast<T*>(s.staging.get()), layout_.real_count(), T(0));
+    s.results = pinned_alloc(api_, checked_mul(max_result_elements(), sizeof(T), "cufft result staging"));
+  }
+
+  gpu_handle<cufftHandle> make_fft_plan(int* n, int* in_embed, int in_dist, int* out_embed, int out_dist, cufftType type,
+                                        size_t& work) {
+    cufftHandle h = 0;
+    check_cufft(api_.fft_create(&h), "cufftCreate");
+    gpu_handle<cufftHandle> plan(api_, h, [](const cuda_api& a, cufftHandle q) { a.fft_destroy(q); });
+    check_cufft(api_.fft_set_auto_allocation(h, 0), "cufftSetAutoAllocation");
+    check_cufft(api_.fft_make_plan_many(h, 2, n, in_embed, 1, in_dist, out_embed, 1, out_dist, type, 1, &work),
+                "cufftMakePlanMany");
+    return plan;
+  }
+
+  /// Elements of the largest block of (row-strided) results one tile copies back to the host.
+  index max_result_elements() const {
+    index rows = 0, width = 0;
+    for (index t = 0; t < tiles_.rows.tiles; ++t) rows = std::max(rows, tiles_.rows.outputs(t).count);
+    for (index t = 0; t < tiles_.cols.tiles; ++t)
+      width = std::max(width, (tiles_.cols.outputs(t).count - 1) * tiles_.cols.stride + 1);
+    return checked_mul(rows, width, "cufft result staging");
+  }
+
+  /// At construction, through slot 0: the fill vector (zero and constant borders, for device
+  /// inputs), then the kernel spectrum. Synchronised, since slot 1 reads them from another stream.
+  void upload_constants(view2d<const T> kernel) {
+    slot& s = slots_.front();
+    T* staging = static_cast<T*>(s.staging.get());
+    const index sz = sizeof(T);
+    if (p_.opt.edge == border::zero || p_.opt.edge == border::constant) {
+      const index n = std::max(layout_.rows, layout_.cols);
+      fill_vector_ = device_alloc(api_, n * sz);
+      std::fill_n(staging, n, fill_);
+      copy(fill_vector_.get(), n * sz, staging, n * sz, n * sz, 1, cudaMemcpyHostToDevice, s);
+      sync(s);
+    }
+    const view2d<T> padded(staging, layout_.rows, layout_.cols, layout_.real_row_stride());
+    padded_kernel<T>(kernel, padded, tiles_.placement(p_.opt.correlate, p_.geo.rows.dilation, p_.geo.cols.dilation));
+    // The c2r is unnormalised: fold its 1 / (N_r N_c) into the kernel (before the r2c, which is linear).
+    const T scale = T(1) / (T(layout_.rows) * T(layout_.cols));
+    for (index r = 0; r < layout_.rows; ++r)
+      for (index c = 0; c < layout_.cols; ++c) padded(r, c) *= scale;
+    const index pitch = layout_.real_row_stride() * sz;
+    copy(spectrum_.get(), pitch, staging, pitch, layout_.cols * sz, layout_.rows, cudaMemcpyHostToDevice, s);
+    s.busy = true;
+    check_cufft(precision::forward(api_, s.forward.get(), spectrum_.get()), precision::forward_name);
+    sync(s);
+  }
+
+  void copy(void* dst, index dst_pitch, const void* src, index src_pitch, index width, index rows, cudaMemcpyKind kind,
+            slot& s) {
+    s.busy = true;
+    check_cuda(api_,
+               api_.memcpy_2d_async(dst, size_t(dst_pitch), src, size_t(src_pitch), size_t(width), size_t(rows), kind,
+                                    s.stream.get()),
+               "cudaMemcpy2DAsync");
+  }
+
+  void sync(slot& s) {
+    check_cuda(api_, api_.stream_synchronize(s.stream.get()), "cudaStreamSynchronize");
+    s.busy = false;
+  }
+
+  void record(slot& s, mark m) {
+    s.busy = true;
+    check_cuda(api_, api_.event_record(s.events[m].get(), s.stream.get()), "cudaEventRecord");
+  }
+
+  double elapsed_ms(const slot& s, mark from, mark to) {
+    float ms = 0;
+    check_cuda(api_, api_.event_elapsed_time(&ms, s.events[from].get(), s.events[to].get()), "cudaEventElapsedTime");
+    return ms;
+  }
+
+  /// The transform of one tile, in place in the slot's buffer.
+  void transform(slot& s) {
+    s.busy = true;
+    check_cufft(precision::forward(api_, s.forward.get(), s.buffer.get()), precision::forward_name);
+    check_cublas(api_, api_.blas_set_stream(blas_.get(), s.stream.get()), "cublasSetStream");
+    check_cublas(api_, precision::product(api_, blas_.get(), int(layout_.complex_count()), s.buffer.get(), spectrum_.get()),
+                 precision::product_name);
+    check_cufft(precision::inverse(api_, s.inverse.get(), s.buffer.get()), precision::inverse_name);
+  }
+
+  fft::tile_outputs row_outputs(index tile) const noexcept { return tiles_.rows.outputs(tile / tiles_.cols.tiles); }
+  fft::tile_outputs col_outputs(index tile) const noexcept { return tiles_.cols.outputs(tile % tiles_.cols.tiles); }
+
+  /// Host input: extend into pinned memory, copy up, transform, copy the row-strided results down.
+  void stage_host(index tile, slot& s, view2d<const T> in, bool timed) {
+    const index sz = sizeof(T), pitch = layout_.real_row_stride() * sz;
+    const auto started = std::chrono::steady_clock::now();
+    const view2d<T> window(static_cast<T*>(s.staging.get()), layout_.rows, layout_.cols, layout_.real_row_stride());
+    extend<T>(in, window, tiles_.rows.read_top(tile / tiles_.cols.tiles), tiles_.cols.read_top(tile % tiles_.cols.tiles),
+              p_.opt.edge, fill_);
+    host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    if (timed) record(s, before_input);
+    copy(s.buffer.get(), pitch, s.staging.get(), pitch, layout_.cols * sz, layout_.rows, cudaMemcpyHostToDevice, s);
+    if (timed) record(s, after_input);
+    transform(s);
+    if (timed) record(s, after_compute);
+    const fft::tile_outputs rows = row_outputs(tile), cols = col_outputs(tile);
+    const index width = (cols.count - 1) * tiles_.cols.stride + 1;
+    const T* first = static_cast<const T*>(s.buffer.get()) + rows.local * layout_.real_row_stride() + cols.local;
+    copy(s.results.get(), width * sz, first, tiles_.rows.stride * pitch, width * sz, rows.count, cudaMemcpyDeviceToHost, s);
+    if (timed) record(s, after_output);
+  }
+
+  /// After the slot's stream is synchronised: its results, from pinned memory to `out`.
+  void gather(const slot& s, view2d<T> out) {
+    const auto started = std::chrono::steady_clock::now();
+    const fft::tile_outputs rows = row_outputs(s.tile), cols = col_outputs(s.tile);
+    const index stride = tiles_.cols.stride, width = (cols.count - 1) * stride + 1;
+    const T* results = static_cast<const T*>(s.results.get());
+    for (index i = 0; i < rows.count; ++i) {
+      const T* src = results + i * width;
+      T* dst = out.row(rows.first + i) + cols.first;
+      for (index j = 0; j < cols.count; ++j) dst[j] = src[j * stride];
+    }
+    host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  }
+
+  /// Device input: assemble the window on the device, transform, copy the results into `out`.
+  void stage_device(index tile, slot& s, view2d<const T> in, view2d<T> out, bool timed) {
+    const index sz = sizeof(T), ld = layout_.real_row_stride();
+    T* buffer = static_cast<T*>(s.buffer.get());
+    const T* fill = static_cast<const T*>(fill_vector_.get());
+    if (timed) record(s, before_input);
+    for_each_window_copy(in.rows(), in.cols(), tiles_.rows.read_top(tile / tiles_.cols.tiles),
+                         tiles_.cols.read_top(tile % tiles_.cols.tiles), layout_.rows, layout_.cols, p_.opt.edge,
+                         [&](const block_copy& b) {
+                           T* dst = buffer + b.dst_row * ld + b.dst_col;
+                           switch (b.source) {
+                             case block_copy::from::input:
+                               copy(dst, ld * sz, in.data() + b.src_row * in.row_stride() + b.src_col, in.row_stride() * sz,
+                                    b.cols * sz, b.rows, cudaMemcpyDeviceToDevice, s);
+                               break;
+                             case block_copy::from::window:
+                               copy(dst, ld * sz, buffer + b.src_row * ld + b.src_col, ld * sz, b.cols * sz, b.rows,
+                                    cudaMemcpyDeviceToDevice, s);
+                               break;
+                             case block_copy::from::fill:  // a row of the fill vector, or its elements as a column
+                               copy(dst, ld * sz, fill, (b.rows == 1 ? b.cols : 1) * sz, b.cols * sz, b.rows,
+                                    cudaMemcpyDeviceToDevice, s);
+                               break;
+                           }
+                         });
+    if (timed) record(s, after_input);
+    transform(s);
+    if (timed) record(s, after_compute);
+    for_each_output_copy(row_outputs(tile), col_outputs(tile), tiles_.rows.stride, tiles_.cols.stride, ld,
+                         out.row_stride(), [&](const pitched_copy& c) {
+                           copy(out.data() + c.dst_offset, c.dst_pitch * sz, buffer + c.src_offset, c.src_pitch * sz,
+                                c.width * sz, c.height, cudaMemcpyDeviceToDevice, s);
+                         });
+    if (timed) record(s, after_output);
+  }
+
+  /// Tiles round-robin over the slots: before a slot takes a new tile, the tile it holds is finished
+  /// (its stream synchronised, its results gathered), so one slot's copies overlap the other's work.
+  /// `host`: the input and output stages are transfers (else on-device copies, counted as compute).
+  template <class Stage, class Finish>
+  void run(cufft::timing* t, bool host, Stage&& stage, Finish&& finish_results) {
+    const auto started = std::chrono::steady_clock::now();
+    const bool timed = t != nullptr;
+    host_ms_ = 0;
+    cufft::timing sums;
+    const auto finish = [&](slot& s) {
+      sync(s);
+      finish_results(s);
+      if (timed) {
+        const double in = elapsed_ms(s, before_input, after_input), compute = elapsed_ms(s, after_input, after_compute),
+                     out = elapsed_ms(s, after_compute, after_output);
+        sums.host_to_device_ms += host ? in : 0;
+        sums.compute_ms += host ? compute : in + compute + out;
+        sums.device_to_host_ms += host ? out : 0;
+      }
+      s.tile = -1;
+    };
+    try {
+      const index tiles = tiles_.tiles(), n = index(slots_.size());
+      index next = 0;  // the slot that takes the next tile
+      for (index tile = 0; tile < tiles; ++tile) {
+        // With a stride larger than a tile, some tiles hold no output: nothing to compute.
+        if (row_outputs(tile).count == 0 || col_outputs(tile).count == 0) continue;
+        slot& s = slots_[std::size_t(next)];
+        next = (next + 1) % n;
+        if (s.tile >= 0) finish(s);
+        stage(tile, s, timed);
+        s.tile = tile;
+      }
+      for (index k = 0; k < n; ++k) {  // oldest first
+        slot& s = slots_[std::size_t((next + k) % n)];
+        if (s.tile >= 0) finish(s);
+      }
+    } catch (...) {
+      abandon();
+      throw;
+    }
+    if (timed) {
+      sums.host_ms = host_ms_;
+      sums.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+      sums.tiles = tiles_.tiles();
+      *t = sums;
+    }
+  }
+
+  /// After a failure, or before destruction: let work in flight finish (statuses ignored: the
+  /// first failure is already being reported) and forget the tiles it belonged to.
+  void abandon() noexcept {
+    for (slot& s : slots_) {
+      if (s.busy) api_.stream_synchronize(s.stream.get());
+      s.busy = false;
+      s.tile = -1;
+    }
+  }
+
+  problem p_;
+  const cuda_api& api_;
+  fft::tile_plan tiles_;
+  fft::spectrum_layout layout_;
+  T fill_ = T(0);
+  double host_ms_ = 0;
+  gpu_handle<cublasHandle_t> blas_;
+  std::vector<slot> slots_;
+  gpu_handle<void*> spectrum_, fill_vector_;  // device
+};
+
+}  // namespace convkit::detail
+
+namespace convkit::cufft {
+
+/// A convolution prepared on the GPU once and applied to many inputs: cuFFT plans, device and
+/// pinned buffers and the kernel spectrum are made by the constructor, execute() allocates nothing.
+/// Movable, not copyable; one thread at a time (it owns its streams and buffers).
+template <class T>
+class plan {
+ public:
+  /// Prepares the convolution of rows x cols inputs with `kernel` (copied to the device) under
+  /// `opt` (options::algo and threads are ignored) and `cfg`. Throws convkit::error for bad shapes
+  /// or options (see output_shape), a memory cap too small for the smallest tile, or a failed CUDA
+  /// call; convkit::unavailable if there is no usable device.
+  plan(index rows, index cols, view2d<const T> kernel, const options& opt = {}, const config& cfg = get_config())
+      : problem_(convkit::detail::make_problem<T>(rows, cols, kernel, opt, nullptr)),
+        engine_(std::make_unique<convkit::detail::cufft_engine<T>>(problem_, kernel, cfg)) {}
+
+  /// out = input (*) kernel, both in host memory: the input goes to the device through pinned
+  /// buffers, the results come back the same way. Fills *measured if it is not null.
+  void execute(view2d<const T> input, view2d<T> out, timing* measured = nullptr) {
+    convkit::detail::check_call<T>(input, out, input_shape(), output_shape());
+    engine_->run_host(input, out, measured);
+  }
+
+  /// out = input (*) kernel, both in device memory (views of device pointers, row_stride in
+  /// elements; never dereference them on the host): no transfer between host and device.
+  void execute_device(view2d<const T> device_input, view2d<T> device_out, timing* measured = nullptr) {
+    convkit::detail::check_call<T>(device_input, device_out, input_shape(), output_shape());
+    engine_->run_device(device_input, device_out, measured);
+  }
+
+  shape2d input_shape() const noexcept { return {problem_.geo.rows.in, problem_.geo.cols.in}; }
+  shape2d output_shape() const noexcept { return problem_.geo.out(); }
+  /// Overlap-save tiles per execute (1: the whole image in one transform).
+  index tiles() const noexcept { return engine_->tiles().tiles(); }
+  /// The transform size of each tile.
+  shape2d transform_shape() const noexcept {
+    return {engine_->tiles().rows.transform, engine_->tiles().cols.transform};
+  }
+
+ private:
+  convkit::detail::problem problem_;
+  std::unique_ptr<convkit::detail::cufft_engine<T>> engine_;
+};
+
+}  // namespace convkit::cufft
+
+namespace convkit::detail {
+
+template <class T>
+class cufft_executor final : public executor<T> {
+ public:
+  cufft_executor(const problem& p, view2d<const T> kernel) : engine_(p, kernel, cufft::get_config()) {}
+  void execute(view2d<const T> in, view2d<T> out) override { engine_.run_host(in, out, nullptr); }
+
+ private:
+  cufft_engine<T> engine_;
+};
+
+template <class T>
+std::unique_ptr<executor<T>> make_cufft(const problem& p, view2d<const T> kernel) {
+  return std::make_unique<cufft_executor<T>>(p, kernel);
+}
+
+/// Cost model: never without a device or for data holding NaN or Inf; otherwise the tile plan's
+/// estimate with the GPU constants, plus ~50 ms of set-up a one-shot call pays (context, cuFFT
+/// plans, pinned buffers), so that only calls large enough to amortise it go to the GPU.
+inline double cufft_cost(const problem& p) {
+  if (!p.finite || !cufft::available()) return never;
+  const cufft::config c = cufft::get_config();
+  const index assumed_cap = c.memory_cap > 0 ? c.memory_cap : index(8) << 30;
+  return 0.05 + cufft_tile_plan(p, sizeof(float), c, assumed_cap).seconds;
+}
+
+inline const backend cufft_backend{algorithm::cufft, "convkit::cufft", &cufft_cost, &make_cufft<float>, &make_cufft<double>};
+inline const bool cufft_registered = register_backend(cufft_backend);
+
+}  // namespace convkit::detail

@@ -1,0 +1,203 @@
+// The GPU entry points of the cuFFT backend, in one table.
+//
+// The backend (backends/cufft.hpp) reaches CUDA, cuFFT and cuBLAS only through a cuda_api: a plain
+// struct of function pointers with the libraries' own signatures. cuda_runtime_api() fills it with
+// the real functions; the test tree fills another one with a strict CPU stand-in
+// (tests/cuda_standin.hpp) and installs it with install_cuda_api(), so that every host-side step
+// of the backend (sizes, strides, synchronisation, transfers, error paths) runs in CI without a GPU.
+//
+// Linked, not dlopen'ed. convkit::cufft links CUDA::cudart, CUDA::cufft and CUDA::cublas, and this
+// table takes the functions' addresses, so the compiler checks every signature against the headers
+// the program was built with. The one thing dlopen would buy - a program that starts on a machine
+// without the NVIDIA driver - linking already gives: libcudart loads the driver (libcuda.so) itself,
+// at the first call, and reports its absence as a status (cudaErrorInsufficientDriver,
+// cudaErrorNoDevice), which the backend turns into convkit::unavailable. What linking does require is
+// the toolkit's runtime libraries (libcudart, libcufft, libcublas) wherever the program runs, as for
+// any program built against them. Binding by name at run time would instead trust whatever library
+// versions it finds to have the signatures this header was compiled against, unchecked.
+//
+// Why cuBLAS: the element-wise product of two spectra is cublas<C|Z>dgmm (C = diag(x) * A, with A a
+// column of the spectrum's length, or one column per image of a batch), a library call; so the
+// backend needs no kernel of its own, no nvcc and no run-time compiler, and a g++-compiled .cpp can
+// use it.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cufft.h>
+
+#include <atomic>
+#include <string>
+
+#include "../types.hpp"
+
+namespace convkit::detail {
+
+/// Every CUDA, cuFFT and cuBLAS function the cuFFT backend calls, with the libraries' signatures.
+struct cuda_api {
+  // CUDA runtime: devices, memory, copies, streams, events, errors.
+  cudaError_t (*get_device_count)(int* count);
+  cudaError_t (*mem_get_info)(size_t* free_bytes, size_t* total_bytes);
+  cudaError_t (*device_malloc)(void** ptr, size_t bytes);
+  cudaError_t (*device_free)(void* ptr);
+  cudaError_t (*host_malloc)(void** ptr, size_t bytes);  ///< pinned (page-locked) host memory
+  cudaError_t (*host_free)(void* ptr);
+  cudaError_t (*memcpy_2d_async)(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width_bytes,
+                                 size_t rows, cudaMemcpyKind kind, cudaStream_t stream);
+  cudaError_t (*stream_create_with_flags)(cudaStream_t* stream, unsigned int flags);
+  cudaError_t (*stream_destroy)(cudaStream_t stream);
+  cudaError_t (*stream_synchronize)(cudaStream_t stream);
+  cudaError_t (*event_create)(cudaEvent_t* event);
+  cudaError_t (*event_destroy)(cudaEvent_t event);
+  cudaError_t (*event_record)(cudaEvent_t event, cudaStream_t stream);
+  cudaError_t (*event_synchronize)(cudaEvent_t event);
+  cudaError_t (*event_elapsed_time)(float* ms, cudaEvent_t start, cudaEvent_t end);
+  const char* (*get_error_name)(cudaError_t status);
+  const char* (*get_error_string)(cudaError_t status);
+
+  // cuFFT: plans made with a work area the backend allocates itself (so its memory cap holds).
+  cufftResult (*fft_create)(cufftHandle* plan);
+  cufftResult (*fft_set_auto_allocation)(cufftHandle plan, int auto_allocate);
+  cufftResult (*fft_make_plan_many)(cufftHandle plan, int rank, int* n, int* inembed, int istride, int idist,
+                                    int* onembed, int ostride, int odist, cufftType type, int batch,
+                                    size_t* work_bytes);
+  cufftResult (*fft_set_work_area)(cufftHandle plan, void* work_area);
+  cufftResult (*fft_set_stream)(cufftHandle plan, cudaStream_t stream);
+  cufftResult (*fft_exec_r2c)(cufftHandle plan, cufftReal* in, cufftComplex* out);
+  cufftResult (*fft_exec_c2r)(cufftHandle plan, cufftComplex* in, cufftReal* out);
+  cufftResult (*fft_exec_d2z)(cufftHandle plan, cufftDoubleReal* in, cufftDoubleComplex* out);
+  cufftResult (*fft_exec_z2d)(cufftHandle plan, cufftDoubleComplex* in, cufftDoubleReal* out);
+  cufftResult (*fft_destroy)(cufftHandle plan);
+
+  // cuBLAS: the spectrum product.
+  cublasStatus_t (*blas_create)(cublasHandle_t* handle);
+  cublasStatus_t (*blas_destroy)(cublasHandle_t handle);
+  cublasStatus_t (*blas_set_stream)(cublasHandle_t handle, cudaStream_t stream);
+  cublasStatus_t (*blas_cdgmm)(cublasHandle_t handle, cublasSideMode_t mode, int m, int n, const cuComplex* a,
+                               int lda, const cuComplex* x, int incx, cuComplex* c, int ldc);
+  cublasStatus_t (*blas_zdgmm)(cublasHandle_t handle, cublasSideMode_t mode, int m, int n, const cuDoubleComplex* a,
+                               int lda, const cuDoubleComplex* x, int incx, cuDoubleComplex* c, int ldc);
+  const char* (*blas_status_name)(cublasStatus_t status);
+};
+
+/// The table of the real CUDA, cuFFT and cuBLAS functions.
+inline const cuda_api& cuda_runtime_api() noexcept {
+  static const cuda_api api = [] {
+    cuda_api a{};
+    a.get_device_count = &cudaGetDeviceCount;
+    a.mem_get_info = &cudaMemGetInfo;
+    a.device_malloc = &cudaMalloc;
+    a.device_free = &cudaFree;
+    a.host_malloc = &cudaMallocHost;
+    a.host_free = &cudaFreeHost;
+    a.memcpy_2d_async = &cudaMemcpy2DAsync;
+    a.stream_create_with_flags = &cudaStreamCreateWithFlags;
+    a.stream_destroy = &cudaStreamDestroy;
+    a.stream_synchronize = &cudaStreamSynchronize;
+    a.event_create = &cudaEventCreate;
+    a.event_destroy = &cudaEventDestroy;
+    a.event_record = &cudaEventRecord;
+    a.event_synchronize = &cudaEventSynchronize;
+    a.event_elapsed_time = &cudaEventElapsedTime;
+    a.get_error_name = &cudaGetErrorName;
+    a.get_error_string = &cudaGetErrorString;
+    a.fft_create = &cufftCreate;
+    a.fft_set_auto_allocation = &cufftSetAutoAllocation;
+    a.fft_make_plan_many = &cufftMakePlanMany;
+    a.fft_set_work_area = &cufftSetWorkArea;
+    a.fft_set_stream = &cufftSetStream;
+    a.fft_exec_r2c = &cufftExecR2C;
+    a.fft_exec_c2r = &cufftExecC2R;
+    a.fft_exec_d2z = &cufftExecD2Z;
+    a.fft_exec_z2d = &cufftExecZ2D;
+    a.fft_destroy = &cufftDestroy;
+    a.blas_create = &cublasCreate;
+    a.blas_destroy = &cublasDestroy;
+    a.blas_set_stream = &cublasSetStream;
+    a.blas_cdgmm = &cublasCdgmm;
+    a.blas_zdgmm = &cublasZdgmm;
+    a.blas_status_name = &cublasGetStatusName;
+    return a;
+  }();
+  return api;
+}
+
+inline std::atomic<const cuda_api*>& installed_cuda_api() noexcept {
+  static std::atomic<const cuda_api*> api{nullptr};
+  return api;
+}
+
+/// The table that cuFFT plans made from now on use: the real one unless a test installed another.
+inline const cuda_api& active_cuda_api() noexcept {
+  const cuda_api* a = installed_cuda_api().load();
+  return a != nullptr ? *a : cuda_runtime_api();
+}
+
+/// Makes plans made from now on use `api` (nullptr: the real libraries again); returns the previous
+/// installed table. For tests: plans keep the table they were made with.
+inline const cuda_api* install_cuda_api(const cuda_api* api) noexcept { return installed_cuda_api().exchange(api); }
+
+/// cuFFT has no function that names its statuses.
+inline const char* cufft_status_name(cufftResult r) noexcept {
+  switch (r) {
+    case CUFFT_SUCCESS: return "CUFFT_SUCCESS";
+    case CUFFT_INVALID_PLAN: return "CUFFT_INVALID_PLAN";
+    case CUFFT_ALLOC_FAILED: return "CUFFT_ALLOC_FAILED";
+    case CUFFT_INVALID_TYPE: return "CUFFT_INVALID_TYPE";
+    case CUFFT_INVALID_VALUE: return "CUFFT_INVALID_VALUE";
+    case CUFFT_INTERNAL_ERROR: return "CUFFT_INTERNAL_ERROR";
+    case CUFFT_EXEC_FAILED: return "CUFFT_EXEC_FAILED";
+    case CUFFT_SETUP_FAILED: return "CUFFT_SETUP_FAILED";
+    case CUFFT_INVALID_SIZE: return "CUFFT_INVALID_SIZE";
+    case CUFFT_UNALIGNED_DATA: return "CUFFT_UNALIGNED_DATA";
+    case CUFFT_INVALID_DEVICE: return "CUFFT_INVALID_DEVICE";
+    case CUFFT_NO_WORKSPACE: return "CUFFT_NO_WORKSPACE";
+    case CUFFT_NOT_IMPLEMENTED: return "CUFFT_NOT_IMPLEMENTED";
+    case CUFFT_NOT_SUPPORTED: return "CUFFT_NOT_SUPPORTED";
+    case CUFFT_MISSING_DEPENDENCY: return "CUFFT_MISSING_DEPENDENCY";
+    case CUFFT_NVRTC_FAILURE: return "CUFFT_NVRTC_FAILURE";
+    case CUFFT_NVJITLINK_FAILURE: return "CUFFT_NVJITLINK_FAILURE";
+    case CUFFT_NVSHMEM_FAILURE: return "CUFFT_NVSHMEM_FAILURE";
+  }
+  return "unknown cufftResult";
+}
+
+/// "cufft: <call> failed: <status>", the message of every failed GPU call.
+inline std::string gpu_failure(const char* call, const std::string& status) {
+  return std::string("cufft: ") + call + " failed: " + status;
+}
+
+/// Throws convkit::error naming `call` and the status unless `s` is cudaSuccess.
+inline void check_cuda(const cuda_api& api, cudaError_t s, const char* call) {
+  if (s != cudaSuccess)
+    throw error(gpu_failure(call, std::string(api.get_error_name(s)) + " (" + api.get_error_string(s) + ")"));
+}
+
+inline void check_cufft(cufftResult r, const char* call) {
+  if (r != CUFFT_SUCCESS) throw error(gpu_failure(call, cufft_status_name(r)));
+}
+
+inline void check_cublas(const cuda_api& api, cublasStatus_t s, const char* call) {
+  if (s != CUBLAS_STATUS_SUCCESS) throw error(gpu_failure(call, api.blas_status_name(s)));
+}
+
+/// Why `api` cannot run the backend ("" if it can): no driver, a driver too old, or no device.
+inline std::string probe_cuda_device(const cuda_api& api) {
+  int count = 0;
+  const cudaError_t s = api.get_device_count(&count);
+  if (s != cudaSuccess)
+    return std::string("no usable CUDA device: cudaGetDeviceCount returned ") + api.get_error_name(s) + " (" +
+           api.get_error_string(s) + ")";
+  if (count < 1) return "no CUDA device: cudaGetDeviceCount found 0 devices";
+  return {};
+}
+
+/// probe_cuda_device(api), asked once per program for the real libraries (the answer cannot change,
+/// and the first CUDA call loads the driver).
+inline std::string cuda_unavailable_reason(const cuda_api& api) {
+  if (&api != &cuda_runtime_api()) return probe_cuda_device(api);
+  static const std::string reason = probe_cuda_device(api);
+  return reason;
+}
+
+}  // namespace convkit::detail

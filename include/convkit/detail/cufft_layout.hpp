@@ -1,0 +1,117 @@
+// The cuFFT backend's arithmetic that is neither a launch nor a copy: which rectangular copies
+// assemble a tile's window of the border-extended input on the device, which copies pick a tile's
+// (strided) results out of a transform buffer, and how much device memory a tile plan takes.
+// Plain C++ (no CUDA type), so the CPU tests check it directly: applying the window copies on the
+// host must reproduce convkit::extend, and the output copies must write every output once.
+//
+// Device-resident inputs need this because convkit::extend runs on the host: on the device the
+// same window is made of block copies, each row and column mapped through the one border rule,
+// convkit::border_index. Host inputs are extended by convkit::extend itself, into pinned memory.
+#pragma once
+
+#include <algorithm>
+
+#include "../padding.hpp"
+#include "fft_sizes.hpp"
+
+namespace convkit::detail {
+
+/// One rectangular copy into a window: window(dst_row + i, dst_col + j) = source(src_row + i, src_col + j)
+/// for i < rows, j < cols. Sources: the input, rows of the window already assembled, or a vector of
+/// the border's fill value (then rows == 1 or cols == 1, and the vector is read along that extent).
+struct block_copy {
+  enum class from { input, window, fill };
+  from source;
+  index src_row, src_col;
+  index dst_row, dst_col;
+  index rows, cols;
+};
+
+/// Runs of window columns [0, win_cols) whose input columns are consecutive: f(dst_col, src_col,
+/// length), src_col = -1 (one column at a time) where the border rule gives the fill value.
+template <class F>
+void for_each_column_run(index in_cols, index left, index win_cols, border b, F&& f) {
+  for (index c = 0; c < win_cols;) {
+    const index s = border_index(c - left, in_cols, b);
+    index len = 1;
+    if (s >= 0)
+      while (c + len < win_cols && border_index(c + len - left, in_cols, b) == s + len) ++len;
+    f(c, s, len);
+    c += len;
+  }
+}
+
+/// The block copies that fill a win_rows x win_cols window with the extended input, exactly as
+/// extend(input, window, top, left, b, fill) would: window(r, c) = ext(r - top, c - left). Emitted
+/// in an order that is safe to run on one stream: window-to-window copies read rows copied earlier.
+/// The fill vector they read needs max(win_rows, win_cols) elements.
+/// About (2 + border rows) x (border columns) copies: a tile's rows inside the image are copied in
+/// one block per run of columns; each other row is a copy of a row already there, or of the fill.
+template <class Emit>
+void for_each_window_copy(index in_rows, index in_cols, index top, index left, index win_rows, index win_cols, border b,
+                          Emit&& emit) {
+  using from = block_copy::from;
+  // Window rows [ra, rb) read input rows r - top without the border rule.
+  const index ra = std::clamp<index>(top, 0, win_rows), rb = std::clamp<index>(top + in_rows, ra, win_rows);
+  if (ra < rb)
+    for_each_column_run(in_cols, left, win_cols, b, [&](index c, index s, index len) {
+      if (s >= 0)
+        emit(block_copy{from::input, ra - top, s, ra, c, rb - ra, len});
+      else
+        emit(block_copy{from::fill, 0, 0, ra, c, rb - ra, 1});
+    });
+  for (index r = 0; r < win_rows; ++r) {
+    if (r == ra && ra < rb) r = rb;  // skip the interior, done above
+    if (r >= win_rows) break;
+    const index s = border_index(r - top, in_rows, b);
+    if (s < 0) {
+      emit(block_copy{from::fill, 0, 0, r, 0, 1, win_cols});
+    } else if (s + top >= ra && s + top < rb) {
+      emit(block_copy{from::window, s + top, 0, r, 0, 1, win_cols});
+    } else {  // the source row lies outside this window: assemble the row from the input
+      for_each_column_run(in_cols, left, win_cols, b, [&](index c, index sc, index len) {
+        if (sc >= 0)
+          emit(block_copy{from::input, s, sc, r, c, 1, len});
+        else
+          emit(block_copy{from::fill, 0, 0, r, c, 1, 1});
+      });
+    }
+  }
+}
+
+/// A copy of `height` runs of `width` contiguous elements: run k goes from src_offset + k * src_pitch
+/// to dst_offset + k * dst_pitch (all in elements), as cudaMemcpy2D counts them (in bytes).
+struct pitched_copy {
+  index src_offset, src_pitch, dst_offset, dst_pitch, width, height;
+};
+
+/// The copies that move one tile's results from a transform buffer (rows of `buffer_pitch`
+/// elements) to their place in an output (rows of `out_pitch` elements): out(rows.first + i,
+/// cols.first + j) = buffer(rows.local + i * stride_rows, cols.local + j * stride_cols). One copy
+/// when stride_cols is 1; otherwise one per output row or one per output column, whichever is fewer.
+template <class Emit>
+void for_each_output_copy(fft::tile_outputs rows, fft::tile_outputs cols, index stride_rows, index stride_cols,
+                          index buffer_pitch, index out_pitch, Emit&& emit) {
+  if (rows.count == 0 || cols.count == 0) return;
+  const index src0 = rows.local * buffer_pitch + cols.local, dst0 = rows.first * out_pitch + cols.first;
+  const index src_row_step = stride_rows * buffer_pitch;
+  if (stride_cols == 1) {
+    emit(pitched_copy{src0, src_row_step, dst0, out_pitch, cols.count, rows.count});
+  } else if (rows.count <= cols.count) {
+    for (index i = 0; i < rows.count; ++i)
+      emit(pitched_copy{src0 + i * src_row_step, stride_cols, dst0 + i * out_pitch, 1, 1, cols.count});
+  } else {
+    for (index j = 0; j < cols.count; ++j)
+      emit(pitched_copy{src0 + j * stride_cols, src_row_step, dst0 + j, out_pitch, 1, rows.count});
+  }
+}
+
+/// Device memory of a cuFFT plan over tile plan `t` with `slots` tiles in flight, in bytes: the
+/// kernel spectrum, and per slot one in-place tile buffer and cuFFT's work area, which is budgeted
+/// as one more buffer (cufftMakePlanMany reports the real size; the backend checks it against this).
+inline index cufft_device_bytes(const fft::tile_plan& t, index element_bytes, index slots) {
+  const index buffer = t.buffer_bytes(element_bytes);
+  return checked_mul(checked_add(checked_mul(2, slots, "cufft slots"), 1, "cufft slots"), buffer, "cufft device memory");
+}
+
+}  // namespace convkit::detail

@@ -1,0 +1,282 @@
+// The cuFFT backend's tests that run unchanged against the real CUDA libraries (test_cufft_device)
+// and against the strict CPU stand-in (test_cufft): the shared problem grid through every entry
+// point, tiles, plan reuse, timing and argument errors.
+//
+// The including file defines convkit::testing::device_session, which every test makes first and
+// destroys last: the stand-in's installs the stand-in and checks afterwards that nothing leaked and
+// nothing was misused; the real one does nothing.
+#pragma once
+
+#include <convkit/convkit.hpp>
+
+#include <memory>
+
+#include "problems.hpp"
+
+namespace convkit::testing {
+
+/// The backend's rounding error per element is at most
+///   cufft_error_factor * eps * log2(N_r * N_c) * ||extended input||_2 * ||kernel||_2
+/// for a transform of N_r x N_c (error_model::global in problems.hpp), the bound the fft backend's
+/// tests use. N is bounded by the untiled transform, next_fast_size(extent) per axis.
+constexpr double cufft_error_factor = 1.0;
+
+inline error_model cufft_error(const problem_case& c) {
+  const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+  const double n = double(detail::fft::next_fast_size(g.rows.extent)) * double(detail::fft::next_fast_size(g.cols.extent));
+  return {0.0, cufft_error_factor * std::log2(std::max(4.0, n))};
+}
+
+/// A rows x cols matrix with rows of row_stride elements in device memory, filled from and read back
+/// to host views through pinned memory, with the table the backend uses (real or stand-in).
+template <class T>
+class device_matrix {
+ public:
+  device_matrix(index rows, index cols, index row_stride)
+      : api_(detail::active_cuda_api()),
+        rows_(rows),
+        cols_(cols),
+        stride_(row_stride),
+        bytes_(rows * row_stride * index(sizeof(T))),
+        data_(detail::device_alloc(api_, bytes_)),
+        staging_(detail::pinned_alloc(api_, bytes_)) {
+    cudaStream_t s = nullptr;
+    detail::check_cuda(api_, api_.stream_create_with_flags(&s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    stream_ = detail::gpu_handle<cudaStream_t>(api_, s, [](const detail::cuda_api& a, cudaStream_t h) { a.stream_destroy(h); });
+  }
+
+  /// Device memory; never dereference it on the host.
+  view2d<T> view() const { return view2d<T>(static_cast<T*>(data_.get()), rows_, cols_, stride_); }
+
+  /// Copies all rows x row_stride elements of `host` (whose row_stride must equal this one's).
+  void upload(view2d<const T> host) {
+    std::copy(host.data(), host.data() + rows_ * stride_, static_cast<T*>(staging_.get()));
+    copy(data_.get(), staging_.get(), cudaMemcpyHostToDevice);
+  }
+  void download(view2d<T> host) {
+    copy(staging_.get(), data_.get(), cudaMemcpyDeviceToHost);
+    std::copy(static_cast<const T*>(staging_.get()), static_cast<const T*>(staging_.get()) + rows_ * stride_, host.data());
+  }
+
+ private:
+  void copy(void* dst, const void* src, cudaMemcpyKind kind) {
+    detail::check_cuda(api_, api_.memcpy_2d_async(dst, size_t(bytes_), src, size_t(bytes_), size_t(bytes_), 1, kind, stream_.get()),
+                       "cudaMemcpy2DAsync");
+    detail::check_cuda(api_, api_.stream_synchronize(stream_.get()), "cudaStreamSynchronize");
+  }
+
+  const detail::cuda_api& api_;
+  index rows_, cols_, stride_, bytes_;
+  detail::gpu_handle<void*> data_, staging_;
+  detail::gpu_handle<cudaStream_t> stream_;
+};
+
+/// Sets the cufft configuration for one scope and restores the previous one after it.
+class scoped_cufft_config {
+ public:
+  explicit scoped_cufft_config(const cufft::config& c) : saved_(cufft::get_config()) { cufft::set_config(c); }
+  ~scoped_cufft_config() { cufft::set_config(saved_); }
+  scoped_cufft_config(const scoped_cufft_config&) = delete;
+  scoped_cufft_config& operator=(const scoped_cufft_config&) = delete;
+
+ private:
+  cufft::config saved_;
+};
+
+/// The ways of calling the backend that every case runs through.
+enum class entry { conv2d, plan_host, plan_device };
+
+template <class T>
+void run_case(const problem_case& c, std::mt19937_64& rng, entry how, const cufft::config& cfg = {}) {
+  const auto compute = [&](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) {
+    switch (how) {
+      case entry::conv2d: {
+        scoped_cufft_config scoped(cfg);
+        options oc = o;
+        oc.algo = algorithm::cufft;
+        conv2d<T>(in, k, out, oc);
+        break;
+      }
+      case entry::plan_host: {
+        cufft::plan<T> p(in.rows(), in.cols(), k, o, cfg);
+        p.execute(in, out);
+        break;
+      }
+      case entry::plan_device: {
+        cufft::plan<T> p(in.rows(), in.cols(), k, o, cfg);
+        device_matrix<T> din(in.rows(), in.cols(), in.row_stride()), dout(out.rows(), out.cols(), out.row_stride());
+        din.upload(in);
+        dout.upload(out);  // the checker's NaN poison and the sentinels beyond each row go along
+        p.execute_device(din.view(), dout.view());
+        dout.download(out);
+        break;
+      }
+    }
+  };
+  check_case<T>(c, rng, compute, cufft_error);
+}
+
+/// Cases larger than the grid's, for tiles: every mode and border, strides and dilations.
+inline std::vector<problem_case> tile_cases() {
+  std::vector<problem_case> cases;
+  int n = 0;
+  for (output size : {output::full, output::same, output::valid})
+    for (border edge : {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular}) {
+      problem_case c{};
+      c.rows = 61 + n % 5;
+      c.cols = 47 + 3 * (n % 4);
+      c.k_rows = 3 + n % 5;
+      c.k_cols = 2 + n % 6;
+      c.pad = n % 2 ? 3 : 0;
+      c.opt.size = size;
+      c.opt.edge = edge;
+      c.opt.edge_value = 0.5;
+      c.opt.correlate = n % 3 == 1;
+      c.opt.stride_rows = 1 + n % 2;
+      c.opt.stride_cols = 1 + (n / 2) % 3;
+      c.opt.dilation_rows = 1 + (n / 3) % 2;
+      c.opt.dilation_cols = 1 + n % 2;
+      cases.push_back(c);
+      ++n;
+    }
+  return cases;
+}
+
+TEST_CASE("cufft matches the reference over the problem grid through conv2d (float, double)", "[cufft][grid]") {
+  device_session session;
+  std::mt19937_64 rng(run_seed() + 601);
+  for (const problem_case& c : problem_grid()) {
+    run_case<float>(c, rng, entry::conv2d);
+    run_case<double>(c, rng, entry::conv2d);
+  }
+}
+
+TEST_CASE("cufft plans match the reference on host views and on device memory (float, double)", "[cufft][grid]") {
+  device_session session;
+  std::mt19937_64 rng(run_seed() + 602);
+  for (const problem_case& c : problem_grid(16)) {
+    run_case<float>(c, rng, entry::plan_host);
+    run_case<double>(c, rng, entry::plan_device);
+  }
+  for (const problem_case& c : problem_grid(0)) {
+    run_case<double>(c, rng, entry::plan_host);
+    run_case<float>(c, rng, entry::plan_device);
+  }
+}
+
+TEST_CASE("cufft tiles (forced, and from the memory cap) match the reference", "[cufft][tiles]") {
+  device_session session;
+  std::mt19937_64 rng(run_seed() + 603);
+  cufft::config forced;
+  forced.tile_rows = 13;
+  forced.tile_cols = 9;
+  for (const problem_case& c : tile_cases()) {
+    run_case<float>(c, rng, entry::plan_host, forced);
+    run_case<double>(c, rng, entry::plan_device, forced);
+    run_case<float>(c, rng, entry::conv2d, forced);
+  }
+  // A cap below the untiled transform's memory makes automatic tiling cut the image.
+  problem_case big{};
+  big.rows = 300;
+  big.cols = 257;
+  big.k_rows = 9;
+  big.k_cols = 7;
+  big.opt.size = output::same;
+  big.opt.edge = border::reflect;
+  cufft::config capped;
+  capped.memory_cap = index(600) << 10;
+  const array2d<float> k(big.k_rows, big.k_cols);
+  const cufft::plan<float> untiled(big.rows, big.cols, k, big.opt);
+  const cufft::plan<float> tiled(big.rows, big.cols, k, big.opt, capped);
+  CHECK(tiled.tiles() > untiled.tiles());
+  run_case<float>(big, rng, entry::plan_host, capped);
+  run_case<float>(big, rng, entry::plan_device, capped);
+  // A cap too small for even the smallest tiles is an error that says so.
+  capped.memory_cap = 512;
+  CHECK_THROWS_WITH(cufft::plan<float>(big.rows, big.cols, k, big.opt, capped),
+                    Catch::Contains("memory cap"));
+}
+
+TEST_CASE("a cufft plan is reusable: a second input's result does not depend on the first", "[cufft][plan]") {
+  device_session session;
+  std::mt19937_64 rng(run_seed() + 604);
+  problem_case c = tile_cases()[4];
+  cufft::config forced;
+  forced.tile_rows = 20;
+  array2d<double> kernel(c.k_rows, c.k_cols);
+  fill_random(kernel.view(), rng);
+  cufft::plan<double> p(c.rows, c.cols, kernel, c.opt, forced);
+  const shape2d s = p.output_shape();
+  for (int round = 0; round < 3; ++round) {
+    array2d<double> in(c.rows, c.cols), got(s.rows, s.cols), got_device(s.rows, s.cols);
+    fill_random(in.view(), rng);
+    p.execute(in, got);
+    device_matrix<double> din(c.rows, c.cols, c.cols), dout(s.rows, s.cols, s.cols);
+    din.upload(in);
+    p.execute_device(din.view(), dout.view());
+    dout.download(got_device);
+    const array2d<double> want = reference::conv2d<double>(in, kernel, c.opt);
+    double worst = 0, worst_device = 0;
+    for (index i = 0; i < want.size(); ++i) {
+      worst = std::max(worst, std::abs(got.data()[i] - want.data()[i]));
+      worst_device = std::max(worst_device, std::abs(got_device.data()[i] - want.data()[i]));
+    }
+    INFO("round " << round);
+    CHECK(worst < 1e-12);
+    CHECK(worst_device < 1e-12);
+  }
+}
+
+TEST_CASE("cufft timing: filled on request, transfers apart from compute", "[cufft][timing]") {
+  device_session session;
+  array2d<float> in(256, 256), k(15, 15), out(256, 256);
+  std::mt19937_64 rng(run_seed() + 605);
+  fill_random(in.view(), rng);
+  fill_random(k.view(), rng);
+  options o;
+  o.size = output::same;
+  for (index tile_rows : {index(0), index(64)}) {
+    cufft::config cfg;
+    cfg.tile_rows = tile_rows;
+    cufft::plan<float> p(256, 256, k, o, cfg);
+    cufft::timing t;
+    t.tiles = -1;
+    p.execute(in, out, &t);
+    INFO("tiles " << p.tiles());
+    CHECK(t.tiles == p.tiles());
+    CHECK(t.host_to_device_ms >= 0);
+    CHECK(t.device_to_host_ms >= 0);
+    CHECK(t.compute_ms > 0);
+    CHECK(t.host_ms > 0);
+    CHECK(t.total_ms >= t.host_ms);
+    device_matrix<float> din(256, 256, 256), dout(256, 256, 256);
+    din.upload(in);
+    cufft::timing td;
+    p.execute_device(din.view(), dout.view(), &td);
+    CHECK(td.host_to_device_ms == 0);
+    CHECK(td.device_to_host_ms == 0);
+    CHECK(td.host_ms == 0);
+    CHECK(td.compute_ms > 0);
+  }
+}
+
+TEST_CASE("cufft rejects bad arguments with convkit::error naming them", "[cufft][errors]") {
+  device_session session;
+  const array2d<float> k(3, 3), in(10, 12), wrong(11, 12);
+  array2d<float> out(10, 12);
+  options o;
+  o.size = output::same;
+  cufft::plan<float> p(10, 12, k, o);
+  CHECK_THROWS_WITH(p.execute(wrong, out), Catch::Contains("input is 11x12"));
+  array2d<float> wrong_out(9, 12);
+  CHECK_THROWS_WITH(p.execute(in, wrong_out), Catch::Contains("out is 9x12"));
+  CHECK_THROWS_AS(cufft::plan<float>(10, 12, array2d<float>(), o), error);
+  cufft::config bad;
+  bad.memory_cap = -1;
+  CHECK_THROWS_WITH(cufft::set_config(bad), Catch::Contains("memory_cap"));
+  bad = {};
+  bad.tile_rows = -2;
+  CHECK_THROWS_WITH(cufft::set_config(bad), Catch::Contains("tile_rows"));
+}
+
+}  // namespace convkit::testing

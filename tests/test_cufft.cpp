@@ -1,0 +1,427 @@
+// The cuFFT backend end to end on the strict CPU stand-in (cuda_standin.hpp), in CI, without a GPU:
+// the shared suite (cufft_suite.hpp: the problem grid, tiles, plan reuse, timing, errors) with leak
+// and misuse checks after every test, plus what only the stand-in can observe: transfer counts,
+// tiles forced by a small device, failure injection at every call, no device, and the plain C++
+// pieces (tile planner, window and output copies) against their definitions.
+#include "cuda_standin.hpp"
+
+#include <convkit/convkit.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include "problems.hpp"
+
+namespace convkit::testing {
+
+/// Every test runs on the stand-in and ends with nothing leaked and nothing misused.
+class device_session {
+ public:
+  device_session() = default;
+  ~device_session() {
+    for (const std::string& v : standin::violations()) FAIL_CHECK("stand-in violation: " << v);
+    const standin::counters& c = standin::stats();
+    INFO("device allocs " << c.device_allocs << " frees " << c.device_frees << ", pinned " << c.pinned_allocs << "/"
+                          << c.pinned_frees << ", streams " << c.streams_made << "/" << c.streams_destroyed << ", events "
+                          << c.events_made << "/" << c.events_destroyed << ", cufft plans " << c.fft_plans_made << "/"
+                          << c.fft_plans_destroyed << ", cublas " << c.blas_made << "/" << c.blas_destroyed);
+    CHECK(c.balanced());
+  }
+  device_session(const device_session&) = delete;
+  device_session& operator=(const device_session&) = delete;
+
+ private:
+  standin::scope scope_;
+};
+
+}  // namespace convkit::testing
+
+#include "cufft_suite.hpp"
+
+namespace convkit::testing {
+namespace {
+
+detail::problem problem_of(const problem_case& c) {
+  detail::problem p{detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt), c.opt, true};
+  p.opt.threads = 1;
+  return p;
+}
+
+problem_case small_case(border edge = border::zero) {
+  problem_case c{};
+  c.rows = 40;
+  c.cols = 30;
+  c.k_rows = 5;
+  c.k_cols = 4;
+  c.opt.size = output::same;
+  c.opt.edge = edge;
+  c.opt.edge_value = 0.25;
+  return c;
+}
+
+TEST_CASE("stand-in: device memory is closed to host code, and results exist only after synchronising", "[standin]") {
+  device_session session;
+  const detail::cuda_api& api = standin::api();
+  detail::gpu_handle<void*> device = detail::device_alloc(api, 256);
+  // A host read of device memory kills the process that tries it.
+  const pid_t child = fork();
+  if (child == 0) {
+    std::signal(SIGSEGV, SIG_DFL);  // not Catch's handler: die of it
+    volatile const float* p = static_cast<const float*>(device.get());
+    const float x = *p;
+    _exit(x == x ? 0 : 1);  // not reached
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGSEGV);
+
+  // Queued work runs at synchronisation: before it, the destination still holds the stand-in's NaN.
+  detail::gpu_handle<void*> up = detail::pinned_alloc(api, 256), down = detail::pinned_alloc(api, 256);
+  cudaStream_t raw = nullptr;
+  REQUIRE(api.stream_create_with_flags(&raw, cudaStreamNonBlocking) == cudaSuccess);
+  detail::gpu_handle<cudaStream_t> stream(api, raw, [](const detail::cuda_api& a, cudaStream_t s) { a.stream_destroy(s); });
+  static_cast<float*>(up.get())[0] = 1.5f;
+  REQUIRE(api.memcpy_2d_async(device.get(), 4, up.get(), 4, 4, 1, cudaMemcpyHostToDevice, raw) == cudaSuccess);
+  REQUIRE(api.memcpy_2d_async(down.get(), 4, device.get(), 4, 4, 1, cudaMemcpyDeviceToHost, raw) == cudaSuccess);
+  static_cast<float*>(up.get())[0] = 2.5f;  // a pinned source rewritten before the copy ran: the copy sends 2.5
+  CHECK(std::isnan(static_cast<const float*>(down.get())[0]));
+  REQUIRE(api.stream_synchronize(raw) == cudaSuccess);
+  CHECK(static_cast<const float*>(down.get())[0] == 2.5f);
+
+  // Misuse that real CUDA would not (or not always) catch is refused and recorded.
+  std::vector<float> pageable(4);
+  CHECK(api.memcpy_2d_async(device.get(), 4, pageable.data(), 4, 4, 1, cudaMemcpyHostToDevice, raw) == cudaErrorInvalidValue);
+  CHECK(api.memcpy_2d_async(up.get(), 4, device.get(), 4, 4, 1, cudaMemcpyHostToDevice, raw) == cudaErrorInvalidValue);
+  CHECK(api.memcpy_2d_async(device.get(), 4, up.get(), 4, 4, 1, cudaMemcpyHostToDevice, nullptr) ==
+        cudaErrorInvalidResourceHandle);
+  CHECK(standin::take_violations().size() == 3);
+}
+
+TEST_CASE("stand-in: plans are checked against the buffers and the exec function they run with", "[standin]") {
+  device_session session;
+  const detail::cuda_api& api = standin::api();
+  cufftHandle h = 0;
+  REQUIRE(api.fft_create(&h) == CUFFT_SUCCESS);
+  detail::gpu_handle<cufftHandle> plan(api, h, [](const detail::cuda_api& a, cufftHandle q) { a.fft_destroy(q); });
+  int n[2] = {8, 8};
+  size_t work = 0;
+  REQUIRE(api.fft_make_plan_many(h, 2, n, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, 1, &work) == CUFFT_SUCCESS);
+  cudaStream_t raw = nullptr;
+  REQUIRE(api.stream_create_with_flags(&raw, cudaStreamNonBlocking) == cudaSuccess);
+  detail::gpu_handle<cudaStream_t> stream(api, raw, [](const detail::cuda_api& a, cudaStream_t s) { a.stream_destroy(s); });
+  REQUIRE(api.fft_set_stream(h, raw) == CUFFT_SUCCESS);
+  detail::gpu_handle<void*> real = detail::device_alloc(api, 64 * 4), small = detail::device_alloc(api, 8 * 5 * 8 - 8),
+                            spectrum = detail::device_alloc(api, 8 * 5 * 8);
+  auto* r = static_cast<cufftReal*>(real.get());
+  CHECK(api.fft_exec_r2c(h, r, static_cast<cufftComplex*>(small.get())) == CUFFT_INVALID_VALUE);  // output too small
+  CHECK(api.fft_exec_c2r(h, static_cast<cufftComplex*>(spectrum.get()), r) == CUFFT_INVALID_TYPE);
+  CHECK(api.fft_exec_r2c(h, r, reinterpret_cast<cufftComplex*>(r)) == CUFFT_INVALID_VALUE);  // in place, unpadded
+  CHECK(api.fft_exec_r2c(h, r, static_cast<cufftComplex*>(spectrum.get())) == CUFFT_SUCCESS);
+  CHECK(standin::take_violations().size() == 3);
+}
+
+TEST_CASE("cufft transfers: two per plain convolution, none with device pointers, plan work done once", "[cufft][transfers]") {
+  device_session session;
+  const standin::counters& n = standin::stats();
+  std::mt19937_64 rng(run_seed() + 701);
+  for (border edge : {border::zero, border::reflect}) {
+    const problem_case c = small_case(edge);
+    array2d<float> in(c.rows, c.cols), k(c.k_rows, c.k_cols), out(c.rows, c.cols);
+    fill_random(in.view(), rng);
+    fill_random(k.view(), rng);
+    const standin::counters made = n;
+    cufft::plan<float> p(c.rows, c.cols, k, c.opt);
+    REQUIRE(p.tiles() == 1);
+    // At construction: the kernel, and for zero/constant borders the fill vector of device inputs.
+    CHECK(n.copies_to_device - made.copies_to_device == (edge == border::zero ? 2 : 1));
+    CHECK(n.copies_to_host == made.copies_to_host);
+    CHECK(n.streams_made - made.streams_made == 1);
+    const standin::counters before = n;
+    const long long records = standin::calls().count("cudaEventRecord") ? standin::calls().at("cudaEventRecord") : 0;
+    for (int round = 1; round <= 3; ++round) {
+      p.execute(in, out);
+      CHECK(n.copies_to_device - before.copies_to_device == round);
+      CHECK(n.copies_to_host - before.copies_to_host == round);
+      CHECK(n.transforms - before.transforms == 2 * round);
+      CHECK(n.products - before.products == round);
+    }
+    CHECK((standin::calls().count("cudaEventRecord") ? standin::calls().at("cudaEventRecord") : 0) == records);  // no timing asked
+    CHECK(n.device_allocs == before.device_allocs);
+    CHECK(n.pinned_allocs == before.pinned_allocs);
+    CHECK(n.fft_plans_made == before.fft_plans_made);
+    {
+      device_matrix<float> din(c.rows, c.cols, c.cols), dout(c.rows, c.cols, c.cols);
+      din.upload(in);
+      const standin::counters device_before = n;
+      p.execute_device(din.view(), dout.view());
+      CHECK(n.transfers() == device_before.transfers());
+      CHECK(n.copies_on_device > device_before.copies_on_device);
+      CHECK(n.device_allocs == device_before.device_allocs);
+    }
+    // Forced tiles: one transfer each way per tile, through two slots on two streams.
+    cufft::config tiled;
+    tiled.tile_rows = 16;
+    tiled.tile_cols = 16;
+    const long long streams1 = n.streams_made;
+    cufft::plan<float> pt(c.rows, c.cols, k, c.opt, tiled);
+    CHECK(pt.tiles() == 6);
+    CHECK(n.streams_made - streams1 == 2);
+    const standin::counters tiled_before = n;
+    pt.execute(in, out);
+    CHECK(n.copies_to_device - tiled_before.copies_to_device == 6);
+    CHECK(n.copies_to_host - tiled_before.copies_to_host == 6);
+  }
+}
+
+TEST_CASE("cufft on a device smaller than the image: tiles from cudaMemGetInfo, within its memory", "[cufft][tiles]") {
+  const size_t limit = size_t(3) << 20;
+  device_session session;
+  standin::set_device_limit(limit);
+  std::mt19937_64 rng(run_seed() + 702);
+  problem_case c{};
+  c.rows = 700;
+  c.cols = 600;
+  c.k_rows = 15;
+  c.k_cols = 15;
+  c.opt.size = output::same;
+  c.opt.edge = border::symmetric;
+  {
+    const cufft::plan<float> p(c.rows, c.cols, array2d<float>(15, 15), c.opt);
+    CHECK(p.tiles() > 1);
+    // The untiled transform alone would need more than the whole device.
+    const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+    CHECK(detail::fft::next_fast_size(g.rows.extent) * detail::fft::next_fast_size(g.cols.extent) * 4 * 3 > index(limit));
+  }
+  run_case<float>(c, rng, entry::plan_host);
+  run_case<float>(c, rng, entry::conv2d);
+  CHECK(standin::stats().device_peak_bytes <= static_cast<long long>(limit));
+}
+
+/// One plan made and run every way (timed, on host views and on device memory), with tiles on two
+/// slots: every entry point the backend uses is called.
+void every_call_once() {
+  const problem_case c = small_case(border::constant);
+  array2d<float> in(c.rows, c.cols), k(c.k_rows, c.k_cols), out(c.rows, c.cols);
+  cufft::config tiled;
+  tiled.tile_rows = 24;
+  cufft::plan<float> p(c.rows, c.cols, k, c.opt, tiled);
+  cufft::timing t;
+  p.execute(in, out, &t);
+  device_matrix<float> din(c.rows, c.cols, c.cols), dout(c.rows, c.cols, c.cols);
+  din.upload(in);
+  p.execute_device(din.view(), dout.view(), &t);
+  cufft::plan<double> pd(c.rows, c.cols, array2d<double>(2, 3), c.opt);
+  array2d<double> ind(c.rows, c.cols), outd(c.rows, c.cols);
+  pd.execute(ind, outd);
+}
+
+TEST_CASE("cufft failure injection: each failing call throws an error naming it, and nothing leaks", "[cufft][failures]") {
+  std::map<std::string, long long> calls;
+  {
+    device_session session;
+    every_call_once();
+    calls = standin::calls();
+  }
+  for (const char* expected : {"cudaGetDeviceCount", "cudaMemGetInfo", "cudaMalloc", "cudaMallocHost", "cudaMemcpy2DAsync",
+                               "cudaStreamCreateWithFlags", "cudaStreamSynchronize", "cudaEventCreate", "cudaEventRecord",
+                               "cudaEventElapsedTime", "cufftCreate", "cufftSetAutoAllocation", "cufftMakePlanMany",
+                               "cufftSetWorkArea", "cufftSetStream", "cufftExecR2C", "cufftExecC2R", "cufftExecD2Z",
+                               "cufftExecZ2D", "cublasCreate", "cublasSetStream", "cublasCdgmm", "cublasZdgmm"})
+    CHECK(calls.count(expected) == 1);
+  long long injected = 0;
+  for (const auto& [call, count] : calls) {
+    for (long long nth = 1; nth <= count; ++nth) {
+      INFO("call " << nth << " of " << count << " to " << call << " fails");
+      device_session session;
+      standin::fail_call(call, nth);
+      bool thrown = false;
+      try {
+        every_call_once();
+      } catch (const error& e) {
+        thrown = true;
+        CHECK_THAT(e.what(), Catch::Contains(call + " failed: "));
+      } catch (const unavailable& e) {
+        thrown = true;
+        CHECK(call == "cudaGetDeviceCount");
+        CHECK_THAT(e.what(), Catch::Contains("cudaGetDeviceCount returned cudaErrorInsufficientDriver"));
+      }
+      CHECK(thrown);
+      ++injected;
+    }
+  }
+  CHECK(injected > 100);
+}
+
+TEST_CASE("cufft: a plan still works after a failed execute", "[cufft][failures]") {
+  device_session session;
+  std::mt19937_64 rng(run_seed() + 703);
+  const problem_case c = small_case(border::circular);
+  array2d<double> in(c.rows, c.cols), k(c.k_rows, c.k_cols), out(c.rows, c.cols);
+  fill_random(in.view(), rng);
+  fill_random(k.view(), rng);
+  cufft::config tiled;
+  tiled.tile_rows = 10;
+  cufft::plan<double> p(c.rows, c.cols, k, c.opt, tiled);
+  standin::fail_call("cufftExecZ2D", standin::calls().count("cufftExecZ2D") ? standin::calls().at("cufftExecZ2D") + 3 : 3);
+  CHECK_THROWS_WITH(p.execute(in, out), Catch::Contains("cufftExecZ2D failed: CUFFT_EXEC_FAILED"));
+  standin::clear_failures();
+  p.execute(in, out);
+  const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
+  double worst = 0;
+  for (index i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
+  CHECK(worst < 1e-12);
+}
+
+TEST_CASE("cufft without a device: unavailable with the runtime's reason, never chosen automatically", "[cufft][nodevice]") {
+  device_session session;
+  const problem_case c = small_case();
+  const array2d<float> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
+  options big;
+  big.size = output::same;
+  CHECK(detail::cufft_cost(problem_of(small_case())) < detail::never);
+  for (cudaError_t status : {cudaErrorNoDevice, cudaErrorInsufficientDriver}) {
+    standin::set_device_status(status);
+    const std::string name = cudaGetErrorName(status);
+    CHECK_FALSE(cufft::available());
+    CHECK_THAT(cufft::unavailable_reason(), Catch::Contains(name));
+    CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt), Catch::Contains("algorithm::cufft: ") && Catch::Contains(name));
+    options o = c.opt;
+    o.algo = algorithm::cufft;
+    CHECK_THROWS_AS(conv2d(in, k, o), unavailable);
+    CHECK(detail::cufft_cost(problem_of(c)) == detail::never);
+    CHECK(automatic_choice(9000, 9000, 15, 15, big) != algorithm::cufft);
+    o.algo = algorithm::automatic;
+    CHECK(conv2d(in, k, o).rows() == c.rows);
+  }
+}
+
+TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output exactly once", "[cufft][planner]") {
+  std::vector<problem_case> cases = problem_grid(32);
+  for (const problem_case& c : tile_cases()) cases.push_back(c);
+  problem_case wide{};
+  wide.rows = 90;
+  wide.cols = 1000;
+  wide.k_rows = 15;
+  wide.k_cols = 15;
+  wide.opt.stride_cols = 3;
+  cases.push_back(wide);
+  index checked = 0;
+  for (const problem_case& c : cases) {
+    const detail::problem p = problem_of(c);
+    for (index element_bytes : {index(4), index(8)})
+      for (index cap : {index(2) << 10, index(20) << 10, index(200) << 10, index(1) << 30}) {
+        INFO(c.describe() << ", " << element_bytes << "-byte reals, cap " << cap);
+        const detail::fft::tile_plan t = detail::cufft_tile_plan(p, element_bytes, {}, cap);
+        const index slots = std::min<index>(2, t.tiles());
+        if (detail::cufft_device_bytes(t, element_bytes, slots) > cap) continue;  // the plan throws instead
+        ++checked;
+        for (const detail::fft::axis_tiles* a : {&t.rows, &t.cols}) {
+          const detail::axis_geometry& g = a == &t.rows ? p.geo.rows : p.geo.cols;
+          // No result of a tile reads a wrapped-around element.
+          if (!t.circular) CHECK(a->transform >= a->block + g.span - 1);
+          CHECK(a->transform <= detail::fft::next_fast_size(g.extent));
+        }
+        array2d<int> covered(p.geo.rows.out, p.geo.cols.out);
+        for (index tr = 0; tr < t.rows.tiles; ++tr)
+          for (index tc = 0; tc < t.cols.tiles; ++tc) {
+            const detail::fft::tile_outputs rows = t.rows.outputs(tr), cols = t.cols.outputs(tc);
+            CHECK(rows.local + (rows.count - 1) * t.rows.stride < std::max<index>(t.rows.results(tr), 1));
+            CHECK(cols.local + (cols.count - 1) * t.cols.stride < std::max<index>(t.cols.results(tc), 1));
+            for (index i = 0; i < rows.count; ++i)
+              for (index j = 0; j < cols.count; ++j) ++covered(rows.first + i, cols.first + j);
+          }
+        index wrong = 0;
+        for (index i = 0; i < covered.size(); ++i) wrong += covered.data()[i] != 1;
+        CHECK(wrong == 0);
+      }
+  }
+  CHECK(checked > 500);
+}
+
+TEST_CASE("cufft device-side windows: the block copies rebuild convkit::extend exactly", "[cufft][layout]") {
+  std::mt19937_64 rng(run_seed() + 704);
+  using from = detail::block_copy::from;
+  index checked = 0;
+  for (border b : {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular})
+    for (index rows : {1, 2, 7})
+      for (index cols : {1, 3, 8})
+        for (index top : {-9, -2, 0, 3, 11})
+          for (index left : {-5, 0, 1, 6})
+            for (index win : {1, 4, 13}) {
+              INFO(to_string(b) << " input " << rows << "x" << cols << " window " << win << "x" << win + 2 << " at "
+                                << top << "," << left);
+              array2d<double> in(rows, cols), want(win, win + 2), got(win, win + 2);
+              fill_random(in.view(), rng);
+              extend<double>(in, want, top, left, b, 0.75);
+              std::fill_n(got.data(), got.size(), std::nan(""));
+              const std::vector<double> fill(std::size_t(std::max(win, win + 2)), b == border::zero ? 0.0 : 0.75);
+              detail::for_each_window_copy(rows, cols, top, left, win, win + 2, b, [&](const detail::block_copy& c) {
+                CHECK((c.source != from::fill || c.rows == 1 || c.cols == 1));
+                for (index i = 0; i < c.rows; ++i)
+                  for (index j = 0; j < c.cols; ++j) {
+                    const double v = c.source == from::input    ? in(c.src_row + i, c.src_col + j)
+                                     : c.source == from::window ? got(c.src_row + i, c.src_col + j)
+                                                                : fill[std::size_t(i + j)];
+                    got(c.dst_row + i, c.dst_col + j) = v;
+                  }
+              });
+              index wrong = 0;
+              for (index i = 0; i < want.size(); ++i) wrong += !(got.data()[i] == want.data()[i]);
+              CHECK(wrong == 0);
+              ++checked;
+            }
+  CHECK(checked == 6 * 3 * 3 * 5 * 4 * 3);
+}
+
+TEST_CASE("cufft output copies place every (strided) result exactly once", "[cufft][layout]") {
+  for (index stride_rows : {1, 2, 3})
+    for (index stride_cols : {1, 2, 3})
+      for (index count_rows : {1, 4, 9})
+        for (index count_cols : {1, 5, 2}) {
+          const detail::fft::tile_outputs rows{3, count_rows, 1}, cols{2, count_cols, 2};
+          const index pitch = 40, out_pitch = 20;
+          array2d<double> buffer(40, pitch), out(14, out_pitch);
+          for (index i = 0; i < buffer.size(); ++i) buffer.data()[i] = double(i);
+          std::fill_n(out.data(), out.size(), -1.0);
+          detail::for_each_output_copy(rows, cols, stride_rows, stride_cols, pitch, out_pitch, [&](const detail::pitched_copy& c) {
+            for (index r = 0; r < c.height; ++r)
+              for (index e = 0; e < c.width; ++e) {
+                double& dst = out.data()[c.dst_offset + r * c.dst_pitch + e];
+                CHECK(dst == -1.0);  // written once
+                dst = buffer.data()[c.src_offset + r * c.src_pitch + e];
+              }
+          });
+          for (index r = 0; r < out.rows(); ++r)
+            for (index c = 0; c < out_pitch; ++c) {
+              const bool inside = r >= rows.first && r < rows.first + count_rows && c >= cols.first && c < cols.first + count_cols;
+              const double want = inside ? buffer(rows.local + (r - rows.first) * stride_rows,
+                                                  cols.local + (c - cols.first) * stride_cols)
+                                         : -1.0;
+              CHECK(out(r, c) == want);
+            }
+        }
+}
+
+TEST_CASE("cufft errors name the call and the status", "[cufft][errors]") {
+  device_session session;
+  const problem_case c = small_case();
+  const array2d<float> k(c.k_rows, c.k_cols);
+  standin::fail_call("cudaMalloc", 1);
+  CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt),
+                    "cufft: cudaMalloc failed: cudaErrorMemoryAllocation (out of memory)");
+  standin::clear_failures();
+  standin::fail_call("cufftMakePlanMany", standin::calls().at("cufftMakePlanMany") + 2);
+  CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt), "cufft: cufftMakePlanMany failed: CUFFT_ALLOC_FAILED");
+  standin::clear_failures();
+  cufft::plan<float> p(c.rows, c.cols, k, c.opt);
+  array2d<float> in(c.rows, c.cols), out(c.rows, c.cols);
+  standin::fail_call("cublasCdgmm", standin::calls().count("cublasCdgmm") ? standin::calls().at("cublasCdgmm") + 1 : 1);
+  CHECK_THROWS_WITH(p.execute(in, out), "cufft: cublasCdgmm failed: CUBLAS_STATUS_EXECUTION_FAILED");
+  CHECK(std::string(detail::cufft_status_name(CUFFT_NO_WORKSPACE)) == "CUFFT_NO_WORKSPACE");
+}
+
+}  // namespace
+}  // namespace convkit::testing
