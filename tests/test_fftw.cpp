@@ -291,18 +291,20 @@ TEST_CASE("fft: plan<T>::execute allocates nothing", "[fft][plans]") {
   fftw::config tiled;
   tiled.tile_rows = 20;
   tiled.tile_cols = 30;
-  for (const fftw::config& cfg : {fftw::config{}, tiled}) {
+  for (const fftw::config& cfg : {fftw::config{}, tiled})
+  for (int threads : {1, 2}) {
+    INFO(threads << " threads, " << (cfg.tile_rows > 0 ? "tiled" : "untiled"));
     scoped_config scope(cfg);
     options o;
     o.algo = algorithm::fft;
-    o.threads = 1;
+    o.threads = threads;
     o.edge = border::reflect;
     o.size = output::same;
-    array2d<float> in(100, 120), k(7, 7), out(100, 120);
+    array2d<float> in(600, 500), k(7, 7), out(600, 500);  // large enough to use both threads
     fill_random(in.view(), rng);
     fill_random(k.view(), rng);
-    plan<float> p(100, 120, k, o);
-    p.execute(in, out);
+    plan<float> p(600, 500, k, o);
+    p.execute(in, out);  // the first parallel call may start the process's thread pool
     const long long before = allocations.load();
     for (int i = 0; i < 3; ++i) p.execute(in, out);
     CHECK(allocations.load() == before);
@@ -403,14 +405,14 @@ TEST_CASE("fft: planning rigour and tiling settings apply to plans made afterwar
 
 TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
   // Data with NaN or Inf: the cost rule refuses them, so automatic never picks fft.
-  const problem_case big{64, 64, 31, 31, 0, {}};
+  const problem_case big{64, 64, 61, 61, 0, {}};
   detail::problem p = problem_of(big);
   CHECK(detail::fftw_cost(p) < detail::never);
   p.finite = false;
   CHECK(detail::fftw_cost(p) == detail::never);
-  REQUIRE(automatic_choice(64, 64, 31, 31, {}) == algorithm::fft);  // finite data of this shape go to fft
+  REQUIRE(automatic_choice(64, 64, 61, 61, {}) == algorithm::fft);  // finite data of this shape go to fft
 
-  array2d<float> in(64, 64), k(31, 31);
+  array2d<float> in(64, 64), k(61, 61);
   std::mt19937_64 rng(run_seed() ^ 0x4a4);
   fill_random(in.view(), rng);
   fill_random(k.view(), rng);
@@ -420,11 +422,11 @@ TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
   index nan_automatic = 0;
   for (index r = 0; r < automatic.rows(); ++r)
     for (index c = 0; c < automatic.cols(); ++c) {
-      const bool reads_nan = r < 31 && c < 31;
+      const bool reads_nan = r < 61 && c < 61;
       nan_automatic += std::isnan(automatic(r, c));
       CHECK(std::isnan(automatic(r, c)) == reads_nan);
     }
-  CHECK(nan_automatic == 31 * 31);
+  CHECK(nan_automatic == 61 * 61);
 
   // fft asked for explicitly, untiled: one NaN or Inf in the input turns every output into NaN.
   fftw::config untiled;

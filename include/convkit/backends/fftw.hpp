@@ -176,7 +176,7 @@ class fftw_executor final : public executor<T> {
     if (layout.rows > index(INT32_MAX) || layout.cols > index(INT32_MAX))
       throw error("fft: transform size " + std::to_string(layout.rows) + "x" + std::to_string(layout.cols) +
                   " exceeds FFTW's int sizes");
-    // Threads pay for themselves above ~0.5 ms of work each (spawning one costs ~20 us).
+    // Threads pay for themselves above ~0.5 ms of work each (waking a pool thread, splitting caches).
     const double single = fft::plan_seconds(tiles_.tiles(), layout.rows, layout.cols, 1, fftw_cost_model, sizeof(T));
     const int useful = static_cast<int>(std::clamp<double>(single / 5e-4, 1.0, p.opt.threads));
     workers_ = static_cast<int>(std::min<index>(useful, tiles_.tiles()));
