@@ -309,7 +309,9 @@ TEST_CASE("fft: plan<T>::execute allocates nothing", "[fft][plans]") {
     for (int i = 0; i < 3; ++i) p.execute(in, out);
     CHECK(allocations.load() == before);
     const array2d<double> want = reference::conv2d<float>(in, k, o);
-    for (index i = 0; i < out.size(); ++i) REQUIRE(std::abs(out.data()[i] - want.data()[i]) < 1e-4);
+    double worst = 0;
+    for (index i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
+    CHECK(worst < 1e-4);
   }
 }
 
