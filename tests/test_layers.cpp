@@ -242,7 +242,7 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   const detail::geometry g = detail::make_geometry(10000, 10000, 15, 15, o);
   const detail::im2col_shape s{g.rows, g.cols, 1, 1, 1, false};
   const index bound = im2col::default_workspace_limit;
-  const detail::im2col_tiling t = detail::plan_im2col_tiles(s, bound / index(sizeof(float)), 1);
+  const detail::im2col_tiling t = detail::plan_im2col_tiles(s, 1, bound / index(sizeof(float)), bound / index(sizeof(float)), 1);
   CHECK(t.workspace_elems() * index(sizeof(float)) <= bound);
   CHECK(t.tiles > 1);
   // Making the plan allocates the tiled workspace only (a 90 GB request would throw bad_alloc).
@@ -262,7 +262,8 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
     }, direct_error);
   }
   const detail::geometry small = detail::make_geometry(40, 300, 15, 15, c.opt);
-  const detail::im2col_tiling pieces = detail::plan_im2col_tiles({small.rows, small.cols, 1, 1, 1, false}, (16 << 10) / 4 / 2, 2);
+  const detail::im2col_tiling pieces =
+      detail::plan_im2col_tiles({small.rows, small.cols, 1, 1, 1, false}, 1, (16 << 10) / 4 / 2, detail::im2col_cache_bytes / 4, 2);
   CHECK(pieces.rows_per_tile == 0);  // one output row's columns (225 x 314 floats) exceed 8 KiB: pieces of rows
   CHECK(pieces.tiles > small.rows.out);
   // Layers too: a layer whose column matrix is ~1 MB, under a 64 KiB bound.
@@ -277,6 +278,47 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   }, layer_direct_error);
   im2col::set_workspace_limit(im2col::default_workspace_limit);
   CHECK_THROWS_AS(im2col::set_workspace_limit(0), error);
+}
+
+TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1x1 shortcut", "[layers][im2col]") {
+  const auto tiling = [](const layer_case& c, index budget_bytes, int threads) {
+    const detail::layer_geometry g = detail::make_layer_geometry(c.input(), c.weights(), c.opt);
+    return detail::plan_im2col_tiles({g.rows, g.cols, g.c_per_group(), g.k_per_group(), g.groups, true}, g.n,
+                                     budget_bytes / 4, detail::im2col_cache_bytes / 4, threads);
+  };
+  layer_case small{3, 4, 4, 6, 6, 3, 3, true, {}};  // 36 outputs per image: whole images share a tile
+  small.opt.pad_rows = small.opt.pad_cols = 1;
+  layer_case wide = small;  // 40 x 40 outputs of depth 36: runs of rows
+  wide.n = 1;
+  wide.h = wide.w = 40;
+  layer_case pointwise{2, 8, 4, 40, 40, 1, 1, false, {}};  // 1x1, stride 1, unpadded: no lowering
+  const detail::im2col_tiling t_small = tiling(small, im2col::default_workspace_limit, 1);
+  CHECK(t_small.images_per_tile == 3);
+  CHECK(t_small.output_elems > 0);
+  CHECK(tiling(small, im2col::default_workspace_limit, 3).images_per_tile == 1);  // one image per thread
+  const detail::im2col_tiling t_wide = tiling(wide, im2col::default_workspace_limit, 2);
+  CHECK(t_wide.images_per_tile == 1);
+  CHECK(t_wide.rows_per_tile > 0);
+  CHECK(t_wide.tiles >= 2);
+  CHECK(tiling(wide, 4 << 10, 1).rows_per_tile == 0);  // 4 KiB: less than one row of columns
+  const detail::im2col_tiling t_point = tiling(pointwise, im2col::default_workspace_limit, 2);
+  CHECK_FALSE(t_point.lowers);
+  CHECK(t_point.column_elems == 0);
+  // Each of them (and the pieces) computes the layer correctly.
+  std::mt19937_64 rng(run_seed() + 6);
+  const auto run = [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& x) {
+    conv2d<float>(in, w, b, out, x);
+  };
+  for (layer_case c : {small, wide, pointwise})
+    for (int threads : {1, 2}) {
+      c.opt.algo = algorithm::im2col;
+      c.opt.threads = threads;
+      check_layer_case<float>(c, rng, run, layer_direct_error);
+    }
+  im2col::set_workspace_limit(4 << 10);
+  wide.opt.algo = algorithm::im2col;
+  check_layer_case<float>(wide, rng, run, layer_direct_error);
+  im2col::set_workspace_limit(im2col::default_workspace_limit);
 }
 #endif
 

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -235,13 +236,22 @@ inline double direct_cost(const problem& p) {
   return p.macs() / (macs_per_s * p.opt.threads) + elems * 1e-9;
 }
 
-/// Layer cost model: the single-image rate, DIRECT_LAYER_RATE_TBD
+/// Layer cost model: each (filter, channel) pair is one pass of the micro-kernel over an output
+/// plane, which reaches the single-image rate only for large kernels and wide rows. Fitted to
+/// bench/layers.cpp on the reference machine (README, "Choosing a backend"): the rate scales with
+/// taps / (taps + 16) (per-row loads and stores are amortised over the taps), with the fraction of
+/// vector lanes a row fills, and drops by 0.6 when strided rows cannot share input rows.
 inline double direct_layer_cost(const layer_problem& p) {
   const direct::isa i = direct::instruction_set();
   const double macs_per_s = i == direct::isa::avx512 ? 45e9 : i == direct::isa::avx2 ? 20e9 : 2e9;
+  const double lanes = i == direct::isa::avx512 ? 16 : i == direct::isa::avx2 ? 8 : 1;
   const layer_geometry& g = p.geo;
+  const double taps = double(g.rows.kernel) * double(g.cols.kernel);
+  const double row = double(g.cols.out), filled = row / (std::ceil(row / lanes) * lanes);
+  const double shared_rows = g.rows.dilation % g.rows.stride == 0 ? 1.0 : 0.6;
+  const double rate = macs_per_s * taps / (taps + 16) * filled * shared_rows;
   const double elems = double(g.n) * double(g.c) * double(g.rows.extent) * double(g.cols.extent);
-  return p.macs() / (macs_per_s * p.opt.threads) + elems * 1e-9;
+  return p.macs() / (rate * p.opt.threads) + elems * 1e-9;
 }
 
 inline const backend direct_backend{algorithm::direct,      "convkit::convkit",       &direct_cost,

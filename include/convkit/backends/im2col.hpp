@@ -2,12 +2,12 @@
 // one CBLAS GEMM (sgemm / dgemm) per group. CMake target convkit::blas (any CBLAS; OpenBLAS by default).
 //
 // How it works (detail/im2col_impl.hpp has the matrices written out):
-//   1. The output positions of each plane are cut into tiles (runs of whole output rows, or pieces of
-//      one row), so that a tile's column matrix plus the extended input under it fit in a per-thread
-//      share of the workspace bound (im2col::workspace_limit(), 64 MiB unless set) and in
-//      im2col_tile_bytes, a size that keeps the lowered columns in cache until the GEMM reads them.
-//      A 10000x10000 image with a 15x15 kernel lowers 225 x 10^8 elements (90 GB) in one piece; here
-//      it takes a few MiB at a time.
+//   1. The output is cut into tiles (several whole images when images are small, else runs of whole
+//      output rows, or pieces of one row), so that a tile's column matrix plus the extended input
+//      under it fit in a per-thread share of the workspace bound (im2col::workspace_limit(), 64 MiB
+//      unless set), and are about the size that keeps the lowered columns in cache until the GEMM
+//      reads them (im2col_cache_bytes). A 10000x10000 image with a 15x15 kernel lowers
+//      225 x 10^8 elements (90 GB) in one piece; here it takes about a MiB at a time.
 //   2. Borders: each tile's window of the input is extended by the padding module (convkit::extend,
 //      which reads windows that start anywhere), so every border rule works and no full extended
 //      copy of the input is ever made.
@@ -30,7 +30,6 @@
 #include "../detail/backend.hpp"
 #include "../detail/im2col_impl.hpp"
 #include "../layer_options.hpp"
-#include "../padding.hpp"
 #include "../view4d.hpp"
 
 namespace convkit::im2col {
@@ -61,17 +60,12 @@ inline index workspace_limit() noexcept { return detail::limit().load(); }
 
 namespace convkit::detail {
 
-/// The preferred size of one thread's column matrix: large enough that each GEMM call amortises
-/// packing the weights over many output positions, small enough to stay in the L2/L3 caches between
-/// the lowering and the GEMM (measured with bench/layers.cpp on the reference machine).
-inline constexpr index im2col_tile_bytes = index(4) << 20;
-
 template <class T>
 class im2col_executor final : public executor<T> {
  public:
   im2col_executor(const problem& p, view2d<const T> kernel)
       : engine_(shape(p), 1, flipped(p, kernel).data(), nullptr, p.opt.edge, static_cast<T>(p.opt.edge_value),
-                p.opt.threads, im2col::workspace_limit(), im2col_tile_bytes),
+                p.opt.threads, im2col::workspace_limit()),
         rows_(p.geo.rows.in),
         cols_(p.geo.cols.in) {}
 
@@ -99,7 +93,7 @@ class im2col_layer_executor final : public layer_executor<T> {
  public:
   im2col_layer_executor(const layer_problem& p, view4d<const T> weights, const T* bias)
       : engine_({p.geo.rows, p.geo.cols, p.geo.c_per_group(), p.geo.k_per_group(), p.geo.groups, true}, p.geo.n,
-                weights.data(), bias, p.opt.edge, T(0), p.opt.threads, im2col::workspace_limit(), im2col_tile_bytes) {}
+                weights.data(), bias, p.opt.edge, T(0), p.opt.threads, im2col::workspace_limit()) {}
 
   void execute(view4d<const T> in, view4d<T> out) override {
     engine_.run({in.data(), in.c() * in.h() * in.w(), in.h() * in.w(), in.w()}, in.h(), in.w(),
@@ -120,12 +114,12 @@ std::unique_ptr<layer_executor<T>> make_im2col_layer(const layer_problem& p, vie
   return std::make_unique<im2col_layer_executor<T>>(p, weights, bias);
 }
 
-/// Cost model, in seconds: lowering writes and re-reads depth x positions elements, and the GEMM
-/// runs at a rate that grows with its row count M (the filters per group: M = 1 is a memory-bound
-/// matrix-vector product), divided over the threads. IM2COL_RATES_TBD
+/// Cost model, in seconds, fitted to bench/layers.cpp on the reference machine (README, "Choosing a
+/// backend"): the GEMM runs at 65e9 multiply-adds per second scaled by m / (m + 12) for its row count
+/// m (the filters per group: m = 1 is a memory-bound matrix-vector product), lowering costs 0.3 ns
+/// per column-matrix element, and both divide over the threads.
 inline double im2col_seconds(double macs, double lowered_elems, double m, int threads) {
-  const double gemm_macs_per_s = 40e9 * std::min(1.0, m / 16.0) + 1e9;
-  return (macs / gemm_macs_per_s + lowered_elems * 1e-9) / threads;
+  return (macs / (65e9 * m / (m + 12)) + lowered_elems * 0.3e-9) / threads;
 }
 
 inline double im2col_cost(const problem& p) {
@@ -136,7 +130,7 @@ inline double im2col_cost(const problem& p) {
 inline double im2col_layer_cost(const layer_problem& p) {
   const layer_geometry& g = p.geo;
   const im2col_shape s{g.rows, g.cols, g.c_per_group(), g.k_per_group(), g.groups, true};
-  const double lowered = s.needs_lowering() ? double(g.n) * double(g.groups) * double(s.depth()) *
+  const double lowered = !s.one_by_one() ? double(g.n) * double(g.groups) * double(s.depth()) *
                                                   double(g.rows.out) * double(g.cols.out)
                                             : 0.0;
   return im2col_seconds(p.macs(), lowered, double(g.k_per_group()), p.opt.threads);

@@ -64,48 +64,70 @@ struct im2col_shape {
   bool contiguous_input;  ///< input rows are contiguous (row_stride == cols), as in NCHW arrays
   index depth() const noexcept { return channels_per_group * rows.kernel * cols.kernel; }
   /// 1x1 kernel, stride 1, no padding, contiguous rows: the input planes are the column matrix.
-  bool needs_lowering() const noexcept {
-    return !(contiguous_input && rows.kernel == 1 && cols.kernel == 1 && rows.stride == 1 && cols.stride == 1 &&
-             !rows.reads_outside() && !cols.reads_outside());
+  bool one_by_one() const noexcept {
+    return contiguous_input && rows.kernel == 1 && cols.kernel == 1 && rows.stride == 1 && cols.stride == 1 &&
+           !rows.reads_outside() && !cols.reads_outside();
   }
   bool extends() const noexcept { return rows.reads_outside() || cols.reads_outside(); }
 };
 
-/// How each output plane is cut into tiles (the same cut for every image and group).
+/// Tile sizes, measured with bench/layers.cpp on the reference machine (README, "im2col"). A tile's
+/// column matrix plus its GEMM output should fit in about im2col_cache_bytes, so that the GEMM reads
+/// the columns the lowering has just written, and OpenBLAS's separate pass over C (beta = 0) stays
+/// in cache; but it should have at least im2col_min_positions output positions, so that each GEMM
+/// call amortises packing the weights. Images whose whole output is smaller than that are lowered
+/// together, several to a tile.
+inline constexpr index im2col_cache_bytes = index(2) << 20;
+inline constexpr index im2col_min_positions = 1024;
+
+/// How the batch's output is cut into tiles, the work items of the engine.
 struct im2col_tiling {
-  index rows_per_tile = 0;   ///< > 0: each tile is this many whole output rows (the last may have fewer)
-  index cols_per_tile = 0;   ///< rows_per_tile == 0: each tile is this many columns of one output row
-  index tiles = 0;           ///< tiles per output plane
-  index column_elems = 0;    ///< elements of the largest tile's column matrix
-  index window_elems = 0;    ///< elements of the largest tile's extended input window (all channels of a group)
-  index workspace_elems() const noexcept { return column_elems + window_elems; }
+  index images_per_tile = 1;  ///< > 1: each tile is this many whole images (their outputs pass through a buffer)
+  index rows_per_tile = 0;    ///< images_per_tile == 1 and > 0: tiles are runs of this many whole output rows
+  index cols_per_tile = 0;    ///< else: tiles are pieces of this many columns of one output row
+  index tiles_per_image = 1;  ///< when images_per_tile == 1
+  index tiles = 0;            ///< tiles in the batch
+  bool lowers = true;         ///< false: 1x1 tiles of one image read the input planes as the column matrix
+  index column_elems = 0;     ///< elements of the largest tile's column matrix
+  index window_elems = 0;     ///< elements of the largest tile's extended input window (one image, one group)
+  index output_elems = 0;     ///< elements of the GEMM output buffer of multi-image tiles
+  index workspace_elems() const noexcept { return column_elems + window_elems + output_elems; }
 };
 
-/// One tile: output rows [row0, row1) x columns [col0, col1).
+/// One tile: images [image0, image1) x output rows [row0, row1) x columns [col0, col1).
 struct im2col_tile {
-  index row0, row1, col0, col1;
-  index positions() const noexcept { return (row1 - row0) * (col1 - col0); }
+  index image0, image1, row0, row1, col0, col1;
+  index positions_per_image() const noexcept { return (row1 - row0) * (col1 - col0); }
+  index positions() const noexcept { return (image1 - image0) * positions_per_image(); }
 };
 
-/// Cuts the output into tiles whose column matrix plus extended window fit in `limit_elems`
-/// elements, with at least `min_tiles` tiles when the output has that many positions (so that
-/// threads have work). Tiles are whole output rows when one row fits, else pieces of one row. A tile
-/// is at least one output position, so the workspace is never below
-/// depth + channels_per_group * span_rows * span_cols elements, whatever the limit.
-inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index limit_elems, index min_tiles) {
+/// Cuts the output of `images` images into tiles whose workspace (column matrix, extended window and,
+/// for multi-image tiles, GEMM output) fits in `budget_elems` elements, sized after
+/// im2col_cache_bytes and im2col_min_positions (`cache_elems` is the former in elements), with at
+/// least `threads` tiles when the output has that many positions. A tile is at least one output
+/// position, so the workspace is never below depth + channels_per_group * span_rows * span_cols
+/// elements, whatever the budget.
+inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index images, index budget_elems, index cache_elems,
+                                       index threads) {
   const axis_geometry& gr = s.rows;
   const axis_geometry& gc = s.cols;
-  const bool lowered = s.needs_lowering(), extended = s.extends();
-  const index depth = s.depth(), cg = s.channels_per_group;
+  const index depth = s.depth(), cg = s.channels_per_group, kg = s.filters_per_group;
   const char* what = "im2col workspace";
-  // Workspace of a tile of `rows` output rows x `cols` output columns.
-  const auto columns = [&](index rows, index cols) { return lowered ? checked_mul(depth, checked_mul(rows, cols, what), what) : 0; };
-  const auto window = [&](index rows, index cols) {
-    if (!extended) return index(0);
-    return checked_mul(cg, checked_mul((rows - 1) * gr.stride + gr.span, (cols - 1) * gc.stride + gc.span, what), what);
+  threads = std::max<index>(1, threads);
+  // The workspace of a tile of `n` images x `rows` output rows x `cols` output columns.
+  const auto workspace = [&](index n, index rows, index cols, im2col_tiling& t) {
+    const index positions = checked_mul(n, checked_mul(rows, cols, what), what);
+    t.lowers = n > 1 || !s.one_by_one();
+    t.column_elems = t.lowers ? checked_mul(depth, positions, what) : 0;
+    t.window_elems = s.extends() ? checked_mul(cg, checked_mul((rows - 1) * gr.stride + gr.span, (cols - 1) * gc.stride + gc.span, what), what) : 0;
+    t.output_elems = n > 1 ? checked_mul(kg, positions, what) : 0;
+    return t.workspace_elems();
   };
-  const auto fits = [&](index rows, index cols) { return columns(rows, cols) + window(rows, cols) <= limit_elems; };
-  // The largest n in [1, most] with fits(n) (1 if none fits): fits is monotone in n.
+  const auto fits = [&](index n, index rows, index cols) {
+    im2col_tiling scratch;
+    return workspace(n, rows, cols, scratch) <= budget_elems;
+  };
+  // The largest n in [1, most] with fits_n(n) (1 if none fits): fits_n is monotone in n.
   const auto largest = [](index most, auto&& fits_n) {
     index lo = 1, hi = std::max<index>(1, most);
     while (lo < hi) {
@@ -114,45 +136,69 @@ inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index limit_elems,
     }
     return lo;
   };
-  min_tiles = std::max<index>(1, min_tiles);
+  const index per_image = checked_mul(gr.out, gc.out, what);
+  const index goal = std::max(im2col_min_positions, cache_elems / (depth + kg));
   im2col_tiling t;
-  if (gr.out >= min_tiles && fits(1, gc.out)) {
-    const index rows = largest(gr.out / min_tiles, [&](index n) { return fits(n, gc.out); });
-    t.rows_per_tile = rows;
-    t.tiles = (gr.out + rows - 1) / rows;
-    t.column_elems = columns(rows, gc.out);
-    t.window_elems = window(rows, gc.out);
-  } else {
-    const index pieces_per_row = (min_tiles + gr.out - 1) / gr.out;
-    const index cols = largest((gc.out + pieces_per_row - 1) / pieces_per_row, [&](index n) { return fits(1, n); });
-    t.cols_per_tile = cols;
-    t.tiles = checked_mul(gr.out, (gc.out + cols - 1) / cols, what);
-    t.column_elems = columns(1, cols);
-    t.window_elems = window(1, cols);
+  if (images > 1 && per_image * 2 <= goal) {  // several whole images per tile
+    const index most = std::min(goal / per_image, std::max<index>(1, images / threads));
+    const index n = largest(most, [&](index m) { return fits(m, gr.out, gc.out); });
+    t.images_per_tile = (images + (images + n - 1) / n - 1) / ((images + n - 1) / n);  // evened out
   }
+  if (t.images_per_tile > 1) {
+    t.rows_per_tile = gr.out;
+    t.tiles = (images + t.images_per_tile - 1) / t.images_per_tile;
+    workspace(t.images_per_tile, gr.out, gc.out, t);
+    return t;
+  }
+  const index tiles_per_image = (threads + images - 1) / images;  // so that every thread has a tile
+  if (gr.out >= tiles_per_image && fits(1, 1, gc.out)) {  // runs of whole rows
+    const index most = std::min(gr.out / tiles_per_image, std::max<index>(1, goal / gc.out));
+    const index rows = largest(most, [&](index n) { return fits(1, n, gc.out); });
+    t.tiles_per_image = (gr.out + rows - 1) / rows;
+    t.rows_per_tile = (gr.out + t.tiles_per_image - 1) / t.tiles_per_image;  // the same count, evened out
+    workspace(1, t.rows_per_tile, gc.out, t);
+  } else {  // pieces of one row
+    const index pieces_per_row = (tiles_per_image + gr.out - 1) / gr.out;
+    const index most = std::min((gc.out + pieces_per_row - 1) / pieces_per_row, goal);
+    const index cols = largest(most, [&](index n) { return fits(1, 1, n); });
+    const index pieces = (gc.out + cols - 1) / cols;
+    t.cols_per_tile = (gc.out + pieces - 1) / pieces;  // the same count, evened out
+    t.tiles_per_image = checked_mul(gr.out, pieces, what);
+    workspace(1, 1, t.cols_per_tile, t);
+  }
+  t.tiles = checked_mul(images, t.tiles_per_image, what);
   return t;
 }
 
-inline im2col_tile tile_at(const im2col_tiling& t, const axis_geometry& rows, const axis_geometry& cols, index i) noexcept {
+/// Tile i of the batch (0 <= i < t.tiles).
+inline im2col_tile tile_at(const im2col_tiling& t, index images, const axis_geometry& rows, const axis_geometry& cols,
+                           index i) noexcept {
+  if (t.images_per_tile > 1) {
+    const index n0 = i * t.images_per_tile;
+    return {n0, std::min(images, n0 + t.images_per_tile), 0, rows.out, 0, cols.out};
+  }
+  const index n = i / t.tiles_per_image;
+  i %= t.tiles_per_image;
   if (t.rows_per_tile > 0) {
     const index r0 = i * t.rows_per_tile;
-    return {r0, std::min(rows.out, r0 + t.rows_per_tile), 0, cols.out};
+    return {n, n + 1, r0, std::min(rows.out, r0 + t.rows_per_tile), 0, cols.out};
   }
   const index per_row = (cols.out + t.cols_per_tile - 1) / t.cols_per_tile;
   const index r = i / per_row, c0 = (i % per_row) * t.cols_per_tile;
-  return {r, r + 1, c0, std::min(cols.out, c0 + t.cols_per_tile)};
+  return {n, n + 1, r, r + 1, c0, std::min(cols.out, c0 + t.cols_per_tile)};
 }
 
-/// Writes the column matrix of one tile for the channels [0, channels_per_group) of `planes` (the
-/// group's first input plane at planes(0), the next at + plane_stride): columns row (c, u, v),
-/// column (i - row0) * width + (j - col0). `window` (tiling.window_elems) receives the extended
-/// input under the tile when the problem reads outside the input.
+/// Writes the columns of one image's part of a tile for channels [0, channels_per_group) of
+/// `planes` (channel c's plane at plane0 + c * plane_stride): column-matrix row (c, u, v) starts at
+/// columns + ((c * R + u) * S + v) * ld, and output position (i, j) of the tile is its column
+/// (i - row0) * width + (j - col0). `window` (tiling.window_elems) receives the extended input
+/// under the tile when the problem reads outside the input.
 template <class T>
 void lower_tile(const im2col_shape& s, const im2col_tile& tile, const T* plane0, index plane_stride, index row_stride,
-                index in_rows, index in_cols, border edge, T fill, T* window, T* columns) {
+                index in_rows, index in_cols, border edge, T fill, T* window, T* columns, index ld) {
   const axis_geometry& gr = s.rows;
   const axis_geometry& gc = s.cols;
-  const index width = tile.col1 - tile.col0, positions = tile.positions();
+  const index width = tile.col1 - tile.col0;
   // Extended coordinates (e_r, e_c) of this tile start at (row0 * stride, col0 * stride).
   const index e_r0 = tile.row0 * gr.stride, e_c0 = tile.col0 * gc.stride;
   const index win_rows = (tile.row1 - tile.row0 - 1) * gr.stride + gr.span;
@@ -160,21 +206,21 @@ void lower_tile(const im2col_shape& s, const im2col_tile& tile, const T* plane0,
   for (index c = 0; c < s.channels_per_group; ++c) {
     const view2d<const T> in(plane0 + c * plane_stride, in_rows, in_cols, row_stride);
     const T* src;
-    index ld;
+    index src_ld;
     if (s.extends()) {
       const view2d<T> win(window + c * win_rows * win_cols, win_rows, win_cols);
       extend<T>(in, win, gr.pad_before - e_r0, gc.pad_before - e_c0, edge, fill);
       src = win.data();
-      ld = win_cols;
+      src_ld = win_cols;
     } else {  // pad_before == 0: extended coordinates are input coordinates
       src = in.row(e_r0) + e_c0;
-      ld = row_stride;
+      src_ld = row_stride;
     }
     for (index u = 0; u < gr.kernel; ++u)
       for (index v = 0; v < gc.kernel; ++v) {
-        T* dst = columns + ((c * gr.kernel + u) * gc.kernel + v) * positions;
+        T* dst = columns + ((c * gr.kernel + u) * gc.kernel + v) * ld;
         for (index i = 0; i < tile.row1 - tile.row0; ++i, dst += width) {
-          const T* from = src + (i * gr.stride + u * gr.dilation) * ld + v * gc.dilation;
+          const T* from = src + (i * gr.stride + u * gr.dilation) * src_ld + v * gc.dilation;
           if (gc.stride == 1) {
             std::memcpy(dst, from, sizeof(T) * static_cast<std::size_t>(width));
           } else {
@@ -195,9 +241,11 @@ inline void check_blas_int(index n, const char* what) {
 template <class T>
 class im2col_engine {
  public:
-  /// `weights` is K x depth row-major (K = groups * filters_per_group), copied; bias null or K values, copied.
+  /// `weights` is K x depth row-major (K = groups * filters_per_group), copied; bias null or K
+  /// values, copied. The workspace of all threads together stays within workspace_bytes (or the
+  /// minimum that plan_im2col_tiles states).
   im2col_engine(const im2col_shape& s, index images, const T* weights, const T* bias, border edge, T fill, int threads,
-                index workspace_bytes, index preferred_bytes)
+                index workspace_bytes)
       : s_(s), images_(images), edge_(edge), fill_(fill) {
     const index k = checked_mul(s.groups, s.filters_per_group, "filters");
     weights_ = array2d<T>(k, s.depth());
@@ -206,16 +254,14 @@ class im2col_engine {
       bias_ = array2d<T>(1, k);
       std::copy(bias, bias + k, bias_.data());
     }
-    // Each thread's share of the bound, and at most the preferred tile size (see im2col_tile_bytes).
-    const index limit = std::min(workspace_bytes / threads, preferred_bytes) / index(sizeof(T));
-    tiling_ = plan_im2col_tiles(s, limit, (threads + images - 1) / images);
-    const index items = checked_mul(images, tiling_.tiles, "im2col tiles");
-    threads_ = static_cast<int>(std::min<index>(threads, items));
-    // Round each thread's share up to whole cache lines.
-    stride_ = (tiling_.workspace_elems() + 63) / 64 * 64;
+    tiling_ = plan_im2col_tiles(s, images, workspace_bytes / threads / index(sizeof(T)),
+                                im2col_cache_bytes / index(sizeof(T)), threads);
+    threads_ = static_cast<int>(std::min<index>(threads, tiling_.tiles));
+    stride_ = (tiling_.workspace_elems() + 63) / 64 * 64;  // each thread's share starts on a cache line
     workspace_ = array2d<T>(threads_, stride_);
+    const index positions = std::max(tiling_.images_per_tile * s.rows.out * s.cols.out, s.rows.out * s.cols.out);
     check_blas_int(s.depth(), "C/groups * R * S");
-    check_blas_int(checked_mul(s.rows.out, s.cols.out, "output plane"), "output OH * OW");
+    check_blas_int(positions, "output positions of a tile");
     check_blas_int(checked_mul(s.rows.in, s.cols.in, "input plane"), "input H * W");
     check_blas_int(s.filters_per_group, "filters per group");
   }
@@ -225,52 +271,62 @@ class im2col_engine {
   /// out planes (n, k) = the correlation of in planes (n, c) (in_rows x in_cols each) for all images.
   void run(strided_planes<const T> in, index in_rows, index in_cols, strided_planes<T> out) {
     single_threaded_blas();
-    const index items = images_ * tiling_.tiles;
     parallel_for(threads_, threads_, [&](index t0, index t1) {
-      for (index t = t0; t < t1; ++t) {
-        T* window = workspace_.data() + t * stride_;
-        T* columns = window + tiling_.window_elems;
-        for (index item = items * t / threads_; item < items * (t + 1) / threads_; ++item)
-          run_tile(in, in_rows, in_cols, out, item / tiling_.tiles, tile_at(tiling_, s_.rows, s_.cols, item % tiling_.tiles),
-                   window, columns);
+      for (index t = t0; t < t1; ++t) {  // one slice of the tiles per workspace share
+        T* ws = workspace_.data() + t * stride_;
+        for (index i = tiling_.tiles * t / threads_; i < tiling_.tiles * (t + 1) / threads_; ++i)
+          run_tile(in, in_rows, in_cols, out, tile_at(tiling_, images_, s_.rows, s_.cols, i), ws);
       }
     });
   }
 
  private:
-  void run_tile(strided_planes<const T> in, index in_rows, index in_cols, strided_planes<T> out, index n,
-                const im2col_tile& tile, T* window, T* columns) const {
+  void run_tile(strided_planes<const T> in, index in_rows, index in_cols, strided_planes<T> out, const im2col_tile& tile,
+                T* ws) const {
+    T* window = ws;
+    T* columns = window + tiling_.window_elems;
+    T* buffer = columns + tiling_.column_elems;
     const index cg = s_.channels_per_group, kg = s_.filters_per_group, depth = s_.depth();
-    const index width = tile.col1 - tile.col0, positions = tile.positions();
+    const index width = tile.col1 - tile.col0, per_image = tile.positions_per_image(), positions = tile.positions();
+    const bool one_image = tile.image1 - tile.image0 == 1;
     for (index g = 0; g < s_.groups; ++g) {
-      const T* plane0 = in.plane(n, g * cg);
-      const T* b;
-      index ldb;
-      if (s_.needs_lowering()) {
-        lower_tile<T>(s_, tile, plane0, in.plane_stride, in.row_stride, in_rows, in_cols, edge_, fill_, window, columns);
-        b = columns;
-        ldb = positions;
-      } else {  // 1x1, stride 1, unpadded: channel c's row of columns is input plane c (rows contiguous)
-        b = plane0 + tile.row0 * in.row_stride + tile.col0;
+      const T* b = columns;
+      index ldb = positions;
+      if (tiling_.lowers) {
+        for (index n = tile.image0; n < tile.image1; ++n)
+          lower_tile<T>(s_, tile, in.plane(n, g * cg), in.plane_stride, in.row_stride, in_rows, in_cols, edge_, fill_,
+                        window, columns + (n - tile.image0) * per_image, positions);
+      } else {  // 1x1, stride 1, unpadded: channel c's row of the column matrix is input plane c
+        b = in.plane(tile.image0, g * cg) + tile.row0 * in.row_stride + tile.col0;
         ldb = in.plane_stride;
       }
       const T* a = weights_.data() + g * kg * depth;
-      T* c = out.plane(n, g * kg);
-      if (out.row_stride == s_.cols.out || tile.row1 - tile.row0 == 1) {
-        gemm(kg, positions, depth, a, depth, b, ldb, c + tile.row0 * out.row_stride + tile.col0, kg == 1 ? positions : out.plane_stride);
-      } else {  // output rows are not contiguous (a single-image view): one GEMM per output row
-        for (index i = tile.row0; i < tile.row1; ++i)
-          gemm(kg, width, depth, a, depth, b + (i - tile.row0) * width, ldb, c + i * out.row_stride + tile.col0,
-               kg == 1 ? width : out.plane_stride);
-      }
-      if (bias_.size() > 0)
-        for (index k = 0; k < kg; ++k) {
-          const T add = bias_.data()[g * kg + k];
-          for (index i = tile.row0; i < tile.row1; ++i) {
-            T* row = c + k * out.plane_stride + i * out.row_stride;
-            for (index j = tile.col0; j < tile.col1; ++j) row[j] += add;
-          }
+      const T* bias = bias_.size() > 0 ? bias_.data() + g * kg : nullptr;
+      if (one_image && (out.row_stride == s_.cols.out || tile.row1 - tile.row0 == 1)) {
+        // The tile's outputs are contiguous in each output plane: the GEMM writes them in place.
+        T* c = out.plane(tile.image0, g * kg) + tile.row0 * out.row_stride + tile.col0;
+        gemm(kg, positions, depth, a, depth, b, ldb, c, kg == 1 ? positions : out.plane_stride);
+        if (bias != nullptr)
+          for (index k = 0; k < kg; ++k)
+            for (T *p = c + k * out.plane_stride, *e = p + positions; p < e; ++p) *p += bias[k];
+      } else if (one_image) {  // a single image whose output rows are not contiguous: one GEMM per row
+        for (index i = tile.row0; i < tile.row1; ++i) {
+          T* c = out.plane(tile.image0, g * kg) + i * out.row_stride + tile.col0;
+          gemm(kg, width, depth, a, depth, b + (i - tile.row0) * width, ldb, c, kg == 1 ? width : out.plane_stride);
+          if (bias != nullptr)
+            for (index k = 0; k < kg; ++k)
+              for (T *p = c + k * out.plane_stride, *e = p + width; p < e; ++p) *p += bias[k];
         }
+      } else {  // whole images (contiguous planes): through the buffer, then into each image's planes
+        gemm(kg, positions, depth, a, depth, b, ldb, buffer, positions);
+        for (index n = tile.image0; n < tile.image1; ++n)
+          for (index k = 0; k < kg; ++k) {
+            const T* from = buffer + k * positions + (n - tile.image0) * per_image;
+            T* to = out.plane(n, g * kg + k);
+            const T add = bias != nullptr ? bias[k] : T(0);
+            for (index p = 0; p < per_image; ++p) to[p] = from[p] + add;
+          }
+      }
     }
   }
 
@@ -282,7 +338,7 @@ class im2col_engine {
   im2col_tiling tiling_;
   int threads_ = 1;
   index stride_ = 0;
-  array2d<T> workspace_;  // one row per thread: extended window, then column matrix
+  array2d<T> workspace_;  // one row per thread: extended window, column matrix, GEMM output buffer
 };
 
 }  // namespace convkit::detail

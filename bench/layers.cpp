@@ -1,0 +1,154 @@
+// Convolution layers of ResNet-50 and VGG-16 at batch 1 and 8, through every convkit backend that
+// computes layers and, when oneDNN was found at configure time, through oneDNN's convolution (the
+// peer to beat), on 1 and 2 threads. Counter GFLOP/s = 2 * N * K * C/groups * R * S * OH * OW / time.
+//
+// convkit runs a layer_plan (weights prepared once) on NCHW float arrays. oneDNN runs twice:
+//   onednn_nchw     the same contract: NCHW input and output in memory, weights reordered once
+//                   into oneDNN's preferred layout;
+//   onednn_blocked  oneDNN's best case: input, weights and output in the blocked layouts it
+//                   prefers (nChw16c), reorders done once outside the timing, as benchdnn measures.
+#include <convkit/convkit.hpp>
+#include <convkit/layer.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#if defined(CONVKIT_BENCH_ONEDNN)
+#include <omp.h>
+
+#include <dnnl.hpp>
+#endif
+
+namespace {
+
+using convkit::index;
+
+struct layer_shape {
+  const char* name;
+  index c, k, hw, r;
+  int stride, pad;
+};
+
+// The list (ResNet-50 conv1, the 3x3 layers of its four stages, a 1x1 reduction) and VGG-16's
+// first layer.
+const layer_shape layers[] = {
+    {"resnet50_conv1_3to64_7x7s2_224", 3, 64, 224, 7, 2, 3},
+    {"resnet50_64to64_3x3_56", 64, 64, 56, 3, 1, 1},
+    {"resnet50_128to128_3x3_28", 128, 128, 28, 3, 1, 1},
+    {"resnet50_256to256_3x3_14", 256, 256, 14, 3, 1, 1},
+    {"resnet50_512to512_3x3_7", 512, 512, 7, 3, 1, 1},
+    {"resnet50_256to64_1x1_56", 256, 64, 56, 1, 1, 0},
+    {"vgg16_conv1_1_3to64_3x3_224", 3, 64, 224, 3, 1, 1},
+};
+
+convkit::layer_options options_for(const layer_shape& l, int threads) {
+  convkit::layer_options o;
+  o.stride_rows = o.stride_cols = l.stride;
+  o.pad_rows = o.pad_cols = l.pad;
+  o.threads = threads;
+  return o;
+}
+
+double flops(const layer_shape& l, index n) {
+  const convkit::shape4d out = convkit::layer_output_shape({n, l.c, l.hw, l.hw}, {l.k, l.c, l.r, l.r}, options_for(l, 1));
+  return 2.0 * double(n) * double(l.k) * double(l.c) * double(l.r * l.r) * double(out.h) * double(out.w);
+}
+
+void fill(float* p, index n, unsigned seed) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (index i = 0; i < n; ++i) p[i] = d(g);
+}
+
+void convkit_layer(benchmark::State& state, layer_shape l, index n, int threads, convkit::algorithm algo) {
+  convkit::layer_options o = options_for(l, threads);
+  o.algo = algo;
+  convkit::array4d<float> in(n, l.c, l.hw, l.hw), w(l.k, l.c, l.r, l.r);
+  std::vector<float> bias(static_cast<std::size_t>(l.k));
+  fill(in.data(), in.size(), 1);
+  fill(w.data(), w.size(), 2);
+  fill(bias.data(), l.k, 3);
+  convkit::layer_plan<float> plan(in.shape(), w, bias.data(), o);
+  const convkit::shape4d s = plan.output_shape();
+  convkit::array4d<float> out(s.n, s.c, s.h, s.w);
+  for (auto _ : state) {
+    plan.execute(in, out);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(flops(l, n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+#if defined(CONVKIT_BENCH_ONEDNN)
+void onednn_layer(benchmark::State& state, layer_shape l, index n, int threads, bool blocked) {
+  using namespace dnnl;
+  using tag = memory::format_tag;
+  using dt = memory::data_type;
+  omp_set_num_threads(threads);
+  const convkit::shape4d s = convkit::layer_output_shape({n, l.c, l.hw, l.hw}, {l.k, l.c, l.r, l.r}, options_for(l, 1));
+  engine eng(engine::kind::cpu, 0);
+  stream strm(eng);
+  const memory::dims src_dims{n, l.c, l.hw, l.hw}, wei_dims{l.k, l.c, l.r, l.r}, bias_dims{l.k}, dst_dims{n, l.k, s.h, s.w};
+  const memory::dims strides{l.stride, l.stride}, dilates{0, 0}, pad{l.pad, l.pad};
+  const tag io = blocked ? tag::any : tag::nchw;
+  const convolution_forward::desc desc(prop_kind::forward_inference, algorithm::convolution_direct,
+                                       memory::desc(src_dims, dt::f32, io), memory::desc(wei_dims, dt::f32, tag::any),
+                                       memory::desc(bias_dims, dt::f32, tag::x), memory::desc(dst_dims, dt::f32, io),
+                                       strides, dilates, pad, pad);
+  const convolution_forward::primitive_desc pd(desc, eng);
+  // User data in plain layouts, reordered once (outside the timing) into what the primitive wants.
+  memory user_src({src_dims, dt::f32, tag::nchw}, eng), user_wei({wei_dims, dt::f32, tag::oihw}, eng);
+  memory bias({bias_dims, dt::f32, tag::x}, eng);
+  fill(static_cast<float*>(user_src.get_data_handle()), n * l.c * l.hw * l.hw, 1);
+  fill(static_cast<float*>(user_wei.get_data_handle()), l.k * l.c * l.r * l.r, 2);
+  fill(static_cast<float*>(bias.get_data_handle()), l.k, 3);
+  memory src(pd.src_desc(), eng), wei(pd.weights_desc(), eng), dst(pd.dst_desc(), eng);
+  reorder(user_src, src).execute(strm, user_src, src);
+  reorder(user_wei, wei).execute(strm, user_wei, wei);
+  strm.wait();
+  convolution_forward conv(pd);
+  for (auto _ : state) {
+    conv.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
+    strm.wait();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(flops(l, n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(pd.impl_info_str());
+}
+#endif
+
+// Registers every (layer, batch, threads) for each convkit backend that computes layers, then oneDNN.
+const bool registered = [] {
+  for (const layer_shape& l : layers)
+    for (index n : {index(1), index(8)})
+      for (int threads : {1, 2}) {
+        const std::string suffix = std::string(l.name) + "/batch:" + std::to_string(n) + "/threads:" + std::to_string(threads);
+        for (convkit::algorithm a : {convkit::algorithm::direct, convkit::algorithm::im2col, convkit::algorithm::fft,
+                                     convkit::algorithm::cufft}) {
+          convkit::layer_options o;
+          o.algo = a;
+          try {
+            convkit::layer_plan<float>({1, 1, 4, 4}, convkit::array4d<float>(1, 1, 2, 2), nullptr, o);
+          } catch (const convkit::unavailable&) {
+            continue;  // not in this build, or does not compute layers
+          }
+          benchmark::RegisterBenchmark((std::string(convkit::to_string(a)) + "/" + suffix).c_str(), convkit_layer, l, n,
+                                       threads, a)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
+#if defined(CONVKIT_BENCH_ONEDNN)
+        benchmark::RegisterBenchmark(("onednn_nchw/" + suffix).c_str(), onednn_layer, l, n, threads, false)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark(("onednn_blocked/" + suffix).c_str(), onednn_layer, l, n, threads, true)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+#endif
+      }
+  return true;
+}();
+
+}  // namespace
