@@ -27,6 +27,24 @@ std::vector<algorithm> layer_backends() {
   return out;
 }
 
+/// The error each algorithm may make on a layer (see error_model and check_layer_case in problems.hpp).
+error_model layer_model_for(algorithm a, const layer_case& c) {
+  switch (a) {
+    case algorithm::fft:
+    case algorithm::cufft: {
+      // As for single images (test_backends.cpp): O(log2 n) roundings per transform value, relative
+      // to the global scale, which check_layer_case takes over the group's channels (the per-channel
+      // errors sum to at most that, by Cauchy-Schwarz); the transform spans at most the extended
+      // input plus the kernel.
+      const shape4d s = layer_output_shape(c.input(), c.weights(), c.opt);
+      const double rows = double((s.h - 1) * c.opt.stride_rows + 2 * (c.r - 1) * c.opt.dilation_rows + 1);
+      const double cols = double((s.w - 1) * c.opt.stride_cols + 2 * (c.s - 1) * c.opt.dilation_cols + 1);
+      return {0.0, 4.0 * std::log2(std::max(4.0, 2 * rows * cols))};
+    }
+    default: return layer_direct_error(c);
+  }
+}
+
 template <class T>
 void run_layer_grid(algorithm a) {
   std::mt19937_64 rng(run_seed() ^ (std::uint64_t(a) << 40) ^ (sizeof(T) << 8) ^ 0x1a7e5ULL);
@@ -36,7 +54,7 @@ void run_layer_grid(algorithm a) {
     check_layer_case<T>(
         c, rng,
         [](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) { conv2d<T>(in, w, b, out, o); },
-        layer_direct_error);
+        [a](const layer_case& x) { return layer_model_for(a, x); });
   }
 }
 
@@ -58,7 +76,7 @@ void run_layer_plan_reuse(algorithm a) {
       if (b != nullptr) bias_copy.assign(b, b + w.n());
       p->execute(in, out);
     };
-    check_layer_case<T>(c, rng, through_plan, layer_direct_error);
+    check_layer_case<T>(c, rng, through_plan, [a](const layer_case& x) { return layer_model_for(a, x); });
     CHECK(p->chosen() == a);
     array4d<T> second(c.n, c.c, c.h, c.w);
     fill_random(second.view(), rng);
@@ -115,6 +133,31 @@ TEST_CASE("automatic picks a layer backend and matches the reference", "[layers]
         },
         layer_direct_error);
   }
+}
+
+TEST_CASE("automatic's choice for layers follows the cost models", "[layers]") {
+  // A ResNet-50 3x3 layer: a large GEMM, which im2col (when built) runs several times faster than
+  // the direct micro-kernel, so not direct; a depthwise layer: one filter per group, a
+  // matrix-vector product for im2col, so direct.
+  layer_options same;
+  same.pad_rows = same.pad_cols = 1;
+  same.threads = 1;
+  const bool have_im2col = [] {
+    layer_options o;
+    o.algo = algorithm::im2col;
+    try {
+      layer_plan<float>({1, 1, 4, 4}, array4d<float>(1, 1, 2, 2), nullptr, o);
+      return true;
+    } catch (const unavailable&) {
+      return false;
+    }
+  }();
+  const layer_plan<float> dense({1, 64, 56, 56}, array4d<float>(64, 64, 3, 3), nullptr, same);
+  if (have_im2col) CHECK(dense.chosen() != algorithm::direct);
+  layer_options depthwise = same;
+  depthwise.groups = 64;
+  const layer_plan<float> dw({1, 64, 56, 56}, array4d<float>(64, 1, 3, 3), nullptr, depthwise);
+  CHECK(dw.chosen() == algorithm::direct);
 }
 
 TEST_CASE("layer output shape follows PyTorch's formula", "[layers]") {
