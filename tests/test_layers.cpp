@@ -1,9 +1,11 @@
 // Convolution layers (layer.hpp): every backend in this program that computes layers, over the shared
 // layer grid, float and double, through conv2d and a reused layer_plan, against the double reference;
-// every argument error and its message; view4d/array4d; im2col's workspace bound.
+// every argument error and its message; view4d/array4d; no allocation per execute; im2col's
+// workspace bound and tiles.
 #include <convkit/convkit.hpp>
 #include <convkit/layer.hpp>
 
+#include "count_allocations.hpp"
 #include "problems.hpp"
 
 // Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
@@ -133,6 +135,31 @@ TEST_CASE("automatic picks a layer backend and matches the reference", "[layers]
         },
         layer_direct_error);
   }
+}
+
+TEST_CASE("layer_plan::execute allocates nothing", "[layers][plans]") {
+  std::mt19937_64 rng(run_seed() ^ 0xa110c);
+  for (algorithm a : layer_backends())
+    for (int threads : {1, 2}) {
+      INFO(to_string(a) << ", " << threads << " threads");
+      layer_options o;
+      o.algo = a;
+      o.threads = threads;
+      o.pad_rows = o.pad_cols = 1;
+      o.stride_cols = 2;  // direct splits column phases
+      o.edge = border::reflect;
+      array4d<float> in(3, 8, 40, 40), w(8, 8, 3, 3);
+      fill_random(in.view(), rng);
+      fill_random(w.view(), rng);
+      const std::vector<float> bias(8, 0.5f);
+      layer_plan<float> p(in.shape(), w, bias.data(), o);
+      const shape4d s = p.output_shape();
+      array4d<float> out(s.n, s.c, s.h, s.w);
+      p.execute(in, out);  // the first parallel call may start the process's thread pool
+      const long long before = allocations.load();
+      for (int i = 0; i < 3; ++i) p.execute(in, out);
+      CHECK(allocations.load() == before);
+    }
 }
 
 TEST_CASE("automatic's choice for layers follows the cost models", "[layers]") {

@@ -43,8 +43,11 @@ inline index checked_size4(shape4d s, const char* what) {
   const char* names[4] = {"n", "c", "h", "w"};
   for (int i = 0; i < 4; ++i)
     if (e[i] < 0) throw error(std::string(what) + ": " + names[i] + " must be >= 0, got " + std::to_string(e[i]));
-  const std::string w = std::string(what) + ": n * c * h * w";
-  return checked_mul(checked_mul(checked_mul(s.n, s.c, w.c_str()), s.h, w.c_str()), s.w, w.c_str());
+  index size = 1;
+  for (int i = 0; i < 4; ++i)  // the message is built only on overflow: views are made in hot paths
+    if (__builtin_mul_overflow(size, e[i], &size))
+      throw error(std::string(what) + ": n * c * h * w: size overflows convkit::index");
+  return size;
 }
 }  // namespace detail
 

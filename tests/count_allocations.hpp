@@ -1,0 +1,35 @@
+// Every allocation of the program that includes this header is counted, so that a test can prove
+// that a stretch of code allocates nothing (plans promise no allocation per execute). It replaces
+// the global operator new and delete: include it from exactly one translation unit per test binary.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+namespace convkit::testing {
+/// Calls of operator new (every form) so far.
+inline std::atomic<long long> allocations{0};
+
+inline void* counted_alloc(std::size_t n, std::size_t align) {
+  ++allocations;
+  if (n == 0) n = 1;
+  void* p = align <= alignof(std::max_align_t) ? std::malloc(n) : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace convkit::testing
+
+void* operator new(std::size_t n) { return convkit::testing::counted_alloc(n, 0); }
+void* operator new[](std::size_t n) { return convkit::testing::counted_alloc(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) { return convkit::testing::counted_alloc(n, std::size_t(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return convkit::testing::counted_alloc(n, std::size_t(a)); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
