@@ -27,50 +27,6 @@ inline error_model cufft_error(const problem_case& c) {
   return {0.0, cufft_error_factor * std::log2(std::max(4.0, n))};
 }
 
-/// A rows x cols matrix with rows of row_stride elements in device memory, filled from and read back
-/// to host views through pinned memory, with the table the backend uses (real or stand-in).
-template <class T>
-class device_matrix {
- public:
-  device_matrix(index rows, index cols, index row_stride)
-      : api_(detail::active_cuda_api()),
-        rows_(rows),
-        cols_(cols),
-        stride_(row_stride),
-        bytes_(rows * row_stride * index(sizeof(T))),
-        data_(detail::device_alloc(api_, bytes_)),
-        staging_(detail::pinned_alloc(api_, bytes_)) {
-    cudaStream_t s = nullptr;
-    detail::check_cuda(api_, api_.stream_create_with_flags(&s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-    stream_ = detail::gpu_handle<cudaStream_t>(api_, s, [](const detail::cuda_api& a, cudaStream_t h) { a.stream_destroy(h); });
-  }
-
-  /// Device memory; never dereference it on the host.
-  view2d<T> view() const { return view2d<T>(static_cast<T*>(data_.get()), rows_, cols_, stride_); }
-
-  /// Copies all rows x row_stride elements of `host` (whose row_stride must equal this one's).
-  void upload(view2d<const T> host) {
-    std::copy(host.data(), host.data() + rows_ * stride_, static_cast<T*>(staging_.get()));
-    copy(data_.get(), staging_.get(), cudaMemcpyHostToDevice);
-  }
-  void download(view2d<T> host) {
-    copy(staging_.get(), data_.get(), cudaMemcpyDeviceToHost);
-    std::copy(static_cast<const T*>(staging_.get()), static_cast<const T*>(staging_.get()) + rows_ * stride_, host.data());
-  }
-
- private:
-  void copy(void* dst, const void* src, cudaMemcpyKind kind) {
-    detail::check_cuda(api_, api_.memcpy_2d_async(dst, size_t(bytes_), src, size_t(bytes_), size_t(bytes_), 1, kind, stream_.get()),
-                       "cudaMemcpy2DAsync");
-    detail::check_cuda(api_, api_.stream_synchronize(stream_.get()), "cudaStreamSynchronize");
-  }
-
-  const detail::cuda_api& api_;
-  index rows_, cols_, stride_, bytes_;
-  detail::gpu_handle<void*> data_, staging_;
-  detail::gpu_handle<cudaStream_t> stream_;
-};
-
 /// Sets the cufft configuration for one scope and restores the previous one after it.
 class scoped_cufft_config {
  public:
@@ -104,11 +60,15 @@ void run_case(const problem_case& c, std::mt19937_64& rng, entry how, const cuff
       }
       case entry::plan_device: {
         cufft::plan<T> p(in.rows(), in.cols(), k, o, cfg);
-        device_matrix<T> din(in.rows(), in.cols(), in.row_stride()), dout(out.rows(), out.cols(), out.row_stride());
-        din.upload(in);
-        dout.upload(out);  // the checker's NaN poison and the sentinels beyond each row go along
-        p.execute_device(din.view(), dout.view());
-        dout.download(out);
+        // Whole rows of row_stride elements go to the device and back, so views with row_stride >
+        // cols, the checker's NaN poison and its sentinels beyond each output row go along.
+        const view2d<const T> in_rows(in.data(), in.rows(), in.row_stride());
+        const view2d<T> out_rows(out.data(), out.rows(), out.row_stride());
+        cufft::device_array<T> din(in.rows(), in.row_stride()), dout(out.rows(), out.row_stride());
+        din.upload(in_rows);
+        dout.upload(out_rows);
+        p.execute_device(din.view().block(0, 0, in.rows(), in.cols()), dout.view().block(0, 0, out.rows(), out.cols()));
+        dout.download(out_rows);
         break;
       }
     }
@@ -211,7 +171,7 @@ TEST_CASE("a cufft plan is reusable: a second input's result does not depend on 
     array2d<double> in(c.rows, c.cols), got(s.rows, s.cols), got_device(s.rows, s.cols);
     fill_random(in.view(), rng);
     p.execute(in, got);
-    device_matrix<double> din(c.rows, c.cols, c.cols), dout(s.rows, s.cols, s.cols);
+    cufft::device_array<double> din(c.rows, c.cols), dout(s.rows, s.cols);
     din.upload(in);
     p.execute_device(din.view(), dout.view());
     dout.download(got_device);
@@ -249,7 +209,7 @@ TEST_CASE("cufft timing: filled on request, transfers apart from compute", "[cuf
     CHECK(t.compute_ms > 0);
     CHECK(t.host_ms > 0);
     CHECK(t.total_ms >= t.host_ms);
-    device_matrix<float> din(256, 256, 256), dout(256, 256, 256);
+    cufft::device_array<float> din(256, 256), dout(256, 256);
     din.upload(in);
     cufft::timing td;
     p.execute_device(din.view(), dout.view(), &td);
@@ -277,6 +237,9 @@ TEST_CASE("cufft rejects bad arguments with convkit::error naming them", "[cufft
   bad = {};
   bad.tile_rows = -2;
   CHECK_THROWS_WITH(cufft::set_config(bad), Catch::Contains("tile_rows"));
+  cufft::device_array<float> d(3, 4);
+  CHECK_THROWS_WITH(d.upload(array2d<float>(4, 4)), Catch::Contains("device_array: host view is 4x4, expected 3x4"));
+  CHECK_THROWS_WITH(p.execute_device(d.view(), d.view()), Catch::Contains("input is 3x4"));
 }
 
 }  // namespace convkit::testing

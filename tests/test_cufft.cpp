@@ -153,7 +153,7 @@ TEST_CASE("cufft transfers: two per plain convolution, none with device pointers
     CHECK(n.pinned_allocs == before.pinned_allocs);
     CHECK(n.fft_plans_made == before.fft_plans_made);
     {
-      device_matrix<float> din(c.rows, c.cols, c.cols), dout(c.rows, c.cols, c.cols);
+      cufft::device_array<float> din(c.rows, c.cols), dout(c.rows, c.cols);
       din.upload(in);
       const standin::counters device_before = n;
       p.execute_device(din.view(), dout.view());
@@ -210,7 +210,7 @@ void every_call_once() {
   cufft::plan<float> p(c.rows, c.cols, k, c.opt, tiled);
   cufft::timing t;
   p.execute(in, out, &t);
-  device_matrix<float> din(c.rows, c.cols, c.cols), dout(c.rows, c.cols, c.cols);
+  cufft::device_array<float> din(c.rows, c.cols), dout(c.rows, c.cols);
   din.upload(in);
   p.execute_device(din.view(), dout.view(), &t);
   cufft::plan<double> pd(c.rows, c.cols, array2d<double>(2, 3), c.opt);

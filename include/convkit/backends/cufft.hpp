@@ -26,6 +26,7 @@
 //   struct config; set_config(), get_config()  tiling and the memory cap for plans made afterwards
 //   struct timing                              host-to-device, compute, device-to-host times (CUDA events)
 //   plan<T>                                    execute() on host views, execute_device() on device memory
+//   device_array<T>                            a matrix in device memory, filled and read from host views
 // conv2d and convkit::plan with options::algo = algorithm::cufft use the host path with get_config().
 //
 // Errors: every CUDA, cuFFT and cuBLAS status is checked; a failure throws convkit::error naming the
@@ -542,6 +543,70 @@ class cufft_engine {
 }  // namespace convkit::detail
 
 namespace convkit::cufft {
+
+/// A rows x cols matrix in device memory (rows contiguous), for plan::execute_device: filled from
+/// and read back to host views through its own pinned staging buffer. Movable, not copyable.
+template <class T>
+class device_array {
+ public:
+  /// Throws convkit::unavailable without a device, convkit::error for negative sizes or a failed call.
+  device_array(index rows, index cols) : api_(&convkit::detail::active_cuda_api()), rows_(rows), cols_(cols) {
+    if (rows < 0 || cols < 0) throw error("device_array: rows and cols must be >= 0");
+    const std::string reason = convkit::detail::cuda_unavailable_reason(*api_);
+    if (!reason.empty()) throw unavailable("cufft::device_array: " + reason);
+    const index bytes = convkit::detail::checked_mul(convkit::detail::checked_mul(rows, cols, "device_array"),
+                                                     index(sizeof(T)), "device_array");
+    data_ = convkit::detail::device_alloc(*api_, bytes);
+    staging_ = convkit::detail::pinned_alloc(*api_, bytes);
+    cudaStream_t s = nullptr;
+    convkit::detail::check_cuda(*api_, api_->stream_create_with_flags(&s, cudaStreamNonBlocking),
+                                "cudaStreamCreateWithFlags");
+    stream_ = convkit::detail::gpu_handle<cudaStream_t>(
+        *api_, s, [](const convkit::detail::cuda_api& a, cudaStream_t h) { a.stream_destroy(h); });
+  }
+
+  /// The device memory, as a view for execute_device (never dereference it on the host).
+  view2d<T> view() noexcept { return {static_cast<T*>(data_.get()), rows_, cols_, cols_}; }
+  view2d<const T> view() const noexcept { return {static_cast<const T*>(data_.get()), rows_, cols_, cols_}; }
+  index rows() const noexcept { return rows_; }
+  index cols() const noexcept { return cols_; }
+
+  /// Copies `host` (rows x cols) to the device; returns when the copy is done.
+  void upload(view2d<const T> host) {
+    check_shape(host.shape());
+    T* staging = static_cast<T*>(staging_.get());
+    for (index r = 0; r < rows_; ++r) std::copy(host.row(r), host.row(r) + cols_, staging + r * cols_);
+    copy(data_.get(), staging_.get(), cudaMemcpyHostToDevice);
+  }
+
+  /// Copies the device contents to `host` (rows x cols); returns when they are there.
+  void download(view2d<T> host) {
+    check_shape(host.shape());
+    copy(staging_.get(), data_.get(), cudaMemcpyDeviceToHost);
+    const T* staging = static_cast<const T*>(staging_.get());
+    for (index r = 0; r < rows_; ++r) std::copy(staging + r * cols_, staging + (r + 1) * cols_, host.row(r));
+  }
+
+ private:
+  void check_shape(shape2d s) const {
+    if (s != shape2d{rows_, cols_})
+      throw error("device_array: host view is " + std::to_string(s.rows) + "x" + std::to_string(s.cols) + ", expected " +
+                  std::to_string(rows_) + "x" + std::to_string(cols_));
+  }
+  void copy(void* dst, const void* src, cudaMemcpyKind kind) {
+    if (rows_ == 0 || cols_ == 0) return;
+    const size_t row_bytes = size_t(cols_) * sizeof(T);
+    convkit::detail::check_cuda(
+        *api_, api_->memcpy_2d_async(dst, row_bytes, src, row_bytes, row_bytes, size_t(rows_), kind, stream_.get()),
+        "cudaMemcpy2DAsync");
+    convkit::detail::check_cuda(*api_, api_->stream_synchronize(stream_.get()), "cudaStreamSynchronize");
+  }
+
+  const convkit::detail::cuda_api* api_;
+  index rows_, cols_;
+  convkit::detail::gpu_handle<void*> data_, staging_;
+  convkit::detail::gpu_handle<cudaStream_t> stream_;
+};
 
 /// A convolution prepared on the GPU once and applied to many inputs: cuFFT plans, device and
 /// pinned buffers and the kernel spectrum are made by the constructor, execute() allocates nothing.
