@@ -250,7 +250,8 @@ std::unique_ptr<executor<T>> make_fftw(const problem& p, view2d<const T> kernel)
 }
 
 /// Cost model: the tile plan's estimate (fft_sizes.hpp) with this machine's constants, plus the
-/// kernel's transform; never for data holding NaN or Inf (an FFT spreads them over the output).
+/// kernel's transform (float's sizes: a problem does not carry its precision); never for data
+/// holding NaN or Inf (an FFT spreads them over the output).
 inline double fftw_cost(const problem& p) {
   if (!p.finite) return never;
   const fft::tile_plan t = fftw_tile_plan(p, sizeof(float), fftw::get_config());

@@ -141,7 +141,7 @@ struct tiling_request {
 /// ceil(tiles / threads) per thread. Tile lengths: with min_mixed_tile = 0 every 2^a 3^b 5^c 7^d;
 /// otherwise powers of two, and 3 * 2^a and 5 * 2^a from min_mixed_tile up (the lengths whose time
 /// the model predicts well for FFTW; the untiled transform may still have any fast length).
-/// The first four fields keep their meaning; the later ones default to "off".
+/// The fields after threaded_efficiency default to "off", leaving the plain N log N model.
 struct fft_cost_model {
   double transform_unit = 1e-10;
   double element_unit = 2e-9;
