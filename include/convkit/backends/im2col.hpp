@@ -7,7 +7,7 @@
 //      under it fit in a per-thread share of the workspace bound (im2col::workspace_limit(), 64 MiB
 //      unless set), and are about the size that keeps the lowered columns in cache until the GEMM
 //      reads them (im2col_cache_bytes). A 10000x10000 image with a 15x15 kernel lowers
-//      225 x 10^8 elements (90 GB) in one piece; here it takes about a MiB at a time.
+//      225 x 10^8 elements (90 GB) in one piece; here it takes about 2 MiB per thread at a time.
 //   2. Borders: each tile's window of the input is extended by the padding module (convkit::extend,
 //      which reads windows that start anywhere), so every border rule works and no full extended
 //      copy of the input is ever made.
@@ -44,8 +44,8 @@ inline std::atomic<index>& limit() noexcept {
 }
 }  // namespace detail
 
-/// Bounds the workspace (column matrices and extended input windows, all threads together) of im2col
-/// plans and calls made from now on. The bound cannot go below one output position's column and
+/// Bounds the workspace (column matrices, extended input windows and GEMM output buffers, all threads
+/// together) of im2col plans and calls made from now on. The bound cannot go below one output position's column and
 /// window per thread (C/groups * R * S plus C/groups * span_rows * span_cols elements): smaller
 /// bounds use that. Throws convkit::error if bytes < 1.
 inline void set_workspace_limit(index bytes) {

@@ -9,10 +9,11 @@
 //            for output position p = (i, j);
 //   weights  (Kg x depth): the layer's [K, C/groups, R, S] weights as they are, one group a block of rows;
 //   out      (Kg x P) = weights x columns, written straight into the output planes (ldc = plane stride).
-// A tile is either a run of whole output rows or a piece of one output row, chosen so that the
-// column matrix and the extended window it is lowered from fit in a per-thread share of the
-// workspace bound. 1x1 kernels with stride 1 and no padding need no lowering: columns are the input
-// planes themselves.
+// A tile is several whole images (when an image has few output positions; their columns sit side by
+// side, and the GEMM's output passes through a buffer into each image's planes), a run of whole
+// output rows, or a piece of one output row, sized by plan_im2col_tiles so that its workspace fits
+// in a per-thread share of the workspace bound. 1x1 kernels with stride 1 and no padding need no
+// lowering when a tile is one image: its columns are the input planes themselves.
 #pragma once
 
 #include <cblas.h>
