@@ -18,6 +18,9 @@
 #include "bench_common.hpp"
 #include "seed_naive.hpp"
 
+#if defined(CONVKIT_HAS_FFTW)
+#include "bare_fftw.hpp"
+#endif
 #if defined(CONVKIT_BENCH_OPENCV)
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -73,19 +76,29 @@ void register_naive(const workload& w, const std::string& name, const std::strin
   })->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(1);
 }
 
-void register_backend(const workload& w, algorithm a, int threads) {
+/// A backend's setting for one benchmark row (e.g. fft tiled or untiled): `apply` runs before its
+/// plans are made, `restore` after.
+struct variant {
+  std::string suffix, label;
+  void (*apply)() = nullptr;
+  void (*restore)() = nullptr;
+};
+
+void register_backend(const workload& w, algorithm a, int threads, const variant& v = {}) {
   options probe = seed_options(a, threads);
   try {
     plan<float>(16, 16, kernel(), probe);
   } catch (const unavailable&) {
     return;  // not in this build, or no device
   }
-  const std::string base = "seed/" + w.name() + "/" + to_string(a) + "/threads:" + std::to_string(threads);
-  std::string method = std::string("convkit ") + to_string(a);
+  const std::string base = "seed/" + w.name() + "/" + to_string(a) + v.suffix + "/threads:" + std::to_string(threads);
+  std::string method = std::string("convkit ") + to_string(a) + v.label;
   if (a == algorithm::direct) method += std::string(" (") + direct::to_string(direct::instruction_set()) + ")";
   rows()[base] = {w.name(), method, "", threads, w.flops(), naive_name(w)};
-  benchmark::RegisterBenchmark(base.c_str(), [w, a, threads](benchmark::State& state) {
+  benchmark::RegisterBenchmark(base.c_str(), [w, a, threads, v](benchmark::State& state) {
+    if (v.apply) v.apply();
     plan<float> p(w.n, w.n, kernel(), seed_options(a, threads));
+    if (v.restore) v.restore();
     array2d<float> out(p.output_shape().rows, p.output_shape().cols);
     p.execute(image(w.n), out);  // warm up: first touch of the output and workspace pages
     count_allocations counting(state);
@@ -95,14 +108,39 @@ void register_backend(const workload& w, algorithm a, int threads) {
     }
   })->Unit(benchmark::kMillisecond)->UseRealTime();
   rows()[base + "/plan"] = {w.name(), method + ": plan", "", threads, 0, ""};
-  benchmark::RegisterBenchmark((base + "/plan").c_str(), [w, a, threads](benchmark::State& state) {
+  benchmark::RegisterBenchmark((base + "/plan").c_str(), [w, a, threads, v](benchmark::State& state) {
+    if (v.apply) v.apply();
     count_allocations counting(state);
     for (auto _ : state) {
       plan<float> p(w.n, w.n, kernel(), seed_options(a, threads));
       benchmark::DoNotOptimize(&p);
     }
+    if (v.restore) v.restore();
   })->Unit(benchmark::kMillisecond)->UseRealTime();
 }
+
+#if defined(CONVKIT_HAS_FFTW)
+void set_tiles(fftw::tiling t) {
+  fftw::config c = fftw::get_config();
+  c.tiles = t;
+  fftw::set_config(c);
+}
+const variant fft_untiled{"_untiled", " (untiled)", [] { set_tiles(fftw::tiling::never); }, [] { set_tiles(fftw::tiling::automatic); }};
+const variant fft_tiled{"_tiled", " (tiled)", [] { set_tiles(fftw::tiling::always); }, [] { set_tiles(fftw::tiling::automatic); }};
+
+/// The floor: FFTW alone on a pre-padded image (r2c, product, c2r), plans made outside the loop.
+void register_bare_fftw(const workload& w, int threads) {
+  const std::string name = "seed/" + w.name() + "/bare_fftw/threads:" + std::to_string(threads);
+  rows()[name] = {w.name(), "bare FFTW pipeline (the floor)", "", threads, w.flops(), naive_name(w)};
+  benchmark::RegisterBenchmark(name.c_str(), [w, threads](benchmark::State& state) {
+    const detail::geometry g = detail::make_geometry(w.n, w.n, kernel_size, kernel_size, seed_options(algorithm::fft, threads));
+    const int rows = int(detail::fft::next_fast_size(g.rows.extent)), cols = int(detail::fft::next_fast_size(g.cols.extent));
+    bare_fftw floor(rows, cols, int(w.n), int(w.n), int(kernel_size), threads);
+    count_allocations counting(state);
+    for (auto _ : state) floor.run();
+  })->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+#endif
 
 #if defined(CONVKIT_BENCH_OPENCV)
 void register_opencv(const workload& w, int threads) {
@@ -148,8 +186,15 @@ int main(int argc, char** argv) {
   if (full) register_naive(large, naive_name(large), "");
   else register_naive(probe, "seed/2000x2000/naive", "");
   for (const workload& w : {small, large})
-    for (convkit::algorithm a : {convkit::algorithm::direct, convkit::algorithm::im2col, convkit::algorithm::fft, convkit::algorithm::cufft})
-      for (int t : thread_counts) register_backend(w, a, t);
+    for (int t : thread_counts) {
+      for (convkit::algorithm a : {convkit::algorithm::direct, convkit::algorithm::im2col, convkit::algorithm::fft, convkit::algorithm::cufft})
+        register_backend(w, a, t);
+#if defined(CONVKIT_HAS_FFTW)
+      register_backend(w, convkit::algorithm::fft, t, fft_tiled);
+      register_backend(w, convkit::algorithm::fft, t, fft_untiled);
+      register_bare_fftw(w, t);
+#endif
+    }
 #if defined(CONVKIT_BENCH_OPENCV)
   for (const workload& w : {small, large})
     for (int t : thread_counts) register_opencv(w, t);

@@ -34,5 +34,5 @@ step "ThreadSanitizer: concurrency tests"
 tsan="-fsanitize=thread"
 cmake -S "$root" -B "$out/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${backends[@]}" \
   -DCONVKIT_BUILD_BENCHMARKS=OFF -DCONVKIT_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="$tsan" -DCMAKE_EXE_LINKER_FLAGS="$tsan" > /dev/null
-cmake --build "$out/tsan" -j "$jobs" --target test_threads
-TSAN_OPTIONS="halt_on_error=1" ctest --test-dir "$out/tsan" --output-on-failure -R '^test_threads$'
+cmake --build "$out/tsan" -j "$jobs" --target test_threads test_fftw
+TSAN_OPTIONS="halt_on_error=1" ctest --test-dir "$out/tsan" --output-on-failure -R '^test_(threads|fftw)$'

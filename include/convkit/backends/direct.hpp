@@ -231,7 +231,7 @@ std::unique_ptr<layer_executor<T>> make_direct_layer(const layer_problem& p, vie
 /// the extended input.
 inline double direct_cost(const problem& p) {
   const direct::isa i = direct::instruction_set();
-  const double macs_per_s = i == direct::isa::avx512 ? 45e9 : i == direct::isa::avx2 ? 20e9 : 2e9;
+  const double macs_per_s = i == direct::isa::avx512 ? 60e9 : i == direct::isa::avx2 ? 25e9 : 2e9;
   const double elems = double(p.geo.rows.extent) * double(p.geo.cols.extent);
   return p.macs() / (macs_per_s * p.opt.threads) + elems * 1e-9;
 }
@@ -243,7 +243,7 @@ inline double direct_cost(const problem& p) {
 /// vector lanes a row fills, and drops by 0.6 when strided rows cannot share input rows.
 inline double direct_layer_cost(const layer_problem& p) {
   const direct::isa i = direct::instruction_set();
-  const double macs_per_s = i == direct::isa::avx512 ? 45e9 : i == direct::isa::avx2 ? 20e9 : 2e9;
+  const double macs_per_s = i == direct::isa::avx512 ? 60e9 : i == direct::isa::avx2 ? 25e9 : 2e9;
   const double lanes = i == direct::isa::avx512 ? 16 : i == direct::isa::avx2 ? 8 : 1;
   const layer_geometry& g = p.geo;
   const double taps = double(g.rows.kernel) * double(g.cols.kernel);
