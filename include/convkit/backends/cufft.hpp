@@ -250,8 +250,9 @@ class cufft_engine {
     const index slots = std::min<index>(2, tiles_.tiles());
     const index need = cufft_device_bytes(tiles_, sizeof(T), slots);
     if (need > cap)
-      throw error("cufft: the smallest tiles need " + std::to_string(need) + " bytes of device memory, more than the " +
-                  std::to_string(cap) + "-byte memory cap");
+      throw error("cufft: tiles of " + std::to_string(layout_.rows) + "x" + std::to_string(layout_.cols) + " need " +
+                  std::to_string(need) + " bytes of device memory, more than the " + std::to_string(cap) +
+                  "-byte memory cap (the smallest tiles the kernel allows, unless tiling was forced)");
     fill_ = p.opt.edge == border::constant ? T(p.opt.edge_value) : T(0);
     try {
       cublasHandle_t blas = nullptr;
@@ -309,10 +310,8 @@ class cufft_engine {
       check_cufft(api_.fft_set_stream(h, s.stream.get()), "cufftSetStream");
     }
     s.buffer = device_alloc(api_, tiles_.buffer_bytes(sizeof(T)));
+    // Staging rows have the device buffer's padded layout; only their first N_c reals travel.
     s.staging = pinned_alloc(api_, tiles_.buffer_bytes(sizeof(T)));
-    // The padding at the end of each staging row is copied to the device, where the transform uses
-    // it as output space: zero it once so that it is never garbage.
-    std::fill_n(static_cast<T*>(s.staging.get()), layout_.real_count(), T(0));
     s.results = pinned_alloc(api_, checked_mul(max_result_elements(), sizeof(T), "cufft result staging"));
   }
 
