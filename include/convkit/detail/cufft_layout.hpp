@@ -107,8 +107,9 @@ void for_each_output_copy(fft::tile_outputs rows, fft::tile_outputs cols, index 
 }
 
 /// Device memory of a cuFFT plan over tile plan `t` with `slots` tiles in flight, in bytes: the
-/// kernel spectrum, and per slot one in-place tile buffer and cuFFT's work area, which is budgeted
-/// as one more buffer (cufftMakePlanMany reports the real size; the backend checks it against this).
+/// kernel spectrum, and per slot one in-place tile buffer and cuFFT's work area, budgeted as one
+/// more buffer. (The backend allocates whatever work area cufftMakePlanMany asks for; that one
+/// buffer covers it is an assumption, not yet checked on a GPU.)
 inline index cufft_device_bytes(const fft::tile_plan& t, index element_bytes, index slots) {
   const index buffer = t.buffer_bytes(element_bytes);
   return checked_mul(checked_add(checked_mul(2, slots, "cufft slots"), 1, "cufft slots"), buffer, "cufft device memory");
