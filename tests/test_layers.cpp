@@ -362,6 +362,9 @@ TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1
   wide.n = 1;
   wide.h = wide.w = 40;
   layer_case pointwise{2, 8, 4, 40, 40, 1, 1, false, {}};  // 1x1, stride 1, unpadded: no lowering
+  layer_case deep{1, 4, 64, 5, 5, 3, 3, true, {}};        // 25 outputs, 64 filters: threads split the filters
+  deep.opt.pad_rows = deep.opt.pad_cols = 1;
+  deep.opt.groups = 2;
   const detail::im2col_tiling t_small = tiling(small, im2col::default_workspace_limit, 1);
   CHECK(t_small.images_per_tile == 3);
   CHECK(t_small.output_elems > 0);
@@ -374,13 +377,16 @@ TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1
   const detail::im2col_tiling t_point = tiling(pointwise, im2col::default_workspace_limit, 2);
   CHECK_FALSE(t_point.lowers);
   CHECK(t_point.column_elems == 0);
+  CHECK(tiling(deep, im2col::default_workspace_limit, 1).filter_blocks == 1);
+  CHECK(tiling(deep, im2col::default_workspace_limit, 2).filter_blocks == 2);
+  CHECK(tiling(deep, im2col::default_workspace_limit, 3).filter_blocks == 2);  // 32 filters per group: 2 blocks of 16
   // Each of them (and the pieces) computes the layer correctly.
   std::mt19937_64 rng(run_seed() + 6);
   const auto run = [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& x) {
     conv2d<float>(in, w, b, out, x);
   };
-  for (layer_case c : {small, wide, pointwise})
-    for (int threads : {1, 2}) {
+  for (layer_case c : {small, wide, pointwise, deep})
+    for (int threads : {1, 2, 3}) {
       c.opt.algo = algorithm::im2col;
       c.opt.threads = threads;
       check_layer_case<float>(c, rng, run, layer_direct_error);

@@ -80,6 +80,11 @@ struct im2col_shape {
 /// together, several to a tile.
 inline constexpr index im2col_cache_bytes = index(2) << 20;
 inline constexpr index im2col_min_positions = 1024;
+/// To give every thread work, an image's output is cut into smaller tiles, but not below this many
+/// positions (a GEMM that narrow is slow); beyond that, threads split the filters of a tile instead
+/// (each lowering the same columns, which costs little next to a GEMM with that many filters).
+inline constexpr index im2col_min_split_positions = 128;
+inline constexpr index im2col_min_filters_per_block = 16;
 
 /// How the batch's output is cut into tiles, the work items of the engine.
 struct im2col_tiling {
@@ -88,6 +93,7 @@ struct im2col_tiling {
   index cols_per_tile = 0;    ///< else: tiles are pieces of this many columns of one output row
   index tiles_per_image = 1;  ///< when images_per_tile == 1
   index tiles = 0;            ///< tiles in the batch
+  index filter_blocks = 1;    ///< each tile's filters are split into this many work items
   bool lowers = true;         ///< false: 1x1 tiles of one image read the input planes as the column matrix
   index column_elems = 0;     ///< elements of the largest tile's column matrix
   index window_elems = 0;     ///< elements of the largest tile's extended input window (one image, one group)
@@ -105,9 +111,9 @@ struct im2col_tile {
 /// Cuts the output of `images` images into tiles whose workspace (column matrix, extended window and,
 /// for multi-image tiles, GEMM output) fits in `budget_elems` elements, sized after
 /// im2col_cache_bytes and im2col_min_positions (`cache_elems` is the former in elements), with at
-/// least `threads` tiles when the output has that many positions. A tile is at least one output
-/// position, so the workspace is never below depth + channels_per_group * span_rows * span_cols
-/// elements, whatever the budget.
+/// least `threads` work items (tiles x filter blocks) when the output allows it. A tile is at least
+/// one output position, so the workspace is never below depth + channels_per_group * span_rows *
+/// span_cols elements, whatever the budget.
 inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index images, index budget_elems, index cache_elems,
                                        index threads) {
   const axis_geometry& gr = s.rows;
@@ -151,7 +157,9 @@ inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index images, inde
     workspace(t.images_per_tile, gr.out, gc.out, t);
     return t;
   }
-  const index tiles_per_image = (threads + images - 1) / images;  // so that every thread has a tile
+  // Enough tiles that every thread has one, unless that makes them narrower than the split minimum.
+  const index tiles_per_image = std::max<index>(
+      1, std::min((threads + images - 1) / images, per_image / im2col_min_split_positions));
   if (gr.out >= tiles_per_image && fits(1, 1, gc.out)) {  // runs of whole rows
     const index most = std::min(gr.out / tiles_per_image, std::max<index>(1, goal / gc.out));
     const index rows = largest(most, [&](index n) { return fits(1, n, gc.out); });
@@ -168,6 +176,8 @@ inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index images, inde
     workspace(1, 1, t.cols_per_tile, t);
   }
   t.tiles = checked_mul(images, t.tiles_per_image, what);
+  // Threads still without a tile share the filters of the tiles.
+  t.filter_blocks = std::max<index>(1, std::min((threads + t.tiles - 1) / t.tiles, kg / im2col_min_filters_per_block));
   return t;
 }
 
@@ -257,7 +267,8 @@ class im2col_engine {
     }
     tiling_ = plan_im2col_tiles(s, images, workspace_bytes / threads / index(sizeof(T)),
                                 im2col_cache_bytes / index(sizeof(T)), threads);
-    threads_ = static_cast<int>(std::min<index>(threads, tiling_.tiles));
+    items_ = checked_mul(tiling_.tiles, tiling_.filter_blocks, "im2col work items");
+    threads_ = static_cast<int>(std::min<index>(threads, items_));
     stride_ = (tiling_.workspace_elems() + 63) / 64 * 64;  // each thread's share starts on a cache line
     workspace_ = array2d<T>(threads_, stride_);
     const index positions = std::max(tiling_.images_per_tile * s.rows.out * s.cols.out, s.rows.out * s.cols.out);
@@ -275,19 +286,23 @@ class im2col_engine {
     parallel_for(threads_, threads_, [&](index t0, index t1) {
       for (index t = t0; t < t1; ++t) {  // one slice of the tiles per workspace share
         T* ws = workspace_.data() + t * stride_;
-        for (index i = tiling_.tiles * t / threads_; i < tiling_.tiles * (t + 1) / threads_; ++i)
-          run_tile(in, in_rows, in_cols, out, tile_at(tiling_, images_, s_.rows, s_.cols, i), ws);
+        for (index i = items_ * t / threads_; i < items_ * (t + 1) / threads_; ++i) {
+          const index b = i % tiling_.filter_blocks, kg = s_.filters_per_group;
+          run_tile(in, in_rows, in_cols, out, tile_at(tiling_, images_, s_.rows, s_.cols, i / tiling_.filter_blocks),
+                   kg * b / tiling_.filter_blocks, kg * (b + 1) / tiling_.filter_blocks, ws);
+        }
       }
     });
   }
 
  private:
+  // Tile `tile` for the filters [k0, k1) of every group.
   void run_tile(strided_planes<const T> in, index in_rows, index in_cols, strided_planes<T> out, const im2col_tile& tile,
-                T* ws) const {
+                index k0, index k1, T* ws) const {
     T* window = ws;
     T* columns = window + tiling_.window_elems;
     T* buffer = columns + tiling_.column_elems;
-    const index cg = s_.channels_per_group, kg = s_.filters_per_group, depth = s_.depth();
+    const index cg = s_.channels_per_group, kg = k1 - k0, depth = s_.depth();
     const index width = tile.col1 - tile.col0, per_image = tile.positions_per_image(), positions = tile.positions();
     const bool one_image = tile.image1 - tile.image0 == 1;
     for (index g = 0; g < s_.groups; ++g) {
@@ -301,18 +316,19 @@ class im2col_engine {
         b = in.plane(tile.image0, g * cg) + tile.row0 * in.row_stride + tile.col0;
         ldb = in.plane_stride;
       }
-      const T* a = weights_.data() + g * kg * depth;
-      const T* bias = bias_.size() > 0 ? bias_.data() + g * kg : nullptr;
+      const index first = g * s_.filters_per_group + k0;  // the first filter of this work item
+      const T* a = weights_.data() + first * depth;
+      const T* bias = bias_.size() > 0 ? bias_.data() + first : nullptr;
       if (one_image && (out.row_stride == s_.cols.out || tile.row1 - tile.row0 == 1)) {
         // The tile's outputs are contiguous in each output plane: the GEMM writes them in place.
-        T* c = out.plane(tile.image0, g * kg) + tile.row0 * out.row_stride + tile.col0;
+        T* c = out.plane(tile.image0, first) + tile.row0 * out.row_stride + tile.col0;
         gemm(kg, positions, depth, a, depth, b, ldb, c, kg == 1 ? positions : out.plane_stride);
         if (bias != nullptr)
           for (index k = 0; k < kg; ++k)
             for (T *p = c + k * out.plane_stride, *e = p + positions; p < e; ++p) *p += bias[k];
       } else if (one_image) {  // a single image whose output rows are not contiguous: one GEMM per row
         for (index i = tile.row0; i < tile.row1; ++i) {
-          T* c = out.plane(tile.image0, g * kg) + i * out.row_stride + tile.col0;
+          T* c = out.plane(tile.image0, first) + i * out.row_stride + tile.col0;
           gemm(kg, width, depth, a, depth, b + (i - tile.row0) * width, ldb, c, kg == 1 ? width : out.plane_stride);
           if (bias != nullptr)
             for (index k = 0; k < kg; ++k)
@@ -323,7 +339,7 @@ class im2col_engine {
         for (index n = tile.image0; n < tile.image1; ++n)
           for (index k = 0; k < kg; ++k) {
             const T* from = buffer + k * positions + (n - tile.image0) * per_image;
-            T* to = out.plane(n, g * kg + k);
+            T* to = out.plane(n, first + k);
             const T add = bias != nullptr ? bias[k] : T(0);
             for (index p = 0; p < per_image; ++p) to[p] = from[p] + add;
           }
@@ -337,6 +353,7 @@ class im2col_engine {
   T fill_;
   array2d<T> weights_, bias_;
   im2col_tiling tiling_;
+  index items_ = 0;  // tiles x filter blocks
   int threads_ = 1;
   index stride_ = 0;
   array2d<T> workspace_;  // one row per thread: extended window, column matrix, GEMM output buffer
