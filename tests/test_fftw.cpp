@@ -1,41 +1,21 @@
 // The fft backend (FFTW): accuracy on the shared grid with a transform-sized error bound, a large
 // dynamic range, tiles (forced small ones too), plan reuse and the plan cache, no allocation per
-// execute, concurrent calls, wisdom, and what NaN and Inf do.
+// execute, concurrent calls, wisdom, and what NaN and Inf do; then the same for layers (groups,
+// depthwise, tiles, sweeps, every instruction set's product kernel) and automatic's layer choice.
 #include <convkit/convkit.hpp>
+#include <convkit/layer.hpp>
 
 #include <atomic>
 #include <cstdio>
 #include <thread>
 
 #include "count_allocations.hpp"
+#include "fft_error.hpp"
 #include "problems.hpp"
 
 // Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
 namespace convkit::testing {
 namespace {
-
-/// The fft backend's rounding error per element is at most
-///   fft_error_factor * eps * log2(N_r * N_c) * ||extended input||_2 * ||kernel||_2
-/// for the transform size N_r x N_c it uses (error_model::global in problems.hpp). The worst seen
-/// over many seeds is about 0.2 of this bound, in float and double.
-constexpr double fft_error_factor = 1.0;
-
-detail::problem problem_of(const problem_case& c) {
-  detail::problem p{detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt), c.opt, true};
-  p.opt.threads = detail::resolve_threads(c.opt.threads);
-  return p;
-}
-
-template <class T>
-detail::fft::tile_plan tile_plan_of(const problem_case& c) {
-  return detail::fftw_tile_plan(problem_of(c), sizeof(T), fftw::get_config());
-}
-
-template <class T>
-error_model fft_error(const problem_case& c) {
-  const detail::fft::tile_plan t = tile_plan_of<T>(c);
-  return {0.0, fft_error_factor * std::log2(std::max(4.0, double(t.rows.transform) * double(t.cols.transform)))};
-}
 
 /// Sets the fft configuration for one scope and restores the previous one after it.
 class scoped_config {
@@ -424,6 +404,261 @@ TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
     index nan_fft = 0;
     for (index i = 0; i < smeared.size(); ++i) nan_fft += std::isnan(smeared.data()[i]);
     CHECK(nan_fft == smeared.size());
+  }
+}
+
+// --- Layers -----------------------------------------------------------------------------------------
+
+namespace {
+
+template <class T>
+void fft_layer(view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) {
+  conv2d<T>(in, w, b, out, o);
+}
+
+template <class T>
+void run_layer_cases(const std::vector<layer_case>& cases, std::uint64_t salt) {
+  std::mt19937_64 rng(run_seed() ^ salt ^ (sizeof(T) << 4));
+  for (layer_case c : cases) {
+    c.opt.algo = algorithm::fft;
+    check_layer_case<T>(c, rng, fft_layer<T>, fft_layer_error<T>);
+  }
+}
+
+/// Groups, depthwise and wide channel counts beyond the shared grid's, on every border.
+std::vector<layer_case> grouped_layers() {
+  std::vector<layer_case> cases;
+  for (border edge : {border::zero, border::reflect, border::replicate, border::circular, border::symmetric}) {
+    layer_case grouped{2, 24, 12, 30, 27, 5, 5, true, {}};  // 3 groups of 8 channels and 4 filters
+    grouped.opt.groups = 3;
+    grouped.opt.stride_rows = 2;
+    grouped.opt.dilation_cols = 2;
+    grouped.opt.pad_rows = 3;
+    grouped.opt.pad_cols = 1;
+    grouped.opt.edge = edge;
+    cases.push_back(grouped);
+    layer_case depthwise{3, 16, 16, 20, 18, 7, 7, false, {}};  // "same" padding: circular can skip padding
+    depthwise.opt.groups = 16;
+    depthwise.opt.pad_rows = depthwise.opt.pad_cols = 3;
+    depthwise.opt.edge = edge;
+    cases.push_back(depthwise);
+    layer_case multiplier{1, 6, 18, 17, 17, 3, 4, true, {}};  // depthwise with 3 filters per channel
+    multiplier.opt.groups = 6;
+    multiplier.opt.stride_cols = 3;
+    multiplier.opt.pad_rows = multiplier.opt.pad_cols = 2;
+    multiplier.opt.edge = edge;
+    cases.push_back(multiplier);
+    layer_case dense{1, 40, 9, 12, 16, 3, 3, true, {}};  // many channels summed in the frequency domain
+    dense.opt.pad_rows = dense.opt.pad_cols = 1;
+    dense.opt.edge = edge;
+    cases.push_back(dense);
+  }
+  return cases;
+}
+
+bool fft_computes_layers() {
+  layer_options o;
+  o.algo = algorithm::fft;
+  return detail::choose_layer_backend(detail::layer_problem{detail::make_layer_geometry({1, 1, 4, 4}, {1, 1, 2, 2}, o), o, true})
+             .algo == algorithm::fft;
+}
+
+}  // namespace
+
+TEST_CASE("fft layers: groups, depthwise and wide channel counts match the reference", "[fft][layers]") {
+  REQUIRE(fft_computes_layers());
+  run_layer_cases<float>(grouped_layers(), 1);
+  run_layer_cases<double>(grouped_layers(), 1);
+  // border::circular with "same" padding takes the image-sized transform (no padding at all).
+  layer_case depthwise = grouped_layers()[3 * 4 + 1];
+  REQUIRE(depthwise.opt.edge == border::circular);
+  CHECK(layer_tile_plan_of<float>(depthwise).circular);
+}
+
+TEST_CASE("fft layers: forced tiles, untiled transforms and several sweeps match the reference", "[fft][layers][tiles]") {
+  const std::vector<layer_case> grid = layer_grid(32);
+  const auto run_with = [&](const fftw::config& cfg, std::uint64_t salt) {
+    scoped_config scope(cfg);
+    run_layer_cases<float>(grid, salt);
+    run_layer_cases<double>(grid, salt);
+    run_layer_cases<float>(grouped_layers(), salt);
+  };
+  for (index tile : {1, 2, 4}) {
+    INFO("tiles of " << tile << "x" << tile + 1 << " results");
+    fftw::config cfg;
+    cfg.tile_rows = tile;
+    cfg.tile_cols = tile + 1;
+    run_with(cfg, 40 + std::uint64_t(tile));
+  }
+  fftw::config always;
+  always.tiles = fftw::tiling::always;
+  run_with(always, 50);
+  fftw::config never;
+  never.tiles = fftw::tiling::never;
+  run_with(never, 51);
+  // A workspace cap of a few KiB leaves room for one (image, tile) pair per sweep.
+  fftw::config tight;
+  tight.memory_cap = 4 << 10;
+  run_with(tight, 52);
+  layer_case c = grouped_layers()[0];
+  c.opt.algo = algorithm::fft;
+  c.opt.threads = 1;
+  scoped_config scope(tight);
+  const detail::fftw_layer_layout l = detail::fftw_layer_plan(layer_problem_of(c), sizeof(float), fftw::get_config());
+  CHECK(l.sweep < l.pairs);
+}
+
+TEST_CASE("fft layers: every instruction set's product kernel matches the reference", "[fft][layers]") {
+  const direct::isa best = direct::best_instruction_set();
+  for (direct::isa i : {direct::isa::portable, direct::isa::avx2, direct::isa::avx512}) {
+    if (static_cast<int>(i) > static_cast<int>(best)) continue;
+    INFO(direct::to_string(i));
+    direct::force_instruction_set(i);
+    run_layer_cases<float>(layer_grid(16), 60 + std::uint64_t(i));
+    run_layer_cases<double>(layer_grid(16), 60 + std::uint64_t(i));
+    run_layer_cases<float>(grouped_layers(), 60 + std::uint64_t(i));
+    run_layer_cases<double>(grouped_layers(), 60 + std::uint64_t(i));
+  }
+  direct::force_instruction_set(best);
+}
+
+TEST_CASE("fft layers: layer_plan::execute allocates nothing", "[fft][layers][plans]") {
+  std::mt19937_64 rng(run_seed() ^ 0xa2);
+  fftw::config tiled;
+  tiled.tile_rows = 6;
+  tiled.tile_cols = 9;
+  fftw::config sweeps;  // one (image, tile) pair per sweep
+  sweeps.memory_cap = 4 << 10;
+  for (const fftw::config& cfg : {fftw::config{}, tiled, sweeps})
+    for (int threads : {1, 2}) {
+      INFO(threads << " threads, tile_rows " << cfg.tile_rows << ", memory_cap " << cfg.memory_cap);
+      scoped_config scope(cfg);
+      layer_options o;
+      o.algo = algorithm::fft;
+      o.threads = threads;
+      o.groups = 2;
+      o.pad_rows = o.pad_cols = 2;
+      o.stride_cols = 2;
+      o.edge = border::reflect;
+      array4d<float> in(3, 8, 40, 36), w(6, 4, 5, 5);
+      fill_random(in.view(), rng);
+      fill_random(w.view(), rng);
+      const std::vector<float> bias(6, 0.25f);
+      layer_plan<float> p(in.shape(), w, bias.data(), o);
+      REQUIRE(p.chosen() == algorithm::fft);
+      const shape4d s = p.output_shape();
+      array4d<float> out(s.n, s.c, s.h, s.w);
+      p.execute(in, out);  // the first parallel call may start the process's thread pool
+      const long long before = allocations.load();
+      for (int i = 0; i < 3; ++i) p.execute(in, out);
+      CHECK(allocations.load() == before);
+      const array4d<double> want = reference::conv2d<float>(in, w, bias.data(), o);
+      double worst = 0;
+      for (index i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
+      CHECK(worst < 1e-4);
+    }
+}
+
+TEST_CASE("fft layers: a second conv2d of the same shape makes no new FFTW plan", "[fft][layers][plans]") {
+  std::mt19937_64 rng(run_seed() ^ 0x9b);
+  layer_options o;
+  o.algo = algorithm::fft;
+  o.pad_rows = o.pad_cols = 1;
+  array4d<double> in(2, 3, 23, 29), w(4, 3, 3, 3);
+  fill_random(in.view(), rng);
+  fill_random(w.view(), rng);
+  conv2d(in, w, nullptr, o);
+  const long long made = detail::fftw_plans_made();
+  fill_random(in.view(), rng);
+  conv2d(in, w, nullptr, o);
+  layer_plan<double> reused(in.shape(), w, nullptr, o);
+  CHECK(detail::fftw_plans_made() == made);
+}
+
+TEST_CASE("fft layers: automatic's choice", "[fft][layers][dispatch]") {
+  const auto automatic = [](shape4d in, shape4d w, int pad, int groups = 1, int stride = 1) {
+    layer_options o;
+    o.pad_rows = o.pad_cols = pad;
+    o.groups = groups;
+    o.stride_rows = o.stride_cols = stride;
+    o.threads = 1;
+    return layer_plan<float>(in, array4d<float>(w.n, w.c, w.h, w.w), nullptr, o).chosen();
+  };
+  // Large kernels over many channels: the transforms are shared by K * C/groups products, so fft wins.
+  CHECK(automatic({1, 32, 64, 64}, {32, 32, 11, 11}, 5) == algorithm::fft);
+  CHECK(automatic({8, 64, 56, 56}, {64, 64, 7, 7}, 3) == algorithm::fft);
+  // 1x1 kernels: nothing for a transform to save.
+  CHECK(automatic({1, 256, 56, 56}, {64, 256, 1, 1}, 0) != algorithm::fft);
+  CHECK(automatic({8, 64, 14, 14}, {256, 64, 1, 1}, 0) != algorithm::fft);
+  // Small planes and strides, and depthwise layers: the transforms cost more than the products save.
+  CHECK(automatic({1, 512, 7, 7}, {512, 512, 3, 3}, 1) != algorithm::fft);
+  CHECK(automatic({1, 3, 224, 224}, {64, 3, 7, 7}, 3, 1, 2) != algorithm::fft);
+  CHECK(automatic({1, 64, 56, 56}, {64, 1, 3, 3}, 1, 64) != algorithm::fft);
+  // The shared grid's layers (planes up to 20x20, channels up to 8) never go to fft.
+  for (layer_case c : layer_grid(64)) {
+    INFO(c.describe());
+    c.opt.algo = algorithm::automatic;
+    c.opt.threads = 1 + int(c.n % 2);
+    CHECK(layer_plan<float>(c.input(), array4d<float>(c.k, c.c / c.opt.groups, c.r, c.s), nullptr, c.opt).chosen() !=
+          algorithm::fft);
+  }
+  // Layers whose buffers would outgrow the workspace bound even in the smallest tiles: never
+  // chosen, yet computed when asked for.
+  fftw::config tiny;
+  tiny.memory_cap = 16 << 10;
+  scoped_config scope(tiny);
+  layer_case wide{1, 16, 16, 16, 16, 3, 3, false, {}};
+  wide.opt.pad_rows = wide.opt.pad_cols = 1;
+  CHECK(detail::fftw_layer_cost(layer_problem_of(wide)) == detail::never);
+  std::mt19937_64 rng(run_seed() ^ 0xb0);
+  wide.opt.algo = algorithm::fft;
+  check_layer_case<float>(wide, rng, fft_layer<float>, fft_layer_error<float>);
+}
+
+TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
+  layer_case big{1, 32, 32, 64, 64, 11, 11, false, {}};
+  big.opt.pad_rows = big.opt.pad_cols = 5;
+  big.opt.threads = 1;
+  detail::layer_problem p = layer_problem_of(big);
+  CHECK(detail::fftw_layer_cost(p) < detail::never);
+  p.finite = false;
+  CHECK(detail::fftw_layer_cost(p) == detail::never);
+
+  std::mt19937_64 rng(run_seed() ^ 0x4a5);
+  array4d<float> in(1, 32, 64, 64), w(32, 32, 11, 11);
+  fill_random(in.view(), rng);
+  fill_random(w.view(), rng);
+  REQUIRE(layer_plan<float>(in.shape(), w, nullptr, big.opt).chosen() == algorithm::fft);  // finite: fft
+
+  // A NaN in the weights: a plan made with them does not choose fft.
+  w(3, 5, 2, 2) = std::numeric_limits<float>::quiet_NaN();
+  CHECK(layer_plan<float>(in.shape(), w, nullptr, big.opt).chosen() != algorithm::fft);
+  fill_random(w.view(), rng);
+
+  // A NaN or Inf in the input of a one-shot conv2d: automatic keeps it where the definition puts
+  // it, in the outputs whose taps read it (rows and columns within 5 of it, in every filter).
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    in(0, 7, 30, 40) = bad;
+    const array4d<float> automatic = conv2d(in, w, nullptr, big.opt);
+    index wrong = 0;
+    for (index k = 0; k < 32; ++k)
+      for (index i = 0; i < 64; ++i)
+        for (index j = 0; j < 64; ++j) {
+          const bool reads_bad = std::abs(i - 30) <= 5 && std::abs(j - 40) <= 5;
+          wrong += !std::isfinite(automatic(0, k, i, j)) != reads_bad;
+        }
+    CHECK(wrong == 0);
+    // fft asked for explicitly, untiled: every output plane turns NaN.
+    fftw::config untiled;
+    untiled.tiles = fftw::tiling::never;
+    scoped_config scope(untiled);
+    layer_options o = big.opt;
+    o.algo = algorithm::fft;
+    const array4d<float> smeared = conv2d(in, w, nullptr, o);
+    index nan_fft = 0;
+    for (index i = 0; i < smeared.size(); ++i) nan_fft += std::isnan(smeared.data()[i]);
+    CHECK(nan_fft == smeared.size());
+    in(0, 7, 30, 40) = 0.5f;
   }
 }
 

@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -38,8 +39,11 @@
 #include "../detail/backend.hpp"
 #include "../detail/fft_sizes.hpp"
 #include "../detail/fftw_traits.hpp"
+#include "../detail/spectrum_product.hpp"
 #include "../detail/threads.hpp"
+#include "../layer_options.hpp"
 #include "../padding.hpp"
+#include "../view4d.hpp"
 
 namespace convkit::fftw {
 
@@ -258,7 +262,258 @@ inline double fftw_cost(const problem& p) {
   return t.seconds + fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_cost_model);
 }
 
-inline const backend fftw_backend{algorithm::fft, "convkit::fftw", &fftw_cost, &make_fftw<float>, &make_fftw<double>};
+// --- Layers ---------------------------------------------------------------------------------------
+
+/// x as an index, saturating at a quarter of the largest (so that sums of a few stay representable).
+inline index saturated_index(double x) noexcept {
+  constexpr index top = std::numeric_limits<index>::max() / 4;
+  return x < double(top) ? index(x) : top;
+}
+
+/// How the fft backend runs one layer: the transform (a tile plan over the layer's per-axis
+/// geometry, as for single images) and the buffers it needs. Every spectrum buffer holds one
+/// in-place r2c layout padded with zeros to a multiple of spectrum_block reals.
+struct fftw_layer_layout {
+  fft::tile_plan tiles;
+  index stride = 0;        ///< reals per spectrum buffer
+  index pairs = 0;         ///< (image, tile) pairs: N * tiles
+  index sweep = 0;         ///< pairs transformed, multiplied and inverted together (bounded by the workspace)
+  index weight_reals = 0;  ///< the filters' spectra: K * C/groups buffers, made once per plan
+  index pair_reals = 0;    ///< one pair's buffers: C input spectra and K output spectra
+  index sweeps() const noexcept { return (pairs + sweep - 1) / sweep; }
+  /// Bytes of every buffer the executor holds (saturating).
+  index bytes(index element_bytes) const noexcept {
+    return saturated_index((double(weight_reals) + double(sweep) * double(pair_reals)) * double(element_bytes));
+  }
+};
+
+/// The layout of tile plan `t` for layer `g` when `budget` bytes may hold the buffers: the sweep is
+/// as many pairs as fit beside the weights' spectra (at least one). Sizes saturate rather than
+/// overflow, so that a planner can rate absurd candidates; the executor checks its allocations.
+inline fftw_layer_layout fftw_layer_layout_for(const layer_geometry& g, const fft::tile_plan& t, index element_bytes,
+                                               index budget) {
+  fftw_layer_layout l;
+  l.tiles = t;
+  const index real_count = t.layout().real_count();
+  l.stride = (real_count + spectrum_block - 1) / spectrum_block * spectrum_block;
+  l.pairs = saturated_index(double(g.n) * double(t.tiles()));
+  l.weight_reals = saturated_index(double(g.k) * double(g.c_per_group()) * double(l.stride));
+  l.pair_reals = saturated_index(double(g.c + g.k) * double(l.stride));
+  const double room = double(budget) / double(element_bytes) - double(l.weight_reals);
+  l.sweep = std::clamp<index>(saturated_index(std::max(room, 0.0) / double(l.pair_reals)), 1, l.pairs);
+  return l;
+}
+
+/// Layer cost constants, fitted with bench/layers.cpp and a sweep of layer shapes on the reference
+/// machine (README, "Choosing a backend"), float, FFTW_ESTIMATE plans:
+///   plane       a forward or an inverse transform of one plane or tile, with its fill or copy-out,
+///               as a fraction of fftw_cost_model's tile_seconds (which counts both and the product);
+///   cmac        seconds per complex multiply-add of the frequency-domain product (AVX-512 kernel,
+///               the weights' spectra in cache);
+///   weight_byte seconds per byte of the weights' spectra streamed from memory, once per sweep;
+///   threaded_efficiency  the second thread's share (planes and products split evenly).
+struct fftw_layer_cost_model {
+  double plane = 0.5;
+  double cmac = 0.2e-9;
+  double weight_byte = 0.1e-9;
+  double threaded_efficiency = 0.9;
+};
+inline constexpr fftw_layer_cost_model fftw_layer_costs{};
+
+/// Estimated seconds of one execute of layout `l` for layer `g`.
+inline double fftw_layer_seconds(const layer_geometry& g, const fftw_layer_layout& l, index element_bytes, int threads) {
+  const fft::tile_plan& t = l.tiles;
+  const fftw_layer_cost_model& m = fftw_layer_costs;
+  const double plane = m.plane * fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_cost_model, element_bytes);
+  const double transforms = double(l.pairs) * double(g.c + g.k) * plane;
+  const double products = double(l.pairs) * double(g.k) * double(g.c_per_group()) * double(l.stride / 2) * m.cmac *
+                          double(element_bytes) / 4.0;
+  const double weights = double(l.sweeps()) * double(l.weight_reals) * double(element_bytes) * m.weight_byte;
+  return (transforms + products + weights) / (1.0 + m.threaded_efficiency * (threads - 1));
+}
+
+/// The workspace bound of a layer: fftw::config::memory_cap per thread, for all buffers together
+/// (the weights' spectra included).
+inline index fftw_layer_budget(const fftw::config& c, int threads) {
+  return saturated_index(double(c.memory_cap) * std::max(threads, 1));
+}
+
+/// Chooses the transform for layer problem p in precision `element_bytes` (the tile planner of
+/// fft_sizes.hpp with the layer's time and memory), honouring the configuration's forced tiling.
+inline fftw_layer_layout fftw_layer_plan(const layer_problem& p, index element_bytes, const fftw::config& c) {
+  const layer_geometry& g = p.geo;
+  const index budget = fftw_layer_budget(c, p.opt.threads);
+  const fft::tile_plan t = fft::plan_tiles_by(
+      geometry{g.rows, g.cols}, p.opt.edge, {c.tiles, c.tile_rows, c.tile_cols}, fftw_cost_model, budget,
+      [&](const fft::tile_plan& x) {
+        return fftw_layer_seconds(g, fftw_layer_layout_for(g, x, element_bytes, budget), element_bytes, p.opt.threads);
+      },
+      [&](const fft::tile_plan& x) { return fftw_layer_layout_for(g, x, element_bytes, budget).bytes(element_bytes); });
+  return fftw_layer_layout_for(g, t, element_bytes, budget);
+}
+
+/// A layer (layer_options.hpp) through FFTW, per sweep of (image, tile) pairs:
+///   1. each input channel plane (tile) of each image: convkit::extend writes the window of the
+///      padded input, r2c; once per call;
+///   2. per output channel k, frequency by frequency: the sum over the C/groups input channels of
+///      its group of input spectrum times filter spectrum (spectrum_product.hpp); the filters'
+///      spectra are made once, at construction: padded_kernel (flipped: the product of spectra is
+///      a convolution and a layer correlates), r2c, scaled by 1 / (N_r N_c);
+///   3. one c2r per output channel plane (tile), then bias, stride subsampling and crop into out.
+/// Phases 1 and 3 split (pair, channel) work over the threads, phase 2 (frequency block, filters).
+template <class T>
+class fftw_layer_executor final : public layer_executor<T> {
+ public:
+  fftw_layer_executor(const layer_problem& p, view4d<const T> weights, const T* bias)
+      : p_(p), product_(spectrum_kernel_for<T>(direct::instruction_set())) {
+    const fftw::config cfg = fftw::get_config();
+    const layer_geometry& g = p.geo;
+    l_ = fftw_layer_plan(p, sizeof(T), cfg);
+    const fft::spectrum_layout layout = l_.tiles.layout();
+    if (layout.rows > index(INT32_MAX) || layout.cols > index(INT32_MAX))
+      throw error("fft: transform size " + std::to_string(layout.rows) + "x" + std::to_string(layout.cols) +
+                  " exceeds FFTW's int sizes");
+    plans_ = fftw_cached_plans<T>(layout, 1, fftw_flags(cfg.planning));
+    const index filters = g.k * g.c_per_group();
+    weights_ = aligned_zeros<T>(checked_mul(filters, l_.stride, "fft: filter spectra"), "fft: filter spectra");
+    inputs_ = aligned_zeros<T>(checked_mul(checked_mul(l_.sweep, g.c, "fft: input spectra"), l_.stride, "fft: input spectra"),
+                               "fft: input spectra");
+    outputs_ = aligned_zeros<T>(checked_mul(checked_mul(l_.sweep, g.k, "fft: output spectra"), l_.stride, "fft: output spectra"),
+                                "fft: output spectra");
+    if (bias != nullptr) {
+      bias_ = aligned_zeros<T>(g.k, "fft: bias");
+      std::copy(bias, bias + g.k, bias_.get());
+    }
+    // Threads pay for themselves above ~0.5 ms of work each (waking a pool thread, splitting caches).
+    threads_ = static_cast<int>(std::clamp<double>(fftw_layer_seconds(g, l_, sizeof(T), 1) / 5e-4, 1.0, p.opt.threads));
+    // Filter spectra: padded kernel -> r2c -> scaled by 1 / (N_r N_c), the c2r's normalisation.
+    const kernel_placement where = l_.tiles.placement(true, g.rows.dilation, g.cols.dilation);
+    const T scale = T(1) / (T(layout.rows) * T(layout.cols));
+    parallel_for(filters, p.opt.threads, [&](index f0, index f1) {
+      for (index f = f0; f < f1; ++f) {
+        T* spectrum = weights_.get() + f * l_.stride;
+        padded_kernel<T>(weights.plane(f / g.c_per_group(), f % g.c_per_group()), real_view(spectrum), where);
+        plans_->forward(spectrum);
+        for (index i = 0; i < layout.real_count(); ++i) spectrum[i] *= scale;
+      }
+    });
+  }
+
+  void execute(view4d<const T> in, view4d<T> out) override {
+    const layer_geometry& g = p_.geo;
+    for (index first = 0; first < l_.pairs; first += l_.sweep) {
+      const index count = std::min(l_.sweep, l_.pairs - first);
+      parallel_for(count * g.c, threads_, [&](index i0, index i1) {
+        for (index i = i0; i < i1; ++i) forward(in, first + i / g.c, i % g.c, inputs_.get() + i * l_.stride);
+      });
+      // Phase 2 items: (block of spectrum_block frequencies, group, range of pairs), the pairs split
+      // only as far as needed to give every thread several items.
+      const index blocks = l_.stride / spectrum_block, parts = blocks * g.groups;
+      const index ranges = std::clamp<index>((4 * threads_ + parts - 1) / parts, 1, count);
+      parallel_for(parts * ranges, threads_, [&](index i0, index i1) {
+        for (index i = i0; i < i1; ++i) {
+          const index range = i % ranges, part = i / ranges;
+          const index p0 = count * range / ranges, p1 = count * (range + 1) / ranges;
+          multiply(p0, p1 - p0, (part / g.groups) * spectrum_block, part % g.groups);
+        }
+      });
+      parallel_for(count * g.k, threads_, [&](index i0, index i1) {
+        for (index i = i0; i < i1; ++i) inverse(out, first + i / g.k, i % g.k, outputs_.get() + i * l_.stride);
+      });
+    }
+  }
+
+ private:
+  view2d<T> real_view(T* buffer) const {
+    const fft::spectrum_layout l = l_.tiles.layout();
+    return view2d<T>(buffer, l.rows, l.cols, l.real_row_stride());
+  }
+
+  // Phase 1: input plane (image, channel) of pair `pair`'s tile -> its spectrum in `buffer`.
+  void forward(view4d<const T> in, index pair, index channel, T* buffer) const {
+    const fft::axis_tiles& ar = l_.tiles.rows;
+    const fft::axis_tiles& ac = l_.tiles.cols;
+    const index image = pair / l_.tiles.tiles(), t = pair % l_.tiles.tiles();
+    extend<T>(in.plane(image, channel), real_view(buffer), ar.read_top(t / ac.tiles), ac.read_top(t % ac.tiles), p_.opt.edge);
+    plans_->forward(buffer);
+  }
+
+  // Phase 2: frequencies [offset, offset + spectrum_block) of the output spectra of group `group`
+  // for pairs [first, first + count) of this sweep.
+  void multiply(index first, index count, index offset, index group) const {
+    const layer_geometry& g = p_.geo;
+    const index cg = g.c_per_group(), k0 = group * g.k_per_group();
+    const spectrum_job<T> job{inputs_.get() + (first * g.c + group * cg) * l_.stride + offset,
+                              l_.stride,
+                              g.c * l_.stride,
+                              weights_.get() + k0 * cg * l_.stride + offset,
+                              l_.stride,
+                              cg * l_.stride,
+                              outputs_.get() + (first * g.k + k0) * l_.stride + offset,
+                              l_.stride,
+                              g.k * l_.stride,
+                              cg,
+                              g.k_per_group(),
+                              count,
+                              spectrum_block};
+    product_(job);
+  }
+
+  // Phase 3: output spectrum (pair, filter) in `buffer` -> c2r -> bias, strides and crop into out.
+  void inverse(view4d<T> out, index pair, index filter, T* buffer) const {
+    plans_->inverse(buffer);
+    const fft::axis_tiles& ar = l_.tiles.rows;
+    const fft::axis_tiles& ac = l_.tiles.cols;
+    const index image = pair / l_.tiles.tiles(), t = pair % l_.tiles.tiles();
+    const fft::tile_outputs orow = ar.outputs(t / ac.tiles), ocol = ac.outputs(t % ac.tiles);
+    const view2d<T> real = real_view(buffer), o = out.plane(image, filter);
+    const T b = bias_ ? bias_[filter] : T(0);
+    for (index i = 0; i < orow.count; ++i) {
+      const T* src = real.row(orow.local + i * ar.stride) + ocol.local;
+      T* dst = o.row(orow.first + i) + ocol.first;
+      for (index j = 0; j < ocol.count; ++j) dst[j] = src[j * ac.stride] + b;
+    }
+  }
+
+  layer_problem p_;
+  spectrum_kernel_fn<T> product_;
+  fftw_layer_layout l_;
+  std::shared_ptr<const fftw_plan_pair<T>> plans_;
+  std::unique_ptr<T[], aligned_free> weights_, inputs_, outputs_, bias_;
+  int threads_ = 1;
+};
+
+template <class T>
+std::unique_ptr<layer_executor<T>> make_fftw_layer(const layer_problem& p, view4d<const T> weights, const T* bias) {
+  return std::make_unique<fftw_layer_executor<T>>(p, weights, bias);
+}
+
+/// Layer cost model: the layout's estimate (fftw_layer_seconds, float's sizes: a problem does not
+/// carry its precision) plus the filters' spectra, which a one-shot conv2d makes on every call (a
+/// layer_plan makes them once, so automatic errs against fft there). Never for:
+///   - data holding NaN or Inf (an FFT spreads them over the output);
+///   - 1x1 kernels: the transforms would only multiply each channel by a number, which im2col's
+///     GEMM (or direct) does without transforming anything;
+///   - layers whose buffers exceed the workspace bound (fftw::config::memory_cap per thread) even
+///     in the smallest tiles: the weights' spectra alone are K * C/groups transforms, which for
+///     wide layers outgrow any tile. Asked for explicitly, fft still runs them (smallest tiles).
+inline double fftw_layer_cost(const layer_problem& p) {
+  if (!p.finite) return never;
+  const layer_geometry& g = p.geo;
+  if (g.rows.kernel * g.cols.kernel == 1) return never;
+  const fftw::config c = fftw::get_config();
+  const fftw_layer_layout l = fftw_layer_plan(p, sizeof(float), c);
+  if (l.bytes(sizeof(float)) > fftw_layer_budget(c, p.opt.threads)) return never;
+  const fft::tile_plan& t = l.tiles;
+  const double filter_spectra = double(g.k) * double(g.c_per_group()) * fftw_layer_costs.plane *
+                                fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_cost_model) /
+                                (1.0 + fftw_layer_costs.threaded_efficiency * (p.opt.threads - 1));
+  return t.seconds + filter_spectra;
+}
+
+inline const backend fftw_backend{algorithm::fft,           "convkit::fftw",          &fftw_cost,
+                                  &make_fftw<float>,        &make_fftw<double>,       &fftw_layer_cost,
+                                  &make_fftw_layer<float>,  &make_fftw_layer<double>};
 inline const bool fftw_registered = register_backend(fftw_backend);
 
 }  // namespace convkit::detail

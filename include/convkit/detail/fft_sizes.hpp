@@ -31,7 +31,8 @@
 // Cost model. plan_tiles() chooses the transform size that minimises the estimated time, with
 // fft_cost_model constants that each backend measures on its hardware, subject to a workspace cap
 // in bytes per thread (one real buffer per thread plus the shared kernel spectrum). Forced settings
-// (tiling::never / always, a forced block size) exist for tests and benchmarks.
+// (tiling::never / always, a forced block size) exist for tests and benchmarks. plan_tiles_by() is
+// the same search with the caller's own time and memory estimates (the FFTW backend's layers).
 #pragma once
 
 #include <algorithm>
@@ -222,19 +223,37 @@ inline axis_tiles circular_axis(const axis_geometry& g) {
 }
 }  // namespace plan_detail
 
-/// Chooses the transform for problem `geo` with border `edge`, `element_bytes` per real (4 or 8),
-/// `threads` >= 1 workers, under `memory_cap` bytes per thread of workspace (tiling::automatic only;
-/// if no tile fits, the smallest is used). Deterministic: the same arguments give the same plan.
-inline tile_plan plan_tiles(const geometry& geo, border edge, index element_bytes, int threads,
-                            const tiling_request& req, const fft_cost_model& model, index memory_cap) {
+/// The overlap-save tile lengths a planner tries along one axis, in [lo, hi] (see fft_cost_model's
+/// min_mixed_tile): every 2^a 3^b 5^c 7^d, or, with min_mixed_tile > 0, the powers of two and the
+/// 3 * 2^a and 5 * 2^a from min_mixed_tile up.
+inline std::vector<index> tile_lengths(index lo, index hi, const fft_cost_model& model) {
+  std::vector<index> sizes = fast_sizes(lo, hi);
+  sizes.erase(std::remove_if(sizes.begin(), sizes.end(),
+                             [&](index n) {
+                               if (model.min_mixed_tile == 0 || (n & (n - 1)) == 0) return false;
+                               const index odd = n / (n & -n);
+                               return n < model.min_mixed_tile || (odd != 3 && odd != 5);
+                             }),
+              sizes.end());
+  return sizes;
+}
+
+/// The planner behind plan_tiles, for callers whose time and memory are not one tile buffer's
+/// (e.g. convolution layers, which transform many planes per tile): `seconds(const tile_plan&)`
+/// estimates a candidate and `bytes(const tile_plan&)` its workspace, which tiling::automatic keeps
+/// under `memory_cap` (if no candidate fits, the one with the smallest workspace is used).
+/// Candidates: the forced blocks of `req` if any; else the untiled transform, the circular shortcut
+/// where it applies, and (unless tiling::never) overlap-save tiles of tile_lengths() on both axes.
+template <class Seconds, class Bytes>
+tile_plan plan_tiles_by(const geometry& geo, border edge, const tiling_request& req, const fft_cost_model& model,
+                        index memory_cap, Seconds&& seconds, Bytes&& bytes) {
   using plan_detail::circular_axis;
   using plan_detail::overlap_save_axis;
-  threads = std::max(threads, 1);
   const axis_geometry& gr = geo.rows;
   const axis_geometry& gc = geo.cols;
   const auto make = [&](axis_tiles r, axis_tiles c, bool circ) {
     tile_plan p{r, c, circ, 0.0};
-    p.seconds = plan_seconds(p.tiles(), r.transform, c.transform, threads, model, element_bytes);
+    p.seconds = seconds(p);
     return p;
   };
 
@@ -258,21 +277,10 @@ inline tile_plan plan_tiles(const geometry& geo, border edge, index element_byte
   }
   if (req.mode == tiling::never) return best;
 
-  const auto tile_lengths = [&](index lo, index hi) {
-    std::vector<index> sizes = fast_sizes(lo, hi);
-    sizes.erase(std::remove_if(sizes.begin(), sizes.end(),
-                               [&](index n) {
-                                 if (model.min_mixed_tile == 0 || (n & (n - 1)) == 0) return false;
-                                 const index odd = n / (n & -n);
-                                 return n < model.min_mixed_tile || (odd != 3 && odd != 5);
-                               }),
-                sizes.end());
-    return sizes;
-  };
-  const std::vector<index> sizes_r = tile_lengths(gr.span, untiled_r), sizes_c = tile_lengths(gc.span, untiled_c);
+  const std::vector<index> sizes_r = tile_lengths(gr.span, untiled_r, model), sizes_c = tile_lengths(gc.span, untiled_c, model);
   bool have = false;
   tile_plan best_fit{}, smallest{};
-  if (req.mode == tiling::automatic && best.buffer_bytes(element_bytes) * 2 <= memory_cap) {
+  if (req.mode == tiling::automatic && bytes(best) <= memory_cap) {
     best_fit = best;
     have = true;
   }
@@ -280,9 +288,9 @@ inline tile_plan plan_tiles(const geometry& geo, border edge, index element_byte
     for (index nc : sizes_c) {
       const tile_plan p = make(overlap_save_axis(gr, nr, nr - gr.span + 1), overlap_save_axis(gc, nc, nc - gc.span + 1), false);
       if (req.mode == tiling::always && p.tiles() < 2) continue;
-      // One buffer per thread plus the shared kernel spectrum, per thread: at most 2 buffers.
-      if (smallest.tiles() == 0 || p.buffer_bytes(element_bytes) < smallest.buffer_bytes(element_bytes)) smallest = p;
-      if (req.mode == tiling::automatic && p.buffer_bytes(element_bytes) * 2 > memory_cap) continue;
+      const index p_bytes = bytes(p);
+      if (smallest.tiles() == 0 || p_bytes < bytes(smallest)) smallest = p;
+      if (req.mode == tiling::automatic && p_bytes > memory_cap) continue;
       if (!have || p.seconds < best_fit.seconds) {
         best_fit = p;
         have = true;
@@ -290,6 +298,21 @@ inline tile_plan plan_tiles(const geometry& geo, border edge, index element_byte
     }
   if (have) return best_fit;
   return smallest.tiles() > 0 ? smallest : best;
+}
+
+/// Chooses the transform for problem `geo` with border `edge`, `element_bytes` per real (4 or 8),
+/// `threads` >= 1 workers, under `memory_cap` bytes per thread of workspace (tiling::automatic only;
+/// if no tile fits, the smallest is used). Deterministic: the same arguments give the same plan.
+/// The workspace per thread is one tile buffer plus the shared kernel spectrum: two buffers.
+inline tile_plan plan_tiles(const geometry& geo, border edge, index element_bytes, int threads,
+                            const tiling_request& req, const fft_cost_model& model, index memory_cap) {
+  threads = std::max(threads, 1);
+  return plan_tiles_by(
+      geo, edge, req, model, memory_cap,
+      [&](const tile_plan& p) {
+        return plan_seconds(p.tiles(), p.rows.transform, p.cols.transform, threads, model, element_bytes);
+      },
+      [&](const tile_plan& p) { return p.buffer_bytes(element_bytes) * 2; });
 }
 
 }  // namespace convkit::detail::fft

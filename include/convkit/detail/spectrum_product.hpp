@@ -1,0 +1,87 @@
+// The frequency-domain sum of products of the fft backend's layers: for a block of filters k,
+// y_k = sum over input channels c of x_c * w_{k,c}, element-wise on half spectra (interleaved
+// complex). One copy per instruction set (spectrum_product.inl), chosen at run time like the direct
+// backend's micro-kernel (direct::instruction_set(), which direct::force_instruction_set() also
+// steers). Names no FFT library.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "direct_impl.hpp"
+
+namespace convkit::detail {
+
+/// Reals per vector block of every kernel copy: spectrum lengths and offsets handed to
+/// multiply_accumulate are multiples of it (buffers are padded with zeros up to it).
+inline constexpr index spectrum_block = 32;
+
+/// One call of the kernel: for `pairs` (image, tile) pairs p and `filters` filters k, `n` reals
+/// (n / 2 complex numbers, n a multiple of spectrum_block) of
+///   y(p, k)[i] = sum_{c < channels} x(p, c)[i] * w(k, c)[i]
+/// with x(p, c) = x + p * x_pair_step + c * x_channel_step, w(k, c) = w + k * w_filter_step +
+/// c * w_channel_step and y(p, k) = y + p * y_pair_step + k * y_filter_step.
+template <class T>
+struct spectrum_job {
+  const T* x;
+  index x_channel_step, x_pair_step;
+  const T* w;
+  index w_channel_step, w_filter_step;
+  T* y;
+  index y_filter_step, y_pair_step;
+  index channels, filters, pairs, n;
+};
+
+namespace spectrum_generic {
+#define CONVKIT_SPECTRUM_LEVEL 0
+#include "spectrum_product.inl"
+#undef CONVKIT_SPECTRUM_LEVEL
+}  // namespace spectrum_generic
+
+#if CONVKIT_DIRECT_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace spectrum_avx2 {
+#define CONVKIT_SPECTRUM_LEVEL 1
+#include "spectrum_product.inl"
+#undef CONVKIT_SPECTRUM_LEVEL
+}  // namespace spectrum_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+#endif
+namespace spectrum_avx512 {
+#define CONVKIT_SPECTRUM_LEVEL 2
+#include "spectrum_product.inl"
+#undef CONVKIT_SPECTRUM_LEVEL
+}  // namespace spectrum_avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+template <class T>
+using spectrum_kernel_fn = void (*)(const spectrum_job<T>&);
+
+template <class T>
+spectrum_kernel_fn<T> spectrum_kernel_for(direct::isa i) noexcept {
+#if CONVKIT_DIRECT_X86
+  if (i == direct::isa::avx512) return &spectrum_avx512::multiply_accumulate<T>;
+  if (i == direct::isa::avx2) return &spectrum_avx2::multiply_accumulate<T>;
+#endif
+  (void)i;
+  return &spectrum_generic::multiply_accumulate<T>;
+}
+
+}  // namespace convkit::detail
