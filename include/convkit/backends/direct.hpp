@@ -1,13 +1,14 @@
 // convkit/backends/direct.hpp - algorithm::direct: the definition, computed fast. No dependencies.
 //
 // How it works (the README has the measured speed):
-//   1. Borders: the input is extended once by the padding module (skipped when the output reads only
-//      the image, as valid mode does), so the hot loop never tests an index.
-//   2. Column stride s > 1: the extended input is split into s phase planes (columns p, p+s, ...), so
+//   1. Borders: each block's band of input rows is extended by the padding module just before the
+//      block runs (skipped when the output reads only the image, as valid mode does), so the hot loop
+//      never tests an index and the whole extended image is never materialised.
+//   2. Column stride s > 1: the extended rows are split into s phase planes (columns p, p+s, ...), so
 //      every kernel tap reads consecutive elements whatever the stride and dilation.
 //   3. Rows are grouped so that the rows of a block read shared input rows (stride 1, or a dilation
 //      that is a multiple of the stride); a register-blocked micro-kernel (detail/direct_kernel.inl)
-//      then computes 4 output rows x 2-3 vectors at once, loading each input vector once.
+//      then computes 4 output rows x 2-4 vectors at once, loading each input vector once.
 //   4. Blocks of rows are split over options::threads threads.
 //   5. The micro-kernel is compiled for AVX-512, AVX2+FMA and portable C++ in every program, and the
 //      best one this CPU runs is chosen at run time (direct::instruction_set()).
@@ -42,21 +43,36 @@ class direct_plane {
   };
 
   direct_plane() = default;
-  direct_plane(const axis_geometry& rows, const axis_geometry& cols) : rows_(rows), cols_(cols) {
+  /// banded: the input is prepared one block's band of rows at a time (band(), run_band()) rather
+  /// than as a whole plane (prepare() of the whole plane, run()).
+  direct_plane(const axis_geometry& rows, const axis_geometry& cols, bool banded = false)
+      : rows_(rows), cols_(cols), phase_rows_(banded ? band_rows() : rows.extent) {
     const index sc = cols.stride;
     if (sc > 1) plane_cols_ = (cols.extent + sc - 1) / sc;
-    checked_mul(checked_mul(sc, rows.extent, "column phase planes"), plane_cols_, "column phase planes");
+    checked_mul(checked_mul(sc, phase_rows_, "column phase planes"), plane_cols_, "column phase planes");
     col_off_.resize(static_cast<std::size_t>(cols.kernel));
     for (index v = 0; v < cols.kernel; ++v) {
       const index e = v * cols.dilation;  // column offset of tap v in the extended input
-      col_off_[static_cast<std::size_t>(v)] = sc > 1 ? (e % sc) * rows.extent * plane_cols_ + e / sc : e;
+      col_off_[static_cast<std::size_t>(v)] = sc > 1 ? (e % sc) * phase_rows_ * plane_cols_ + e / sc : e;
     }
     plan_row_blocks();
   }
 
-  /// Elements of the column-phase copy of one extended plane that prepare() needs (0 for stride 1).
-  index phase_size() const noexcept { return cols_.stride > 1 ? cols_.stride * rows_.extent * plane_cols_ : 0; }
+  /// Elements of the column-phase copy that prepare() needs (0 for stride 1).
+  index phase_size() const noexcept { return cols_.stride > 1 ? cols_.stride * phase_rows_ * plane_cols_ : 0; }
   index blocks() const noexcept { return static_cast<index>(blocks_.size()); }
+
+  /// The most input rows one block reads: its output rows share all but kernel - 1 of them.
+  index band_rows() const noexcept { return direct_block_rows + rows_.kernel - 1; }
+
+  /// The extended-input rows that block b reads: first, first + step, ... (count of them).
+  struct band_rows_of {
+    index first, step, count;
+  };
+  band_rows_of band(index b) const noexcept {
+    const row_block& rb = blocks_[static_cast<std::size_t>(b)];
+    return {rb.in_row, rb.in_step, rb.rows + rows_.kernel - 1};
+  }
 
   /// The source for extended plane `ext` (at least rows.extent x cols.extent); for a column stride
   /// s > 1 it first splits ext into s phase planes (columns p, p+s, ...) at `phases`, so that every
@@ -64,11 +80,12 @@ class direct_plane {
   source prepare(view2d<const T> ext, T* phases) const {
     const index s = cols_.stride;
     if (s == 1) return {ext.data(), ext.row_stride()};
-    // phases row p * extent_rows + r, column m  =  ext(r, m * stride + p).
+    // phases row p * phase_rows + r, column m  =  ext(r, m * stride + p).
+    const index rows = std::min(ext.rows(), phase_rows_);
     for (index p = 0; p < s; ++p)
-      for (index r = 0; r < rows_.extent; ++r) {
+      for (index r = 0; r < rows; ++r) {
         const T* from = ext.row(r);
-        T* to = phases + (p * rows_.extent + r) * plane_cols_;
+        T* to = phases + (p * phase_rows_ + r) * plane_cols_;
         for (index m = 0; m * s + p < cols_.extent; ++m) to[m] = from[m * s + p];
       }
     return {phases, plane_cols_};
@@ -86,6 +103,13 @@ class direct_plane {
                               accumulate};
       kernel(job);
     }
+  }
+
+  /// Block b alone, from `src` holding the block's band(b) rows one after the other.
+  void run_band(direct_kernel_fn<T> kernel, source src, const T* k, view2d<T> out, bool accumulate, index b) const {
+    const row_block& rb = blocks_[static_cast<std::size_t>(b)];
+    kernel(direct_job<T>{src.base, src.ld, col_off_.data(), k, int(rows_.kernel), int(cols_.kernel), out.row(rb.out_row),
+                         rb.out_step * out.row_stride(), cols_.out, rb.rows, accumulate});
   }
 
  private:
@@ -113,6 +137,7 @@ class direct_plane {
   }
 
   axis_geometry rows_{}, cols_{};
+  index phase_rows_ = 0;  // rows of each column-phase plane: the whole plane's, or one band's
   index plane_cols_ = 0;
   std::vector<index> col_off_;
   std::vector<row_block> blocks_;
@@ -121,11 +146,18 @@ class direct_plane {
 // Spawning a thread costs ~20 us; below ~1 ms of work per extra thread it does not pay.
 inline int direct_threads(double macs, int threads) { return static_cast<int>(std::clamp<double>(macs / 2e7, 1.0, threads)); }
 
+/// A single image. When the output reads only the image and the column stride is 1 (valid mode), the
+/// micro-kernel reads the input in place. Otherwise each block's band of rows is extended (and split
+/// into column phases) just before the block runs, into a workspace per thread: the copy stays in
+/// cache, is spread over the threads, and never holds the whole extended image.
 template <class T>
 class direct_executor final : public executor<T> {
  public:
   direct_executor(const problem& p, view2d<const T> kernel)
-      : p_(p), run_(direct_kernel_for<T>(direct::instruction_set())), plane_(p.geo.rows, p.geo.cols) {
+      : p_(p),
+        run_(direct_kernel_for<T>(direct::instruction_set())),
+        plane_(p.geo.rows, p.geo.cols, p.geo.reads_outside() || p.geo.cols.stride > 1),
+        banded_(p.geo.reads_outside() || p.geo.cols.stride > 1) {
     const axis_geometry& gr = p.geo.rows;
     const axis_geometry& gc = p.geo.cols;
     // The micro-kernel correlates; a convolution correlates with the kernel reversed.
@@ -133,27 +165,46 @@ class direct_executor final : public executor<T> {
     for (index u = 0; u < gr.kernel; ++u)
       for (index v = 0; v < gc.kernel; ++v)
         k_(u, v) = p.opt.correlate ? kernel(u, v) : kernel(gr.kernel - 1 - u, gc.kernel - 1 - v);
-    if (p.geo.reads_outside()) ext_ = array2d<T>(gr.extent, gc.extent);
-    phases_ = array2d<T>(1, plane_.phase_size());
     threads_ = direct_threads(p.macs(), p.opt.threads);
+    if (banded_)
+      work_ = array2d<T>(threads_, checked_add(checked_mul(plane_.band_rows(), gc.extent, "direct band"), plane_.phase_size(),
+                                               "direct band"));
   }
 
   void execute(view2d<const T> in, view2d<T> out) override {
-    view2d<const T> src = in;
-    if (ext_.size() > 0) {
-      extend<T>(in, ext_.view(), p_.geo.rows.pad_before, p_.geo.cols.pad_before, p_.opt.edge, static_cast<T>(p_.opt.edge_value));
-      src = ext_.view();
+    if (!banded_) {
+      const typename direct_plane<T>::source from{in.data(), in.row_stride()};
+      parallel_for(plane_.blocks(), threads_,
+                   [&](index b0, index b1) { plane_.run(run_, from, k_.data(), out, false, b0, b1); });
+      return;
     }
-    const typename direct_plane<T>::source from = plane_.prepare(src, phases_.data());
-    parallel_for(plane_.blocks(), threads_,
-                 [&](index b0, index b1) { plane_.run(run_, from, k_.data(), out, false, b0, b1); });
+    const axis_geometry& gr = p_.geo.rows;
+    const axis_geometry& gc = p_.geo.cols;
+    const T fill = static_cast<T>(p_.opt.edge_value);
+    parallel_slices(plane_.blocks(), threads_, [&](index slice, index b0, index b1) {
+      T* const ext = work_.data() + slice * work_.cols();
+      T* const phases = ext + plane_.band_rows() * gc.extent;
+      for (index b = b0; b < b1; ++b) {
+        const auto rows = plane_.band(b);
+        const view2d<T> band(ext, rows.count, gc.extent);
+        if (rows.step == 1) {
+          extend<T>(in, band, gr.pad_before - rows.first, gc.pad_before, p_.opt.edge, fill);
+        } else {
+          for (index i = 0; i < rows.count; ++i)
+            extend<T>(in, band.block(i, 0, 1, gc.extent), gr.pad_before - (rows.first + i * rows.step), gc.pad_before,
+                      p_.opt.edge, fill);
+        }
+        plane_.run_band(run_, plane_.prepare(band, phases), k_.data(), out, false, b);
+      }
+    });
   }
 
  private:
   problem p_;
   direct_kernel_fn<T> run_;
   direct_plane<T> plane_;
-  array2d<T> k_, ext_, phases_;
+  bool banded_;
+  array2d<T> k_, work_;  // work_: one band (and its column phases) per thread
   int threads_ = 1;
 };
 

@@ -120,17 +120,22 @@ class thread_pool {
   std::exception_ptr error_;
 };
 
-/// Calls body(begin, end) on `threads` contiguous, nearly equal slices of [0, n), the first on the
-/// calling thread, the others on the pool (or all on the caller if the pool is busy). The first
-/// exception thrown by any slice is rethrown after all have finished.
+/// Calls body(slice, begin, end) for each of `threads` contiguous, nearly equal slices of [0, n)
+/// (slice < threads: an index for per-thread workspace), the first on the calling thread, the others on
+/// the pool (or all on the caller, one after another, if the pool is busy). The first exception thrown
+/// by any slice is rethrown after all have finished.
+template <class Body>
+void parallel_slices(index n, int threads, Body&& body) {
+  const index parts = std::clamp<index>(threads, 1, std::max<index>(n, 1));
+  auto part = [&](index p) { body(p, n * p / parts, n * (p + 1) / parts); };
+  if (parts > 1 && thread_pool::instance().run(parts, part)) return;
+  for (index p = 0; p < parts; ++p) part(p);
+}
+
+/// parallel_slices for bodies that need no slice index: body(begin, end).
 template <class Body>
 void parallel_for(index n, int threads, Body&& body) {
-  const index parts = std::clamp<index>(threads, 1, std::max<index>(n, 1));
-  if (parts > 1) {
-    auto part = [&](index p) { body(n * p / parts, n * (p + 1) / parts); };
-    if (thread_pool::instance().run(parts, part)) return;
-  }
-  body(index(0), n);
+  parallel_slices(n, threads, [&](index, index b, index e) { body(b, e); });
 }
 
 }  // namespace convkit::detail
