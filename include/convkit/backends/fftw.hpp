@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -272,7 +273,7 @@ inline index saturated_index(double x) noexcept {
 
 /// How the fft backend runs one layer: the transform (a tile plan over the layer's per-axis
 /// geometry, as for single images) and the buffers it needs. Every spectrum buffer holds one
-/// in-place r2c layout padded with zeros to a multiple of spectrum_block reals.
+/// in-place r2c layout padded with zeros to a whole number of blocks (spectrum_product.hpp).
 struct fftw_layer_layout {
   fft::tile_plan tiles;
   index stride = 0;        ///< reals per spectrum buffer
@@ -295,7 +296,8 @@ inline fftw_layer_layout fftw_layer_layout_for(const layer_geometry& g, const ff
   fftw_layer_layout l;
   l.tiles = t;
   const index real_count = t.layout().real_count();
-  l.stride = (real_count + spectrum_block - 1) / spectrum_block * spectrum_block;
+  const index block = spectrum_block_bytes / element_bytes;
+  l.stride = (real_count + block - 1) / block * block;
   l.pairs = saturated_index(double(g.n) * double(t.tiles()));
   l.weight_reals = saturated_index(double(g.k) * double(g.c_per_group()) * double(l.stride));
   l.pair_reals = saturated_index(double(g.c + g.k) * double(l.stride));
@@ -363,6 +365,8 @@ inline fftw_layer_layout fftw_layer_plan(const layer_problem& p, index element_b
 /// Phases 1 and 3 split (pair, channel) work over the threads, phase 2 (frequency block, filters).
 template <class T>
 class fftw_layer_executor final : public layer_executor<T> {
+  static constexpr index block = spectrum_block<T>;
+
  public:
   fftw_layer_executor(const layer_problem& p, view4d<const T> weights, const T* bias)
       : p_(p), product_(spectrum_kernel_for<T>(direct::instruction_set())) {
@@ -380,21 +384,24 @@ class fftw_layer_executor final : public layer_executor<T> {
                                "fft: input spectra");
     outputs_ = aligned_zeros<T>(checked_mul(checked_mul(l_.sweep, g.k, "fft: output spectra"), l_.stride, "fft: output spectra"),
                                 "fft: output spectra");
+    scratch_ = aligned_zeros<T>(checked_mul(p.opt.threads, l_.stride, "fft: scratch"), "fft: scratch");
     if (bias != nullptr) {
       bias_ = aligned_zeros<T>(g.k, "fft: bias");
       std::copy(bias, bias + g.k, bias_.get());
     }
     // Threads pay for themselves above ~0.5 ms of work each (waking a pool thread, splitting caches).
     threads_ = static_cast<int>(std::clamp<double>(fftw_layer_seconds(g, l_, sizeof(T), 1) / 5e-4, 1.0, p.opt.threads));
-    // Filter spectra: padded kernel -> r2c -> scaled by 1 / (N_r N_c), the c2r's normalisation.
+    // Filter spectra: padded kernel -> r2c -> scaled by 1 / (N_r N_c), the c2r's normalisation ->
+    // stored by frequency block (see weights_).
     const kernel_placement where = l_.tiles.placement(true, g.rows.dilation, g.cols.dilation);
     const T scale = T(1) / (T(layout.rows) * T(layout.cols));
     parallel_for(filters, p.opt.threads, [&](index f0, index f1) {
+      const auto spectrum = aligned_zeros<T>(l_.stride, "fft: filter spectrum");
       for (index f = f0; f < f1; ++f) {
-        T* spectrum = weights_.get() + f * l_.stride;
-        padded_kernel<T>(weights.plane(f / g.c_per_group(), f % g.c_per_group()), real_view(spectrum), where);
-        plans_->forward(spectrum);
-        for (index i = 0; i < layout.real_count(); ++i) spectrum[i] *= scale;
+        padded_kernel<T>(weights.plane(f / g.c_per_group(), f % g.c_per_group()), real_view(spectrum.get()), where);
+        plans_->forward(spectrum.get());
+        for (index b = 0; b < l_.stride / block; ++b)
+          for (index i = 0; i < block; ++i) weights_[(b * filters + f) * block + i] = spectrum[b * block + i] * scale;
       }
     });
   }
@@ -403,23 +410,19 @@ class fftw_layer_executor final : public layer_executor<T> {
     const layer_geometry& g = p_.geo;
     for (index first = 0; first < l_.pairs; first += l_.sweep) {
       const index count = std::min(l_.sweep, l_.pairs - first);
-      parallel_for(count * g.c, threads_, [&](index i0, index i1) {
-        for (index i = i0; i < i1; ++i) forward(in, first + i / g.c, i % g.c, inputs_.get() + i * l_.stride);
-      });
-      // Phase 2 items: (block of spectrum_block frequencies, group, range of pairs), the pairs split
-      // only as far as needed to give every thread several items.
-      const index blocks = l_.stride / spectrum_block, parts = blocks * g.groups;
+      each_item(count * g.c, [&](index i, T* scratch) { forward(in, first, i / g.c, i % g.c, scratch); });
+      // Phase 2 items: (block of frequencies, group, range of pairs), the pairs split only as far as
+      // needed to give every thread several items.
+      const index parts = l_.stride / block * g.groups;
       const index ranges = std::clamp<index>((4 * threads_ + parts - 1) / parts, 1, count);
       parallel_for(parts * ranges, threads_, [&](index i0, index i1) {
         for (index i = i0; i < i1; ++i) {
           const index range = i % ranges, part = i / ranges;
           const index p0 = count * range / ranges, p1 = count * (range + 1) / ranges;
-          multiply(p0, p1 - p0, (part / g.groups) * spectrum_block, part % g.groups);
+          multiply(p0, p1 - p0, part / g.groups, part % g.groups);
         }
       });
-      parallel_for(count * g.k, threads_, [&](index i0, index i1) {
-        for (index i = i0; i < i1; ++i) inverse(out, first + i / g.k, i % g.k, outputs_.get() + i * l_.stride);
-      });
+      each_item(count * g.k, [&](index i, T* scratch) { inverse(out, first, i / g.k, i % g.k, scratch); });
     }
   }
 
@@ -429,44 +432,67 @@ class fftw_layer_executor final : public layer_executor<T> {
     return view2d<T>(buffer, l.rows, l.cols, l.real_row_stride());
   }
 
-  // Phase 1: input plane (image, channel) of pair `pair`'s tile -> its spectrum in `buffer`.
-  void forward(view4d<const T> in, index pair, index channel, T* buffer) const {
-    const fft::axis_tiles& ar = l_.tiles.rows;
-    const fft::axis_tiles& ac = l_.tiles.cols;
-    const index image = pair / l_.tiles.tiles(), t = pair % l_.tiles.tiles();
-    extend<T>(in.plane(image, channel), real_view(buffer), ar.read_top(t / ac.tiles), ac.read_top(t % ac.tiles), p_.opt.edge);
-    plans_->forward(buffer);
+  /// Calls item(i, scratch) for every i in [0, n), split over threads_ workers with a scratch
+  /// buffer (one in-place transform) each.
+  template <class Item>
+  void each_item(index n, Item&& item) {
+    const index workers = std::min<index>(threads_, n);
+    parallel_for(workers, threads_, [&](index w0, index w1) {
+      for (index w = w0; w < w1; ++w)
+        for (index i = n * w / workers; i < n * (w + 1) / workers; ++i) item(i, scratch_.get() + w * l_.stride);
+    });
   }
 
-  // Phase 2: frequencies [offset, offset + spectrum_block) of the output spectra of group `group`
-  // for pairs [first, first + count) of this sweep.
-  void multiply(index first, index count, index offset, index group) const {
+  // Block b of pair p's spectrum of input channel c (sweep-relative pair), and of output channel k.
+  T* input_block(index b, index p, index c) const noexcept {
+    return inputs_.get() + ((b * l_.sweep + p) * p_.geo.c + c) * block;
+  }
+  T* output_block(index b, index p, index k) const noexcept {
+    return outputs_.get() + ((b * l_.sweep + p) * p_.geo.k + k) * block;
+  }
+
+  // Phase 1: input plane `channel` of sweep pair `p`'s image and tile -> r2c in scratch -> inputs_.
+  void forward(view4d<const T> in, index first, index p, index channel, T* scratch) const {
+    const fft::axis_tiles& ar = l_.tiles.rows;
+    const fft::axis_tiles& ac = l_.tiles.cols;
+    const index pair = first + p, image = pair / l_.tiles.tiles(), t = pair % l_.tiles.tiles();
+    extend<T>(in.plane(image, channel), real_view(scratch), ar.read_top(t / ac.tiles), ac.read_top(t % ac.tiles), p_.opt.edge);
+    plans_->forward(scratch);
+    for (index b = 0; b < l_.stride / block; ++b) std::memcpy(input_block(b, p, channel), scratch + b * block, spectrum_block_bytes);
+  }
+
+  // Phase 2: frequency block b of the output spectra of group `group` for sweep pairs [first,
+  // first + count).
+  void multiply(index first, index count, index b, index group) const {
     const layer_geometry& g = p_.geo;
     const index cg = g.c_per_group(), k0 = group * g.k_per_group();
-    const spectrum_job<T> job{inputs_.get() + (first * g.c + group * cg) * l_.stride + offset,
-                              l_.stride,
-                              g.c * l_.stride,
-                              weights_.get() + k0 * cg * l_.stride + offset,
-                              l_.stride,
-                              cg * l_.stride,
-                              outputs_.get() + (first * g.k + k0) * l_.stride + offset,
-                              l_.stride,
-                              g.k * l_.stride,
+    const spectrum_job<T> job{input_block(b, first, group * cg),
+                              block,
+                              g.c * block,
+                              weights_.get() + (b * g.k + k0) * cg * block,
+                              block,
+                              cg * block,
+                              output_block(b, first, k0),
+                              block,
+                              g.k * block,
                               cg,
                               g.k_per_group(),
                               count,
-                              spectrum_block};
+                              block};
     product_(job);
   }
 
-  // Phase 3: output spectrum (pair, filter) in `buffer` -> c2r -> bias, strides and crop into out.
-  void inverse(view4d<T> out, index pair, index filter, T* buffer) const {
-    plans_->inverse(buffer);
+  // Phase 3: output spectrum `filter` of sweep pair p -> scratch -> c2r -> bias, strides and crop
+  // into out.
+  void inverse(view4d<T> out, index first, index p, index filter, T* scratch) const {
+    for (index b = 0; b < l_.stride / block; ++b) std::memcpy(scratch + b * block, output_block(b, p, filter), spectrum_block_bytes);
+    plans_->inverse(scratch);
+    const index pair = first + p;
     const fft::axis_tiles& ar = l_.tiles.rows;
     const fft::axis_tiles& ac = l_.tiles.cols;
     const index image = pair / l_.tiles.tiles(), t = pair % l_.tiles.tiles();
     const fft::tile_outputs orow = ar.outputs(t / ac.tiles), ocol = ac.outputs(t % ac.tiles);
-    const view2d<T> real = real_view(buffer), o = out.plane(image, filter);
+    const view2d<T> real = real_view(scratch), o = out.plane(image, filter);
     const T b = bias_ ? bias_[filter] : T(0);
     for (index i = 0; i < orow.count; ++i) {
       const T* src = real.row(orow.local + i * ar.stride) + ocol.local;
@@ -479,7 +505,16 @@ class fftw_layer_executor final : public layer_executor<T> {
   spectrum_kernel_fn<T> product_;
   fftw_layer_layout l_;
   std::shared_ptr<const fftw_plan_pair<T>> plans_;
-  std::unique_ptr<T[], aligned_free> weights_, inputs_, outputs_, bias_;
+  // The filters' spectra by frequency block: reals [b * block, (b + 1) * block) of filter k's
+  // channel c at weights_ + (b * K * C/groups + k * C/groups + c) * block, so that
+  // phase 2 reads one block of every filter as one contiguous run (the spectra are read once per
+  // sweep, and this order streams them; plane by plane, every read would land in another page).
+  std::unique_ptr<T[], aligned_free> weights_;
+  // Per sweep, the spectra of every pair's input and output channels, by frequency block in the
+  // same way (input_block, output_block), so that phase 2 reads and writes contiguous runs.
+  std::unique_ptr<T[], aligned_free> inputs_, outputs_;
+  std::unique_ptr<T[], aligned_free> scratch_;  // one in-place transform per thread
+  std::unique_ptr<T[], aligned_free> bias_;
   int threads_ = 1;
 };
 

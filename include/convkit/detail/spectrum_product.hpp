@@ -13,12 +13,15 @@
 
 namespace convkit::detail {
 
-/// Reals per vector block of every kernel copy: spectrum lengths and offsets handed to
-/// multiply_accumulate are multiples of it (buffers are padded with zeros up to it).
-inline constexpr index spectrum_block = 32;
+/// A block of a spectrum is one cache line of reals (16 floats, 8 doubles: one AVX-512 vector,
+/// two AVX2 vectors): spectrum lengths handed to multiply_accumulate are multiples of it (buffers
+/// are padded with zeros up to it), and the fft backend stores spectra block by block.
+inline constexpr index spectrum_block_bytes = 64;
+template <class T>
+inline constexpr index spectrum_block = spectrum_block_bytes / index(sizeof(T));
 
 /// One call of the kernel: for `pairs` (image, tile) pairs p and `filters` filters k, `n` reals
-/// (n / 2 complex numbers, n a multiple of spectrum_block) of
+/// (n / 2 complex numbers, n a multiple of spectrum_block<T>) of
 ///   y(p, k)[i] = sum_{c < channels} x(p, c)[i] * w(k, c)[i]
 /// with x(p, c) = x + p * x_pair_step + c * x_channel_step, w(k, c) = w + k * w_filter_step +
 /// c * w_channel_step and y(p, k) = y + p * y_pair_step + k * y_filter_step.
