@@ -283,14 +283,12 @@ class im2col_engine {
   /// out planes (n, k) = the correlation of in planes (n, c) (in_rows x in_cols each) for all images.
   void run(strided_planes<const T> in, index in_rows, index in_cols, strided_planes<T> out) {
     single_threaded_blas();
-    parallel_for(threads_, threads_, [&](index t0, index t1) {
-      for (index t = t0; t < t1; ++t) {  // one slice of the tiles per workspace share
-        T* ws = workspace_.data() + t * stride_;
-        for (index i = items_ * t / threads_; i < items_ * (t + 1) / threads_; ++i) {
-          const index b = i % tiling_.filter_blocks, kg = s_.filters_per_group;
-          run_tile(in, in_rows, in_cols, out, tile_at(tiling_, images_, s_.rows, s_.cols, i / tiling_.filter_blocks),
-                   kg * b / tiling_.filter_blocks, kg * (b + 1) / tiling_.filter_blocks, ws);
-        }
+    parallel_slices(items_, threads_, [&](index slice, index i0, index i1) {
+      T* ws = workspace_.data() + slice * stride_;  // this slice's share of the workspace
+      for (index i = i0; i < i1; ++i) {
+        const index b = i % tiling_.filter_blocks, kg = s_.filters_per_group;
+        run_tile(in, in_rows, in_cols, out, tile_at(tiling_, images_, s_.rows, s_.cols, i / tiling_.filter_blocks),
+                 kg * b / tiling_.filter_blocks, kg * (b + 1) / tiling_.filter_blocks, ws);
       }
     });
   }
