@@ -2,6 +2,7 @@
 // printed them), random images, and a summary table built from Google Benchmark's median runs.
 #pragma once
 
+#include <convkit/options.hpp>
 #include <convkit/view.hpp>
 
 #include <benchmark/benchmark.h>
@@ -41,6 +42,31 @@ inline array2d<float> random_image(index rows, index cols, unsigned seed) {
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
   for (index i = 0; i < a.size(); ++i) a.data()[i] = d(g);
   return a;
+}
+
+/// The seed workload's options: 'valid' cross-correlation, which is what the post's naive loop computes.
+inline options valid_correlation(algorithm a, int threads = 0) {
+  options o;
+  o.size = output::valid;
+  o.correlate = true;
+  o.algo = a;
+  o.threads = threads;
+  return o;
+}
+
+/// Random n x n images (seed 1) and k x k kernels (seed 2), made once per size and shared by every
+/// benchmark of a binary.
+inline const array2d<float>& image(index n) {
+  static std::map<index, array2d<float>> cache;
+  auto it = cache.find(n);
+  if (it == cache.end()) it = cache.emplace(n, random_image(n, n, 1)).first;
+  return it->second;
+}
+inline const array2d<float>& kernel(index k) {
+  static std::map<index, array2d<float>> cache;
+  auto it = cache.find(k);
+  if (it == cache.end()) it = cache.emplace(k, random_image(k, k, 2)).first;
+  return it->second;
 }
 
 /// What a benchmark measures, for the summary table.

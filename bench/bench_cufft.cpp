@@ -26,25 +26,7 @@ namespace {
 
 constexpr index kernel_size = 15;
 
-options valid_correlation(algorithm a) {
-  options o;
-  o.size = output::valid;
-  o.correlate = true;
-  o.algo = a;
-  return o;
-}
-
-const array2d<float>& image(index n) {
-  static std::map<index, array2d<float>> cache;
-  auto it = cache.find(n);
-  if (it == cache.end()) it = cache.emplace(n, random_image(n, n, 1)).first;
-  return it->second;
-}
-
-const array2d<float>& kernel() {
-  static const array2d<float> k = random_image(kernel_size, kernel_size, 2);
-  return k;
-}
+const array2d<float>& kernel() { return bench::kernel(kernel_size); }
 
 /// Skips the benchmark (reporting why) where there is no GPU; true if it may run.
 bool have_gpu(benchmark::State& state) {

@@ -28,29 +28,6 @@ namespace {
 
 constexpr index kernel_size = 15;
 
-options valid_correlation(algorithm a, int threads) {
-  options o;
-  o.size = output::valid;
-  o.correlate = true;
-  o.algo = a;
-  o.threads = threads;
-  return o;
-}
-
-const array2d<float>& image(index n) {
-  static std::map<index, array2d<float>> cache;
-  auto it = cache.find(n);
-  if (it == cache.end()) it = cache.emplace(n, random_image(n, n, 1)).first;
-  return it->second;
-}
-
-const array2d<float>& kernel(index k) {
-  static std::map<index, array2d<float>> cache;
-  auto it = cache.find(k);
-  if (it == cache.end()) it = cache.emplace(k, random_image(k, k, 2)).first;
-  return it->second;
-}
-
 fftw::config with_tiling(fftw::tiling t) {
   fftw::config c;
   c.tiles = t;

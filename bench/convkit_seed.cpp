@@ -40,26 +40,7 @@ struct workload {
   }
 };
 
-options seed_options(algorithm a, int threads) {
-  options o;
-  o.size = output::valid;
-  o.correlate = true;  // the post's loop is a cross-correlation
-  o.algo = a;
-  o.threads = threads;
-  return o;
-}
-
-/// The images, made once per size and shared by every benchmark.
-const array2d<float>& image(index n) {
-  static std::map<index, array2d<float>> cache;
-  auto it = cache.find(n);
-  if (it == cache.end()) it = cache.emplace(n, random_image(n, n, 1)).first;
-  return it->second;
-}
-const array2d<float>& kernel() {
-  static const array2d<float> k = random_image(kernel_size, kernel_size, 2);
-  return k;
-}
+const array2d<float>& kernel() { return bench::kernel(kernel_size); }
 
 std::string naive_name(const workload& w) { return "seed/" + w.name() + "/naive"; }
 
@@ -85,7 +66,7 @@ struct variant {
 };
 
 void register_backend(const workload& w, algorithm a, int threads, const variant& v = {}) {
-  options probe = seed_options(a, threads);
+  options probe = valid_correlation(a, threads);
   try {
     plan<float>(16, 16, kernel(), probe);
   } catch (const unavailable&) {
@@ -97,7 +78,7 @@ void register_backend(const workload& w, algorithm a, int threads, const variant
   rows()[base] = {w.name(), method, "", threads, w.flops(), naive_name(w)};
   benchmark::RegisterBenchmark(base.c_str(), [w, a, threads, v](benchmark::State& state) {
     if (v.apply) v.apply();
-    plan<float> p(w.n, w.n, kernel(), seed_options(a, threads));
+    plan<float> p(w.n, w.n, kernel(), valid_correlation(a, threads));
     if (v.restore) v.restore();
     array2d<float> out(p.output_shape().rows, p.output_shape().cols);
     p.execute(image(w.n), out);  // warm up: first touch of the output and workspace pages
@@ -112,7 +93,7 @@ void register_backend(const workload& w, algorithm a, int threads, const variant
     if (v.apply) v.apply();
     count_allocations counting(state);
     for (auto _ : state) {
-      plan<float> p(w.n, w.n, kernel(), seed_options(a, threads));
+      plan<float> p(w.n, w.n, kernel(), valid_correlation(a, threads));
       benchmark::DoNotOptimize(&p);
     }
     if (v.restore) v.restore();
@@ -133,7 +114,7 @@ void register_bare_fftw(const workload& w, int threads) {
   const std::string name = "seed/" + w.name() + "/bare_fftw/threads:" + std::to_string(threads);
   rows()[name] = {w.name(), "bare FFTW pipeline (the floor)", "", threads, w.flops(), naive_name(w)};
   benchmark::RegisterBenchmark(name.c_str(), [w, threads](benchmark::State& state) {
-    const detail::geometry g = detail::make_geometry(w.n, w.n, kernel_size, kernel_size, seed_options(algorithm::fft, threads));
+    const detail::geometry g = detail::make_geometry(w.n, w.n, kernel_size, kernel_size, valid_correlation(algorithm::fft, threads));
     const int rows = int(detail::fft::next_fast_size(g.rows.extent)), cols = int(detail::fft::next_fast_size(g.cols.extent));
     bare_fftw floor(rows, cols, int(w.n), int(w.n), int(kernel_size), threads);
     count_allocations counting(state);

@@ -87,12 +87,12 @@ double rel_error(const convkit::array2d<double>& got, const convkit::array2d<dou
 
 int main() {
   using convkit::index;  // (a using-declaration in block scope hides POSIX ::index from <strings.h>)
-  const index n = 64, k = 7, half = k / 2;
+  const index n = 64, k = 7, radius = k / 2;
   convkit::array2d<double> image(n, n), kernel(k, k);
   for (index r = 0; r < n; ++r)
     for (index c = 0; c < n; ++c) image(r, c) = std::sin(0.3 * double(r)) * std::cos(0.2 * double(c)) + 0.5;
   for (index r = 0; r < k; ++r)
-    for (index c = 0; c < k; ++c) kernel(r, c) = std::exp(-double((r - half) * (r - half) + (c - half) * (c - half)) / 4.0);
+    for (index c = 0; c < k; ++c) kernel(r, c) = std::exp(-double((r - radius) * (r - radius) + (c - radius) * (c - radius)) / 4.0);
 
   convkit::options same;
   same.size = convkit::output::same;
@@ -125,14 +125,14 @@ int main() {
   const std::size_t big = std::size_t(n + k - 1);
   convkit::array2d<double> placed{index(big), index(big)};
   convkit::padded_kernel<double>(kernel, placed.view());
-  report("convkit: size H+K-1, kernel at the origin, zeros, element-wise", rel_error(fft_convolve(image, placed, big, false), want, half, half), true);
+  report("convkit: size H+K-1, kernel at the origin, zeros, element-wise", rel_error(fft_convolve(image, placed, big, false), want, radius, radius), true);
 
   // The post's kernel array: image-sized, kernel centred, the rest sigmoid(0) = 0.5.
   convkit::array2d<double> centred(n, n);
   const double sigmoid0 = 1.0 / (1.0 + std::exp(0.0));
   for (index i = 0; i < centred.size(); ++i) centred.data()[i] = sigmoid0;
   for (index r = 0; r < k; ++r)
-    for (index c = 0; c < k; ++c) centred(n / 2 - half + r, n / 2 - half + c) = kernel(r, c);
+    for (index c = 0; c < k; ++c) centred(n / 2 - radius + r, n / 2 - radius + c) = kernel(r, c);
   // Undo the centring by reading the circular result shifted by n/2 (the post did not, either way).
   convkit::array2d<double> post = fft_convolve(image, centred, std::size_t(n), false);
   convkit::array2d<double> unshifted(n, n);
@@ -142,8 +142,8 @@ int main() {
 
   convkit::array2d<double> centred_zero(n, n);
   convkit::kernel_placement wrap_centre;
-  wrap_centre.origin_row = half;
-  wrap_centre.origin_col = half;
+  wrap_centre.origin_row = radius;
+  wrap_centre.origin_col = radius;
   convkit::padded_kernel<double>(kernel, centred_zero.view(), wrap_centre);
   const convkit::array2d<double> wrapped = fft_convolve(image, centred_zero, std::size_t(n), false);
   report("post mistake 2: zeros, but transforms of the image size (wraps around)", rel_error(wrapped, want), false);
@@ -153,7 +153,7 @@ int main() {
   report("  ... which is exactly convolution with border::circular", rel_error(wrapped, want_circular), true);
 
   report("post mistake 3: spectra multiplied as matrices, not element-wise",
-         rel_error(fft_convolve(image, placed, big, true), want, half, half), false);
+         rel_error(fft_convolve(image, placed, big, true), want, radius, radius), false);
 
   convkit::options fft = same;
   fft.algo = convkit::algorithm::fft;
