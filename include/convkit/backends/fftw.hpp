@@ -288,9 +288,48 @@ struct fftw_layer_layout {
   }
 };
 
+/// Layer cost constants, fitted with a sweep of ~300 layer shapes (N 1..8, C and K 1..256, dense,
+/// grouped and depthwise, kernels 2..13, planes 7..200, strides 1 and 2) at every tile size, on
+/// one core of the reference machine (README, "Choosing a backend"), float, FFTW_ESTIMATE plans;
+/// the model is within 0.6x..1.2x of the measured time for 80% of them.
+struct fftw_layer_cost_model {
+  double transform_unit;       ///< per element and log2 N of a forward or inverse power-of-two transform
+  double element_unit;         ///< per element of a plane for its fill (extend) or copy-out
+  double plane_unit;           ///< per plane transformed (calls, set-up)
+  double cmac;                 ///< per complex multiply-add of the frequency-domain product
+  double weight_byte;          ///< per byte of the filters' spectra read, once per sweep
+  double threaded_efficiency;  ///< the second thread's share (planes and products split evenly)
+  index sweep_bytes;           ///< a sweep's buffers stay under this where the workspace bound allows:
+                               ///< larger sweeps fall out of cache (2x slower at 64 MiB)
+};
+inline constexpr fftw_layer_cost_model fftw_layer_costs{1.12e-10, 7.8e-10, 4.1e-8, 6.1e-11, 1.5e-11, 0.65, index(8) << 20};
+
+/// FFTW_ESTIMATE's time per element and log2 N of a transform length, relative to powers of two
+/// (measured on the reference machine, square in-place r2c + c2r, lengths 4..256): odd lengths
+/// ~2.3x; even mixed-radix lengths ~2.5x below 128 (30, 36, 40, 60, 90, 96: 3-4x; 12, 20, 80: ~1x)
+/// and ~1.5x from 128; lengths with larger prime factors (image-sized circular transforms) 4x.
+inline double fftw_length_factor(index n) noexcept {
+  if (!fft::is_fast_size(n)) return 4.0;
+  if ((n & (n - 1)) == 0) return 1.0;
+  if (n % 2 == 1) return 2.3;
+  return n < 128 ? 2.5 : 1.5;
+}
+
+/// Seconds of one plane's forward or inverse transform of N_r x N_c with its fill or copy-out; the
+/// cache term is fftw_cost_model's (planes whose buffers outgrow L2).
+inline double fftw_plane_seconds(index rows, index cols, index element_bytes) noexcept {
+  const fftw_layer_cost_model& m = fftw_layer_costs;
+  const double n = double(rows) * double(cols);
+  const double factor = std::max(fftw_length_factor(rows), fftw_length_factor(cols));
+  const double spill = fftw_cost_model.cache_unit *
+                       std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(fftw_cost_model.cache_bytes)));
+  return m.plane_unit + n * (m.transform_unit * std::log2(std::max(n, 2.0)) * factor + m.element_unit + spill);
+}
+
 /// The layout of tile plan `t` for layer `g` when `budget` bytes may hold the buffers: the sweep is
-/// as many pairs as fit beside the weights' spectra (at least one). Sizes saturate rather than
-/// overflow, so that a planner can rate absurd candidates; the executor checks its allocations.
+/// as many pairs as fit in fftw_layer_costs.sweep_bytes, or beside the weights' spectra in the
+/// budget if that is less (at least one). Sizes saturate rather than overflow, so that a planner
+/// can rate absurd candidates; the executor checks its allocations.
 inline fftw_layer_layout fftw_layer_layout_for(const layer_geometry& g, const fft::tile_plan& t, index element_bytes,
                                                index budget) {
   fftw_layer_layout l;
@@ -301,33 +340,17 @@ inline fftw_layer_layout fftw_layer_layout_for(const layer_geometry& g, const ff
   l.pairs = saturated_index(double(g.n) * double(t.tiles()));
   l.weight_reals = saturated_index(double(g.k) * double(g.c_per_group()) * double(l.stride));
   l.pair_reals = saturated_index(double(g.c + g.k) * double(l.stride));
-  const double room = double(budget) / double(element_bytes) - double(l.weight_reals);
-  l.sweep = std::clamp<index>(saturated_index(std::max(room, 0.0) / double(l.pair_reals)), 1, l.pairs);
+  const double room = std::min(double(budget) - double(l.weight_reals) * double(element_bytes),
+                               double(fftw_layer_costs.sweep_bytes));
+  l.sweep = std::clamp<index>(saturated_index(std::max(room, 0.0) / (double(l.pair_reals) * double(element_bytes))), 1, l.pairs);
   return l;
 }
 
-/// Layer cost constants, fitted with bench/layers.cpp and a sweep of layer shapes on the reference
-/// machine (README, "Choosing a backend"), float, FFTW_ESTIMATE plans:
-///   plane       a forward or an inverse transform of one plane or tile, with its fill or copy-out,
-///               as a fraction of fftw_cost_model's tile_seconds (which counts both and the product);
-///   cmac        seconds per complex multiply-add of the frequency-domain product (AVX-512 kernel,
-///               the weights' spectra in cache);
-///   weight_byte seconds per byte of the weights' spectra streamed from memory, once per sweep;
-///   threaded_efficiency  the second thread's share (planes and products split evenly).
-struct fftw_layer_cost_model {
-  double plane = 0.5;
-  double cmac = 0.2e-9;
-  double weight_byte = 0.1e-9;
-  double threaded_efficiency = 0.9;
-};
-inline constexpr fftw_layer_cost_model fftw_layer_costs{};
-
 /// Estimated seconds of one execute of layout `l` for layer `g`.
 inline double fftw_layer_seconds(const layer_geometry& g, const fftw_layer_layout& l, index element_bytes, int threads) {
-  const fft::tile_plan& t = l.tiles;
   const fftw_layer_cost_model& m = fftw_layer_costs;
-  const double plane = m.plane * fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_cost_model, element_bytes);
-  const double transforms = double(l.pairs) * double(g.c + g.k) * plane;
+  const double transforms =
+      double(l.pairs) * double(g.c + g.k) * fftw_plane_seconds(l.tiles.rows.transform, l.tiles.cols.transform, element_bytes);
   const double products = double(l.pairs) * double(g.k) * double(g.c_per_group()) * double(l.stride / 2) * m.cmac *
                           double(element_bytes) / 4.0;
   const double weights = double(l.sweeps()) * double(l.weight_reals) * double(element_bytes) * m.weight_byte;
@@ -540,8 +563,8 @@ inline double fftw_layer_cost(const layer_problem& p) {
   const fftw_layer_layout l = fftw_layer_plan(p, sizeof(float), c);
   if (l.bytes(sizeof(float)) > fftw_layer_budget(c, p.opt.threads)) return never;
   const fft::tile_plan& t = l.tiles;
-  const double filter_spectra = double(g.k) * double(g.c_per_group()) * fftw_layer_costs.plane *
-                                fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_cost_model) /
+  const double filter_spectra = double(g.k) * double(g.c_per_group()) *
+                                fftw_plane_seconds(t.rows.transform, t.cols.transform, sizeof(float)) /
                                 (1.0 + fftw_layer_costs.threaded_efficiency * (p.opt.threads - 1));
   return t.seconds + filter_spectra;
 }
