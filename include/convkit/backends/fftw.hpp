@@ -17,9 +17,21 @@
 //   4. FFTW plans come from a cache shared by all calls (keyed by size, precision, threads and
 //      planning rigour), so a second conv2d of the same shape plans nothing.
 //
+// Layers (layer_options.hpp; fftw_layer_executor below): per call, each input channel plane (or
+// overlap-save tile of it, chosen by the same planner) of each image is transformed once; each
+// filter's per-channel spectra are made once per plan; for each output channel the products with
+// the input spectra are summed over the channels of its group in the frequency domain, then one
+// inverse transform per output plane (tile), bias, stride subsampling and crop. algorithm::automatic
+// picks fft for a layer when its cost model (fftw_layer_cost) beats the other backends' while still
+// paying for the filter spectra, which a one-shot conv2d makes on every call: in practice large
+// kernels (5x5 and up) over many channels, and 3x3 layers at large batch and planes (ResNet-50's
+// 64->64 at 56x56 and 128->128 at 28x28, batch 8); never 1x1 kernels, data with NaN or Inf, or
+// layers whose buffers outgrow fftw::config::memory_cap per thread even in the smallest tiles.
+//
 // Non-finite values: a NaN or Inf in the kernel makes every output NaN; one in the input makes NaN
-// every output of each tile whose window holds it (all of them when untiled). algorithm::automatic
-// therefore never picks fft when the data hold NaN or Inf; ask for it explicitly only for finite data.
+// every output of each tile whose window holds it (all of them when untiled; for layers, in every
+// output channel of its group). algorithm::automatic therefore never picks fft when the data hold
+// NaN or Inf; ask for it explicitly only for finite data.
 //
 // Public API (namespace convkit::fftw):
 //   struct config { rigour planning; tiling tiles; index tile_rows, tile_cols; index memory_cap; }
@@ -64,7 +76,8 @@ struct config {
   /// > 0: force tiles of this many (dense, stride-1) output rows / cols each; for tests and benchmarks.
   index tile_rows = 0, tile_cols = 0;
   /// Workspace per thread that automatic tiling stays under: one tile buffer per thread plus the
-  /// shared kernel spectrum, counted as two buffers.
+  /// shared kernel spectrum, counted as two buffers. Layers: memory_cap * threads bounds all their
+  /// buffers together (filter spectra, the sweep's input and output spectra, scratch).
   index memory_cap = index(64) << 20;
 };
 
@@ -281,10 +294,12 @@ struct fftw_layer_layout {
   index sweep = 0;         ///< pairs transformed, multiplied and inverted together (bounded by the workspace)
   index weight_reals = 0;  ///< the filters' spectra: K * C/groups buffers, made once per plan
   index pair_reals = 0;    ///< one pair's buffers: C input spectra and K output spectra
+  index scratch_reals = 0; ///< one in-place transform per thread
   index sweeps() const noexcept { return (pairs + sweep - 1) / sweep; }
   /// Bytes of every buffer the executor holds (saturating).
   index bytes(index element_bytes) const noexcept {
-    return saturated_index((double(weight_reals) + double(sweep) * double(pair_reals)) * double(element_bytes));
+    return saturated_index((double(weight_reals) + double(sweep) * double(pair_reals) + double(scratch_reals)) *
+                           double(element_bytes));
   }
 };
 
@@ -326,12 +341,12 @@ inline double fftw_plane_seconds(index rows, index cols, index element_bytes) no
   return m.plane_unit + n * (m.transform_unit * std::log2(std::max(n, 2.0)) * factor + m.element_unit + spill);
 }
 
-/// The layout of tile plan `t` for layer `g` when `budget` bytes may hold the buffers: the sweep is
-/// as many pairs as fit in fftw_layer_costs.sweep_bytes, or beside the weights' spectra in the
-/// budget if that is less (at least one). Sizes saturate rather than overflow, so that a planner
-/// can rate absurd candidates; the executor checks its allocations.
+/// The layout of tile plan `t` for layer `g` on `threads` threads when `budget` bytes may hold the
+/// buffers: the sweep is as many pairs as fit in fftw_layer_costs.sweep_bytes, or beside the
+/// weights' spectra in the budget if that is less (at least one). Sizes saturate rather than
+/// overflow, so that a planner can rate absurd candidates; the executor checks its allocations.
 inline fftw_layer_layout fftw_layer_layout_for(const layer_geometry& g, const fft::tile_plan& t, index element_bytes,
-                                               index budget) {
+                                               int threads, index budget) {
   fftw_layer_layout l;
   l.tiles = t;
   const index real_count = t.layout().real_count();
@@ -340,7 +355,8 @@ inline fftw_layer_layout fftw_layer_layout_for(const layer_geometry& g, const ff
   l.pairs = saturated_index(double(g.n) * double(t.tiles()));
   l.weight_reals = saturated_index(double(g.k) * double(g.c_per_group()) * double(l.stride));
   l.pair_reals = saturated_index(double(g.c + g.k) * double(l.stride));
-  const double room = std::min(double(budget) - double(l.weight_reals) * double(element_bytes),
+  l.scratch_reals = saturated_index(double(threads) * double(l.stride));
+  const double room = std::min(double(budget) - double(l.weight_reals + l.scratch_reals) * double(element_bytes),
                                double(fftw_layer_costs.sweep_bytes));
   l.sweep = std::clamp<index>(saturated_index(std::max(room, 0.0) / (double(l.pair_reals) * double(element_bytes))), 1, l.pairs);
   return l;
@@ -368,13 +384,16 @@ inline index fftw_layer_budget(const fftw::config& c, int threads) {
 inline fftw_layer_layout fftw_layer_plan(const layer_problem& p, index element_bytes, const fftw::config& c) {
   const layer_geometry& g = p.geo;
   const index budget = fftw_layer_budget(c, p.opt.threads);
+  const auto layout = [&](const fft::tile_plan& x) {
+    return fftw_layer_layout_for(g, x, element_bytes, p.opt.threads, budget);
+  };
   const fft::tile_plan t = fft::plan_tiles_by(
       geometry{g.rows, g.cols}, p.opt.edge, {c.tiles, c.tile_rows, c.tile_cols}, fftw_cost_model, budget,
       [&](const fft::tile_plan& x) {
-        return fftw_layer_seconds(g, fftw_layer_layout_for(g, x, element_bytes, budget), element_bytes, p.opt.threads);
+        return fftw_layer_seconds(g, layout(x), element_bytes, p.opt.threads);
       },
-      [&](const fft::tile_plan& x) { return fftw_layer_layout_for(g, x, element_bytes, budget).bytes(element_bytes); });
-  return fftw_layer_layout_for(g, t, element_bytes, budget);
+      [&](const fft::tile_plan& x) { return layout(x).bytes(element_bytes); });
+  return layout(t);
 }
 
 /// A layer (layer_options.hpp) through FFTW, per sweep of (image, tile) pairs:
