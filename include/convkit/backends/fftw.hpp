@@ -404,7 +404,8 @@ inline fftw_layer_layout fftw_layer_plan(const layer_problem& p, index element_b
 ///      spectra are made once, at construction: padded_kernel (flipped: the product of spectra is
 ///      a convolution and a layer correlates), r2c, scaled by 1 / (N_r N_c);
 ///   3. one c2r per output channel plane (tile), then bias, stride subsampling and crop into out.
-/// Phases 1 and 3 split (pair, channel) work over the threads, phase 2 (frequency block, filters).
+/// Phases 1 and 3 split the (pair, channel) planes over the threads, phase 2 the (frequency block,
+/// group, range of pairs) items; plans hold every buffer, so execute() allocates nothing.
 template <class T>
 class fftw_layer_executor final : public layer_executor<T> {
   static constexpr index block = spectrum_block<T>;
@@ -437,11 +438,11 @@ class fftw_layer_executor final : public layer_executor<T> {
     // stored by frequency block (see weights_).
     const kernel_placement where = l_.tiles.placement(true, g.rows.dilation, g.cols.dilation);
     const T scale = T(1) / (T(layout.rows) * T(layout.cols));
-    parallel_for(filters, p.opt.threads, [&](index f0, index f1) {
-      const auto spectrum = aligned_zeros<T>(l_.stride, "fft: filter spectrum");
+    parallel_slices(filters, p.opt.threads, [&](index slice, index f0, index f1) {
+      T* spectrum = scratch_.get() + slice * l_.stride;
       for (index f = f0; f < f1; ++f) {
-        padded_kernel<T>(weights.plane(f / g.c_per_group(), f % g.c_per_group()), real_view(spectrum.get()), where);
-        plans_->forward(spectrum.get());
+        padded_kernel<T>(weights.plane(f / g.c_per_group(), f % g.c_per_group()), real_view(spectrum), where);
+        plans_->forward(spectrum);
         for (index b = 0; b < l_.stride / block; ++b)
           for (index i = 0; i < block; ++i) weights_[(b * filters + f) * block + i] = spectrum[b * block + i] * scale;
       }
@@ -474,14 +475,12 @@ class fftw_layer_executor final : public layer_executor<T> {
     return view2d<T>(buffer, l.rows, l.cols, l.real_row_stride());
   }
 
-  /// Calls item(i, scratch) for every i in [0, n), split over threads_ workers with a scratch
+  /// Calls item(i, scratch) for every i in [0, n), split over threads_ slices with a scratch
   /// buffer (one in-place transform) each.
   template <class Item>
   void each_item(index n, Item&& item) {
-    const index workers = std::min<index>(threads_, n);
-    parallel_for(workers, threads_, [&](index w0, index w1) {
-      for (index w = w0; w < w1; ++w)
-        for (index i = n * w / workers; i < n * (w + 1) / workers; ++i) item(i, scratch_.get() + w * l_.stride);
+    parallel_slices(n, threads_, [&](index slice, index i0, index i1) {
+      for (index i = i0; i < i1; ++i) item(i, scratch_.get() + slice * l_.stride);
     });
   }
 
