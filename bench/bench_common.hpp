@@ -102,7 +102,7 @@ class summary_reporter : public benchmark::ConsoleReporter {
   }
 
   void print_summary() const {
-    std::printf("\n%-16s %-34s %7s %12s %10s %12s %9s %8s\n", "workload", "method", "threads", "median", "allocs",
+    std::printf("\n%-12s %-42s %7s %10s %7s %11s %9s %8s\n", "workload", "method", "threads", "median", "allocs",
                 "alloc bytes", "speed-up", "GFLOP/s");
     for (const auto& [name, info] : rows()) {
       auto it = results_.find(name);
@@ -115,7 +115,7 @@ class summary_reporter : public benchmark::ConsoleReporter {
         std::snprintf(buf, sizeof buf, "%.1fx", base->second.seconds / res.seconds);
         speedup = buf;
       }
-      std::printf("%-16s %-34s %7d %12s %10.0f %12s %9s %8.1f%s\n", info.workload.c_str(), info.method.c_str(), info.threads,
+      std::printf("%-12s %-42s %7d %10s %7.0f %11s %9s %8.1f%s\n", info.workload.c_str(), info.method.c_str(), info.threads,
                   format_time(res.seconds).c_str(), res.allocs, format_bytes(res.bytes).c_str(), speedup.c_str(),
                   info.flops / res.seconds / 1e9, info.note.empty() ? "" : ("  " + info.note).c_str());
     }

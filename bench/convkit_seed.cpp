@@ -106,17 +106,27 @@ void set_tiles(fftw::tiling t) {
   c.tiles = t;
   fftw::set_config(c);
 }
+void set_rigour(fftw::rigour r) {
+  fftw::config c = fftw::get_config();
+  c.planning = r;
+  fftw::set_config(c);
+}
 const variant fft_untiled{"_untiled", " (untiled)", [] { set_tiles(fftw::tiling::never); }, [] { set_tiles(fftw::tiling::automatic); }};
 const variant fft_tiled{"_tiled", " (tiled)", [] { set_tiles(fftw::tiling::always); }, [] { set_tiles(fftw::tiling::automatic); }};
+// FFTW_MEASURE plans: slower to make (timed in the ": plan" row), faster to run.
+const variant fft_measure{"_measure", " (FFTW_MEASURE)", [] { set_rigour(fftw::rigour::measure); },
+                          [] { set_rigour(fftw::rigour::estimate); }};
 
 /// The floor: FFTW alone on a pre-padded image (r2c, product, c2r), plans made outside the loop.
-void register_bare_fftw(const workload& w, int threads) {
-  const std::string name = "seed/" + w.name() + "/bare_fftw/threads:" + std::to_string(threads);
-  rows()[name] = {w.name(), "bare FFTW pipeline (the floor)", "", threads, w.flops(), naive_name(w)};
-  benchmark::RegisterBenchmark(name.c_str(), [w, threads](benchmark::State& state) {
+void register_bare_fftw(const workload& w, int threads, unsigned flags) {
+  const bool measure = flags == FFTW_MEASURE;
+  const std::string name = "seed/" + w.name() + "/bare_fftw" + (measure ? "_measure" : "") + "/threads:" + std::to_string(threads);
+  rows()[name] = {w.name(), std::string("bare FFTW pipeline (floor") + (measure ? ", FFTW_MEASURE)" : ")"), "", threads,
+                  w.flops(), naive_name(w)};
+  benchmark::RegisterBenchmark(name.c_str(), [w, threads, flags](benchmark::State& state) {
     const detail::geometry g = detail::make_geometry(w.n, w.n, kernel_size, kernel_size, valid_correlation(algorithm::fft, threads));
     const int rows = int(detail::fft::next_fast_size(g.rows.extent)), cols = int(detail::fft::next_fast_size(g.cols.extent));
-    bare_fftw floor(rows, cols, int(w.n), int(w.n), int(kernel_size), threads);
+    bare_fftw floor(rows, cols, int(w.n), int(w.n), int(kernel_size), threads, flags);
     count_allocations counting(state);
     for (auto _ : state) floor.run();
   })->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -173,7 +183,11 @@ int main(int argc, char** argv) {
 #if defined(CONVKIT_HAS_FFTW)
       register_backend(w, convkit::algorithm::fft, t, fft_tiled);
       register_backend(w, convkit::algorithm::fft, t, fft_untiled);
-      register_bare_fftw(w, t);
+      register_bare_fftw(w, t, FFTW_ESTIMATE);
+      if (w.n <= 1000) {  // measuring plans for 10000x10000 transforms would take minutes
+        register_backend(w, convkit::algorithm::fft, t, fft_measure);
+        register_bare_fftw(w, t, FFTW_MEASURE);
+      }
 #endif
     }
 #if defined(CONVKIT_BENCH_OPENCV)
