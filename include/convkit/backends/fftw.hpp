@@ -315,7 +315,7 @@ struct fftw_layer_cost_model {
   double weight_byte;          ///< per byte of the filters' spectra read, once per sweep
   double threaded_efficiency;  ///< the second thread's share (planes and products split evenly)
   index sweep_bytes;           ///< a sweep's buffers stay under this where the workspace bound allows:
-                               ///< larger sweeps fall out of cache (2x slower at 64 MiB)
+                               ///< larger sweeps fall out of cache (1.7x slower at 38 MiB)
 };
 inline constexpr fftw_layer_cost_model fftw_layer_costs{1.12e-10, 7.8e-10, 4.1e-8, 6.1e-11, 1.5e-11, 0.65, index(8) << 20};
 
@@ -547,9 +547,9 @@ class fftw_layer_executor final : public layer_executor<T> {
   fftw_layer_layout l_;
   std::shared_ptr<const fftw_plan_pair<T>> plans_;
   // The filters' spectra by frequency block: reals [b * block, (b + 1) * block) of filter k's
-  // channel c at weights_ + (b * K * C/groups + k * C/groups + c) * block, so that
-  // phase 2 reads one block of every filter as one contiguous run (the spectra are read once per
-  // sweep, and this order streams them; plane by plane, every read would land in another page).
+  // channel c at weights_ + (b * K * C/groups + k * C/groups + c) * block, so that phase 2 reads
+  // block b of every filter as one contiguous run. They are read once per sweep, and this order
+  // streams them; stored plane by plane, every read landed in another page (3x slower at batch 1).
   std::unique_ptr<T[], aligned_free> weights_;
   // Per sweep, the spectra of every pair's input and output channels, by frequency block in the
   // same way (input_block, output_block), so that phase 2 reads and writes contiguous runs.
