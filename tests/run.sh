@@ -11,8 +11,9 @@ jobs=${CONVKIT_JOBS:-$(nproc)}
 out=${CONVKIT_BUILD_ROOT:-$root/build-ci}
 # The CUDA backend is asked for explicitly wherever the toolkit is installed, so that a broken GPU
 # build fails here instead of being silently left out.
+# In CI (CI=true) it is always asked for; elsewhere, wherever a toolkit is installed.
 cuda=OFF
-if [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc > /dev/null; then cuda=ON; fi
+if [ -n "${CI:-}" ] || [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc > /dev/null; then cuda=ON; fi
 backends=(-DCONVKIT_WITH_FFTW=ON -DCONVKIT_WITH_BLAS=ON -DCONVKIT_WITH_CUDA=$cuda)
 
 step() { printf '\n==== %s ====\n' "$*"; }

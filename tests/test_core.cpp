@@ -291,6 +291,20 @@ TEST_CASE("a backend missing from the program is unavailable, naming its CMake t
   o.algo = algorithm::cufft;
   CHECK_THROWS_WITH(plan<double>(8, 8, k, o), Contains("convkit::cufft"));
   CHECK(automatic_choice(8, 8, 3, 3, options{}) == algorithm::direct);
+  o.algo = static_cast<algorithm>(7);  // not an enumerator: an error, not an out-of-bounds table read
+  CHECK_THROWS_WITH(conv2d(img, k, o), Contains("algo"));
+}
+
+TEST_CASE("all_finite finds NaN and Inf by their bits", "[api]") {
+  array2d<float> f(3, 4);
+  CHECK(detail::all_finite<float>(f));
+  f(2, 3) = std::numeric_limits<float>::infinity();
+  CHECK_FALSE(detail::all_finite<float>(f));
+  array2d<double> d(2, 2);
+  d(0, 1) = -std::numeric_limits<double>::quiet_NaN();
+  CHECK_FALSE(detail::all_finite<double>(d));
+  d(0, 1) = std::numeric_limits<double>::max();
+  CHECK(detail::all_finite<double>(d));
 }
 
 }  // namespace convkit::testing

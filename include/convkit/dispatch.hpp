@@ -31,7 +31,10 @@ inline const char* target_of(algorithm a) noexcept {
 }
 
 inline const backend& find_backend(algorithm a) {
-  const backend* b = backend_table()[static_cast<std::size_t>(a)];
+  const auto slot = static_cast<std::size_t>(a);
+  if (slot >= backend_table().size())
+    throw error("algo: not a convkit::algorithm (value " + std::to_string(static_cast<int>(a)) + ")");
+  const backend* b = backend_table()[slot];
   if (b == nullptr)
     throw unavailable(std::string("algorithm::") + to_string(a) + " is not in this build: link the CMake target " +
                       target_of(a) + " and include <convkit/convkit.hpp>");

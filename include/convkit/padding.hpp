@@ -73,7 +73,7 @@ void extend(view2d<const T> in, view2d<T> out, index top, index left, border b, 
       const index sc = border_index(c - left, n_cols, b);
       dst[c] = sc < 0 ? fill : src[sc];
     }
-    std::copy(src + (c_lo - left), src + (c_hi - left), dst + c_lo);
+    if (c_lo < c_hi) std::copy(src + (c_lo - left), src + (c_hi - left), dst + c_lo);  // (may lie beside the image)
     for (index c = c_hi; c < out.cols(); ++c) {
       const index sc = border_index(c - left, n_cols, b);
       dst[c] = sc < 0 ? fill : src[sc];

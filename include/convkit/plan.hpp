@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -21,13 +23,21 @@
 namespace convkit {
 
 namespace detail {
+/// True if no element is NaN or Inf. Tests the exponent bits rather than comparing values, so that
+/// user code built with -ffast-math (which lets compilers assume NaN never occurs) still gets an answer.
 template <class T>
 bool all_finite(view2d<const T> v) noexcept {
+  using bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr bits exponent = sizeof(T) == 4 ? bits(0x7f800000u) : bits(0x7ff0000000000000ull);
   for (index r = 0; r < v.rows(); ++r) {
     const T* p = v.row(r);
-    T acc = 0;  // x * 0 is NaN exactly for non-finite x; summing keeps the loop branch-free
-    for (index c = 0; c < v.cols(); ++c) acc += p[c] * T(0);
-    if (acc != acc) return false;
+    bool special = false;  // an all-ones exponent: NaN or Inf
+    for (index c = 0; c < v.cols(); ++c) {
+      bits b;
+      std::memcpy(&b, p + c, sizeof b);
+      special |= (b & exponent) == exponent;
+    }
+    if (special) return false;
   }
   return true;
 }

@@ -199,7 +199,10 @@ class fftw_executor final : public executor<T> {
     const int useful = static_cast<int>(std::clamp<double>(single / 5e-4, 1.0, p.opt.threads));
     workers_ = static_cast<int>(std::min<index>(useful, tiles_.tiles()));
     plans_ = fftw_cached_plans<T>(layout, tiles_.tiles() == 1 ? useful : 1, fftw_flags(cfg.planning));
-    buffers_ = aligned_zeros<T>(checked_mul(workers_, layout.real_count(), "fft workspace"), "fft workspace");
+    // Each worker's buffer starts on a 64-byte boundary: FFTW planned on aligned scratch and may use
+    // aligned SIMD loads, so new-array execution needs the same alignment.
+    buffer_stride_ = (layout.real_count() + aligned_elements - 1) / aligned_elements * aligned_elements;
+    buffers_ = aligned_zeros<T>(checked_mul(workers_, buffer_stride_, "fft workspace"), "fft workspace");
     spectrum_ = aligned_zeros<T>(layout.real_count(), "fft kernel spectrum");
     // Kernel spectrum: padded kernel -> r2c -> scaled by 1 / (N_r N_c), the c2r's normalisation.
     padded_kernel<T>(kernel, real_view(spectrum_.get()),
@@ -213,7 +216,7 @@ class fftw_executor final : public executor<T> {
     const index tiles = tiles_.tiles();
     parallel_for(workers_, workers_, [&](index w0, index w1) {
       for (index w = w0; w < w1; ++w) {
-        T* buffer = buffers_.get() + w * plans_->layout().real_count();
+        T* buffer = buffers_.get() + w * buffer_stride_;
         for (index t = tiles * w / workers_; t < tiles * (w + 1) / workers_; ++t) run_tile(t, in, out, buffer);
       }
     });
@@ -255,9 +258,12 @@ class fftw_executor final : public executor<T> {
     }
   }
 
+  static constexpr index aligned_elements = index(64 / sizeof(T));
+
   problem p_;
   fft::tile_plan tiles_;
   int workers_ = 1;
+  index buffer_stride_ = 0;  // elements from one worker's buffer to the next: real_count rounded up to 64 bytes
   std::shared_ptr<const fftw_plan_pair<T>> plans_;
   std::unique_ptr<T[], aligned_free> buffers_, spectrum_;
 };
@@ -427,18 +433,19 @@ class fftw_layer_executor final : public layer_executor<T> {
                                "fft: input spectra");
     outputs_ = aligned_zeros<T>(checked_mul(checked_mul(l_.sweep, g.k, "fft: output spectra"), l_.stride, "fft: output spectra"),
                                 "fft: output spectra");
-    scratch_ = aligned_zeros<T>(checked_mul(p.opt.threads, l_.stride, "fft: scratch"), "fft: scratch");
+
     if (bias != nullptr) {
       bias_ = aligned_zeros<T>(g.k, "fft: bias");
       std::copy(bias, bias + g.k, bias_.get());
     }
     // Threads pay for themselves above ~0.5 ms of work each (waking a pool thread, splitting caches).
     threads_ = static_cast<int>(std::clamp<double>(fftw_layer_seconds(g, l_, sizeof(T), 1) / 5e-4, 1.0, p.opt.threads));
+    scratch_ = aligned_zeros<T>(checked_mul(threads_, l_.stride, "fft: scratch"), "fft: scratch");
     // Filter spectra: padded kernel -> r2c -> scaled by 1 / (N_r N_c), the c2r's normalisation ->
     // stored by frequency block (see weights_).
     const kernel_placement where = l_.tiles.placement(true, g.rows.dilation, g.cols.dilation);
     const T scale = T(1) / (T(layout.rows) * T(layout.cols));
-    parallel_slices(filters, p.opt.threads, [&](index slice, index f0, index f1) {
+    parallel_slices(filters, threads_, [&](index slice, index f0, index f1) {
       T* spectrum = scratch_.get() + slice * l_.stride;
       for (index f = f0; f < f1; ++f) {
         padded_kernel<T>(weights.plane(f / g.c_per_group(), f % g.c_per_group()), real_view(spectrum), where);

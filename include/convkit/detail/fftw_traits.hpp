@@ -9,8 +9,9 @@
 // lock (the planner itself is the shared state), so the cache looks up and plans under one lock.
 //
 // Buffers. Every plan is in-place (the reals of a row padded to 2 * (N_c / 2 + 1), see
-// fft_sizes.hpp) and made on 64-byte aligned scratch memory; the buffers it later runs on are
-// convkit arrays, also 64-byte aligned, which is what new-array execution requires.
+// fft_sizes.hpp) and made on 64-byte aligned scratch memory, so every buffer it later runs on must
+// start on a 64-byte boundary too (new-array execution requires the planner's alignment): callers
+// that carve several buffers out of one array round each buffer's stride up to 64 bytes.
 #pragma once
 
 #include <fftw3.h>

@@ -16,6 +16,8 @@
 // lowering when a tile is one image: its columns are the input planes themselves.
 #pragma once
 
+#include <mutex>
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -41,11 +43,13 @@ inline void gemm(index m, index n, index k, const double* a, index lda, const do
 }
 
 /// convkit's threads run the GEMMs, one each, so the BLAS must not start threads of its own: with
-/// OpenBLAS this sets its (process-wide) thread count to 1 when it is not already. Other CBLAS
-/// libraries keep their own setting (the README says how to make them single-threaded).
-inline void single_threaded_blas() noexcept {
+/// OpenBLAS this sets its (process-wide) thread count to 1, once per process (std::call_once: the
+/// setting is global, and concurrent calls into it would race). Other CBLAS libraries keep their own
+/// setting (the README says how to make them single-threaded).
+inline void single_threaded_blas() {
 #if defined(OPENBLAS_VERSION)
-  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
 #endif
 }
 
