@@ -273,6 +273,12 @@ TEST_CASE("layer argument errors name the argument", "[layers][errors]") {
   CHECK_THAT(call(in, w_alias, bias, out_over_w, g2), Catch::Contains("out aliases weights"));
   CHECK_THAT(call(in, w, out.data() + 5, out, g2), Catch::Contains("out aliases bias"));
 
+  // Bias of the wrong length, through the overloads that take its length.
+  CHECK_NOTHROW(conv2d<float>(in, w, bias, 6, out, g2));
+  CHECK_THAT(message_of([&] { conv2d<float>(in, w, bias, 5, out, g2); }), Catch::Contains("bias has 5 values, expected 6"));
+  CHECK_THAT(message_of([&] { (void)conv2d<float>(in, w, bias, 7, g2); }), Catch::Contains("bias has 7 values, expected 6"));
+  CHECK_THAT(message_of([&] { (void)conv2d<float>(in, w, nullptr, 6, g2); }), Catch::Contains("bias is null"));
+
   // Plans check the input and output of every execute.
   layer_plan<float> p(in.shape(), w, bias, g2);
   array4d<float> in_bad(2, 4, 8, 7);

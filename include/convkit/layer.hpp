@@ -7,8 +7,8 @@
 // What a layer computes (shapes, groups, padding, PyTorch's output formula) is defined at the top of
 // layer_options.hpp; the layout of 4-D arrays (NCHW) in view4d.hpp. T is float or double; input and
 // weights are view4d<const T> (array4d<T> and view4d<T> convert implicitly). `bias` is null or points
-// to K = weights.n() values: a pointer carries no length, so the bias length cannot be checked; it is
-// by definition the weights' K. Padding modes are border::zero, reflect, replicate and circular
+// to K = weights.n() values: a pointer carries no length, so the spelled form cannot check it; the
+// overloads that also take `bias_length` do, and throw if it is not K. Padding modes are border::zero, reflect, replicate and circular
 // (PyTorch's padding_mode 'zeros', 'reflect', 'replicate', 'circular') and symmetric; every backend
 // reads the input through convkit::extend, one channel plane at a time. Unlike PyTorch, reflect and
 // circular also accept padding as large as or larger than the input (they continue periodically).
@@ -56,6 +56,13 @@ void check_layer_call(view4d<const T> input, view4d<const T> out, shape4d in_sha
     throw error("out aliases input: convolution cannot run in place");
 }
 
+inline void check_bias_length(bool has_bias, index bias_length, index filters) {
+  const index want = has_bias ? filters : 0;
+  if (bias_length != want)
+    throw error("bias has " + std::to_string(bias_length) + " values, expected " + std::to_string(want) +
+                (has_bias ? " (K = weights.n())" : " (bias is null)"));
+}
+
 template <class T>
 void check_layer_parameters(view4d<const T> weights, const T* bias, view4d<const T> out) {
   if (overlaps(weights.data(), weights.size(), out.data(), out.size())) throw error("out aliases weights");
@@ -81,6 +88,22 @@ array4d<T> conv2d(view4d<const T> input, view4d<const T> weights, const T* bias,
   array4d<T> out(s.n, s.c, s.h, s.w);
   conv2d<T>(input, weights, bias, out.view(), opt);
   return out;
+}
+
+/// The two calls above with the bias's length given too (a pointer carries none): throws
+/// convkit::error "bias has n values, expected K" unless bias_length == weights.n() (or bias is null
+/// and bias_length is 0).
+template <class T>
+void conv2d(view4d<const T> input, view4d<const T> weights, const T* bias, index bias_length, view4d<T> out,
+            const layer_options& opt = {}) {
+  detail::check_bias_length(bias != nullptr, bias_length, weights.n());
+  conv2d<T>(input, weights, bias, out, opt);
+}
+template <class T>
+array4d<T> conv2d(view4d<const T> input, view4d<const T> weights, const T* bias, index bias_length,
+                  const layer_options& opt = {}) {
+  detail::check_bias_length(bias != nullptr, bias_length, weights.n());
+  return conv2d<T>(input, weights, bias, opt);
 }
 
 // The same calls for any mix of view4d<T>, view4d<const T> and array4d<T> arguments, which template
