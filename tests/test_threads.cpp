@@ -3,6 +3,11 @@
 #include <convkit/convkit.hpp>
 
 #include <atomic>
+
+#if defined(__unix__)
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
 #include <thread>
 
 #include "problems.hpp"
@@ -92,5 +97,23 @@ TEST_CASE("parallel_for rethrows the first exception after every slice finished"
   detail::parallel_for(10, 2, [&](index, index) { ++calls; });  // the pool still works afterwards
   CHECK(calls >= 1);
 }
+
+#if defined(__unix__)
+TEST_CASE("a child made by fork() after the pool started still runs parallel loops", "[threads]") {
+  detail::parallel_for(8, 2, [](index, index) {});  // the pool has started
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    alarm(10);  // a hang (waiting for workers the child does not have) ends in SIGALRM
+    std::atomic<int> sum{0};
+    detail::parallel_for(100, 2, [&](index b, index e) { sum += int(e - b); });
+    _exit(sum == 100 ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+#endif
 
 }  // namespace convkit::testing

@@ -143,8 +143,9 @@ class direct_plane {
   std::vector<row_block> blocks_;
 };
 
-// Spawning a thread costs ~20 us; below ~1 ms of work per extra thread it does not pay.
-inline int direct_threads(double macs, int threads) { return static_cast<int>(std::clamp<double>(macs / 2e7, 1.0, threads)); }
+// Waking a pool thread costs ~10-20 us; an extra thread pays for itself from ~4e6 multiply-adds
+// (~70 us of micro-kernel time) of work each.
+inline int direct_threads(double macs, int threads) { return static_cast<int>(std::clamp<double>(macs / 4e6, 1.0, threads)); }
 
 /// A single image. When the output reads only the image and the column stride is 1 (valid mode), the
 /// micro-kernel reads the input in place. Otherwise each block's band of rows is extended (and split

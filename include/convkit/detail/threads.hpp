@@ -18,6 +18,10 @@
 
 #include "../types.hpp"
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
 namespace convkit::detail {
 
 /// options::threads resolved: 0 means every hardware thread; never less than 1.
@@ -33,6 +37,13 @@ class thread_pool {
   static thread_pool& instance() {
     static thread_pool pool(resolve_threads(0) - 1);
     return pool;
+  }
+
+  /// True in a child created by fork() after the pool started: the child has none of its worker
+  /// threads, so every fork-join there runs on the caller alone (instead of waiting forever).
+  static std::atomic<bool>& forked() noexcept {
+    static std::atomic<bool> flag{false};
+    return flag;
   }
 
   ~thread_pool() {
@@ -52,6 +63,7 @@ class thread_pool {
   /// without calling anything if the pool is busy. The first exception of any part is rethrown.
   template <class Part>
   bool run(index parts, Part& part) {
+    if (forked().load(std::memory_order_relaxed)) return false;
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
     {
@@ -76,6 +88,9 @@ class thread_pool {
 
  private:
   explicit thread_pool(int n) {
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork(nullptr, nullptr, [] { forked().store(true); });
+#endif
     workers_.reserve(static_cast<std::size_t>(std::max(n, 0)));
     for (int i = 0; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
   }
