@@ -49,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "../detail/setting.hpp"
 #include "../detail/backend.hpp"
 #include "../detail/cuda_api.hpp"
 #include "../detail/cufft_layout.hpp"
@@ -81,31 +82,16 @@ struct timing {
   index tiles = 0;
 };
 
-namespace detail {
-inline std::mutex& config_mutex() noexcept {
-  static std::mutex m;
-  return m;
-}
-inline config& current_config() noexcept {
-  static config c;
-  return c;
-}
-}  // namespace detail
-
 /// Sets the configuration of cuFFT executors (conv2d calls, convkit::plan) made from now on
 /// (thread-safe). Throws convkit::error for a negative tile size or memory_cap.
 inline void set_config(const config& c) {
   if (c.tile_rows < 0 || c.tile_cols < 0) throw error("cufft::config: tile_rows and tile_cols must be >= 0");
   if (c.memory_cap < 0) throw error("cufft::config: memory_cap must be >= 0");
-  std::lock_guard<std::mutex> lock(detail::config_mutex());
-  detail::current_config() = c;
+  convkit::detail::setting<config>::instance().set(c);
 }
 
 /// The configuration in effect (thread-safe).
-inline config get_config() {
-  std::lock_guard<std::mutex> lock(detail::config_mutex());
-  return detail::current_config();
-}
+inline config get_config() { return convkit::detail::setting<config>::instance().get(); }
 
 /// Why this program cannot run algorithm::cufft here ("" if it can): no driver, a driver older than
 /// the CUDA runtime it was built with, or no device.

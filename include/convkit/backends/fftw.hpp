@@ -49,6 +49,7 @@
 #include <sstream>
 #include <string>
 
+#include "../detail/setting.hpp"
 #include "../detail/backend.hpp"
 #include "../detail/fft_sizes.hpp"
 #include "../detail/fftw_traits.hpp"
@@ -81,31 +82,16 @@ struct config {
   index memory_cap = index(64) << 20;
 };
 
-namespace detail {
-inline std::mutex& config_mutex() noexcept {
-  static std::mutex m;
-  return m;
-}
-inline config& current_config() noexcept {
-  static config c;
-  return c;
-}
-}  // namespace detail
-
 /// Sets the configuration used by fft executors made from now on (thread-safe).
 /// Throws convkit::error for a negative tile size or a memory_cap < 1.
 inline void set_config(const config& c) {
   if (c.tile_rows < 0 || c.tile_cols < 0) throw error("fftw::config: tile_rows and tile_cols must be >= 0");
   if (c.memory_cap < 1) throw error("fftw::config: memory_cap must be >= 1 byte");
-  std::lock_guard<std::mutex> lock(detail::config_mutex());
-  detail::current_config() = c;
+  convkit::detail::setting<config>::instance().set(c);
 }
 
 /// The configuration in effect (thread-safe).
-inline config get_config() {
-  std::lock_guard<std::mutex> lock(detail::config_mutex());
-  return detail::current_config();
-}
+inline config get_config() { return convkit::detail::setting<config>::instance().get(); }
 
 /// Writes FFTW's accumulated wisdom (both precisions) to the file `path`.
 /// Throws convkit::error naming the path if it cannot be written.
