@@ -21,6 +21,7 @@ class device_session {
  public:
   device_session() = default;
   ~device_session() {
+    cufft::release_cached();  // what conv2d calls kept for reuse belongs to this session's stand-in
     for (const std::string& v : standin::violations()) FAIL_CHECK("stand-in violation: " << v);
     const standin::counters& c = standin::stats();
     INFO("device allocs " << c.device_allocs << " frees " << c.device_frees << ", pinned " << c.pinned_allocs << "/"
@@ -255,6 +256,15 @@ TEST_CASE("cufft failure injection: each failing call throws an error naming it,
   CHECK(injected > 100);
 }
 
+/// The largest difference between `out` and the double reference of in (*) k under o.
+template <class T>
+double worst_error(const array2d<T>& in, const array2d<T>& k, const array2d<T>& out, const options& o) {
+  const array2d<double> want = reference::conv2d<double>(in, k, o);
+  double worst = 0;
+  for (index i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(double(out.data()[i]) - want.data()[i]));
+  return worst;
+}
+
 TEST_CASE("cufft: a plan still works after a failed execute", "[cufft][failures]") {
   device_session session;
   std::mt19937_64 rng(run_seed() + 703);
@@ -269,10 +279,62 @@ TEST_CASE("cufft: a plan still works after a failed execute", "[cufft][failures]
   CHECK_THROWS_WITH(p.execute(in, out), Catch::Contains("cufftExecZ2D failed: CUFFT_EXEC_FAILED"));
   standin::clear_failures();
   p.execute(in, out);
-  const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
-  double worst = 0;
-  for (index i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
-  CHECK(worst < 1e-12);
+  CHECK(worst_error(in, k, out, c.opt) < 1e-12);
+}
+
+TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers, each with its own kernel", "[cufft][reuse]") {
+  device_session session;
+  const standin::counters& n = standin::stats();
+  std::mt19937_64 rng(run_seed() + 704);
+  problem_case c = small_case(border::zero);
+  array2d<double> in(c.rows, c.cols), k1(c.k_rows, c.k_cols), k2(c.k_rows, c.k_cols), out(c.rows, c.cols);
+  fill_random(in.view(), rng);
+  fill_random(k1.view(), rng);
+  fill_random(k2.view(), rng);
+  options o = c.opt;
+  o.algo = algorithm::cufft;
+  conv2d<double>(in, k1, out, o);
+  CHECK(worst_error(in, k1, out, o) < 1e-12);
+  CHECK(detail::cufft_workspace_pool<double>::size() == 1);
+  const standin::counters first = n;
+  // Another kernel, then another border with the same transform size: nothing new is made.
+  conv2d<double>(in, k2, out, o);
+  CHECK(worst_error(in, k2, out, o) < 1e-12);
+  o.edge = border::constant;
+  o.edge_value = -0.75;
+  conv2d<double>(in, k1, out, o);
+  CHECK(worst_error(in, k1, out, o) < 1e-12);
+  CHECK(n.fft_plans_made == first.fft_plans_made);
+  CHECK(n.device_allocs == first.device_allocs);
+  CHECK(n.pinned_allocs == first.pinned_allocs);
+  CHECK(n.streams_made == first.streams_made);
+  CHECK(n.blas_made == first.blas_made);
+  CHECK(detail::cufft_workspace_pool<double>::size() == 1);
+
+  // Executors alive at once each own one; both are kept afterwards.
+  {
+    const plan<double> a(c.rows, c.cols, k1, o), b(c.rows, c.cols, k2, o);
+    CHECK(detail::cufft_workspace_pool<double>::size() == 0);
+    CHECK(n.blas_made == first.blas_made + 1);
+  }
+  CHECK(detail::cufft_workspace_pool<double>::size() == 2);
+
+  // At most four sets per precision: more sizes release the oldest.
+  for (index grow = 1; grow <= 4; ++grow) {
+    const array2d<double> bigger(c.rows + 16 * grow, c.cols);
+    (void)conv2d<double>(bigger, k1, o);
+  }
+  CHECK(detail::cufft_workspace_pool<double>::size() == 4);
+  CHECK(n.blas_destroyed == n.blas_made - 4);
+
+  // A call that fails does not hand its workspace on; the next call of that size works.
+  cufft::release_cached();
+  CHECK(n.balanced());
+  standin::fail_call("cufftExecZ2D", standin::calls().at("cufftExecZ2D") + 1);
+  CHECK_THROWS_WITH(conv2d<double>(in, k2, out, o), Catch::Contains("cufftExecZ2D failed"));
+  CHECK(detail::cufft_workspace_pool<double>::size() == 0);
+  conv2d<double>(in, k2, out, o);
+  CHECK(worst_error(in, k2, out, o) < 1e-12);
 }
 
 TEST_CASE("cufft without a device: unavailable with the runtime's reason, never chosen automatically", "[cufft][nodevice]") {

@@ -27,7 +27,11 @@
 //   struct timing                              host-to-device, compute, device-to-host times (CUDA events)
 //   plan<T>                                    execute() on host views, execute_device() on device memory
 //   device_array<T>                            a matrix in device memory, filled and read from host views
+//   release_cached()                           frees what conv2d calls keep for reuse (below)
 // conv2d and convkit::plan with options::algo = algorithm::cufft use the host path with get_config().
+// Their cuFFT plans, streams and buffers depend only on the transform size: when a call ends they
+// are kept (at most four sets per precision) and the next call of that size reuses them, as the
+// fft backend reuses FFTW plans, so a one-shot call pays only the kernel's spectrum and the copies.
 //
 // Errors: every CUDA, cuFFT and cuBLAS status is checked; a failure throws convkit::error naming the
 // call and the status ("cufft: cudaMalloc failed: cudaErrorMemoryAllocation (out of memory)"), after
@@ -202,10 +206,39 @@ inline fft::tile_plan cufft_tile_plan(const problem& p, index element_bytes, con
                          cap / 5 * 2);
 }
 
-/// Everything one cuFFT plan owns, and the two ways of running it.
+/// Makes a cuFFT plan of one 2-D r2c or c2r transform layout (batch, strides and distances as
+/// cufftMakePlanMany takes them) whose work area the caller supplies; returns it and the work bytes.
+inline gpu_handle<cufftHandle> make_fft_plan(const cuda_api& api, int* n, int* in_embed, int in_stride, int in_dist,
+                                             int* out_embed, int out_stride, int out_dist, cufftType type, int batch,
+                                             size_t& work) {
+  cufftHandle h = 0;
+  check_cufft(api.fft_create(&h), "cufftCreate");
+  gpu_handle<cufftHandle> plan(api, h, [](const cuda_api& a, cufftHandle q) { a.fft_destroy(q); });
+  check_cufft(api.fft_set_auto_allocation(h, 0), "cufftSetAutoAllocation");
+  check_cufft(api.fft_make_plan_many(h, 2, n, in_embed, in_stride, in_dist, out_embed, out_stride, out_dist, type, batch, &work),
+              "cufftMakePlanMany");
+  return plan;
+}
+
+inline gpu_handle<cudaStream_t> make_stream(const cuda_api& api) {
+  cudaStream_t stream = nullptr;
+  check_cuda(api, api.stream_create_with_flags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  return {api, stream, [](const cuda_api& a, cudaStream_t h) { a.stream_destroy(h); }};
+}
+
+inline gpu_handle<cublasHandle_t> make_blas(const cuda_api& api) {
+  cublasHandle_t blas = nullptr;
+  check_cublas(api, api.blas_create(&blas), "cublasCreate");
+  return {api, blas, [](const cuda_api& a, cublasHandle_t h) { a.blas_destroy(h); }};
+}
+
+/// The GPU resources of a cuFFT plan that depend only on its transform layout, precision and number
+/// of slots (not on the kernel, borders or strides): the cuBLAS handle, per slot a stream, events,
+/// the two cuFFT plans with their work area, a device tile buffer and pinned staging, and the
+/// device kernel spectrum and fill vector. Made once per shape; one-shot conv2d calls and
+/// convkit::plan hand them back to cufft_workspace_pool for the next call of the same transform.
 template <class T>
-class cufft_engine {
-  using precision = cufft_precision<T>;
+struct cufft_workspace {
   enum mark { before_input, after_input, after_compute, after_output };
 
   struct slot {
@@ -218,8 +251,152 @@ class cufft_engine {
     bool busy = false;                       // work queued since the last synchronisation
   };
 
+  /// Throws convkit::error naming the failed call; what was made before it is released.
+  cufft_workspace(const cuda_api& a, fft::spectrum_layout l, index slot_count) : api(a), layout(l) {
+    blas = make_blas(api);
+    slots.resize(static_cast<std::size_t>(slot_count));
+    for (slot& s : slots) make_slot(s);
+    spectrum = device_alloc(api, buffer_bytes());
+    fill_vector = device_alloc(api, fill_length() * index(sizeof(T)));
+  }
+  cufft_workspace(const cufft_workspace&) = delete;
+  cufft_workspace& operator=(const cufft_workspace&) = delete;
+  ~cufft_workspace() { settle(); }  // work in flight must finish before its buffers are freed
+
+  /// Lets work in flight finish (statuses ignored: after a failure the first one is being
+  /// reported) and forgets the tiles it belonged to.
+  void settle() noexcept {
+    for (slot& s : slots) {
+      if (s.busy) api.stream_synchronize(s.stream.get());
+      s.busy = false;
+      s.tile = -1;
+    }
+  }
+
+  bool serves(const cuda_api& a, fft::spectrum_layout l, index slot_count) const noexcept {
+    return &a == &api && l.rows == layout.rows && l.cols == layout.cols && index(slots.size()) == slot_count;
+  }
+  index buffer_bytes() const noexcept { return layout.real_count() * index(sizeof(T)); }
+  /// The fill vector of device-side windows (detail/cufft_layout.hpp): one value per window row or column.
+  index fill_length() const noexcept { return std::max(layout.rows, layout.cols); }
+
+  const cuda_api& api;
+  fft::spectrum_layout layout;
+  gpu_handle<cublasHandle_t> blas;
+  std::vector<slot> slots;
+  gpu_handle<void*> spectrum, fill_vector;  // device
+
+ private:
+  void make_slot(slot& s) {
+    using precision = cufft_precision<T>;
+    s.stream = make_stream(api);
+    for (auto& e : s.events) {
+      cudaEvent_t ev = nullptr;
+      check_cuda(api, api.event_create(&ev), "cudaEventCreate");
+      e = gpu_handle<cudaEvent_t>(api, ev, [](const cuda_api& a, cudaEvent_t h) { a.event_destroy(h); });
+    }
+    // In-place r2c / c2r over the padded rows of fft_sizes.hpp's layout, work areas supplied by us.
+    int n[2] = {int(layout.rows), int(layout.cols)};
+    int real_embed[2] = {int(layout.rows), int(layout.real_row_stride())};
+    int complex_embed[2] = {int(layout.rows), int(layout.complex_cols())};
+    const int real_dist = int(layout.real_count()), complex_dist = int(layout.complex_count());
+    size_t forward_work = 0, inverse_work = 0;
+    s.forward = make_fft_plan(api, n, real_embed, 1, real_dist, complex_embed, 1, complex_dist, precision::forward_type, 1,
+                              forward_work);
+    s.inverse = make_fft_plan(api, n, complex_embed, 1, complex_dist, real_embed, 1, real_dist, precision::inverse_type, 1,
+                              inverse_work);
+    // The two transforms run one after the other on the slot's stream: they share one work area.
+    s.work = device_alloc(api, index(std::max<size_t>({forward_work, inverse_work, 1})));
+    for (cufftHandle h : {s.forward.get(), s.inverse.get()}) {
+      check_cufft(api.fft_set_work_area(h, s.work.get()), "cufftSetWorkArea");
+      check_cufft(api.fft_set_stream(h, s.stream.get()), "cufftSetStream");
+    }
+    s.buffer = device_alloc(api, buffer_bytes());
+    // Staging rows have the device buffer's padded layout; only their first N_c reals travel.
+    s.staging = pinned_alloc(api, buffer_bytes());
+    // A tile's (row-strided) results span at most N_r x N_c elements.
+    s.results = pinned_alloc(api, layout.rows * layout.cols * index(sizeof(T)));
+  }
+};
+
+/// The workspaces that executors gave back, for the next executor of the same transform (a
+/// one-shot conv2d call builds one per call): at most `capacity` per precision, the oldest released
+/// first. An executor takes one for itself (its streams and buffers are not shared), so concurrent
+/// calls of one shape each get their own. Thread-safe. The cache is never destroyed: releasing GPU
+/// objects during static destruction can run after the CUDA runtime has shut down (the process's
+/// end frees them); cufft::release_cached() releases them earlier.
+template <class T>
+class cufft_workspace_pool {
  public:
-  cufft_engine(const problem& p, view2d<const T> kernel, const cufft::config& cfg) : p_(p), api_(active_cuda_api()) {
+  using owned = std::unique_ptr<cufft_workspace<T>>;
+  static constexpr std::size_t capacity = 4;
+
+  /// A cached workspace for this table, layout and slot count, or null.
+  static owned take(const cuda_api& api, fft::spectrum_layout layout, index slots) {
+    std::lock_guard<std::mutex> lock(mutex());
+    std::vector<owned>& c = cache();
+    for (auto it = c.begin(); it != c.end(); ++it)
+      if ((*it)->serves(api, layout, slots)) {
+        owned w = std::move(*it);
+        c.erase(it);
+        return w;
+      }
+    return nullptr;
+  }
+
+  /// Keeps `w` (settled) for a later take().
+  static void give(owned w) {
+    owned evicted;  // released outside the lock
+    std::lock_guard<std::mutex> lock(mutex());
+    std::vector<owned>& c = cache();
+    if (c.size() == capacity) {
+      evicted = std::move(c.front());
+      c.erase(c.begin());
+    }
+    c.push_back(std::move(w));
+  }
+
+  /// Releases every cached workspace.
+  static void clear() {
+    std::vector<owned> released;
+    std::lock_guard<std::mutex> lock(mutex());
+    released.swap(cache());
+  }
+
+  static std::size_t size() {
+    std::lock_guard<std::mutex> lock(mutex());
+    return cache().size();
+  }
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex* m = new std::mutex;  // never destroyed: see the class comment
+    return *m;
+  }
+  static std::vector<owned>& cache() {
+    static auto* c = new std::vector<owned>;
+    return *c;
+  }
+};
+
+/// Everything one cuFFT plan owns (a cufft_workspace, its tile plan, the kernel spectrum), and the
+/// two ways of running it.
+template <class T>
+class cufft_engine {
+  using precision = cufft_precision<T>;
+  using workspace = cufft_workspace<T>;
+  using slot = typename workspace::slot;
+  using mark = typename workspace::mark;
+  static constexpr mark before_input = workspace::before_input, after_input = workspace::after_input,
+                        after_compute = workspace::after_compute, after_output = workspace::after_output;
+
+ public:
+  /// Whether the workspace comes from and goes back to cufft_workspace_pool, or is made and
+  /// released with the engine (cufft::plan: a caller who holds a plan manages its memory).
+  enum class reuse { pooled, owned };
+
+  cufft_engine(const problem& p, view2d<const T> kernel, const cufft::config& cfg, reuse r)
+      : p_(p), api_(active_cuda_api()), reuse_(r) {
     const std::string reason = cuda_unavailable_reason(api_);
     if (!reason.empty()) throw unavailable("algorithm::cufft: " + reason);
     index cap = cfg.memory_cap;
@@ -240,23 +417,24 @@ class cufft_engine {
                   std::to_string(need) + " bytes of device memory, more than the " + std::to_string(cap) +
                   "-byte memory cap (the smallest tiles the kernel allows, unless tiling was forced)");
     fill_ = p.opt.edge == border::constant ? T(p.opt.edge_value) : T(0);
+    if (reuse_ == reuse::pooled) ws_ = cufft_workspace_pool<T>::take(api_, layout_, slots);
+    if (!ws_) ws_ = std::make_unique<workspace>(api_, layout_, slots);
     try {
-      cublasHandle_t blas = nullptr;
-      check_cublas(api_, api_.blas_create(&blas), "cublasCreate");
-      blas_ = gpu_handle<cublasHandle_t>(api_, blas, [](const cuda_api& a, cublasHandle_t h) { a.blas_destroy(h); });
-      slots_.resize(static_cast<std::size_t>(slots));
-      for (slot& s : slots_) make_slot(s);
-      spectrum_ = device_alloc(api_, tiles_.buffer_bytes(sizeof(T)));
       upload_constants(kernel);
     } catch (...) {
-      abandon();  // the members made so far are released after this, with nothing in flight
+      ws_.reset();  // settles and releases it: after a failure it is not handed on
       throw;
     }
   }
 
   cufft_engine(const cufft_engine&) = delete;
   cufft_engine& operator=(const cufft_engine&) = delete;
-  ~cufft_engine() { abandon(); }  // work in flight must finish before its buffers are freed
+  ~cufft_engine() {
+    if (ws_ && reuse_ == reuse::pooled && !failed_) {
+      ws_->settle();
+      cufft_workspace_pool<T>::give(std::move(ws_));
+    }
+  }
 
   const fft::tile_plan& tiles() const noexcept { return tiles_; }
 
@@ -272,66 +450,16 @@ class cufft_engine {
   }
 
  private:
-  void make_slot(slot& s) {
-    cudaStream_t stream = nullptr;
-    check_cuda(api_, api_.stream_create_with_flags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-    s.stream = gpu_handle<cudaStream_t>(api_, stream, [](const cuda_api& a, cudaStream_t h) { a.stream_destroy(h); });
-    for (auto& e : s.events) {
-      cudaEvent_t ev = nullptr;
-      check_cuda(api_, api_.event_create(&ev), "cudaEventCreate");
-      e = gpu_handle<cudaEvent_t>(api_, ev, [](const cuda_api& a, cudaEvent_t h) { a.event_destroy(h); });
-    }
-    // In-place r2c / c2r over the padded rows of fft_sizes.hpp's layout, work areas supplied by us.
-    int n[2] = {int(layout_.rows), int(layout_.cols)};
-    int real_embed[2] = {int(layout_.rows), int(layout_.real_row_stride())};
-    int complex_embed[2] = {int(layout_.rows), int(layout_.complex_cols())};
-    const int real_dist = int(layout_.real_count()), complex_dist = int(layout_.complex_count());
-    size_t forward_work = 0, inverse_work = 0;
-    s.forward = make_fft_plan(n, real_embed, real_dist, complex_embed, complex_dist, precision::forward_type, forward_work);
-    s.inverse = make_fft_plan(n, complex_embed, complex_dist, real_embed, real_dist, precision::inverse_type, inverse_work);
-    // The two transforms run one after the other on the slot's stream: they share one work area.
-    s.work = device_alloc(api_, index(std::max<size_t>({forward_work, inverse_work, 1})));
-    for (cufftHandle h : {s.forward.get(), s.inverse.get()}) {
-      check_cufft(api_.fft_set_work_area(h, s.work.get()), "cufftSetWorkArea");
-      check_cufft(api_.fft_set_stream(h, s.stream.get()), "cufftSetStream");
-    }
-    s.buffer = device_alloc(api_, tiles_.buffer_bytes(sizeof(T)));
-    // Staging rows have the device buffer's padded layout; only their first N_c reals travel.
-    s.staging = pinned_alloc(api_, tiles_.buffer_bytes(sizeof(T)));
-    s.results = pinned_alloc(api_, checked_mul(max_result_elements(), sizeof(T), "cufft result staging"));
-  }
-
-  gpu_handle<cufftHandle> make_fft_plan(int* n, int* in_embed, int in_dist, int* out_embed, int out_dist, cufftType type,
-                                        size_t& work) {
-    cufftHandle h = 0;
-    check_cufft(api_.fft_create(&h), "cufftCreate");
-    gpu_handle<cufftHandle> plan(api_, h, [](const cuda_api& a, cufftHandle q) { a.fft_destroy(q); });
-    check_cufft(api_.fft_set_auto_allocation(h, 0), "cufftSetAutoAllocation");
-    check_cufft(api_.fft_make_plan_many(h, 2, n, in_embed, 1, in_dist, out_embed, 1, out_dist, type, 1, &work),
-                "cufftMakePlanMany");
-    return plan;
-  }
-
-  /// Elements of the largest block of (row-strided) results one tile copies back to the host.
-  index max_result_elements() const {
-    index rows = 0, width = 0;
-    for (index t = 0; t < tiles_.rows.tiles; ++t) rows = std::max(rows, tiles_.rows.outputs(t).count);
-    for (index t = 0; t < tiles_.cols.tiles; ++t)
-      width = std::max(width, (tiles_.cols.outputs(t).count - 1) * tiles_.cols.stride + 1);
-    return checked_mul(rows, width, "cufft result staging");
-  }
-
   /// At construction, through slot 0: the fill vector (zero and constant borders, for device
   /// inputs), then the kernel spectrum. Synchronised, since slot 1 reads them from another stream.
   void upload_constants(view2d<const T> kernel) {
-    slot& s = slots_.front();
+    slot& s = ws_->slots.front();
     T* staging = static_cast<T*>(s.staging.get());
     const index sz = sizeof(T);
     if (p_.opt.edge == border::zero || p_.opt.edge == border::constant) {
-      const index n = std::max(layout_.rows, layout_.cols);
-      fill_vector_ = device_alloc(api_, n * sz);
+      const index n = ws_->fill_length();
       std::fill_n(staging, n, fill_);
-      copy(fill_vector_.get(), n * sz, staging, n * sz, n * sz, 1, cudaMemcpyHostToDevice, s);
+      copy(ws_->fill_vector.get(), n * sz, staging, n * sz, n * sz, 1, cudaMemcpyHostToDevice, s);
       sync(s);
     }
     const view2d<T> padded(staging, layout_.rows, layout_.cols, layout_.real_row_stride());
@@ -341,9 +469,9 @@ class cufft_engine {
     for (index r = 0; r < layout_.rows; ++r)
       for (index c = 0; c < layout_.cols; ++c) padded(r, c) *= scale;
     const index pitch = layout_.real_row_stride() * sz;
-    copy(spectrum_.get(), pitch, staging, pitch, layout_.cols * sz, layout_.rows, cudaMemcpyHostToDevice, s);
+    copy(ws_->spectrum.get(), pitch, staging, pitch, layout_.cols * sz, layout_.rows, cudaMemcpyHostToDevice, s);
     s.busy = true;
-    check_cufft(precision::forward(api_, s.forward.get(), spectrum_.get()), precision::forward_name);
+    check_cufft(precision::forward(api_, s.forward.get(), ws_->spectrum.get()), precision::forward_name);
     sync(s);
   }
 
@@ -376,8 +504,8 @@ class cufft_engine {
   void transform(slot& s) {
     s.busy = true;
     check_cufft(precision::forward(api_, s.forward.get(), s.buffer.get()), precision::forward_name);
-    check_cublas(api_, api_.blas_set_stream(blas_.get(), s.stream.get()), "cublasSetStream");
-    check_cublas(api_, precision::product(api_, blas_.get(), int(layout_.complex_count()), s.buffer.get(), spectrum_.get()),
+    check_cublas(api_, api_.blas_set_stream(ws_->blas.get(), s.stream.get()), "cublasSetStream");
+    check_cublas(api_, precision::product(api_, ws_->blas.get(), int(layout_.complex_count()), s.buffer.get(), ws_->spectrum.get()),
                  precision::product_name);
     check_cufft(precision::inverse(api_, s.inverse.get(), s.buffer.get()), precision::inverse_name);
   }
@@ -423,7 +551,7 @@ class cufft_engine {
   void stage_device(index tile, slot& s, view2d<const T> in, view2d<T> out, bool timed) {
     const index sz = sizeof(T), ld = layout_.real_row_stride();
     T* buffer = static_cast<T*>(s.buffer.get());
-    const T* fill = static_cast<const T*>(fill_vector_.get());
+    const T* fill = static_cast<const T*>(ws_->fill_vector.get());
     if (timed) record(s, before_input);
     for_each_window_copy(in.rows(), in.cols(), tiles_.rows.read_top(tile / tiles_.cols.tiles),
                          tiles_.cols.read_top(tile % tiles_.cols.tiles), layout_.rows, layout_.cols, p_.opt.edge,
@@ -477,19 +605,19 @@ class cufft_engine {
       s.tile = -1;
     };
     try {
-      const index tiles = tiles_.tiles(), n = index(slots_.size());
+      const index tiles = tiles_.tiles(), n = index(ws_->slots.size());
       index next = 0;  // the slot that takes the next tile
       for (index tile = 0; tile < tiles; ++tile) {
         // With a stride larger than a tile, some tiles hold no output: nothing to compute.
         if (row_outputs(tile).count == 0 || col_outputs(tile).count == 0) continue;
-        slot& s = slots_[std::size_t(next)];
+        slot& s = ws_->slots[std::size_t(next)];
         next = (next + 1) % n;
         if (s.tile >= 0) finish(s);
         stage(tile, s, timed);
         s.tile = tile;
       }
       for (index k = 0; k < n; ++k) {  // oldest first
-        slot& s = slots_[std::size_t((next + k) % n)];
+        slot& s = ws_->slots[std::size_t((next + k) % n)];
         if (s.tile >= 0) finish(s);
       }
     } catch (...) {
@@ -504,25 +632,21 @@ class cufft_engine {
     }
   }
 
-  /// After a failure, or before destruction: let work in flight finish (statuses ignored: the
-  /// first failure is already being reported) and forget the tiles it belonged to.
+  /// After a failure: let work in flight finish; the workspace is not handed on to other executors.
   void abandon() noexcept {
-    for (slot& s : slots_) {
-      if (s.busy) api_.stream_synchronize(s.stream.get());
-      s.busy = false;
-      s.tile = -1;
-    }
+    ws_->settle();
+    failed_ = true;
   }
 
   problem p_;
   const cuda_api& api_;
+  reuse reuse_;
   fft::tile_plan tiles_;
   fft::spectrum_layout layout_;
   T fill_ = T(0);
   double host_ms_ = 0;
-  gpu_handle<cublasHandle_t> blas_;
-  std::vector<slot> slots_;
-  gpu_handle<void*> spectrum_, fill_vector_;  // device
+  bool failed_ = false;
+  std::unique_ptr<workspace> ws_;
 };
 
 }  // namespace convkit::detail
@@ -593,11 +717,22 @@ class device_array {
   convkit::detail::gpu_handle<cudaStream_t> stream_;
 };
 
+/// Releases the GPU resources (cuFFT plans, streams, device and pinned buffers) that conv2d calls and
+/// convkit::plan objects with algorithm::cufft kept for later calls of the same transform size (at
+/// most four per precision). Thread-safe; executors in use keep theirs until they finish.
+inline void release_cached() {
+  convkit::detail::cufft_workspace_pool<float>::clear();
+  convkit::detail::cufft_workspace_pool<double>::clear();
+}
+
 /// A convolution prepared on the GPU once and applied to many inputs: cuFFT plans, device and
-/// pinned buffers and the kernel spectrum are made by the constructor, execute() allocates nothing.
+/// pinned buffers and the kernel spectrum are made by the constructor, execute() allocates nothing,
+/// and the destructor releases them all (they do not go to release_cached()'s cache).
 /// Movable, not copyable; one thread at a time (it owns its streams and buffers).
 template <class T>
 class plan {
+  using engine = convkit::detail::cufft_engine<T>;
+
  public:
   /// Prepares the convolution of rows x cols inputs with `kernel` (copied to the device) under
   /// `opt` (options::algo and threads are ignored) and `cfg`. Throws convkit::error for bad shapes
@@ -605,7 +740,7 @@ class plan {
   /// call; convkit::unavailable if there is no usable device.
   plan(index rows, index cols, view2d<const T> kernel, const options& opt = {}, const config& cfg = get_config())
       : problem_(convkit::detail::make_problem<T>(rows, cols, kernel, opt, nullptr)),
-        engine_(std::make_unique<convkit::detail::cufft_engine<T>>(problem_, kernel, cfg)) {}
+        engine_(std::make_unique<engine>(problem_, kernel, cfg, engine::reuse::owned)) {}
 
   /// out = input (*) kernel, both in host memory: the input goes to the device through pinned
   /// buffers, the results come back the same way. Fills *measured if it is not null.
@@ -632,7 +767,7 @@ class plan {
 
  private:
   convkit::detail::problem problem_;
-  std::unique_ptr<convkit::detail::cufft_engine<T>> engine_;
+  std::unique_ptr<engine> engine_;
 };
 
 }  // namespace convkit::cufft
@@ -642,7 +777,8 @@ namespace convkit::detail {
 template <class T>
 class cufft_executor final : public executor<T> {
  public:
-  cufft_executor(const problem& p, view2d<const T> kernel) : engine_(p, kernel, cufft::get_config()) {}
+  cufft_executor(const problem& p, view2d<const T> kernel)
+      : engine_(p, kernel, cufft::get_config(), cufft_engine<T>::reuse::pooled) {}
   void execute(view2d<const T> in, view2d<T> out) override { engine_.run_host(in, out, nullptr); }
 
  private:
