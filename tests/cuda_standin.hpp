@@ -773,6 +773,75 @@ inline cublasStatus_t blas_zdgmm(cublasHandle_t h, cublasSideMode_t mode, int m,
   return dgmm("cublasZdgmm", h, mode, m, n, a, lda, x, incx, c, ldc);
 }
 
+/// C_b = alpha A_b B_b + beta C_b for b < batch, column-major (A_b = a + b * stride_a, m x k; B_b
+/// k x n; C_b m x n), without transposes: what the layer path asks for.
+template <class Complex>
+cublasStatus_t gemm_strided_batched(const char* call, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                    int n, int k, const Complex* alpha, const Complex* a, int lda, long long sa,
+                                    const Complex* b, int ldb, long long sb, const Complex* beta, Complex* c, int ldc,
+                                    long long sc, int batch) {
+  if (injected(call)) return CUBLAS_STATUS_EXECUTION_FAILED;
+  blas_state* bl = blas_of(h);
+  if (bl == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (ta != CUBLAS_OP_N || tb != CUBLAS_OP_N) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < std::max(1, m) || ldb < std::max(1, k) || ldc < std::max(1, m) ||
+      sa < 0 || sb < 0 || sc < 0)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
+  const std::string name(call);
+  const auto span = [&](long long stride, int rows, int cols, int ld) {
+    return (size_t(batch - 1) * size_t(stride) + size_t(cols - 1) * size_t(ld) + size_t(rows)) * sizeof(Complex);
+  };
+  const size_t a_bytes = k > 0 ? span(sa, m, k, lda) : 0, b_bytes = k > 0 ? span(sb, k, n, ldb) : 0,
+               c_bytes = span(sc, m, n, ldc);
+  if ((k > 0 && (!device_range(a, a_bytes) || !device_range(b, b_bytes))) || !device_range(c, c_bytes)) {
+    violation(name + ": A, B or C does not lie in one live device allocation");
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  // Batch entries whose C matrices interleave could race on a GPU (and this caller never needs it).
+  if (batch > 1 && sc < (long long)(n - 1) * ldc + m) {
+    violation(name + ": the batch's C matrices interleave");
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  ++the().count.products;
+  using real = decltype(a->x);
+  const std::complex<real> al(alpha->x, alpha->y), be(beta->x, beta->y);  // host scalars, read at the call
+  const bool queued = enqueue(bl->stream, call, [=] {
+    if ((k > 0 && (!device_range(a, a_bytes) || !device_range(b, b_bytes))) || !device_range(c, c_bytes)) {
+      violation(name + ": memory was freed before the product ran");
+      return;
+    }
+    const auto at = [](const Complex* p, long long i) { return std::complex<real>(p[i].x, p[i].y); };
+    for (long long e = 0; e < batch; ++e)
+      for (int j = 0; j < n; ++j)
+        for (int i = 0; i < m; ++i) {
+          std::complex<real> sum = 0;
+          for (int l = 0; l < k; ++l) sum += at(a, e * sa + i + (long long)l * lda) * at(b, e * sb + l + (long long)j * ldb);
+          Complex& out = c[e * sc + i + (long long)j * ldc];
+          // beta == 0 ignores C (it may hold NaN), as BLAS specifies.
+          const std::complex<real> r = al * sum + (be == std::complex<real>(0) ? std::complex<real>(0) : be * at(c, e * sc + i + (long long)j * ldc));
+          out = Complex{r.real(), r.imag()};
+        }
+  });
+  return queued ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
+}
+
+inline cublasStatus_t blas_cgemm_strided_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                                 int k, const cuComplex* alpha, const cuComplex* a, int lda, long long sa,
+                                                 const cuComplex* b, int ldb, long long sb, const cuComplex* beta,
+                                                 cuComplex* c, int ldc, long long sc, int batch) {
+  return gemm_strided_batched("cublasCgemmStridedBatched", h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                              batch);
+}
+inline cublasStatus_t blas_zgemm_strided_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                                 int k, const cuDoubleComplex* alpha, const cuDoubleComplex* a, int lda,
+                                                 long long sa, const cuDoubleComplex* b, int ldb, long long sb,
+                                                 const cuDoubleComplex* beta, cuDoubleComplex* c, int ldc, long long sc,
+                                                 int batch) {
+  return gemm_strided_batched("cublasZgemmStridedBatched", h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                              batch);
+}
+
 inline const char* blas_status_name(cublasStatus_t s) {
   switch (s) {
     case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
@@ -821,6 +890,8 @@ inline const convkit::detail::cuda_api& table() {
     a.blas_set_stream = &blas_set_stream;
     a.blas_cdgmm = &blas_cdgmm;
     a.blas_zdgmm = &blas_zdgmm;
+    a.blas_cgemm_strided_batched = &blas_cgemm_strided_batched;
+    a.blas_zgemm_strided_batched = &blas_zgemm_strided_batched;
     a.blas_status_name = &blas_status_name;
     return a;
   }();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <convkit/convkit.hpp>
+#include <convkit/layer.hpp>
 
 #include <memory>
 
@@ -25,6 +26,14 @@ inline error_model cufft_error(const problem_case& c) {
   const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
   const double n = double(detail::fft::next_fast_size(g.rows.extent)) * double(detail::fft::next_fast_size(g.cols.extent));
   return {0.0, cufft_error_factor * std::log2(std::max(4.0, n))};
+}
+
+/// A layer's bound: the same, for the backend's untiled layer transform, relative to the layer
+/// scale of check_layer_case (problems.hpp), the bound the fft backend's layer tests use.
+inline error_model cufft_layer_error(const layer_case& c) {
+  const detail::layer_problem p{detail::make_layer_geometry(c.input(), c.weights(), c.opt), c.opt, true};
+  const detail::fft::tile_plan t = detail::cufft_layer_tiles(p, 4);
+  return {0.0, cufft_error_factor * std::log2(std::max(4.0, double(t.rows.transform) * double(t.cols.transform)))};
 }
 
 /// Sets the cufft configuration for one scope and restores the previous one after it.
@@ -74,6 +83,24 @@ void run_case(const problem_case& c, std::mt19937_64& rng, entry how, const cuff
     }
   };
   check_case<T>(c, rng, compute, cufft_error);
+}
+
+/// One layer case on cufft through a one-shot conv2d or a layer_plan made for it.
+template <class T>
+void run_layer_case(const layer_case& c, std::mt19937_64& rng, entry how) {
+  check_layer_case<T>(
+      c, rng,
+      [how](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) {
+        layer_options oc = o;
+        oc.algo = algorithm::cufft;
+        if (how == entry::conv2d) {
+          conv2d<T>(in, w, b, out, oc);
+        } else {
+          layer_plan<T> p(in.shape(), w, b, oc);
+          p.execute(in, out);
+        }
+      },
+      cufft_layer_error);
 }
 
 /// Cases larger than the grid's, for tiles: every mode and border, strides and dilations.
@@ -184,6 +211,16 @@ TEST_CASE("a cufft plan is reusable: a second input's result does not depend on 
     INFO("round " << round);
     CHECK(worst < 1e-12);
     CHECK(worst_device < 1e-12);
+  }
+}
+
+TEST_CASE("cufft layers match the reference over the layer grid (float, double; conv2d and layer_plan)", "[cufft][layers]") {
+  device_session session;
+  std::mt19937_64 rng(run_seed() + 606);
+  const std::vector<layer_case> grid = layer_grid();
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    run_layer_case<float>(grid[i], rng, i % 2 ? entry::conv2d : entry::plan_host);
+    run_layer_case<double>(grid[i], rng, i % 2 ? entry::plan_host : entry::conv2d);
   }
 }
 

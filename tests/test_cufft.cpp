@@ -217,6 +217,18 @@ void every_call_once() {
   cufft::plan<double> pd(c.rows, c.cols, array2d<double>(2, 3), c.opt);
   array2d<double> ind(c.rows, c.cols), outd(c.rows, c.cols);
   pd.execute(ind, outd);
+  // A layer in each precision: its batched transforms and channel sums.
+  layer_options lo;
+  lo.algo = algorithm::cufft;
+  lo.pad_rows = lo.pad_cols = 1;
+  lo.groups = 2;
+  const std::vector<float> bias{0.5f, -1.0f};
+  layer_plan<float> lp({2, 4, 9, 7}, array4d<float>(2, 2, 3, 3), bias.data(), lo);
+  array4d<float> lout(2, 2, 9, 7);
+  lp.execute(array4d<float>(2, 4, 9, 7), lout);
+  layer_options ld = lo;
+  ld.groups = 1;
+  (void)conv2d<double>(array4d<double>(1, 2, 6, 6), array4d<double>(3, 2, 2, 2), nullptr, ld);
 }
 
 TEST_CASE("cufft failure injection: each failing call throws an error naming it, and nothing leaks", "[cufft][failures]") {
@@ -230,7 +242,8 @@ TEST_CASE("cufft failure injection: each failing call throws an error naming it,
                                "cudaStreamCreateWithFlags", "cudaStreamSynchronize", "cudaEventCreate", "cudaEventRecord",
                                "cudaEventElapsedTime", "cufftCreate", "cufftSetAutoAllocation", "cufftMakePlanMany",
                                "cufftSetWorkArea", "cufftSetStream", "cufftExecR2C", "cufftExecC2R", "cufftExecD2Z",
-                               "cufftExecZ2D", "cublasCreate", "cublasSetStream", "cublasCdgmm", "cublasZdgmm"})
+                               "cufftExecZ2D", "cublasCreate", "cublasSetStream", "cublasCdgmm", "cublasZdgmm",
+                               "cublasCgemmStridedBatched", "cublasZgemmStridedBatched"})
     CHECK(calls.count(expected) == 1);
   long long injected = 0;
   for (const auto& [call, count] : calls) {
@@ -406,6 +419,68 @@ TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output 
       }
   }
   CHECK(checked > 500);
+}
+
+TEST_CASE("cufft layer passes: the most images that fit, evened out, every image in exactly one pass", "[cufft][planner]") {
+  index checked = 0;
+  for (const layer_case& c : layer_grid(16)) {
+    for (index n : {index(1), index(7), index(64)}) {
+      layer_case x = c;
+      x.n = n;
+      const detail::layer_geometry g = detail::make_layer_geometry(x.input(), x.weights(), x.opt);
+      const detail::fft::spectrum_layout l = detail::cufft_layer_tiles({g, x.opt, true}, 4).layout();
+      for (index element_bytes : {index(4), index(8)}) {
+        const detail::cufft_layer_memory m = detail::cufft_layer_bytes(g, l, element_bytes);
+        for (index cap : {m.bytes(1) - 1, m.bytes(1), m.bytes(3), m.bytes(5) + m.per_image / 2, m.bytes(n), index(1) << 40}) {
+          INFO(x.describe() << ", " << element_bytes << "-byte reals, cap " << cap);
+          const index chunk = detail::cufft_layer_chunk(g, l, element_bytes, cap);
+          index most = 0;  // by brute force: the most images whose buffers fit
+          while (most < n && m.bytes(most + 1) <= cap) ++most;
+          if (most == 0) {
+            CHECK(chunk == 0);
+            continue;
+          }
+          ++checked;
+          CHECK(m.bytes(chunk) <= cap);
+          const index passes = (n + most - 1) / most;
+          CHECK((n + chunk - 1) / chunk == passes);  // no more passes than needed...
+          CHECK(chunk * (passes - 1) < n);           // ...and the last one not empty
+        }
+      }
+    }
+  }
+  CHECK(checked > 300);
+}
+
+TEST_CASE("cufft layers on a device smaller than the batch: passes from cudaMemGetInfo, within its memory", "[cufft][layers]") {
+  layer_case c{};
+  c.n = 5;
+  c.c = 4;
+  c.k = 6;
+  c.h = c.w = 32;
+  c.r = c.s = 3;
+  c.bias = true;
+  c.opt.pad_rows = c.opt.pad_cols = 1;
+  c.opt.edge = border::reflect;
+  const detail::layer_geometry g = detail::make_layer_geometry(c.input(), c.weights(), c.opt);
+  const detail::fft::spectrum_layout l = detail::cufft_layer_tiles({g, c.opt, true}, 4).layout();
+  const detail::cufft_layer_memory m = detail::cufft_layer_bytes(g, l, 4);
+  // The cap is 80% of what is free: room for three images, not five.
+  const size_t limit = size_t(m.bytes(3) + m.per_image / 2) * 5 / 4;
+  device_session session;
+  standin::set_device_limit(limit);
+  std::mt19937_64 rng(run_seed() + 705);
+  const long long before = standin::calls().count("cufftExecR2C") ? standin::calls().at("cufftExecR2C") : 0;
+  run_layer_case<float>(c, rng, entry::conv2d);
+  // The filters' transform, then one per pass: 3 + 2 images.
+  CHECK(standin::calls().at("cufftExecR2C") - before == 3);
+  CHECK(standin::stats().device_peak_bytes <= static_cast<long long>(limit));
+  // One image that does not fit: a clear error, not a failed allocation.
+  standin::set_device_limit(size_t(m.bytes(1)) / 2);
+  layer_options o = c.opt;
+  o.algo = algorithm::cufft;
+  CHECK_THROWS_WITH(conv2d<float>(array4d<float>(1, 4, 32, 32), array4d<float>(6, 4, 3, 3), nullptr, o),
+                    Catch::Contains("memory cap") && Catch::Contains("algorithm::fft tiles such layers"));
 }
 
 TEST_CASE("cufft device-side windows: the block copies rebuild convkit::extend exactly", "[cufft][layout]") {

@@ -164,38 +164,57 @@ struct cufft_precision;
 
 template <>
 struct cufft_precision<float> {
+  using complex = cuComplex;
   static constexpr cufftType forward_type = CUFFT_R2C, inverse_type = CUFFT_C2R;
   static constexpr const char* forward_name = "cufftExecR2C";
   static constexpr const char* inverse_name = "cufftExecC2R";
   static constexpr const char* product_name = "cublasCdgmm";
-  static cufftResult forward(const cuda_api& a, cufftHandle p, void* buf) {
-    return a.fft_exec_r2c(p, static_cast<cufftReal*>(buf), static_cast<cufftComplex*>(buf));
+  static constexpr const char* gemm_name = "cublasCgemmStridedBatched";
+  static cufftResult forward(const cuda_api& a, cufftHandle p, void* in, void* out) {
+    return a.fft_exec_r2c(p, static_cast<cufftReal*>(in), static_cast<cufftComplex*>(out));
   }
-  static cufftResult inverse(const cuda_api& a, cufftHandle p, void* buf) {
-    return a.fft_exec_c2r(p, static_cast<cufftComplex*>(buf), static_cast<cufftReal*>(buf));
+  static cufftResult inverse(const cuda_api& a, cufftHandle p, void* in, void* out) {
+    return a.fft_exec_c2r(p, static_cast<cufftComplex*>(in), static_cast<cufftReal*>(out));
   }
-  /// buf[i] *= spectrum[i], i < n complex values: C = diag(x) A with A a column of n.
-  static cublasStatus_t product(const cuda_api& a, cublasHandle_t h, int n, void* buf, const void* spectrum) {
-    auto* c = static_cast<cuComplex*>(buf);
-    return a.blas_cdgmm(h, CUBLAS_SIDE_LEFT, n, 1, c, n, static_cast<const cuComplex*>(spectrum), 1, c, n);
-  }
+  static constexpr auto dgmm = &cuda_api::blas_cdgmm;
+  static constexpr auto gemm = &cuda_api::blas_cgemm_strided_batched;
 };
 
 template <>
 struct cufft_precision<double> {
+  using complex = cuDoubleComplex;
   static constexpr cufftType forward_type = CUFFT_D2Z, inverse_type = CUFFT_Z2D;
   static constexpr const char* forward_name = "cufftExecD2Z";
   static constexpr const char* inverse_name = "cufftExecZ2D";
   static constexpr const char* product_name = "cublasZdgmm";
-  static cufftResult forward(const cuda_api& a, cufftHandle p, void* buf) {
-    return a.fft_exec_d2z(p, static_cast<cufftDoubleReal*>(buf), static_cast<cufftDoubleComplex*>(buf));
+  static constexpr const char* gemm_name = "cublasZgemmStridedBatched";
+  static cufftResult forward(const cuda_api& a, cufftHandle p, void* in, void* out) {
+    return a.fft_exec_d2z(p, static_cast<cufftDoubleReal*>(in), static_cast<cufftDoubleComplex*>(out));
   }
-  static cufftResult inverse(const cuda_api& a, cufftHandle p, void* buf) {
-    return a.fft_exec_z2d(p, static_cast<cufftDoubleComplex*>(buf), static_cast<cufftDoubleReal*>(buf));
+  static cufftResult inverse(const cuda_api& a, cufftHandle p, void* in, void* out) {
+    return a.fft_exec_z2d(p, static_cast<cufftDoubleComplex*>(in), static_cast<cufftDoubleReal*>(out));
   }
+  static constexpr auto dgmm = &cuda_api::blas_zdgmm;
+  static constexpr auto gemm = &cuda_api::blas_zgemm_strided_batched;
+};
+
+/// The calls that differ between precisions only in their types, written once.
+template <class T>
+struct cufft_calls : cufft_precision<T> {
+  using precision = cufft_precision<T>;
+  using complex = typename precision::complex;
+  /// buf[i] *= spectrum[i], i < n complex values: C = diag(x) A with A a column of n.
   static cublasStatus_t product(const cuda_api& a, cublasHandle_t h, int n, void* buf, const void* spectrum) {
-    auto* c = static_cast<cuDoubleComplex*>(buf);
-    return a.blas_zdgmm(h, CUBLAS_SIDE_LEFT, n, 1, c, n, static_cast<const cuDoubleComplex*>(spectrum), 1, c, n);
+    auto* c = static_cast<complex*>(buf);
+    return (a.*precision::dgmm)(h, CUBLAS_SIDE_LEFT, n, 1, c, n, static_cast<const complex*>(spectrum), 1, c, n);
+  }
+  /// For b < batch: C_b = A_b B_b (column-major, no transposes; A_b m x k at a + b * sa, ...).
+  static cublasStatus_t gemm_batched(const cuda_api& api, cublasHandle_t h, int m, int n, int k, const void* a, int lda,
+                                     long long sa, const void* b, int ldb, long long sb, void* c, int ldc, long long sc,
+                                     int batch) {
+    const complex one{1, 0}, zero{0, 0};
+    return (api.*precision::gemm)(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, static_cast<const complex*>(a), lda, sa,
+                                  static_cast<const complex*>(b), ldb, sb, &zero, static_cast<complex*>(c), ldc, sc, batch);
   }
 };
 
@@ -383,7 +402,7 @@ class cufft_workspace_pool {
 /// two ways of running it.
 template <class T>
 class cufft_engine {
-  using precision = cufft_precision<T>;
+  using precision = cufft_calls<T>;
   using workspace = cufft_workspace<T>;
   using slot = typename workspace::slot;
   using mark = typename workspace::mark;
@@ -471,7 +490,7 @@ class cufft_engine {
     const index pitch = layout_.real_row_stride() * sz;
     copy(ws_->spectrum.get(), pitch, staging, pitch, layout_.cols * sz, layout_.rows, cudaMemcpyHostToDevice, s);
     s.busy = true;
-    check_cufft(precision::forward(api_, s.forward.get(), ws_->spectrum.get()), precision::forward_name);
+    check_cufft(precision::forward(api_, s.forward.get(), ws_->spectrum.get(), ws_->spectrum.get()), precision::forward_name);
     sync(s);
   }
 
@@ -503,11 +522,11 @@ class cufft_engine {
   /// The transform of one tile, in place in the slot's buffer.
   void transform(slot& s) {
     s.busy = true;
-    check_cufft(precision::forward(api_, s.forward.get(), s.buffer.get()), precision::forward_name);
+    check_cufft(precision::forward(api_, s.forward.get(), s.buffer.get(), s.buffer.get()), precision::forward_name);
     check_cublas(api_, api_.blas_set_stream(ws_->blas.get(), s.stream.get()), "cublasSetStream");
     check_cublas(api_, precision::product(api_, ws_->blas.get(), int(layout_.complex_count()), s.buffer.get(), ws_->spectrum.get()),
                  precision::product_name);
-    check_cufft(precision::inverse(api_, s.inverse.get(), s.buffer.get()), precision::inverse_name);
+    check_cufft(precision::inverse(api_, s.inverse.get(), s.buffer.get(), s.buffer.get()), precision::inverse_name);
   }
 
   fft::tile_outputs row_outputs(index tile) const noexcept { return tiles_.rows.outputs(tile / tiles_.cols.tiles); }
@@ -790,6 +809,225 @@ std::unique_ptr<executor<T>> make_cufft(const problem& p, view2d<const T> kernel
   return std::make_unique<cufft_executor<T>>(p, kernel);
 }
 
+/// The transform of a layer on cuFFT: untiled (or the circular shortcut), the whole padded plane.
+inline fft::tile_plan cufft_layer_tiles(const layer_problem& p, index element_bytes) {
+  return fft::plan_tiles(geometry{p.geo.rows, p.geo.cols}, p.opt.edge, element_bytes, 1, {fft::tiling::never, 0, 0},
+                         cufft_cost_model, 0);
+}
+
+/// A layer (layer_options.hpp) on cuFFT, in passes of cufft_layer_chunk() images:
+///   at setup   the filters' spectra: padded_kernel (flipped: a layer correlates), scaled by
+///              1 / (N_r N_c), one batched r2c whose output is frequency-major, W[f][g][c][k];
+///   per pass   the images' planes are extended on the host (convkit::extend) into pinned memory
+///              and copied up in one transfer; one batched r2c writes them frequency-major,
+///              X[f][n][c]; per group, one batched complex GEMM over the frequencies,
+///              Y_f = W_f X_f (K/groups x images, summed over the group's C/groups channels);
+///              one batched c2r of Y[f][n][k] gives every output plane; one transfer down, then
+///              stride, crop and bias on the host.
+/// Frequency-major spectra come from cuFFT's strided output (ostride = planes, odist = 1), so the
+/// per-frequency matrices are contiguous and no transposition pass is needed.
+/// Plans, buffers and the filters' spectra are made once (a layer_plan reuses them); a one-shot
+/// conv2d makes them per call. Device memory: cufft_layer_memory (detail/cufft_layout.hpp).
+template <class T>
+class cufft_layer_executor final : public layer_executor<T> {
+  using precision = cufft_calls<T>;
+
+ public:
+  cufft_layer_executor(const layer_problem& p, view4d<const T> weights, const T* bias)
+      : p_(p), api_(active_cuda_api()), tiles_(cufft_layer_tiles(p, sizeof(T))), layout_(tiles_.layout()) {
+    const std::string reason = cuda_unavailable_reason(api_);
+    if (!reason.empty()) throw unavailable("algorithm::cufft: " + reason);
+    const layer_geometry& g = p.geo;
+    const cufft::config cfg = cufft::get_config();
+    index cap = cfg.memory_cap;
+    if (cap == 0) {
+      size_t free_bytes = 0, total_bytes = 0;
+      check_cuda(api_, api_.mem_get_info(&free_bytes, &total_bytes), "cudaMemGetInfo");
+      cap = static_cast<index>(free_bytes / 5 * 4);
+    }
+    chunk_ = cufft_layer_chunk(g, layout_, sizeof(T), cap);
+    if (chunk_ == 0) {
+      const cufft_layer_memory m = cufft_layer_bytes(g, layout_, sizeof(T));
+      throw error("cufft: this layer's " + std::to_string(layout_.rows) + "x" + std::to_string(layout_.cols) +
+                  " transforms need " + std::to_string(m.bytes(1)) + " bytes of device memory for one image, more than " +
+                  "the " + std::to_string(cap) + "-byte memory cap (or more elements than cuFFT's int sizes); " +
+                  "algorithm::fft tiles such layers");
+    }
+    if (bias != nullptr) bias_.assign(bias, bias + g.k);
+    stream_ = make_stream(api_);
+    blas_ = make_blas(api_);
+    check_cublas(api_, api_.blas_set_stream(blas_.get(), stream_.get()), "cublasSetStream");
+    filters_ = device_alloc(api_, spectra_bytes(g.k * g.c_per_group()));
+    try {
+      make_filter_spectra(weights);
+      make_passes();
+    } catch (...) {
+      settle();
+      throw;
+    }
+  }
+
+  cufft_layer_executor(const cufft_layer_executor&) = delete;
+  cufft_layer_executor& operator=(const cufft_layer_executor&) = delete;
+  ~cufft_layer_executor() override { settle(); }
+
+  void execute(view4d<const T> in, view4d<T> out) override {
+    try {
+      for (index first = 0; first < p_.geo.n; first += chunk_) pass(in, out, first, std::min(chunk_, p_.geo.n - first));
+    } catch (...) {
+      settle();
+      throw;
+    }
+  }
+
+ private:
+  index plane_reals() const noexcept { return layout_.real_count(); }
+  index spectra_bytes(index planes) const { return checked_mul(planes * layout_.complex_count(), 2 * index(sizeof(T)), "cufft layer spectra"); }
+  index reals_bytes(index planes) const { return checked_mul(planes * plane_reals(), index(sizeof(T)), "cufft layer planes"); }
+  view2d<T> plane_view(T* base, index plane) const noexcept {
+    return {base + plane * plane_reals(), layout_.rows, layout_.cols, layout_.real_row_stride()};
+  }
+
+  /// A batched r2c or c2r between `planes` padded real planes (plane_reals() apart) and half spectra
+  /// stored frequency-major (value f of plane q at f * planes + q).
+  gpu_handle<cufftHandle> make_plan(bool forward, index planes, size_t& work) {
+    int n[2] = {int(layout_.rows), int(layout_.cols)};
+    int real_embed[2] = {int(layout_.rows), int(layout_.real_row_stride())};
+    int complex_embed[2] = {int(layout_.rows), int(layout_.complex_cols())};
+    const int real_dist = int(plane_reals()), batch = int(planes);
+    return forward ? make_fft_plan(api_, n, real_embed, 1, real_dist, complex_embed, batch, 1, precision::forward_type, batch, work)
+                   : make_fft_plan(api_, n, complex_embed, batch, 1, real_embed, 1, real_dist, precision::inverse_type, batch, work);
+  }
+
+  void bind(cufftHandle plan, const gpu_handle<void*>& work) {
+    check_cufft(api_.fft_set_work_area(plan, work.get()), "cufftSetWorkArea");
+    check_cufft(api_.fft_set_stream(plan, stream_.get()), "cufftSetStream");
+  }
+
+  /// Filter k's channel c goes to plane (g * K/groups + c) * ... see W[f][g][c][k] above: within
+  /// frequency f, group g's K/groups x C/groups matrix, column-major.
+  void make_filter_spectra(view4d<const T> weights) {
+    const layer_geometry& g = p_.geo;
+    const index cg = g.c_per_group(), kg = g.k_per_group(), planes = g.k * cg;
+    gpu_handle<void*> staging = pinned_alloc(api_, reals_bytes(planes)), real = device_alloc(api_, reals_bytes(planes));
+    size_t work_bytes = 0;
+    gpu_handle<cufftHandle> plan = make_plan(true, planes, work_bytes);
+    gpu_handle<void*> work = device_alloc(api_, index(std::max<size_t>(work_bytes, 1)));
+    bind(plan.get(), work);
+    const kernel_placement where = tiles_.placement(true, g.rows.dilation, g.cols.dilation);
+    const T scale = T(1) / (T(layout_.rows) * T(layout_.cols));
+    T* host = static_cast<T*>(staging.get());
+    for (index k = 0; k < g.k; ++k)
+      for (index c = 0; c < cg; ++c) {
+        const view2d<T> padded = plane_view(host, (k / kg) * kg * cg + c * kg + k % kg);
+        padded_kernel<T>(weights.plane(k, c), padded, where);
+        for (index r = 0; r < layout_.rows; ++r)
+          for (index j = 0; j < layout_.cols; ++j) padded(r, j) *= scale;
+      }
+    try {
+      copy(real.get(), staging.get(), reals_bytes(planes), cudaMemcpyHostToDevice);
+      busy_ = true;
+      check_cufft(precision::forward(api_, plan.get(), real.get(), filters_.get()), precision::forward_name);
+      sync();
+    } catch (...) {
+      settle();  // before the temporaries above are released
+      throw;
+    }
+  }
+
+  void make_passes() {
+    const layer_geometry& g = p_.geo;
+    const index planes = chunk_ * std::max(g.c, g.k);
+    host_ = pinned_alloc(api_, reals_bytes(planes));
+    real_ = device_alloc(api_, reals_bytes(planes));
+    inputs_ = device_alloc(api_, spectra_bytes(chunk_ * g.c));
+    outputs_ = device_alloc(api_, spectra_bytes(chunk_ * g.k));
+    size_t forward_work = 0, inverse_work = 0;
+    forward_ = make_plan(true, chunk_ * g.c, forward_work);
+    inverse_ = make_plan(false, chunk_ * g.k, inverse_work);
+    // Both transforms run on the one stream, one after the other: one work area serves both.
+    work_ = device_alloc(api_, index(std::max<size_t>({forward_work, inverse_work, 1})));
+    bind(forward_.get(), work_);
+    bind(inverse_.get(), work_);
+  }
+
+  /// Images [first, first + count) of the batch (count <= chunk_; the plans always transform
+  /// chunk_ images, and what belongs to absent ones is never read back).
+  void pass(view4d<const T> in, view4d<T> out, index first, index count) {
+    const layer_geometry& g = p_.geo;
+    T* host = static_cast<T*>(host_.get());
+    for (index i = 0; i < count; ++i)
+      for (index c = 0; c < g.c; ++c)
+        extend<T>(in.plane(first + i, c), plane_view(host, i * g.c + c), tiles_.rows.read_top(0), tiles_.cols.read_top(0),
+                  p_.opt.edge);
+    copy(real_.get(), host_.get(), reals_bytes(count * g.c), cudaMemcpyHostToDevice);
+    busy_ = true;
+    check_cufft(precision::forward(api_, forward_.get(), real_.get(), inputs_.get()), precision::forward_name);
+    // Per group and frequency f: Y_f[k0.., n] = W_f,g (K/groups x C/groups) X_f[c0.., n] (C/groups x chunk_).
+    const index cg = g.c_per_group(), kg = g.k_per_group(), spectrum = layout_.complex_count();
+    const index complex_bytes = 2 * index(sizeof(T));
+    for (index group = 0; group < g.groups; ++group) {
+      const char* w = static_cast<const char*>(filters_.get()) + group * kg * cg * complex_bytes;
+      const char* x = static_cast<const char*>(inputs_.get()) + group * cg * complex_bytes;
+      char* y = static_cast<char*>(outputs_.get()) + group * kg * complex_bytes;
+      check_cublas(api_,
+                   precision::gemm_batched(api_, blas_.get(), int(kg), int(chunk_), int(cg), w, int(kg), g.k * cg, x, int(g.c),
+                                           chunk_ * g.c, y, int(g.k), chunk_ * g.k, int(spectrum)),
+                   precision::gemm_name);
+    }
+    check_cufft(precision::inverse(api_, inverse_.get(), outputs_.get(), real_.get()), precision::inverse_name);
+    copy(host_.get(), real_.get(), reals_bytes(count * g.k), cudaMemcpyDeviceToHost);
+    sync();
+    const fft::axis_tiles& ar = tiles_.rows;
+    const fft::axis_tiles& ac = tiles_.cols;
+    const fft::tile_outputs orow = ar.outputs(0), ocol = ac.outputs(0);
+    for (index i = 0; i < count; ++i)
+      for (index k = 0; k < g.k; ++k) {
+        const view2d<T> real = plane_view(host, i * g.k + k), o = out.plane(first + i, k);
+        const T b = bias_.empty() ? T(0) : bias_[std::size_t(k)];
+        for (index r = 0; r < orow.count; ++r) {
+          const T* src = real.row(orow.local + r * ar.stride) + ocol.local;
+          T* dst = o.row(orow.first + r) + ocol.first;
+          for (index j = 0; j < ocol.count; ++j) dst[j] = src[j * ac.stride] + b;
+        }
+      }
+  }
+
+  /// One contiguous transfer of `bytes` on the stream.
+  void copy(void* dst, const void* src, index bytes, cudaMemcpyKind kind) {
+    busy_ = true;
+    check_cuda(api_, api_.memcpy_2d_async(dst, size_t(bytes), src, size_t(bytes), size_t(bytes), 1, kind, stream_.get()),
+               "cudaMemcpy2DAsync");
+  }
+  void sync() {
+    check_cuda(api_, api_.stream_synchronize(stream_.get()), "cudaStreamSynchronize");
+    busy_ = false;
+  }
+  /// Lets work in flight finish (statuses ignored: after a failure the first one is being reported).
+  void settle() noexcept {
+    if (busy_) api_.stream_synchronize(stream_.get());
+    busy_ = false;
+  }
+
+  layer_problem p_;
+  const cuda_api& api_;
+  fft::tile_plan tiles_;
+  fft::spectrum_layout layout_;
+  index chunk_ = 0;
+  std::vector<T> bias_;
+  bool busy_ = false;
+  // Released in reverse order: everything that work on the stream touches, then the stream.
+  gpu_handle<cudaStream_t> stream_;
+  gpu_handle<cublasHandle_t> blas_;
+  gpu_handle<void*> filters_, host_, real_, inputs_, outputs_, work_;
+  gpu_handle<cufftHandle> forward_, inverse_;
+};
+
+template <class T>
+std::unique_ptr<layer_executor<T>> make_cufft_layer(const layer_problem& p, view4d<const T> weights, const T* bias) {
+  return std::make_unique<cufft_layer_executor<T>>(p, weights, bias);
+}
+
 /// Cost model: never without a device or for data holding NaN or Inf; otherwise the tile plan's
 /// estimate with the GPU constants, plus ~50 ms of set-up a one-shot call pays (context, cuFFT
 /// plans, pinned buffers), so that only calls large enough to amortise it go to the GPU.
@@ -800,7 +1038,32 @@ inline double cufft_cost(const problem& p) {
   return 0.05 + cufft_tile_plan(p, sizeof(float), c, assumed_cap).seconds;
 }
 
-inline const backend cufft_backend{algorithm::cufft, "convkit::cufft", &cufft_cost, &make_cufft<float>, &make_cufft<double>};
+/// Seconds per complex multiply-add of a layer's channel sums on the GPU (8 flops at ~20 TFLOP/s
+/// in cuBLAS's batched GEMM): an estimate from published figures, not measured here.
+inline constexpr double cufft_layer_cmac_seconds = 4e-13;
+
+/// Layer cost model: never without a device, for data holding NaN or Inf, for 1x1 kernels (a
+/// transform would only scale each channel; im2col's GEMM does that directly) or when one image does
+/// not fit under the memory cap (8 GiB assumed unless cufft::config::memory_cap is set); otherwise
+/// the ~50 ms of set-up a one-shot call pays, the N (C + K) + K C/groups plane transforms under
+/// cufft_cost_model (which counts each host element's pass and transfer) and the channel sums.
+inline double cufft_layer_cost(const layer_problem& p) {
+  if (!p.finite || !cufft::available()) return never;
+  const layer_geometry& g = p.geo;
+  if (g.rows.kernel * g.cols.kernel == 1) return never;
+  const cufft::config c = cufft::get_config();
+  const index assumed_cap = c.memory_cap > 0 ? c.memory_cap : index(8) << 30;
+  const fft::tile_plan t = cufft_layer_tiles(p, sizeof(float));
+  if (cufft_layer_chunk(g, t.layout(), sizeof(float), assumed_cap) == 0) return never;
+  const double planes = double(g.n) * double(g.c + g.k) + double(g.k) * double(g.c_per_group());
+  const double cmacs = double(g.n) * double(g.k) * double(g.c_per_group()) * double(t.layout().complex_count());
+  return 0.05 + planes * fft::tile_seconds(t.rows.transform, t.cols.transform, cufft_cost_model) +
+         cmacs * cufft_layer_cmac_seconds;
+}
+
+inline const backend cufft_backend{algorithm::cufft,          "convkit::cufft",           &cufft_cost,
+                                   &make_cufft<float>,        &make_cufft<double>,        &cufft_layer_cost,
+                                   &make_cufft_layer<float>,  &make_cufft_layer<double>};
 inline const bool cufft_registered = register_backend(cufft_backend);
 
 }  // namespace convkit::detail

@@ -270,12 +270,6 @@ inline double fftw_cost(const problem& p) {
 
 // --- Layers ---------------------------------------------------------------------------------------
 
-/// x as an index, saturating at a quarter of the largest (so that sums of a few stay representable).
-inline index saturated_index(double x) noexcept {
-  constexpr index top = std::numeric_limits<index>::max() / 4;
-  return x < double(top) ? index(x) : top;
-}
-
 /// How the fft backend runs one layer: the transform (a tile plan over the layer's per-axis
 /// geometry, as for single images) and the buffers it needs. Every spectrum buffer holds one
 /// in-place r2c layout padded with zeros to a whole number of blocks (spectrum_product.hpp).

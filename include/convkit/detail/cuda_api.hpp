@@ -17,9 +17,10 @@
 // versions it finds to have the signatures this header was compiled against, unchecked.
 //
 // Why cuBLAS: the element-wise product of two spectra is cublas<C|Z>dgmm (C = diag(x) * A, with A a
-// column of the spectrum's length, or one column per image of a batch), a library call; so the
-// backend needs no kernel of its own, no nvcc and no run-time compiler, and a g++-compiled .cpp can
-// use it.
+// column of the spectrum's length), and a layer's sum over channels of such products is, frequency
+// by frequency, a small complex matrix product (cublas<C|Z>gemmStridedBatched, one batch entry per
+// frequency): library calls, so the backend needs no kernel of its own, no nvcc and no run-time
+// compiler, and a g++-compiled .cpp can use it.
 #pragma once
 
 #include <cublas_v2.h>
@@ -69,7 +70,7 @@ struct cuda_api {
   cufftResult (*fft_exec_z2d)(cufftHandle plan, cufftDoubleComplex* in, cufftDoubleReal* out);
   cufftResult (*fft_destroy)(cufftHandle plan);
 
-  // cuBLAS: the spectrum product.
+  // cuBLAS: the spectrum product (single images) and the sum over channels (layers).
   cublasStatus_t (*blas_create)(cublasHandle_t* handle);
   cublasStatus_t (*blas_destroy)(cublasHandle_t handle);
   cublasStatus_t (*blas_set_stream)(cublasHandle_t handle, cudaStream_t stream);
@@ -77,6 +78,15 @@ struct cuda_api {
                                int lda, const cuComplex* x, int incx, cuComplex* c, int ldc);
   cublasStatus_t (*blas_zdgmm)(cublasHandle_t handle, cublasSideMode_t mode, int m, int n, const cuDoubleComplex* a,
                                int lda, const cuDoubleComplex* x, int incx, cuDoubleComplex* c, int ldc);
+  cublasStatus_t (*blas_cgemm_strided_batched)(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                               int m, int n, int k, const cuComplex* alpha, const cuComplex* a, int lda,
+                                               long long stride_a, const cuComplex* b, int ldb, long long stride_b,
+                                               const cuComplex* beta, cuComplex* c, int ldc, long long stride_c, int batch);
+  cublasStatus_t (*blas_zgemm_strided_batched)(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                               int m, int n, int k, const cuDoubleComplex* alpha, const cuDoubleComplex* a,
+                                               int lda, long long stride_a, const cuDoubleComplex* b, int ldb,
+                                               long long stride_b, const cuDoubleComplex* beta, cuDoubleComplex* c, int ldc,
+                                               long long stride_c, int batch);
   const char* (*blas_status_name)(cublasStatus_t status);
 };
 
@@ -116,6 +126,8 @@ inline const cuda_api& cuda_runtime_api() noexcept {
     a.blas_set_stream = &cublasSetStream;
     a.blas_cdgmm = &cublasCdgmm;
     a.blas_zdgmm = &cublasZdgmm;
+    a.blas_cgemm_strided_batched = &cublasCgemmStridedBatched;
+    a.blas_zgemm_strided_batched = &cublasZgemmStridedBatched;
     a.blas_status_name = &cublasGetStatusName;
     return a;
   }();

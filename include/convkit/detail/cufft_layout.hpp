@@ -1,6 +1,7 @@
 // The cuFFT backend's arithmetic that is neither a launch nor a copy: which rectangular copies
 // assemble a tile's window of the border-extended input on the device, which copies pick a tile's
-// (strided) results out of a transform buffer, and how much device memory a tile plan takes.
+// (strided) results out of a transform buffer, how much device memory a tile plan takes, and how
+// many images of a layer one pass can hold (cufft_layer_memory).
 // Plain C++ (no CUDA type), so the CPU tests check it directly: applying the window copies on the
 // host must reproduce convkit::extend, and the output copies must write every output once.
 //
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 
+#include "../layer_options.hpp"
 #include "../padding.hpp"
 #include "fft_sizes.hpp"
 
@@ -113,6 +115,52 @@ void for_each_output_copy(fft::tile_outputs rows, fft::tile_outputs cols, index 
 inline index cufft_device_bytes(const fft::tile_plan& t, index element_bytes, index slots) {
   const index buffer = t.buffer_bytes(element_bytes);
   return checked_mul(checked_add(checked_mul(2, slots, "cufft slots"), 1, "cufft slots"), buffer, "cufft device memory");
+}
+
+/// Device memory of the cuFFT layer executor (backends/cufft.hpp) for layer g with transform layout
+/// l, in bytes (saturating). It transforms a chunk of images per pass, with spectra stored
+/// frequency-major so that one batched complex GEMM per group sums over channels:
+///   kept       the filters' spectra, K * C/groups half spectra;
+///   per image  max(C, K) padded real planes (inputs, then outputs), cuFFT's work area budgeted as
+///              large, C input and K output half spectra;
+///   at setup   beside the filters' spectra, their K * C/groups real planes and a work area as large
+///              (released before the first pass).
+struct cufft_layer_memory {
+  index kept = 0, per_image = 0, setup = 0;
+
+  /// Everything at once for passes of `images` images.
+  index bytes(index images) const noexcept {
+    return std::max(setup, saturated_index(double(kept) + double(images) * double(per_image)));
+  }
+};
+
+inline cufft_layer_memory cufft_layer_bytes(const layer_geometry& g, fft::spectrum_layout l, index element_bytes) {
+  const double real = double(l.real_count()) * double(element_bytes);
+  const double spectrum = double(l.complex_count()) * 2.0 * double(element_bytes);
+  const double filters = double(g.k) * double(g.c_per_group());
+  cufft_layer_memory m;
+  m.kept = saturated_index(filters * spectrum);
+  m.per_image = saturated_index(2.0 * double(std::max(g.c, g.k)) * real + double(g.c + g.k) * spectrum);
+  m.setup = saturated_index(filters * spectrum + 2.0 * filters * real);
+  return m;
+}
+
+/// Images per pass of the cuFFT layer executor: the most (up to g.n) whose buffers fit under `cap`
+/// bytes and whose transforms cuFFT's int sizes can index (batch * plane elements <= INT_MAX), then
+/// evened out over the passes (5 images in passes of 3 take 3 + 2 -> 3, 7 in passes of 4 -> 4 + 3).
+/// 0 if not even one image fits.
+inline index cufft_layer_chunk(const layer_geometry& g, fft::spectrum_layout l, index element_bytes, index cap) {
+  const cufft_layer_memory m = cufft_layer_bytes(g, l, element_bytes);
+  if (m.setup > cap || m.bytes(1) > cap) return 0;
+  const double int_limit = double(std::numeric_limits<int>::max());
+  const double plane = double(std::max(l.real_count(), 2 * l.complex_count()));
+  if (double(g.k) * double(g.c_per_group()) * plane > int_limit) return 0;  // the filters' one transform
+  const double by_memory = std::floor((double(cap) - double(m.kept)) / double(m.per_image));
+  const double by_int = std::floor(int_limit / (plane * double(std::max(g.c, g.k))));
+  const index most = index(std::clamp(std::min(by_memory, by_int), 0.0, double(g.n)));
+  if (most == 0) return 0;
+  const index passes = (g.n + most - 1) / most;
+  return (g.n + passes - 1) / passes;
 }
 
 }  // namespace convkit::detail
