@@ -12,29 +12,10 @@
 
 #include <memory>
 
+#include "fft_error.hpp"
 #include "problems.hpp"
 
 namespace convkit::testing {
-
-/// The backend's rounding error per element is at most
-///   cufft_error_factor * eps * log2(N_r * N_c) * ||extended input||_2 * ||kernel||_2
-/// for a transform of N_r x N_c (error_model::global in problems.hpp), the bound the fft backend's
-/// tests use. N is bounded by the untiled transform, next_fast_size(extent) per axis.
-constexpr double cufft_error_factor = 1.0;
-
-inline error_model cufft_error(const problem_case& c) {
-  const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
-  const double n = double(detail::fft::next_fast_size(g.rows.extent)) * double(detail::fft::next_fast_size(g.cols.extent));
-  return {0.0, cufft_error_factor * std::log2(std::max(4.0, n))};
-}
-
-/// A layer's bound: the same, for the backend's untiled layer transform, relative to the layer
-/// scale of check_layer_case (problems.hpp), the bound the fft backend's layer tests use.
-inline error_model cufft_layer_error(const layer_case& c) {
-  const detail::layer_problem p{detail::make_layer_geometry(c.input(), c.weights(), c.opt), c.opt, true};
-  const detail::fft::tile_plan t = detail::cufft_layer_tiles(p, 4);
-  return {0.0, cufft_error_factor * std::log2(std::max(4.0, double(t.rows.transform) * double(t.cols.transform)))};
-}
 
 /// Sets the cufft configuration for one scope and restores the previous one after it.
 class scoped_cufft_config {

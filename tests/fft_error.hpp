@@ -1,17 +1,21 @@
-// The fft backend's error model, shared by test_fftw.cpp (single images and layers) and
-// test_layers.cpp (layers, beside every other backend): a transform rounds each value O(log2 N)
-// times and spreads the error evenly, so the bound is global (error_model::global in problems.hpp),
+// The error model of the FFT backends (fft and cufft), the one every test of them uses: a transform
+// rounds each value O(log2 N) times and spreads the error evenly, so the bound is global
+// (error_model::global in problems.hpp),
 //   fft_error_factor * eps * log2(N_r * N_c) * scale,
-// for the transform size N_r x N_c the backend actually uses, where scale is
+// for the transform size N_r x N_c the backend uses, where scale is
 //   single images  ||extended input||_2 * ||kernel||_2;
 //   layers         ||w_k||_2 * sqrt(sum over the group's channels of ||extended input plane||_2^2)
 //                  (the per-channel errors sum in the frequency domain to at most that, by
 //                  Cauchy-Schwarz), plus |bias|.
-// The worst seen over many seeds is about 0.2 of this bound for single images and 0.42 for layers
-// (float and double, untiled, tiled and forced small tiles).
+// The worst seen over many seeds with the fft backend is about 0.2 of this bound for single images
+// and 0.42 for layers (float and double, untiled, tiled and forced small tiles).
+//
+// The transform size: the fft backend's actual tile plan under the current fftw::config; for cufft,
+// whose tiles depend on the device's free memory, the untiled transform bounds it for single
+// images (tiles are never larger), and layers are always untiled.
 #pragma once
 
-#include <convkit/backends/fftw.hpp>
+#include <convkit/convkit.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -22,8 +26,11 @@ namespace convkit::testing {
 
 constexpr double fft_error_factor = 1.0;
 
+inline error_model fft_transform_error(index n_rows, index n_cols) {
+  return {0.0, fft_error_factor * std::log2(std::max(4.0, double(n_rows) * double(n_cols)))};
+}
 inline error_model fft_transform_error(const detail::fft::tile_plan& t) {
-  return {0.0, fft_error_factor * std::log2(std::max(4.0, double(t.rows.transform) * double(t.cols.transform)))};
+  return fft_transform_error(t.rows.transform, t.cols.transform);
 }
 
 inline detail::problem problem_of(const problem_case& c) {
@@ -38,6 +45,7 @@ inline detail::layer_problem layer_problem_of(const layer_case& c) {
   return p;
 }
 
+#if defined(CONVKIT_HAS_FFTW)
 /// The transform the fft backend uses for case c in precision T under the current fftw::config.
 template <class T>
 detail::fft::tile_plan tile_plan_of(const problem_case& c) {
@@ -57,5 +65,17 @@ template <class T>
 error_model fft_layer_error(const layer_case& c) {
   return fft_transform_error(layer_tile_plan_of<T>(c));
 }
+#endif
+
+#if defined(CONVKIT_HAS_CUFFT)
+/// The error models of a single image and of a layer on the cufft backend.
+inline error_model cufft_error(const problem_case& c) {
+  const detail::geometry g = problem_of(c).geo;
+  return fft_transform_error(detail::fft::next_fast_size(g.rows.extent), detail::fft::next_fast_size(g.cols.extent));
+}
+inline error_model cufft_layer_error(const layer_case& c) {
+  return fft_transform_error(detail::cufft_layer_tiles(layer_problem_of(c), 4));
+}
+#endif
 
 }  // namespace convkit::testing

@@ -2,6 +2,7 @@
 // double, through conv2d and through a reused plan, against the double-precision reference.
 #include <convkit/convkit.hpp>
 
+#include "fft_error.hpp"
 #include "problems.hpp"
 
 // Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
@@ -9,20 +10,16 @@ namespace convkit::testing {
 
 namespace {
 
-/// The error each algorithm may make (see error_model in problems.hpp).
+/// The error each algorithm may make (see error_model in problems.hpp, fft_error.hpp).
+template <class T>
 error_model model_for(algorithm a, const problem_case& c) {
-  switch (a) {
-    case algorithm::fft:
-    case algorithm::cufft: {
-      // A transform of n points rounds each value O(log2 n) times; the bound is relative to the
-      // global scale ||ext|| ||k||. The transform spans at most the extended input plus the kernel.
-      const shape2d s = output_shape(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
-      const double rows = double((s.rows - 1) * c.opt.stride_rows + 2 * (c.k_rows - 1) * c.opt.dilation_rows + 1);
-      const double cols = double((s.cols - 1) * c.opt.stride_cols + 2 * (c.k_cols - 1) * c.opt.dilation_cols + 1);
-      return {0.0, 4.0 * std::log2(std::max(4.0, 2 * rows * cols))};
-    }
-    default: return direct_error(c);
-  }
+#if defined(CONVKIT_HAS_FFTW)
+  if (a == algorithm::fft) return fft_error<T>(c);
+#endif
+#if defined(CONVKIT_HAS_CUFFT)
+  if (a == algorithm::cufft) return cufft_error(c);
+#endif
+  return direct_error(c);
 }
 
 /// Backends registered in this program that can run here (cufft without a device cannot).
@@ -44,7 +41,7 @@ std::vector<algorithm> runnable_backends() {
 template <class T>
 void run_grid(algorithm a) {
   std::mt19937_64 rng(run_seed() ^ (std::uint64_t(a) << 40) ^ sizeof(T));
-  const auto model = [a](const problem_case& c) { return model_for(a, c); };
+  const auto model = [a](const problem_case& c) { return model_for<T>(a, c); };
   for (problem_case c : problem_grid()) {
     c.opt.algo = a;
     check_case<T>(c, rng, [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); }, model);
@@ -56,7 +53,7 @@ void run_grid(algorithm a) {
 template <class T>
 void run_plan_reuse(algorithm a) {
   std::mt19937_64 rng(run_seed() + 17 * std::uint64_t(a));
-  const auto model = [a](const problem_case& c) { return model_for(a, c); };
+  const auto model = [a](const problem_case& c) { return model_for<T>(a, c); };
   const std::vector<problem_case> grid = problem_grid(8);
   for (std::size_t i = 0; i < grid.size(); i += 7) {
     problem_case c = grid[i];

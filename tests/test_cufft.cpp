@@ -44,12 +44,6 @@ class device_session {
 namespace convkit::testing {
 namespace {
 
-detail::problem problem_of(const problem_case& c) {
-  detail::problem p{detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt), c.opt, true};
-  p.opt.threads = 1;
-  return p;
-}
-
 problem_case small_case(border edge = border::zero) {
   problem_case c{};
   c.rows = 40;

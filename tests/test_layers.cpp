@@ -7,9 +7,7 @@
 
 #include "count_allocations.hpp"
 #include "problems.hpp"
-#if defined(CONVKIT_HAS_FFTW)
 #include "fft_error.hpp"
-#endif
 
 // Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
 namespace convkit::testing {
@@ -32,27 +30,17 @@ std::vector<algorithm> layer_backends() {
   return out;
 }
 
-/// The error each algorithm may make on a layer (see error_model and check_layer_case in problems.hpp).
+/// The error each algorithm may make on a layer (see error_model and check_layer_case in
+/// problems.hpp, fft_error.hpp).
 template <class T>
 error_model layer_model_for(algorithm a, const layer_case& c) {
 #if defined(CONVKIT_HAS_FFTW)
-  // The transform the fft backend uses for this case: c * eps * log2(N), c stated in tests/fft_error.hpp.
   if (a == algorithm::fft) return fft_layer_error<T>(c);
 #endif
-  switch (a) {
-    case algorithm::fft:
-    case algorithm::cufft: {
-      // As for single images (test_backends.cpp): O(log2 n) roundings per transform value, relative
-      // to the global scale, which check_layer_case takes over the group's channels (the per-channel
-      // errors sum to at most that, by Cauchy-Schwarz); the transform spans at most the extended
-      // input plus the kernel.
-      const shape4d s = layer_output_shape(c.input(), c.weights(), c.opt);
-      const double rows = double((s.h - 1) * c.opt.stride_rows + 2 * (c.r - 1) * c.opt.dilation_rows + 1);
-      const double cols = double((s.w - 1) * c.opt.stride_cols + 2 * (c.s - 1) * c.opt.dilation_cols + 1);
-      return {0.0, 4.0 * std::log2(std::max(4.0, 2 * rows * cols))};
-    }
-    default: return layer_direct_error(c);
-  }
+#if defined(CONVKIT_HAS_CUFFT)
+  if (a == algorithm::cufft) return cufft_layer_error(c);
+#endif
+  return layer_direct_error(c);
 }
 
 template <class T>
