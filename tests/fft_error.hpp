@@ -16,6 +16,8 @@
 #pragma once
 
 #include <convkit/convkit.hpp>
+#include <convkit/detail/fft_sizes.hpp>
+#include <convkit/layer_options.hpp>
 
 #include <algorithm>
 #include <cmath>

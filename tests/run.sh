@@ -3,7 +3,8 @@
 #   1. Release build of everything (every backend; the CUDA backend is compiled and linked, its
 #      device tests report "skipped" without a GPU), all tests, examples and the consumer project;
 #   2. the tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. the concurrency tests under ThreadSanitizer.
+#   3. the concurrency tests under ThreadSanitizer;
+#   4. the core alone (no FFTW, BLAS or CUDA), as a user without them builds it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/cmake/install-deps.sh"
@@ -37,3 +38,9 @@ cmake -S "$root" -B "$out/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${backends[@]
   -DCONVKIT_BUILD_BENCHMARKS=OFF -DCONVKIT_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="$tsan" -DCMAKE_EXE_LINKER_FLAGS="$tsan" > /dev/null
 cmake --build "$out/tsan" -j "$jobs" --target test_threads test_fftw
 TSAN_OPTIONS="halt_on_error=1" ctest --test-dir "$out/tsan" --output-on-failure -R '^test_(threads|fftw)$'
+
+step "Core only: every optional backend off"
+cmake -S "$root" -B "$out/core" -DCMAKE_BUILD_TYPE=Release -DCONVKIT_WITH_FFTW=OFF -DCONVKIT_WITH_BLAS=OFF \
+  -DCONVKIT_WITH_CUDA=OFF -DCONVKIT_BUILD_BENCHMARKS=OFF > /dev/null
+cmake --build "$out/core" -j "$jobs"
+ctest --test-dir "$out/core" --output-on-failure -j "$jobs"

@@ -12,7 +12,7 @@ namespace {
 
 /// The error each algorithm may make (see error_model in problems.hpp, fft_error.hpp).
 template <class T>
-error_model model_for(algorithm a, const problem_case& c) {
+error_model model_for([[maybe_unused]] algorithm a, const problem_case& c) {
 #if defined(CONVKIT_HAS_FFTW)
   if (a == algorithm::fft) return fft_error<T>(c);
 #endif

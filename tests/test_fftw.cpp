@@ -2,6 +2,7 @@
 // dynamic range, tiles (forced small ones too), plan reuse and the plan cache, no allocation per
 // execute, concurrent calls, wisdom, and what NaN and Inf do; then the same for layers (groups,
 // depthwise, tiles, sweeps, every instruction set's product kernel) and automatic's layer choice.
+#include <convkit/backends/fftw.hpp>
 #include <convkit/convkit.hpp>
 #include <convkit/layer.hpp>
 

@@ -33,7 +33,7 @@ std::vector<algorithm> layer_backends() {
 /// The error each algorithm may make on a layer (see error_model and check_layer_case in
 /// problems.hpp, fft_error.hpp).
 template <class T>
-error_model layer_model_for(algorithm a, const layer_case& c) {
+error_model layer_model_for([[maybe_unused]] algorithm a, const layer_case& c) {
 #if defined(CONVKIT_HAS_FFTW)
   if (a == algorithm::fft) return fft_layer_error<T>(c);
 #endif
