@@ -15,6 +15,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -22,6 +23,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace convkit::testing {
@@ -367,6 +369,30 @@ void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compu
 /// relative to the magnitude sum.
 inline error_model layer_direct_error(const layer_case& c) {
   return {double(c.c / c.opt.groups * c.r * c.s + 1), 0.0};
+}
+
+/// Runs check(i, rng) for i < count from `threads` threads at once (i on thread i % threads, each
+/// thread with its own generator from `seed`); check returns "" or what went wrong. Failures are
+/// reported after every thread has joined (Catch2's assertions are not thread-safe), and every i
+/// must have been checked.
+template <class Check>
+void check_concurrently(std::size_t count, int threads, std::uint64_t seed, Check&& check) {
+  std::vector<std::vector<std::string>> failures(static_cast<std::size_t>(threads));
+  std::atomic<std::size_t> checked{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      std::mt19937_64 rng(seed + 101 * std::uint64_t(t));
+      for (std::size_t i = std::size_t(t); i < count; i += std::size_t(threads)) {
+        std::string failure = check(i, rng);
+        if (!failure.empty()) failures[std::size_t(t)].push_back(std::move(failure));
+        ++checked;
+      }
+    });
+  for (auto& th : pool) th.join();
+  CHECK(checked == count);
+  for (const auto& f : failures)
+    for (const auto& msg : f) FAIL_CHECK(msg);
 }
 
 }  // namespace convkit::testing

@@ -280,42 +280,27 @@ TEST_CASE("fft: plan<T>::execute allocates nothing", "[fft][plans]") {
 
 TEST_CASE("fft: 8 threads convolve different shapes at once", "[fft][threads]") {
   const std::vector<problem_case> grid = problem_grid(16);
-  std::vector<std::string> failures[8];
-  std::atomic<std::size_t> checked{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < 8; ++t) {
-    pool.emplace_back([&, t] {
-      std::mt19937_64 rng(run_seed() + 101 * std::uint64_t(t));
-      for (std::size_t i = std::size_t(t); i < grid.size(); i += 8) {
-        problem_case c = grid[i];
-        c.opt.algo = algorithm::fft;
-        c.opt.threads = 1 + int(i % 3);
-        array2d<double> in(c.rows + index(t), c.cols), k(c.k_rows, c.k_cols);  // shapes differ per thread
-        c.rows += index(t);
-        fill_random(in.view(), rng);
-        fill_random(k.view(), rng);
-        const array2d<double> got = conv2d(in, k, c.opt);
-        const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
-        double in2 = 0, k2 = 0;
-        const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
-        array2d<double> ext(g.rows.extent, g.cols.extent);
-        extend<double>(in, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, c.opt.edge_value);
-        for (index j = 0; j < ext.size(); ++j) in2 += ext.data()[j] * ext.data()[j];
-        for (index j = 0; j < k.size(); ++j) k2 += k.data()[j] * k.data()[j];
-        const double bound = std::numeric_limits<double>::epsilon() * fft_error<double>(c).global * std::sqrt(in2 * k2);
-        for (index j = 0; j < got.size(); ++j)
-          if (!(std::abs(got.data()[j] - want.data()[j]) <= bound)) {
-            failures[t].push_back(c.describe());
-            break;
-          }
-        ++checked;
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  CHECK(checked == grid.size());
-  for (const auto& f : failures)
-    for (const auto& msg : f) FAIL_CHECK(msg);
+  check_concurrently(grid.size(), 8, run_seed(), [&](std::size_t i, std::mt19937_64& rng) -> std::string {
+    problem_case c = grid[i];
+    c.opt.algo = algorithm::fft;
+    c.opt.threads = 1 + int(i % 3);
+    c.rows += index(i % 8);  // the same case's shape differs per thread
+    array2d<double> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
+    fill_random(in.view(), rng);
+    fill_random(k.view(), rng);
+    const array2d<double> got = conv2d(in, k, c.opt);
+    const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
+    double in2 = 0, k2 = 0;
+    const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+    array2d<double> ext(g.rows.extent, g.cols.extent);
+    extend<double>(in, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, c.opt.edge_value);
+    for (index j = 0; j < ext.size(); ++j) in2 += ext.data()[j] * ext.data()[j];
+    for (index j = 0; j < k.size(); ++j) k2 += k.data()[j] * k.data()[j];
+    const double bound = std::numeric_limits<double>::epsilon() * fft_error<double>(c).global * std::sqrt(in2 * k2);
+    for (index j = 0; j < got.size(); ++j)
+      if (!(std::abs(got.data()[j] - want.data()[j]) <= bound)) return c.describe();
+    return {};
+  });
 }
 
 TEST_CASE("fft: wisdom survives an export / forget / import round trip", "[fft][wisdom]") {

@@ -27,35 +27,21 @@ TEST_CASE("8 threads convolve different shapes at once", "[threads]") {
     }
   }
   const std::vector<problem_case> grid = problem_grid(0);
-  std::vector<std::string> failures[8];
-  std::atomic<std::size_t> checked{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < 8; ++t) {
-    pool.emplace_back([&, t] {
-      std::mt19937_64 rng(run_seed() + std::uint64_t(t));
-      for (std::size_t i = std::size_t(t); i < grid.size(); i += 8) {
-        problem_case c = grid[i];
-        c.opt.algo = algos[i % algos.size()];
-        c.opt.threads = 1 + int(i % 2);  // some calls fork threads of their own
-        array2d<double> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
-        fill_random(in.view(), rng);
-        fill_random(k.view(), rng);
-        const array2d<double> got = conv2d(in, k, c.opt);
-        const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
-        const array2d<double> mag = reference::conv2d<double>(in, k, c.opt, true);
-        for (index j = 0; j < got.size(); ++j)
-          if (!(std::abs(got.data()[j] - want.data()[j]) <= 1e-9 * (mag.data()[j] + 1))) {
-            failures[t].push_back(c.describe() + " via " + to_string(c.opt.algo));
-            break;
-          }
-        ++checked;
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  CHECK(checked == grid.size());
-  for (const auto& f : failures)
-    for (const auto& msg : f) FAIL_CHECK(msg);
+  check_concurrently(grid.size(), 8, run_seed(), [&](std::size_t i, std::mt19937_64& rng) -> std::string {
+    problem_case c = grid[i];
+    c.opt.algo = algos[i % algos.size()];
+    c.opt.threads = 1 + int(i % 2);  // some calls fork threads of their own
+    array2d<double> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
+    fill_random(in.view(), rng);
+    fill_random(k.view(), rng);
+    const array2d<double> got = conv2d(in, k, c.opt);
+    const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
+    const array2d<double> mag = reference::conv2d<double>(in, k, c.opt, true);
+    for (index j = 0; j < got.size(); ++j)
+      if (!(std::abs(got.data()[j] - want.data()[j]) <= 1e-9 * (mag.data()[j] + 1)))
+        return c.describe() + " via " + to_string(c.opt.algo);
+    return {};
+  });
 }
 
 }  // namespace convkit::testing

@@ -42,43 +42,9 @@ struct direct_job {
   bool accumulate = false;  ///< add to the output's values instead of overwriting them (layers sum channels)
 };
 
-namespace direct_generic {
-#define CONVKIT_DIRECT_LEVEL 0
-#include "direct_kernel.inl"
-#undef CONVKIT_DIRECT_LEVEL
-}  // namespace direct_generic
-
-#if CONVKIT_DIRECT_X86
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
-namespace direct_avx2 {
-#define CONVKIT_DIRECT_LEVEL 1
-#include "direct_kernel.inl"
-#undef CONVKIT_DIRECT_LEVEL
-}  // namespace direct_avx2
-#if defined(__clang__)
-#pragma clang attribute pop
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
-#else
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
-#endif
-namespace direct_avx512 {
-#define CONVKIT_DIRECT_LEVEL 2
-#include "direct_kernel.inl"
-#undef CONVKIT_DIRECT_LEVEL
-}  // namespace direct_avx512
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#endif
+#define CONVKIT_ISA_FILE "direct_kernel.inl"
+#define CONVKIT_ISA_NAMESPACE(isa) direct_##isa
+#include "per_isa.inl"
 
 }  // namespace convkit::detail
 

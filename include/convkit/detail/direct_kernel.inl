@@ -1,6 +1,6 @@
 // The direct backend's register-blocked micro-kernel, written once and compiled once per instruction
-// set: direct_impl.hpp includes this file inside namespace convkit::detail::<isa> with
-// CONVKIT_DIRECT_LEVEL set to 0 (portable C++), 1 (AVX2 + FMA) or 2 (AVX-512), under a
+// set: direct_impl.hpp includes it through per_isa.inl, inside namespace convkit::detail::direct_<isa> with
+// CONVKIT_ISA_LEVEL set to 0 (portable C++), 1 (AVX2 + FMA) or 2 (AVX-512), under a
 // `#pragma GCC target` that enables exactly that set, so users need no -march flags.
 //
 // A block computes R output rows x V vectors of output columns. Output rows of a block read
@@ -12,7 +12,7 @@
 // in one array that is only ever indexed by constants (index_sequence folds), which lets the
 // compiler keep all of them in registers.
 
-#if CONVKIT_DIRECT_LEVEL == 2
+#if CONVKIT_ISA_LEVEL == 2
 template <class T> struct simd;
 template <> struct simd<float> {
   using reg = __m512;
@@ -36,7 +36,7 @@ template <> struct simd<double> {
   static CONVKIT_DIRECT_INLINE void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static CONVKIT_DIRECT_INLINE void store_n(double* p, reg v, int n) { _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1u), v); }
 };
-#elif CONVKIT_DIRECT_LEVEL == 1
+#elif CONVKIT_ISA_LEVEL == 1
 template <class T> struct simd;
 template <> struct simd<float> {
   using reg = __m256;

@@ -36,43 +36,9 @@ struct spectrum_job {
   index channels, filters, pairs, n;
 };
 
-namespace spectrum_generic {
-#define CONVKIT_SPECTRUM_LEVEL 0
-#include "spectrum_product.inl"
-#undef CONVKIT_SPECTRUM_LEVEL
-}  // namespace spectrum_generic
-
-#if CONVKIT_DIRECT_X86
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
-namespace spectrum_avx2 {
-#define CONVKIT_SPECTRUM_LEVEL 1
-#include "spectrum_product.inl"
-#undef CONVKIT_SPECTRUM_LEVEL
-}  // namespace spectrum_avx2
-#if defined(__clang__)
-#pragma clang attribute pop
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
-#else
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
-#endif
-namespace spectrum_avx512 {
-#define CONVKIT_SPECTRUM_LEVEL 2
-#include "spectrum_product.inl"
-#undef CONVKIT_SPECTRUM_LEVEL
-}  // namespace spectrum_avx512
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#endif
+#define CONVKIT_ISA_FILE "spectrum_product.inl"
+#define CONVKIT_ISA_NAMESPACE(isa) spectrum_##isa
+#include "per_isa.inl"
 
 template <class T>
 using spectrum_kernel_fn = void (*)(const spectrum_job<T>&);

@@ -1,6 +1,6 @@
 // The frequency-domain multiply-accumulate of the fft backend's layers, written once and compiled
-// once per instruction set: spectrum_product.hpp includes this file inside namespace
-// convkit::detail::<isa> with CONVKIT_SPECTRUM_LEVEL set to 0 (portable C++), 1 (AVX2 + FMA) or
+// once per instruction set: spectrum_product.hpp includes it through per_isa.inl, inside namespace
+// convkit::detail::<isa> with CONVKIT_ISA_LEVEL set to 0 (portable C++), 1 (AVX2 + FMA) or
 // 2 (AVX-512), under a `#pragma GCC target` that enables exactly that set (as the direct backend's
 // micro-kernel is built), so users need no -march flags.
 //
@@ -13,7 +13,7 @@
 // pairs of one vector each in registers, accumulated over all input channels before it is stored,
 // so that each loaded x serves F filters and each loaded w serves P pairs.
 
-#if CONVKIT_SPECTRUM_LEVEL == 2
+#if CONVKIT_ISA_LEVEL == 2
 template <class T> struct cvec;
 template <> struct cvec<float> {
   using reg = __m512;
@@ -39,7 +39,7 @@ template <> struct cvec<double> {
     return _mm512_mask_blend_pd(__mmask8(0xAA), _mm512_sub_pd(a, swap(a)), _mm512_add_pd(b, swap(b)));
   }
 };
-#elif CONVKIT_SPECTRUM_LEVEL == 1
+#elif CONVKIT_ISA_LEVEL == 1
 template <class T> struct cvec;
 template <> struct cvec<float> {
   using reg = __m256;
