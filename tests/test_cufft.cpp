@@ -302,7 +302,7 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   o.algo = algorithm::cufft;
   conv2d<double>(in, k1, out, o);
   CHECK(worst_error(in, k1, out, o) < 1e-12);
-  CHECK(detail::cufft_workspace_pool<double>::size() == 1);
+  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 1);
   const standin::counters first = n;
   // Another kernel, then another border with the same transform size: nothing new is made.
   conv2d<double>(in, k2, out, o);
@@ -316,22 +316,22 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   CHECK(n.pinned_allocs == first.pinned_allocs);
   CHECK(n.streams_made == first.streams_made);
   CHECK(n.blas_made == first.blas_made);
-  CHECK(detail::cufft_workspace_pool<double>::size() == 1);
+  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 1);
 
   // Executors alive at once each own one; both are kept afterwards.
   {
     const plan<double> a(c.rows, c.cols, k1, o), b(c.rows, c.cols, k2, o);
-    CHECK(detail::cufft_workspace_pool<double>::size() == 0);
+    CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 0);
     CHECK(n.blas_made == first.blas_made + 1);
   }
-  CHECK(detail::cufft_workspace_pool<double>::size() == 2);
+  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 2);
 
   // At most four sets per precision: more sizes release the oldest.
   for (index grow = 1; grow <= 4; ++grow) {
     const array2d<double> bigger(c.rows + 16 * grow, c.cols);
     (void)conv2d<double>(bigger, k1, o);
   }
-  CHECK(detail::cufft_workspace_pool<double>::size() == 4);
+  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 4);
   CHECK(n.blas_destroyed == n.blas_made - 4);
 
   // A call that fails does not hand its workspace on; the next call of that size works.
@@ -339,9 +339,41 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   CHECK(n.balanced());
   standin::fail_call("cufftExecZ2D", standin::calls().at("cufftExecZ2D") + 1);
   CHECK_THROWS_WITH(conv2d<double>(in, k2, out, o), Catch::Contains("cufftExecZ2D failed"));
-  CHECK(detail::cufft_workspace_pool<double>::size() == 0);
+  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 0);
   conv2d<double>(in, k2, out, o);
   CHECK(worst_error(in, k2, out, o) < 1e-12);
+}
+
+TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each with its own weights", "[cufft][reuse][layers]") {
+  device_session session;
+  const standin::counters& n = standin::stats();
+  std::mt19937_64 rng(run_seed() + 706);
+  layer_case c{};
+  c.n = 2;
+  c.c = 4;
+  c.k = 6;
+  c.h = 12;
+  c.w = 10;
+  c.r = c.s = 3;
+  c.bias = true;
+  c.opt.groups = 2;
+  c.opt.pad_rows = 1;
+  using pool = detail::cufft_pool<detail::cufft_layer_workspace<float>>;
+  run_layer_case<float>(c, rng, entry::conv2d);
+  CHECK(pool::size() == 1);
+  const standin::counters first = n;
+  // New weights, bias and input each time (check_layer_case draws them): nothing new is made.
+  run_layer_case<float>(c, rng, entry::conv2d);
+  run_layer_case<float>(c, rng, entry::plan_host);
+  CHECK(n.fft_plans_made == first.fft_plans_made);
+  CHECK(n.device_allocs == first.device_allocs);
+  CHECK(n.pinned_allocs == first.pinned_allocs);
+  CHECK(n.streams_made == first.streams_made);
+  CHECK(pool::size() == 1);
+  // Another image count per pass is another workspace.
+  c.n = 3;
+  run_layer_case<float>(c, rng, entry::conv2d);
+  CHECK(pool::size() == 2);
 }
 
 TEST_CASE("cufft without a device: unavailable with the runtime's reason, never chosen automatically", "[cufft][nodevice]") {

@@ -255,7 +255,7 @@ inline gpu_handle<cublasHandle_t> make_blas(const cuda_api& api) {
 /// of slots (not on the kernel, borders or strides): the cuBLAS handle, per slot a stream, events,
 /// the two cuFFT plans with their work area, a device tile buffer and pinned staging, and the
 /// device kernel spectrum and fill vector. Made once per shape; one-shot conv2d calls and
-/// convkit::plan hand them back to cufft_workspace_pool for the next call of the same transform.
+/// convkit::plan hand them back to cufft_pool for the next call of the same transform.
 template <class T>
 struct cufft_workspace {
   enum mark { before_input, after_input, after_compute, after_output };
@@ -292,9 +292,15 @@ struct cufft_workspace {
     }
   }
 
-  bool serves(const cuda_api& a, fft::spectrum_layout l, index slot_count) const noexcept {
-    return &a == &api && l.rows == layout.rows && l.cols == layout.cols && index(slots.size()) == slot_count;
-  }
+  /// What makes two workspaces interchangeable (cufft_pool's key).
+  struct key {
+    const cuda_api* api;
+    index rows, cols, slots;
+    bool operator==(const key& o) const noexcept {
+      return api == o.api && rows == o.rows && cols == o.cols && slots == o.slots;
+    }
+  };
+  key id() const noexcept { return {&api, layout.rows, layout.cols, index(slots.size())}; }
   index buffer_bytes() const noexcept { return layout.real_count() * index(sizeof(T)); }
   /// The fill vector of device-side windows (detail/cufft_layout.hpp): one value per window row or column.
   index fill_length() const noexcept { return std::max(layout.rows, layout.cols); }
@@ -338,24 +344,26 @@ struct cufft_workspace {
   }
 };
 
-/// The workspaces that executors gave back, for the next executor of the same transform (a
-/// one-shot conv2d call builds one per call): at most `capacity` per precision, the oldest released
-/// first. An executor takes one for itself (its streams and buffers are not shared), so concurrent
-/// calls of one shape each get their own. Thread-safe. The cache is never destroyed: releasing GPU
-/// objects during static destruction can run after the CUDA runtime has shut down (the process's
-/// end frees them); cufft::release_cached() releases them earlier.
-template <class T>
-class cufft_workspace_pool {
+/// The workspaces (cufft_workspace, cufft_layer_workspace) that executors gave back, for the next
+/// executor of the same key (a one-shot conv2d call builds one executor per call): at most
+/// `capacity` per workspace type, the oldest released first. An executor takes one for itself (its
+/// streams and buffers are not shared), so concurrent calls of one shape each get their own.
+/// Thread-safe. The cache is never destroyed: releasing GPU objects during static destruction can
+/// run after the CUDA runtime has shut down (the process's end frees them); cufft::release_cached()
+/// releases them earlier.
+template <class Workspace>
+class cufft_pool {
  public:
-  using owned = std::unique_ptr<cufft_workspace<T>>;
+  using owned = std::unique_ptr<Workspace>;
+  using key = typename Workspace::key;
   static constexpr std::size_t capacity = 4;
 
-  /// A cached workspace for this table, layout and slot count, or null.
-  static owned take(const cuda_api& api, fft::spectrum_layout layout, index slots) {
+  /// A cached workspace with this key, or null.
+  static owned take(const key& k) {
     std::lock_guard<std::mutex> lock(mutex());
     std::vector<owned>& c = cache();
     for (auto it = c.begin(); it != c.end(); ++it)
-      if ((*it)->serves(api, layout, slots)) {
+      if ((*it)->id() == k) {
         owned w = std::move(*it);
         c.erase(it);
         return w;
@@ -363,7 +371,7 @@ class cufft_workspace_pool {
     return nullptr;
   }
 
-  /// Keeps `w` (settled) for a later take().
+  /// Keeps `w` (with no work in flight) for a later take().
   static void give(owned w) {
     owned evicted;  // released outside the lock
     std::lock_guard<std::mutex> lock(mutex());
@@ -410,7 +418,7 @@ class cufft_engine {
                         after_compute = workspace::after_compute, after_output = workspace::after_output;
 
  public:
-  /// Whether the workspace comes from and goes back to cufft_workspace_pool, or is made and
+  /// Whether the workspace comes from and goes back to cufft_pool, or is made and
   /// released with the engine (cufft::plan: a caller who holds a plan manages its memory).
   enum class reuse { pooled, owned };
 
@@ -436,7 +444,7 @@ class cufft_engine {
                   std::to_string(need) + " bytes of device memory, more than the " + std::to_string(cap) +
                   "-byte memory cap (the smallest tiles the kernel allows, unless tiling was forced)");
     fill_ = p.opt.edge == border::constant ? T(p.opt.edge_value) : T(0);
-    if (reuse_ == reuse::pooled) ws_ = cufft_workspace_pool<T>::take(api_, layout_, slots);
+    if (reuse_ == reuse::pooled) ws_ = cufft_pool<workspace>::take({&api_, layout_.rows, layout_.cols, slots});
     if (!ws_) ws_ = std::make_unique<workspace>(api_, layout_, slots);
     try {
       upload_constants(kernel);
@@ -451,7 +459,7 @@ class cufft_engine {
   ~cufft_engine() {
     if (ws_ && reuse_ == reuse::pooled && !failed_) {
       ws_->settle();
-      cufft_workspace_pool<T>::give(std::move(ws_));
+      cufft_pool<workspace>::give(std::move(ws_));
     }
   }
 
@@ -736,14 +744,6 @@ class device_array {
   convkit::detail::gpu_handle<cudaStream_t> stream_;
 };
 
-/// Releases the GPU resources (cuFFT plans, streams, device and pinned buffers) that conv2d calls and
-/// convkit::plan objects with algorithm::cufft kept for later calls of the same transform size (at
-/// most four per precision). Thread-safe; executors in use keep theirs until they finish.
-inline void release_cached() {
-  convkit::detail::cufft_workspace_pool<float>::clear();
-  convkit::detail::cufft_workspace_pool<double>::clear();
-}
-
 /// A convolution prepared on the GPU once and applied to many inputs: cuFFT plans, device and
 /// pinned buffers and the kernel spectrum are made by the constructor, execute() allocates nothing,
 /// and the destructor releases them all (they do not go to release_cached()'s cache).
@@ -815,9 +815,111 @@ inline fft::tile_plan cufft_layer_tiles(const layer_problem& p, index element_by
                          cufft_cost_model, 0);
 }
 
+/// The GPU resources of a cuFFT layer executor that depend only on the transform layout, the
+/// images per pass and the channel counts (its key): a stream and cuBLAS handle; the filters'
+/// spectra with the pinned and device planes and batched r2c that make them; pinned and device
+/// planes for a pass, its input and output spectra, its batched r2c and c2r; one work area for the
+/// three plans, which run one after the other on the stream. Made once per key; executors hand
+/// them back to cufft_pool, so one-shot layer calls of one shape reuse them.
+template <class T>
+struct cufft_layer_workspace {
+  using precision = cufft_precision<T>;
+
+  struct key {
+    const cuda_api* api;
+    index rows, cols, chunk, c, k, c_per_group;
+    bool operator==(const key& o) const noexcept {
+      return api == o.api && rows == o.rows && cols == o.cols && chunk == o.chunk && c == o.c && k == o.k &&
+             c_per_group == o.c_per_group;
+    }
+  };
+
+  /// Throws convkit::error naming the failed call; what was made before it is released.
+  cufft_layer_workspace(const cuda_api& a, const key& k) : api(a), layout{k.rows, k.cols}, id_(k) {
+    const index filter_planes = k.k * k.c_per_group, pass_planes = k.chunk * std::max(k.c, k.k);
+    stream = make_stream(api);
+    blas = make_blas(api);
+    check_cublas(api, api.blas_set_stream(blas.get(), stream.get()), "cublasSetStream");
+    filter_staging = pinned_alloc(api, reals_bytes(filter_planes));
+    filter_real = device_alloc(api, reals_bytes(filter_planes));
+    filters = device_alloc(api, spectra_bytes(filter_planes));
+    host = pinned_alloc(api, reals_bytes(pass_planes));
+    real = device_alloc(api, reals_bytes(pass_planes));
+    inputs = device_alloc(api, spectra_bytes(k.chunk * k.c));
+    outputs = device_alloc(api, spectra_bytes(k.chunk * k.k));
+    size_t filter_work = 0, forward_work = 0, inverse_work = 0;
+    filter_forward = make_plan(true, filter_planes, filter_work);
+    forward = make_plan(true, k.chunk * k.c, forward_work);
+    inverse = make_plan(false, k.chunk * k.k, inverse_work);
+    work = device_alloc(api, index(std::max<size_t>({filter_work, forward_work, inverse_work, 1})));
+    for (cufftHandle h : {filter_forward.get(), forward.get(), inverse.get()}) {
+      check_cufft(api.fft_set_work_area(h, work.get()), "cufftSetWorkArea");
+      check_cufft(api.fft_set_stream(h, stream.get()), "cufftSetStream");
+    }
+  }
+  cufft_layer_workspace(const cufft_layer_workspace&) = delete;
+  cufft_layer_workspace& operator=(const cufft_layer_workspace&) = delete;
+  ~cufft_layer_workspace() { settle(); }  // work in flight must finish before its buffers are freed
+
+  const key& id() const noexcept { return id_; }
+
+  /// Padded real plane `plane` of a pinned or device buffer of planes.
+  view2d<T> plane_view(void* base, index plane) const noexcept {
+    return {static_cast<T*>(base) + plane * layout.real_count(), layout.rows, layout.cols, layout.real_row_stride()};
+  }
+  index reals_bytes(index planes) const {
+    return checked_mul(checked_mul(planes, layout.real_count(), "cufft layer planes"), index(sizeof(T)), "cufft layer planes");
+  }
+  index spectra_bytes(index planes) const {
+    return checked_mul(checked_mul(planes, layout.complex_count(), "cufft layer spectra"), 2 * index(sizeof(T)),
+                       "cufft layer spectra");
+  }
+
+  /// One contiguous transfer of `bytes` on the stream.
+  void copy(void* dst, const void* src, index bytes, cudaMemcpyKind kind) {
+    busy = true;
+    check_cuda(api, api.memcpy_2d_async(dst, size_t(bytes), src, size_t(bytes), size_t(bytes), 1, kind, stream.get()),
+               "cudaMemcpy2DAsync");
+  }
+  void sync() {
+    check_cuda(api, api.stream_synchronize(stream.get()), "cudaStreamSynchronize");
+    busy = false;
+  }
+  /// Lets work in flight finish (statuses ignored: after a failure the first one is being reported).
+  void settle() noexcept {
+    if (busy) api.stream_synchronize(stream.get());
+    busy = false;
+  }
+
+  const cuda_api& api;
+  fft::spectrum_layout layout;
+  bool busy = false;  // work queued since the last synchronisation
+  // Released in reverse order: the plans, then the memory their work touches, then the stream.
+  gpu_handle<cudaStream_t> stream;
+  gpu_handle<cublasHandle_t> blas;
+  gpu_handle<void*> filter_staging, filter_real, filters;  // pinned, device, device
+  gpu_handle<void*> host, real, inputs, outputs, work;     // pinned, then device
+  gpu_handle<cufftHandle> filter_forward, forward, inverse;
+
+ private:
+  /// A batched r2c or c2r between `planes` padded real planes and half spectra stored
+  /// frequency-major (value f of plane q at f * planes + q).
+  gpu_handle<cufftHandle> make_plan(bool to_spectra, index planes, size_t& work_bytes) {
+    int n[2] = {int(layout.rows), int(layout.cols)};
+    int real_embed[2] = {int(layout.rows), int(layout.real_row_stride())};
+    int complex_embed[2] = {int(layout.rows), int(layout.complex_cols())};
+    const int real_dist = int(layout.real_count()), batch = int(planes);
+    return to_spectra
+               ? make_fft_plan(api, n, real_embed, 1, real_dist, complex_embed, batch, 1, precision::forward_type, batch, work_bytes)
+               : make_fft_plan(api, n, complex_embed, batch, 1, real_embed, 1, real_dist, precision::inverse_type, batch, work_bytes);
+  }
+
+  key id_;
+};
+
 /// A layer (layer_options.hpp) on cuFFT, in passes of cufft_layer_chunk() images:
-///   at setup   the filters' spectra: padded_kernel (flipped: a layer correlates), scaled by
-///              1 / (N_r N_c), one batched r2c whose output is frequency-major, W[f][g][c][k];
+///   filters    padded_kernel (flipped: a layer correlates), scaled by 1 / (N_r N_c), one batched
+///              r2c whose output is frequency-major, W[f][g][c][k];
 ///   per pass   the images' planes are extended on the host (convkit::extend) into pinned memory
 ///              and copied up in one transfer; one batched r2c writes them frequency-major,
 ///              X[f][n][c]; per group, one batched complex GEMM over the frequencies,
@@ -825,165 +927,115 @@ inline fft::tile_plan cufft_layer_tiles(const layer_problem& p, index element_by
 ///              one batched c2r of Y[f][n][k] gives every output plane; one transfer down, then
 ///              stride, crop and bias on the host.
 /// Frequency-major spectra come from cuFFT's strided output (ostride = planes, odist = 1), so the
-/// per-frequency matrices are contiguous and no transposition pass is needed.
-/// Plans, buffers and the filters' spectra are made once (a layer_plan reuses them); a one-shot
-/// conv2d makes them per call. Device memory: cufft_layer_memory (detail/cufft_layout.hpp).
+/// per-frequency matrices are contiguous and no transposition pass is needed. The filters' spectra
+/// are made once per executor (a layer_plan reuses them); plans and buffers come from cufft_pool.
+/// Device memory: cufft_layer_memory (detail/cufft_layout.hpp).
 template <class T>
 class cufft_layer_executor final : public layer_executor<T> {
   using precision = cufft_calls<T>;
+  using workspace = cufft_layer_workspace<T>;
 
  public:
   cufft_layer_executor(const layer_problem& p, view4d<const T> weights, const T* bias)
-      : p_(p), api_(active_cuda_api()), tiles_(cufft_layer_tiles(p, sizeof(T))), layout_(tiles_.layout()) {
-    const std::string reason = cuda_unavailable_reason(api_);
+      : p_(p), tiles_(cufft_layer_tiles(p, sizeof(T))) {
+    const cuda_api& api = active_cuda_api();
+    const std::string reason = cuda_unavailable_reason(api);
     if (!reason.empty()) throw unavailable("algorithm::cufft: " + reason);
     const layer_geometry& g = p.geo;
-    const cufft::config cfg = cufft::get_config();
-    index cap = cfg.memory_cap;
+    const fft::spectrum_layout layout = tiles_.layout();
+    index cap = cufft::get_config().memory_cap;
     if (cap == 0) {
       size_t free_bytes = 0, total_bytes = 0;
-      check_cuda(api_, api_.mem_get_info(&free_bytes, &total_bytes), "cudaMemGetInfo");
+      check_cuda(api, api.mem_get_info(&free_bytes, &total_bytes), "cudaMemGetInfo");
       cap = static_cast<index>(free_bytes / 5 * 4);
     }
-    chunk_ = cufft_layer_chunk(g, layout_, sizeof(T), cap);
-    if (chunk_ == 0) {
-      const cufft_layer_memory m = cufft_layer_bytes(g, layout_, sizeof(T));
-      throw error("cufft: this layer's " + std::to_string(layout_.rows) + "x" + std::to_string(layout_.cols) +
-                  " transforms need " + std::to_string(m.bytes(1)) + " bytes of device memory for one image, more than " +
-                  "the " + std::to_string(cap) + "-byte memory cap (or more elements than cuFFT's int sizes); " +
-                  "algorithm::fft tiles such layers");
-    }
+    chunk_ = cufft_layer_chunk(g, layout, sizeof(T), cap);
+    if (chunk_ == 0)
+      throw error("cufft: this layer's " + std::to_string(layout.rows) + "x" + std::to_string(layout.cols) +
+                  " transforms need " + std::to_string(cufft_layer_bytes(g, layout, sizeof(T)).bytes(1)) +
+                  " bytes of device memory for one image, more than the " + std::to_string(cap) +
+                  "-byte memory cap (or more elements than cuFFT's int sizes); algorithm::fft tiles such layers");
     if (bias != nullptr) bias_.assign(bias, bias + g.k);
-    stream_ = make_stream(api_);
-    blas_ = make_blas(api_);
-    check_cublas(api_, api_.blas_set_stream(blas_.get(), stream_.get()), "cublasSetStream");
-    filters_ = device_alloc(api_, spectra_bytes(g.k * g.c_per_group()));
+    const typename workspace::key k{&api, layout.rows, layout.cols, chunk_, g.c, g.k, g.c_per_group()};
+    ws_ = cufft_pool<workspace>::take(k);
+    if (!ws_) ws_ = std::make_unique<workspace>(api, k);
     try {
       make_filter_spectra(weights);
-      make_passes();
     } catch (...) {
-      settle();
+      ws_.reset();  // settles and releases it: after a failure it is not handed on
       throw;
     }
   }
 
   cufft_layer_executor(const cufft_layer_executor&) = delete;
   cufft_layer_executor& operator=(const cufft_layer_executor&) = delete;
-  ~cufft_layer_executor() override { settle(); }
+  ~cufft_layer_executor() override {
+    if (ws_ && !failed_) cufft_pool<workspace>::give(std::move(ws_));
+  }
 
   void execute(view4d<const T> in, view4d<T> out) override {
     try {
       for (index first = 0; first < p_.geo.n; first += chunk_) pass(in, out, first, std::min(chunk_, p_.geo.n - first));
     } catch (...) {
-      settle();
+      ws_->settle();
+      failed_ = true;  // still usable by this executor, not handed on
       throw;
     }
   }
 
  private:
-  index plane_reals() const noexcept { return layout_.real_count(); }
-  index spectra_bytes(index planes) const { return checked_mul(planes * layout_.complex_count(), 2 * index(sizeof(T)), "cufft layer spectra"); }
-  index reals_bytes(index planes) const { return checked_mul(planes * plane_reals(), index(sizeof(T)), "cufft layer planes"); }
-  view2d<T> plane_view(T* base, index plane) const noexcept {
-    return {base + plane * plane_reals(), layout_.rows, layout_.cols, layout_.real_row_stride()};
-  }
-
-  /// A batched r2c or c2r between `planes` padded real planes (plane_reals() apart) and half spectra
-  /// stored frequency-major (value f of plane q at f * planes + q).
-  gpu_handle<cufftHandle> make_plan(bool forward, index planes, size_t& work) {
-    int n[2] = {int(layout_.rows), int(layout_.cols)};
-    int real_embed[2] = {int(layout_.rows), int(layout_.real_row_stride())};
-    int complex_embed[2] = {int(layout_.rows), int(layout_.complex_cols())};
-    const int real_dist = int(plane_reals()), batch = int(planes);
-    return forward ? make_fft_plan(api_, n, real_embed, 1, real_dist, complex_embed, batch, 1, precision::forward_type, batch, work)
-                   : make_fft_plan(api_, n, complex_embed, batch, 1, real_embed, 1, real_dist, precision::inverse_type, batch, work);
-  }
-
-  void bind(cufftHandle plan, const gpu_handle<void*>& work) {
-    check_cufft(api_.fft_set_work_area(plan, work.get()), "cufftSetWorkArea");
-    check_cufft(api_.fft_set_stream(plan, stream_.get()), "cufftSetStream");
-  }
-
-  /// Filter k's channel c goes to plane (g * K/groups + c) * ... see W[f][g][c][k] above: within
-  /// frequency f, group g's K/groups x C/groups matrix, column-major.
+  /// Filter k's channel c is plane (g * K/groups * C/groups + c * K/groups + k mod K/groups), g its
+  /// group: within each frequency, group g's K/groups x C/groups matrix, column-major (W[f][g][c][k]).
   void make_filter_spectra(view4d<const T> weights) {
+    workspace& w = *ws_;
     const layer_geometry& g = p_.geo;
     const index cg = g.c_per_group(), kg = g.k_per_group(), planes = g.k * cg;
-    gpu_handle<void*> staging = pinned_alloc(api_, reals_bytes(planes)), real = device_alloc(api_, reals_bytes(planes));
-    size_t work_bytes = 0;
-    gpu_handle<cufftHandle> plan = make_plan(true, planes, work_bytes);
-    gpu_handle<void*> work = device_alloc(api_, index(std::max<size_t>(work_bytes, 1)));
-    bind(plan.get(), work);
     const kernel_placement where = tiles_.placement(true, g.rows.dilation, g.cols.dilation);
-    const T scale = T(1) / (T(layout_.rows) * T(layout_.cols));
-    T* host = static_cast<T*>(staging.get());
+    const T scale = T(1) / (T(w.layout.rows) * T(w.layout.cols));
     for (index k = 0; k < g.k; ++k)
       for (index c = 0; c < cg; ++c) {
-        const view2d<T> padded = plane_view(host, (k / kg) * kg * cg + c * kg + k % kg);
+        const view2d<T> padded = w.plane_view(w.filter_staging.get(), (k / kg) * kg * cg + c * kg + k % kg);
         padded_kernel<T>(weights.plane(k, c), padded, where);
-        for (index r = 0; r < layout_.rows; ++r)
-          for (index j = 0; j < layout_.cols; ++j) padded(r, j) *= scale;
+        for (index r = 0; r < w.layout.rows; ++r)
+          for (index j = 0; j < w.layout.cols; ++j) padded(r, j) *= scale;
       }
-    try {
-      copy(real.get(), staging.get(), reals_bytes(planes), cudaMemcpyHostToDevice);
-      busy_ = true;
-      check_cufft(precision::forward(api_, plan.get(), real.get(), filters_.get()), precision::forward_name);
-      sync();
-    } catch (...) {
-      settle();  // before the temporaries above are released
-      throw;
-    }
-  }
-
-  void make_passes() {
-    const layer_geometry& g = p_.geo;
-    const index planes = chunk_ * std::max(g.c, g.k);
-    host_ = pinned_alloc(api_, reals_bytes(planes));
-    real_ = device_alloc(api_, reals_bytes(planes));
-    inputs_ = device_alloc(api_, spectra_bytes(chunk_ * g.c));
-    outputs_ = device_alloc(api_, spectra_bytes(chunk_ * g.k));
-    size_t forward_work = 0, inverse_work = 0;
-    forward_ = make_plan(true, chunk_ * g.c, forward_work);
-    inverse_ = make_plan(false, chunk_ * g.k, inverse_work);
-    // Both transforms run on the one stream, one after the other: one work area serves both.
-    work_ = device_alloc(api_, index(std::max<size_t>({forward_work, inverse_work, 1})));
-    bind(forward_.get(), work_);
-    bind(inverse_.get(), work_);
+    w.copy(w.filter_real.get(), w.filter_staging.get(), w.reals_bytes(planes), cudaMemcpyHostToDevice);
+    check_cufft(precision::forward(w.api, w.filter_forward.get(), w.filter_real.get(), w.filters.get()),
+                precision::forward_name);
+    w.sync();
   }
 
   /// Images [first, first + count) of the batch (count <= chunk_; the plans always transform
   /// chunk_ images, and what belongs to absent ones is never read back).
   void pass(view4d<const T> in, view4d<T> out, index first, index count) {
+    workspace& w = *ws_;
     const layer_geometry& g = p_.geo;
-    T* host = static_cast<T*>(host_.get());
     for (index i = 0; i < count; ++i)
       for (index c = 0; c < g.c; ++c)
-        extend<T>(in.plane(first + i, c), plane_view(host, i * g.c + c), tiles_.rows.read_top(0), tiles_.cols.read_top(0),
-                  p_.opt.edge);
-    copy(real_.get(), host_.get(), reals_bytes(count * g.c), cudaMemcpyHostToDevice);
-    busy_ = true;
-    check_cufft(precision::forward(api_, forward_.get(), real_.get(), inputs_.get()), precision::forward_name);
-    // Per group and frequency f: Y_f[k0.., n] = W_f,g (K/groups x C/groups) X_f[c0.., n] (C/groups x chunk_).
-    const index cg = g.c_per_group(), kg = g.k_per_group(), spectrum = layout_.complex_count();
-    const index complex_bytes = 2 * index(sizeof(T));
+        extend<T>(in.plane(first + i, c), w.plane_view(w.host.get(), i * g.c + c), tiles_.rows.read_top(0),
+                  tiles_.cols.read_top(0), p_.opt.edge);
+    w.copy(w.real.get(), w.host.get(), w.reals_bytes(count * g.c), cudaMemcpyHostToDevice);
+    check_cufft(precision::forward(w.api, w.forward.get(), w.real.get(), w.inputs.get()), precision::forward_name);
+    // Per group, at every frequency f: Y_f[group's filters, n] = W_f,g X_f[group's channels, n].
+    const index cg = g.c_per_group(), kg = g.k_per_group(), complex_bytes = 2 * index(sizeof(T));
     for (index group = 0; group < g.groups; ++group) {
-      const char* w = static_cast<const char*>(filters_.get()) + group * kg * cg * complex_bytes;
-      const char* x = static_cast<const char*>(inputs_.get()) + group * cg * complex_bytes;
-      char* y = static_cast<char*>(outputs_.get()) + group * kg * complex_bytes;
-      check_cublas(api_,
-                   precision::gemm_batched(api_, blas_.get(), int(kg), int(chunk_), int(cg), w, int(kg), g.k * cg, x, int(g.c),
-                                           chunk_ * g.c, y, int(g.k), chunk_ * g.k, int(spectrum)),
+      const char* wg = static_cast<const char*>(w.filters.get()) + group * kg * cg * complex_bytes;
+      const char* xg = static_cast<const char*>(w.inputs.get()) + group * cg * complex_bytes;
+      char* yg = static_cast<char*>(w.outputs.get()) + group * kg * complex_bytes;
+      check_cublas(w.api,
+                   precision::gemm_batched(w.api, w.blas.get(), int(kg), int(chunk_), int(cg), wg, int(kg), g.k * cg, xg,
+                                           int(g.c), chunk_ * g.c, yg, int(g.k), chunk_ * g.k, int(w.layout.complex_count())),
                    precision::gemm_name);
     }
-    check_cufft(precision::inverse(api_, inverse_.get(), outputs_.get(), real_.get()), precision::inverse_name);
-    copy(host_.get(), real_.get(), reals_bytes(count * g.k), cudaMemcpyDeviceToHost);
-    sync();
+    check_cufft(precision::inverse(w.api, w.inverse.get(), w.outputs.get(), w.real.get()), precision::inverse_name);
+    w.copy(w.host.get(), w.real.get(), w.reals_bytes(count * g.k), cudaMemcpyDeviceToHost);
+    w.sync();
     const fft::axis_tiles& ar = tiles_.rows;
     const fft::axis_tiles& ac = tiles_.cols;
     const fft::tile_outputs orow = ar.outputs(0), ocol = ac.outputs(0);
     for (index i = 0; i < count; ++i)
       for (index k = 0; k < g.k; ++k) {
-        const view2d<T> real = plane_view(host, i * g.k + k), o = out.plane(first + i, k);
+        const view2d<T> real = w.plane_view(w.host.get(), i * g.k + k), o = out.plane(first + i, k);
         const T b = bias_.empty() ? T(0) : bias_[std::size_t(k)];
         for (index r = 0; r < orow.count; ++r) {
           const T* src = real.row(orow.local + r * ar.stride) + ocol.local;
@@ -993,34 +1045,12 @@ class cufft_layer_executor final : public layer_executor<T> {
       }
   }
 
-  /// One contiguous transfer of `bytes` on the stream.
-  void copy(void* dst, const void* src, index bytes, cudaMemcpyKind kind) {
-    busy_ = true;
-    check_cuda(api_, api_.memcpy_2d_async(dst, size_t(bytes), src, size_t(bytes), size_t(bytes), 1, kind, stream_.get()),
-               "cudaMemcpy2DAsync");
-  }
-  void sync() {
-    check_cuda(api_, api_.stream_synchronize(stream_.get()), "cudaStreamSynchronize");
-    busy_ = false;
-  }
-  /// Lets work in flight finish (statuses ignored: after a failure the first one is being reported).
-  void settle() noexcept {
-    if (busy_) api_.stream_synchronize(stream_.get());
-    busy_ = false;
-  }
-
   layer_problem p_;
-  const cuda_api& api_;
   fft::tile_plan tiles_;
-  fft::spectrum_layout layout_;
   index chunk_ = 0;
   std::vector<T> bias_;
-  bool busy_ = false;
-  // Released in reverse order: everything that work on the stream touches, then the stream.
-  gpu_handle<cudaStream_t> stream_;
-  gpu_handle<cublasHandle_t> blas_;
-  gpu_handle<void*> filters_, host_, real_, inputs_, outputs_, work_;
-  gpu_handle<cufftHandle> forward_, inverse_;
+  bool failed_ = false;
+  std::unique_ptr<workspace> ws_;
 };
 
 template <class T>
@@ -1045,7 +1075,7 @@ inline constexpr double cufft_layer_cmac_seconds = 4e-13;
 /// Layer cost model: never without a device, for data holding NaN or Inf, for 1x1 kernels (a
 /// transform would only scale each channel; im2col's GEMM does that directly) or when one image does
 /// not fit under the memory cap (8 GiB assumed unless cufft::config::memory_cap is set); otherwise
-/// the ~50 ms of set-up a one-shot call pays, the N (C + K) + K C/groups plane transforms under
+/// the ~50 ms of set-up the first call of a shape pays, the N (C + K) + K C/groups plane transforms under
 /// cufft_cost_model (which counts each host element's pass and transfer) and the channel sums.
 inline double cufft_layer_cost(const layer_problem& p) {
   if (!p.finite || !cufft::available()) return never;
@@ -1067,3 +1097,19 @@ inline const backend cufft_backend{algorithm::cufft,          "convkit::cufft", 
 inline const bool cufft_registered = register_backend(cufft_backend);
 
 }  // namespace convkit::detail
+
+namespace convkit::cufft {
+
+/// Releases the GPU resources (cuFFT plans, streams, device and pinned buffers) that conv2d calls,
+/// convkit::plan and layer_plan objects with algorithm::cufft kept for later calls of the same
+/// shape (at most four sets per precision, for single images and for layers alike). Thread-safe;
+/// executors in use keep theirs until they finish.
+inline void release_cached() {
+  using namespace convkit::detail;
+  cufft_pool<cufft_workspace<float>>::clear();
+  cufft_pool<cufft_workspace<double>>::clear();
+  cufft_pool<cufft_layer_workspace<float>>::clear();
+  cufft_pool<cufft_layer_workspace<double>>::clear();
+}
+
+}  // namespace convkit::cufft

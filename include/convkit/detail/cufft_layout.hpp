@@ -120,18 +120,16 @@ inline index cufft_device_bytes(const fft::tile_plan& t, index element_bytes, in
 /// Device memory of the cuFFT layer executor (backends/cufft.hpp) for layer g with transform layout
 /// l, in bytes (saturating). It transforms a chunk of images per pass, with spectra stored
 /// frequency-major so that one batched complex GEMM per group sums over channels:
-///   kept       the filters' spectra, K * C/groups half spectra;
-///   per image  max(C, K) padded real planes (inputs, then outputs), cuFFT's work area budgeted as
-///              large, C input and K output half spectra;
-///   at setup   beside the filters' spectra, their K * C/groups real planes and a work area as large
-///              (released before the first pass).
+///   kept       the filters' K * C/groups half spectra and the real planes they are made from;
+///   per image  max(C, K) padded real planes (inputs, then outputs), C input and K output half
+///              spectra;
+///   work area  cuFFT's, shared by the three batched plans, budgeted as large as their real planes
+///              (K * C/groups, and max(C, K) per image). An assumption, not yet checked on a GPU.
 struct cufft_layer_memory {
-  index kept = 0, per_image = 0, setup = 0;
+  index kept = 0, per_image = 0;
 
   /// Everything at once for passes of `images` images.
-  index bytes(index images) const noexcept {
-    return std::max(setup, saturated_index(double(kept) + double(images) * double(per_image)));
-  }
+  index bytes(index images) const noexcept { return saturated_index(double(kept) + double(images) * double(per_image)); }
 };
 
 inline cufft_layer_memory cufft_layer_bytes(const layer_geometry& g, fft::spectrum_layout l, index element_bytes) {
@@ -139,9 +137,8 @@ inline cufft_layer_memory cufft_layer_bytes(const layer_geometry& g, fft::spectr
   const double spectrum = double(l.complex_count()) * 2.0 * double(element_bytes);
   const double filters = double(g.k) * double(g.c_per_group());
   cufft_layer_memory m;
-  m.kept = saturated_index(filters * spectrum);
+  m.kept = saturated_index(filters * (spectrum + 2.0 * real));
   m.per_image = saturated_index(2.0 * double(std::max(g.c, g.k)) * real + double(g.c + g.k) * spectrum);
-  m.setup = saturated_index(filters * spectrum + 2.0 * filters * real);
   return m;
 }
 
@@ -151,7 +148,7 @@ inline cufft_layer_memory cufft_layer_bytes(const layer_geometry& g, fft::spectr
 /// 0 if not even one image fits.
 inline index cufft_layer_chunk(const layer_geometry& g, fft::spectrum_layout l, index element_bytes, index cap) {
   const cufft_layer_memory m = cufft_layer_bytes(g, l, element_bytes);
-  if (m.setup > cap || m.bytes(1) > cap) return 0;
+  if (m.bytes(1) > cap) return 0;
   const double int_limit = double(std::numeric_limits<int>::max());
   const double plane = double(std::max(l.real_count(), 2 * l.complex_count()));
   if (double(g.k) * double(g.c_per_group()) * plane > int_limit) return 0;  // the filters' one transform
