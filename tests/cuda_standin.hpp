@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <complex>
 #include <cstdint>
 #include <cstdlib>
@@ -312,6 +313,12 @@ inline cudaError_t get_device_count(int* count) {
   return the().device_status;
 }
 
+inline cudaError_t get_device(int* device) {
+  if (injected("cudaGetDevice")) return cudaErrorNoDevice;
+  *device = 0;
+  return the().device_status;
+}
+
 inline cudaError_t mem_get_info(size_t* free_bytes, size_t* total_bytes) {
   if (injected("cudaMemGetInfo")) return cudaErrorUnknown;
   state& s = the();
@@ -387,6 +394,8 @@ inline cudaError_t memcpy_2d_async(void* dst, size_t dpitch, const void* src, si
               std::to_string(spitch) + ", width " + std::to_string(width) + ")");
     return cudaErrorInvalidPitchValue;
   }
+  // cudaDevAttrMaxPitch: 2^31 - 1 bytes on current GPUs; larger pitches are refused.
+  if (dpitch > size_t(INT_MAX) || spitch > size_t(INT_MAX)) return cudaErrorInvalidPitchValue;
   if (width == 0 || rows == 0) return cudaSuccess;
   const size_t dst_extent = (rows - 1) * dpitch + width, src_extent = (rows - 1) * spitch + width;
   state& s = the();
@@ -565,8 +574,9 @@ inline cufftResult fft_make_plan_many(cufftHandle h, int rank, int* n, int* inem
   p->odist = onembed ? odist : n[0] * out_cols;
   p->batch = batch;
   p->type = type;
-  // The work area is reported as one half spectrum, what the backend budgets for it.
-  p->work_bytes = size_t(n[0]) * size_t(half) * 2 * real_bytes(type);
+  // The work area is reported as one half spectrum per transform of the batch, within what the
+  // backend budgets for it (a real buffer as large as the batch's padded planes).
+  p->work_bytes = size_t(batch) * size_t(n[0]) * size_t(half) * 2 * real_bytes(type);
   if (p->auto_allocate) {
     void* w = nullptr;
     if (device_malloc(&w, p->work_bytes) != cudaSuccess) return CUFFT_ALLOC_FAILED;
@@ -678,10 +688,13 @@ cufftResult exec(const char* call, cufftHandle h, cufftType expected, void* in, 
       violation(name + ": memory was freed before the transform ran");
       return;
     }
-    if (forward)
+    if (forward) {
       run_fft<Real>(plan, static_cast<Real*>(in), static_cast<std::complex<Real>*>(out), true);
-    else
+    } else {
       run_fft<Real>(plan, static_cast<Real*>(out), static_cast<std::complex<Real>*>(in), false);
+      // cuFFT's out-of-place multi-dimensional c2r overwrites its input: leave it unusable.
+      if (in != out) std::memset(in, 0xff, in_bytes);
+    }
   });
   return queued ? CUFFT_SUCCESS : CUFFT_EXEC_FAILED;
 }
@@ -858,6 +871,7 @@ inline const convkit::detail::cuda_api& table() {
   static const convkit::detail::cuda_api api = [] {
     convkit::detail::cuda_api a{};
     a.get_device_count = &get_device_count;
+    a.get_device = &get_device;
     a.mem_get_info = &mem_get_info;
     a.device_malloc = &device_malloc;
     a.device_free = &device_free;

@@ -11,8 +11,8 @@
 // and 0.42 for layers (float and double, untiled, tiled and forced small tiles).
 //
 // The transform size: the fft backend's actual tile plan under the current fftw::config; for cufft,
-// whose tiles depend on the device's free memory, the untiled transform bounds it for single
-// images (tiles are never larger), and layers are always untiled.
+// whose tiles depend on the device's free memory, an upper bound for single images (the untiled
+// transform, or the image for the circular shortcut), and layers are always untiled.
 #pragma once
 
 #include <convkit/convkit.hpp>
@@ -70,10 +70,12 @@ error_model fft_layer_error(const layer_case& c) {
 #endif
 
 #if defined(CONVKIT_HAS_CUFFT)
-/// The error models of a single image and of a layer on the cufft backend.
+/// The error models of a single image and of a layer on the cufft backend. A single image's tiles
+/// are never larger than the untiled transform or, for the circular shortcut, the image.
 inline error_model cufft_error(const problem_case& c) {
   const detail::geometry g = problem_of(c).geo;
-  return fft_transform_error(detail::fft::next_fast_size(g.rows.extent), detail::fft::next_fast_size(g.cols.extent));
+  return fft_transform_error(std::max(detail::fft::next_fast_size(g.rows.extent), g.rows.in),
+                             std::max(detail::fft::next_fast_size(g.cols.extent), g.cols.in));
 }
 inline error_model cufft_layer_error(const layer_case& c) {
   return fft_transform_error(detail::cufft_layer_tiles(layer_problem_of(c), 4));

@@ -225,18 +225,36 @@ inline fft::tile_plan cufft_tile_plan(const problem& p, index element_bytes, con
                          cap / 5 * 2);
 }
 
-/// Makes a cuFFT plan of one 2-D r2c or c2r transform layout (batch, strides and distances as
-/// cufftMakePlanMany takes them) whose work area the caller supplies; returns it and the work bytes.
-inline gpu_handle<cufftHandle> make_fft_plan(const cuda_api& api, int* n, int* in_embed, int in_stride, int in_dist,
-                                             int* out_embed, int out_stride, int out_dist, cufftType type, int batch,
-                                             size_t& work) {
+/// A cuFFT plan of `batch` 2-D transforms of `layout` between real planes (padded rows, one after
+/// another: stride 1, distance layout.real_count()) and half spectra at `complex_stride` and
+/// `complex_dist` (1 and complex_count() for plane after plane; batch and 1 for frequency-major),
+/// r2c if `to_spectrum`, else c2r; its work area (work_bytes) is the caller's to supply.
+inline gpu_handle<cufftHandle> make_layout_plan(const cuda_api& api, cufftType type, fft::spectrum_layout layout,
+                                                bool to_spectrum, int batch, int complex_stride, int complex_dist,
+                                                size_t& work_bytes) {
+  int n[2] = {int(layout.rows), int(layout.cols)};
+  int real_embed[2] = {int(layout.rows), int(layout.real_row_stride())};
+  int complex_embed[2] = {int(layout.rows), int(layout.complex_cols())};
+  const int real_dist = int(layout.real_count());
   cufftHandle h = 0;
   check_cufft(api.fft_create(&h), "cufftCreate");
   gpu_handle<cufftHandle> plan(api, h, [](const cuda_api& a, cufftHandle q) { a.fft_destroy(q); });
   check_cufft(api.fft_set_auto_allocation(h, 0), "cufftSetAutoAllocation");
-  check_cufft(api.fft_make_plan_many(h, 2, n, in_embed, in_stride, in_dist, out_embed, out_stride, out_dist, type, batch, &work),
-              "cufftMakePlanMany");
+  const cufftResult made =
+      to_spectrum ? api.fft_make_plan_many(h, 2, n, real_embed, 1, real_dist, complex_embed, complex_stride, complex_dist,
+                                           type, batch, &work_bytes)
+                  : api.fft_make_plan_many(h, 2, n, complex_embed, complex_stride, complex_dist, real_embed, 1, real_dist,
+                                           type, batch, &work_bytes);
+  check_cufft(made, "cufftMakePlanMany");
   return plan;
+}
+
+/// Gives the plans one work area and one stream: they run one after the other on it.
+inline void bind_plans(const cuda_api& api, std::initializer_list<cufftHandle> plans, void* work, cudaStream_t stream) {
+  for (cufftHandle h : plans) {
+    check_cufft(api.fft_set_work_area(h, work), "cufftSetWorkArea");
+    check_cufft(api.fft_set_stream(h, stream), "cufftSetStream");
+  }
 }
 
 inline gpu_handle<cudaStream_t> make_stream(const cuda_api& api) {
@@ -251,32 +269,84 @@ inline gpu_handle<cublasHandle_t> make_blas(const cuda_api& api) {
   return {api, blas, [](const cuda_api& a, cublasHandle_t h) { a.blas_destroy(h); }};
 }
 
-/// The GPU resources of a cuFFT plan that depend only on its transform layout, precision and number
-/// of slots (not on the kernel, borders or strides): the cuBLAS handle, per slot a stream, events,
-/// the two cuFFT plans with their work area, a device tile buffer and pinned staging, and the
+/// The calling thread's current device: workspaces belong to the device they were made on.
+inline int current_device(const cuda_api& api) {
+  int device = 0;
+  check_cuda(api, api.get_device(&device), "cudaGetDevice");
+  return device;
+}
+
+/// `kernel` placed by `where` into `padded` (padded_kernel), times `scale`: the unnormalised c2r's
+/// 1 / (N_r N_c) folded into a kernel before its r2c (which is linear).
+template <class T>
+void scaled_padded_kernel(view2d<const T> kernel, view2d<T> padded, const kernel_placement& where, T scale) {
+  padded_kernel<T>(kernel, padded, where);
+  for (index r = 0; r < padded.rows(); ++r)
+    for (index c = 0; c < padded.cols(); ++c) padded(r, c) *= scale;
+}
+
+/// Device memory held by cached workspaces (cufft_pool) made through `api`, which a new executor may
+/// count as free; and their release. Defined after every workspace type.
+inline index cufft_pooled_bytes(const cuda_api& api) noexcept;
+inline void cufft_release_pools() noexcept;
+
+/// The device memory a new cuFFT executor plans for: cufft::config::memory_cap if set, else 80% of
+/// what cudaMemGetInfo reports free plus what cached workspaces hold (a matching one is reused; the
+/// others are released first if a new one needs their room, cufft_make_room), so that a second
+/// call of one shape plans exactly as the first did.
+inline index cufft_memory_cap(const cuda_api& api, const cufft::config& cfg) {
+  if (cfg.memory_cap > 0) return cfg.memory_cap;
+  size_t free_bytes = 0, total_bytes = 0;
+  check_cuda(api, api.mem_get_info(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  return static_cast<index>((free_bytes + size_t(cufft_pooled_bytes(api))) / 5 * 4);
+}
+
+/// Before a new workspace of about `need` device bytes is made: if the free memory does not hold it,
+/// the cached workspaces are released.
+inline void cufft_make_room(const cuda_api& api, index need) {
+  if (cufft_pooled_bytes(api) == 0) return;
+  size_t free_bytes = 0, total_bytes = 0;
+  check_cuda(api, api.mem_get_info(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  if (index(free_bytes) < need) cufft_release_pools();
+}
+
+/// The GPU resources of a cuFFT plan that depend only on its transform layout, precision, number of
+/// slots and device (not on the kernel, borders or strides): per slot a stream, events, a work
+/// area, a device tile buffer, pinned staging and the two cuFFT plans; the cuBLAS handle, the
 /// device kernel spectrum and fill vector. Made once per shape; one-shot conv2d calls and
 /// convkit::plan hand them back to cufft_pool for the next call of the same transform.
 template <class T>
 struct cufft_workspace {
   enum mark { before_input, after_input, after_compute, after_output };
 
+  /// Members are released in reverse order: the plans, the memory their work touches, the stream.
   struct slot {
     gpu_handle<cudaStream_t> stream;
     std::array<gpu_handle<cudaEvent_t>, 4> events;  // indexed by mark
-    gpu_handle<cufftHandle> forward, inverse;
     gpu_handle<void*> work, buffer;          // device
     gpu_handle<void*> staging, results;      // pinned host
+    gpu_handle<cufftHandle> forward, inverse;
     index tile = -1;                         // the tile whose results it holds, -1 for none
     bool busy = false;                       // work queued since the last synchronisation
   };
 
+  /// What makes two workspaces interchangeable (cufft_pool's key).
+  struct key {
+    const cuda_api* api;
+    int device;
+    index rows, cols, slots;
+    bool operator==(const key& o) const noexcept {
+      return api == o.api && device == o.device && rows == o.rows && cols == o.cols && slots == o.slots;
+    }
+  };
+
   /// Throws convkit::error naming the failed call; what was made before it is released.
-  cufft_workspace(const cuda_api& a, fft::spectrum_layout l, index slot_count) : api(a), layout(l) {
-    blas = make_blas(api);
-    slots.resize(static_cast<std::size_t>(slot_count));
+  cufft_workspace(const cuda_api& a, const key& k) : api(a), layout{k.rows, k.cols}, id_(k) {
+    slots.resize(static_cast<std::size_t>(k.slots));
     for (slot& s : slots) make_slot(s);
-    spectrum = device_alloc(api, buffer_bytes());
-    fill_vector = device_alloc(api, fill_length() * index(sizeof(T)));
+    blas = make_blas(api);
+    spectrum = device(buffer_bytes());
+    fill_vector = device(fill_length() * index(sizeof(T)));
   }
   cufft_workspace(const cufft_workspace&) = delete;
   cufft_workspace& operator=(const cufft_workspace&) = delete;
@@ -292,26 +362,25 @@ struct cufft_workspace {
     }
   }
 
-  /// What makes two workspaces interchangeable (cufft_pool's key).
-  struct key {
-    const cuda_api* api;
-    index rows, cols, slots;
-    bool operator==(const key& o) const noexcept {
-      return api == o.api && rows == o.rows && cols == o.cols && slots == o.slots;
-    }
-  };
-  key id() const noexcept { return {&api, layout.rows, layout.cols, index(slots.size())}; }
+  const key& id() const noexcept { return id_; }
+  index device_bytes() const noexcept { return device_bytes_; }
   index buffer_bytes() const noexcept { return layout.real_count() * index(sizeof(T)); }
   /// The fill vector of device-side windows (detail/cufft_layout.hpp): one value per window row or column.
   index fill_length() const noexcept { return std::max(layout.rows, layout.cols); }
 
   const cuda_api& api;
   fft::spectrum_layout layout;
-  gpu_handle<cublasHandle_t> blas;
   std::vector<slot> slots;
+  gpu_handle<cublasHandle_t> blas;          // bound to the slots' streams: released before them
   gpu_handle<void*> spectrum, fill_vector;  // device
 
  private:
+  gpu_handle<void*> device(index bytes) {
+    gpu_handle<void*> h = device_alloc(api, bytes);
+    device_bytes_ += bytes;
+    return h;
+  }
+
   void make_slot(slot& s) {
     using precision = cufft_precision<T>;
     s.stream = make_stream(api);
@@ -321,27 +390,21 @@ struct cufft_workspace {
       e = gpu_handle<cudaEvent_t>(api, ev, [](const cuda_api& a, cudaEvent_t h) { a.event_destroy(h); });
     }
     // In-place r2c / c2r over the padded rows of fft_sizes.hpp's layout, work areas supplied by us.
-    int n[2] = {int(layout.rows), int(layout.cols)};
-    int real_embed[2] = {int(layout.rows), int(layout.real_row_stride())};
-    int complex_embed[2] = {int(layout.rows), int(layout.complex_cols())};
-    const int real_dist = int(layout.real_count()), complex_dist = int(layout.complex_count());
+    const int spectrum_dist = int(layout.complex_count());
     size_t forward_work = 0, inverse_work = 0;
-    s.forward = make_fft_plan(api, n, real_embed, 1, real_dist, complex_embed, 1, complex_dist, precision::forward_type, 1,
-                              forward_work);
-    s.inverse = make_fft_plan(api, n, complex_embed, 1, complex_dist, real_embed, 1, real_dist, precision::inverse_type, 1,
-                              inverse_work);
-    // The two transforms run one after the other on the slot's stream: they share one work area.
-    s.work = device_alloc(api, index(std::max<size_t>({forward_work, inverse_work, 1})));
-    for (cufftHandle h : {s.forward.get(), s.inverse.get()}) {
-      check_cufft(api.fft_set_work_area(h, s.work.get()), "cufftSetWorkArea");
-      check_cufft(api.fft_set_stream(h, s.stream.get()), "cufftSetStream");
-    }
-    s.buffer = device_alloc(api, buffer_bytes());
+    s.forward = make_layout_plan(api, precision::forward_type, layout, true, 1, 1, spectrum_dist, forward_work);
+    s.inverse = make_layout_plan(api, precision::inverse_type, layout, false, 1, 1, spectrum_dist, inverse_work);
+    s.work = device(index(std::max<size_t>({forward_work, inverse_work, 1})));
+    bind_plans(api, {s.forward.get(), s.inverse.get()}, s.work.get(), s.stream.get());
+    s.buffer = device(buffer_bytes());
     // Staging rows have the device buffer's padded layout; only their first N_c reals travel.
     s.staging = pinned_alloc(api, buffer_bytes());
     // A tile's (row-strided) results span at most N_r x N_c elements.
     s.results = pinned_alloc(api, layout.rows * layout.cols * index(sizeof(T)));
   }
+
+  key id_;
+  index device_bytes_ = 0;
 };
 
 /// The workspaces (cufft_workspace, cufft_layer_workspace) that executors gave back, for the next
@@ -371,8 +434,8 @@ class cufft_pool {
     return nullptr;
   }
 
-  /// Keeps `w` (with no work in flight) for a later take().
-  static void give(owned w) {
+  /// Keeps `w` (with no work in flight) for a later take(); never allocates (destructors call it).
+  static void give(owned w) noexcept {
     owned evicted;  // released outside the lock
     std::lock_guard<std::mutex> lock(mutex());
     std::vector<owned>& c = cache();
@@ -380,14 +443,13 @@ class cufft_pool {
       evicted = std::move(c.front());
       c.erase(c.begin());
     }
-    c.push_back(std::move(w));
+    c.push_back(std::move(w));  // within the reserved capacity
   }
 
-  /// Releases every cached workspace.
-  static void clear() {
-    std::vector<owned> released;
+  /// Releases every cached workspace (keeping the reserved capacity).
+  static void clear() noexcept {
     std::lock_guard<std::mutex> lock(mutex());
-    released.swap(cache());
+    cache().clear();
   }
 
   static std::size_t size() {
@@ -395,15 +457,68 @@ class cufft_pool {
     return cache().size();
   }
 
+  /// Device bytes held by the cached workspaces made through `api`.
+  static index bytes(const cuda_api& api) noexcept {
+    std::lock_guard<std::mutex> lock(mutex());
+    index sum = 0;
+    for (const owned& w : cache())
+      if (w->id().api == &api) sum += w->device_bytes();
+    return sum;
+  }
+
  private:
-  static std::mutex& mutex() {
+  static std::mutex& mutex() noexcept {
     static std::mutex* m = new std::mutex;  // never destroyed: see the class comment
     return *m;
   }
-  static std::vector<owned>& cache() {
-    static auto* c = new std::vector<owned>;
+  static std::vector<owned>& cache() noexcept {
+    static std::vector<owned>* c = [] {
+      auto* v = new std::vector<owned>;
+      v->reserve(capacity);
+      return v;
+    }();
     return *c;
   }
+};
+
+/// The workspace an executor works with: taken from cufft_pool or made (after cufft_make_room), and
+/// handed back to the pool when the executor ends, unless it is `owned` (cufft::plan: a caller who
+/// holds a plan manages its memory) or failed (after a failure it serves its executor still, but is
+/// not handed on).
+template <class Workspace>
+class cufft_lease {
+ public:
+  cufft_lease() = default;
+  cufft_lease(const cufft_lease&) = delete;
+  cufft_lease& operator=(const cufft_lease&) = delete;
+  ~cufft_lease() {
+    if (ws_ && pooled_ && !failed_) {
+      ws_->settle();
+      cufft_pool<Workspace>::give(std::move(ws_));
+    }
+  }
+
+  /// `need`: about the device bytes a new workspace takes.
+  void acquire(const cuda_api& api, const typename Workspace::key& k, index need, bool pooled) {
+    pooled_ = pooled;
+    if (pooled) ws_ = cufft_pool<Workspace>::take(k);
+    if (ws_) return;
+    cufft_make_room(api, need);
+    ws_ = std::make_unique<Workspace>(api, k);
+  }
+
+  /// After a failure: lets work in flight finish; the workspace is not handed on.
+  void fail() noexcept {
+    if (ws_) ws_->settle();
+    failed_ = true;
+  }
+
+  Workspace* operator->() const noexcept { return ws_.get(); }
+  Workspace& operator*() const noexcept { return *ws_; }
+
+ private:
+  std::unique_ptr<Workspace> ws_;
+  bool pooled_ = false, failed_ = false;
 };
 
 /// Everything one cuFFT plan owns (a cufft_workspace, its tile plan, the kernel spectrum), and the
@@ -423,15 +538,10 @@ class cufft_engine {
   enum class reuse { pooled, owned };
 
   cufft_engine(const problem& p, view2d<const T> kernel, const cufft::config& cfg, reuse r)
-      : p_(p), api_(active_cuda_api()), reuse_(r) {
+      : p_(p), api_(active_cuda_api()) {
     const std::string reason = cuda_unavailable_reason(api_);
     if (!reason.empty()) throw unavailable("algorithm::cufft: " + reason);
-    index cap = cfg.memory_cap;
-    if (cap == 0) {
-      size_t free_bytes = 0, total_bytes = 0;
-      check_cuda(api_, api_.mem_get_info(&free_bytes, &total_bytes), "cudaMemGetInfo");
-      cap = static_cast<index>(free_bytes / 5 * 4);
-    }
+    const index cap = cufft_memory_cap(api_, cfg);
     tiles_ = cufft_tile_plan(p, sizeof(T), cfg, cap);
     layout_ = tiles_.layout();
     if (layout_.real_count() > INT_MAX)
@@ -444,24 +554,17 @@ class cufft_engine {
                   std::to_string(need) + " bytes of device memory, more than the " + std::to_string(cap) +
                   "-byte memory cap (the smallest tiles the kernel allows, unless tiling was forced)");
     fill_ = p.opt.edge == border::constant ? T(p.opt.edge_value) : T(0);
-    if (reuse_ == reuse::pooled) ws_ = cufft_pool<workspace>::take({&api_, layout_.rows, layout_.cols, slots});
-    if (!ws_) ws_ = std::make_unique<workspace>(api_, layout_, slots);
+    ws_.acquire(api_, {&api_, current_device(api_), layout_.rows, layout_.cols, slots}, need, r == reuse::pooled);
     try {
       upload_constants(kernel);
     } catch (...) {
-      ws_.reset();  // settles and releases it: after a failure it is not handed on
+      ws_.fail();
       throw;
     }
   }
 
   cufft_engine(const cufft_engine&) = delete;
   cufft_engine& operator=(const cufft_engine&) = delete;
-  ~cufft_engine() {
-    if (ws_ && reuse_ == reuse::pooled && !failed_) {
-      ws_->settle();
-      cufft_pool<workspace>::give(std::move(ws_));
-    }
-  }
 
   const fft::tile_plan& tiles() const noexcept { return tiles_; }
 
@@ -490,11 +593,8 @@ class cufft_engine {
       sync(s);
     }
     const view2d<T> padded(staging, layout_.rows, layout_.cols, layout_.real_row_stride());
-    padded_kernel<T>(kernel, padded, tiles_.placement(p_.opt.correlate, p_.geo.rows.dilation, p_.geo.cols.dilation));
-    // The c2r is unnormalised: fold its 1 / (N_r N_c) into the kernel (before the r2c, which is linear).
-    const T scale = T(1) / (T(layout_.rows) * T(layout_.cols));
-    for (index r = 0; r < layout_.rows; ++r)
-      for (index c = 0; c < layout_.cols; ++c) padded(r, c) *= scale;
+    scaled_padded_kernel<T>(kernel, padded, tiles_.placement(p_.opt.correlate, p_.geo.rows.dilation, p_.geo.cols.dilation),
+                            T(1) / (T(layout_.rows) * T(layout_.cols)));
     const index pitch = layout_.real_row_stride() * sz;
     copy(ws_->spectrum.get(), pitch, staging, pitch, layout_.cols * sz, layout_.rows, cudaMemcpyHostToDevice, s);
     s.busy = true;
@@ -648,7 +748,7 @@ class cufft_engine {
         if (s.tile >= 0) finish(s);
       }
     } catch (...) {
-      abandon();
+      ws_.fail();
       throw;
     }
     if (timed) {
@@ -659,21 +759,14 @@ class cufft_engine {
     }
   }
 
-  /// After a failure: let work in flight finish; the workspace is not handed on to other executors.
-  void abandon() noexcept {
-    ws_->settle();
-    failed_ = true;
-  }
 
   problem p_;
   const cuda_api& api_;
-  reuse reuse_;
   fft::tile_plan tiles_;
   fft::spectrum_layout layout_;
   T fill_ = T(0);
   double host_ms_ = 0;
-  bool failed_ = false;
-  std::unique_ptr<workspace> ws_;
+  cufft_lease<workspace> ws_;
 };
 
 }  // namespace convkit::detail
@@ -827,10 +920,11 @@ struct cufft_layer_workspace {
 
   struct key {
     const cuda_api* api;
+    int device;
     index rows, cols, chunk, c, k, c_per_group;
     bool operator==(const key& o) const noexcept {
-      return api == o.api && rows == o.rows && cols == o.cols && chunk == o.chunk && c == o.c && k == o.k &&
-             c_per_group == o.c_per_group;
+      return api == o.api && device == o.device && rows == o.rows && cols == o.cols && chunk == o.chunk && c == o.c &&
+             k == o.k && c_per_group == o.c_per_group;
     }
   };
 
@@ -841,27 +935,29 @@ struct cufft_layer_workspace {
     blas = make_blas(api);
     check_cublas(api, api.blas_set_stream(blas.get(), stream.get()), "cublasSetStream");
     filter_staging = pinned_alloc(api, reals_bytes(filter_planes));
-    filter_real = device_alloc(api, reals_bytes(filter_planes));
-    filters = device_alloc(api, spectra_bytes(filter_planes));
+    filter_real = device(reals_bytes(filter_planes));
+    filters = device(spectra_bytes(filter_planes));
     host = pinned_alloc(api, reals_bytes(pass_planes));
-    real = device_alloc(api, reals_bytes(pass_planes));
-    inputs = device_alloc(api, spectra_bytes(k.chunk * k.c));
-    outputs = device_alloc(api, spectra_bytes(k.chunk * k.k));
+    real = device(reals_bytes(pass_planes));
+    inputs = device(spectra_bytes(k.chunk * k.c));
+    outputs = device(spectra_bytes(k.chunk * k.k));
+    // Spectra frequency-major: value f of plane q at f * planes + q.
+    const auto plan = [&](cufftType type, bool to_spectra, index planes, size_t& work_bytes) {
+      return make_layout_plan(api, type, layout, to_spectra, int(planes), int(planes), 1, work_bytes);
+    };
     size_t filter_work = 0, forward_work = 0, inverse_work = 0;
-    filter_forward = make_plan(true, filter_planes, filter_work);
-    forward = make_plan(true, k.chunk * k.c, forward_work);
-    inverse = make_plan(false, k.chunk * k.k, inverse_work);
-    work = device_alloc(api, index(std::max<size_t>({filter_work, forward_work, inverse_work, 1})));
-    for (cufftHandle h : {filter_forward.get(), forward.get(), inverse.get()}) {
-      check_cufft(api.fft_set_work_area(h, work.get()), "cufftSetWorkArea");
-      check_cufft(api.fft_set_stream(h, stream.get()), "cufftSetStream");
-    }
+    filter_forward = plan(precision::forward_type, true, filter_planes, filter_work);
+    forward = plan(precision::forward_type, true, k.chunk * k.c, forward_work);
+    inverse = plan(precision::inverse_type, false, k.chunk * k.k, inverse_work);
+    work = device(index(std::max<size_t>({filter_work, forward_work, inverse_work, 1})));
+    bind_plans(api, {filter_forward.get(), forward.get(), inverse.get()}, work.get(), stream.get());
   }
   cufft_layer_workspace(const cufft_layer_workspace&) = delete;
   cufft_layer_workspace& operator=(const cufft_layer_workspace&) = delete;
   ~cufft_layer_workspace() { settle(); }  // work in flight must finish before its buffers are freed
 
   const key& id() const noexcept { return id_; }
+  index device_bytes() const noexcept { return device_bytes_; }
 
   /// Padded real plane `plane` of a pinned or device buffer of planes.
   view2d<T> plane_view(void* base, index plane) const noexcept {
@@ -875,10 +971,12 @@ struct cufft_layer_workspace {
                        "cufft layer spectra");
   }
 
-  /// One contiguous transfer of `bytes` on the stream.
-  void copy(void* dst, const void* src, index bytes, cudaMemcpyKind kind) {
+  /// `planes` whole real planes in one transfer on the stream (one plane per row: a pitch of one
+  /// plane stays under the copy's pitch limit, cufft_layer_chunk makes sure).
+  void copy_planes(void* dst, const void* src, index planes, cudaMemcpyKind kind) {
     busy = true;
-    check_cuda(api, api.memcpy_2d_async(dst, size_t(bytes), src, size_t(bytes), size_t(bytes), 1, kind, stream.get()),
+    const size_t plane = size_t(reals_bytes(1));
+    check_cuda(api, api.memcpy_2d_async(dst, plane, src, plane, plane, size_t(planes), kind, stream.get()),
                "cudaMemcpy2DAsync");
   }
   void sync() {
@@ -894,7 +992,7 @@ struct cufft_layer_workspace {
   const cuda_api& api;
   fft::spectrum_layout layout;
   bool busy = false;  // work queued since the last synchronisation
-  // Released in reverse order: the plans, then the memory their work touches, then the stream.
+  // Released in reverse order: the plans, the memory their work touches, the cuBLAS handle, the stream.
   gpu_handle<cudaStream_t> stream;
   gpu_handle<cublasHandle_t> blas;
   gpu_handle<void*> filter_staging, filter_real, filters;  // pinned, device, device
@@ -902,19 +1000,14 @@ struct cufft_layer_workspace {
   gpu_handle<cufftHandle> filter_forward, forward, inverse;
 
  private:
-  /// A batched r2c or c2r between `planes` padded real planes and half spectra stored
-  /// frequency-major (value f of plane q at f * planes + q).
-  gpu_handle<cufftHandle> make_plan(bool to_spectra, index planes, size_t& work_bytes) {
-    int n[2] = {int(layout.rows), int(layout.cols)};
-    int real_embed[2] = {int(layout.rows), int(layout.real_row_stride())};
-    int complex_embed[2] = {int(layout.rows), int(layout.complex_cols())};
-    const int real_dist = int(layout.real_count()), batch = int(planes);
-    return to_spectra
-               ? make_fft_plan(api, n, real_embed, 1, real_dist, complex_embed, batch, 1, precision::forward_type, batch, work_bytes)
-               : make_fft_plan(api, n, complex_embed, batch, 1, real_embed, 1, real_dist, precision::inverse_type, batch, work_bytes);
+  gpu_handle<void*> device(index bytes) {
+    gpu_handle<void*> h = device_alloc(api, bytes);
+    device_bytes_ += bytes;
+    return h;
   }
 
   key id_;
+  index device_bytes_ = 0;
 };
 
 /// A layer (layer_options.hpp) on cuFFT, in passes of cufft_layer_chunk() images:
@@ -943,42 +1036,33 @@ class cufft_layer_executor final : public layer_executor<T> {
     if (!reason.empty()) throw unavailable("algorithm::cufft: " + reason);
     const layer_geometry& g = p.geo;
     const fft::spectrum_layout layout = tiles_.layout();
-    index cap = cufft::get_config().memory_cap;
-    if (cap == 0) {
-      size_t free_bytes = 0, total_bytes = 0;
-      check_cuda(api, api.mem_get_info(&free_bytes, &total_bytes), "cudaMemGetInfo");
-      cap = static_cast<index>(free_bytes / 5 * 4);
-    }
+    const index cap = cufft_memory_cap(api, cufft::get_config());
     chunk_ = cufft_layer_chunk(g, layout, sizeof(T), cap);
+    const cufft_layer_memory memory = cufft_layer_bytes(g, layout, sizeof(T));
     if (chunk_ == 0)
       throw error("cufft: this layer's " + std::to_string(layout.rows) + "x" + std::to_string(layout.cols) +
-                  " transforms need " + std::to_string(cufft_layer_bytes(g, layout, sizeof(T)).bytes(1)) +
-                  " bytes of device memory for one image, more than the " + std::to_string(cap) +
-                  "-byte memory cap (or more elements than cuFFT's int sizes); algorithm::fft tiles such layers");
+                  " transforms need " + std::to_string(memory.bytes(1)) + " bytes of device memory for one image, " +
+                  "more than the " + std::to_string(cap) + "-byte memory cap (or planes too large for cuFFT's int " +
+                  "sizes or one copy's pitch); algorithm::fft tiles such layers");
     if (bias != nullptr) bias_.assign(bias, bias + g.k);
-    const typename workspace::key k{&api, layout.rows, layout.cols, chunk_, g.c, g.k, g.c_per_group()};
-    ws_ = cufft_pool<workspace>::take(k);
-    if (!ws_) ws_ = std::make_unique<workspace>(api, k);
+    ws_.acquire(api, {&api, current_device(api), layout.rows, layout.cols, chunk_, g.c, g.k, g.c_per_group()},
+                memory.bytes(chunk_), true);
     try {
       make_filter_spectra(weights);
     } catch (...) {
-      ws_.reset();  // settles and releases it: after a failure it is not handed on
+      ws_.fail();
       throw;
     }
   }
 
   cufft_layer_executor(const cufft_layer_executor&) = delete;
   cufft_layer_executor& operator=(const cufft_layer_executor&) = delete;
-  ~cufft_layer_executor() override {
-    if (ws_ && !failed_) cufft_pool<workspace>::give(std::move(ws_));
-  }
 
   void execute(view4d<const T> in, view4d<T> out) override {
     try {
       for (index first = 0; first < p_.geo.n; first += chunk_) pass(in, out, first, std::min(chunk_, p_.geo.n - first));
     } catch (...) {
-      ws_->settle();
-      failed_ = true;  // still usable by this executor, not handed on
+      ws_.fail();  // still usable by this executor, not handed on
       throw;
     }
   }
@@ -993,13 +1077,10 @@ class cufft_layer_executor final : public layer_executor<T> {
     const kernel_placement where = tiles_.placement(true, g.rows.dilation, g.cols.dilation);
     const T scale = T(1) / (T(w.layout.rows) * T(w.layout.cols));
     for (index k = 0; k < g.k; ++k)
-      for (index c = 0; c < cg; ++c) {
-        const view2d<T> padded = w.plane_view(w.filter_staging.get(), (k / kg) * kg * cg + c * kg + k % kg);
-        padded_kernel<T>(weights.plane(k, c), padded, where);
-        for (index r = 0; r < w.layout.rows; ++r)
-          for (index j = 0; j < w.layout.cols; ++j) padded(r, j) *= scale;
-      }
-    w.copy(w.filter_real.get(), w.filter_staging.get(), w.reals_bytes(planes), cudaMemcpyHostToDevice);
+      for (index c = 0; c < cg; ++c)
+        scaled_padded_kernel<T>(weights.plane(k, c), w.plane_view(w.filter_staging.get(), (k / kg) * kg * cg + c * kg + k % kg),
+                                where, scale);
+    w.copy_planes(w.filter_real.get(), w.filter_staging.get(), planes, cudaMemcpyHostToDevice);
     check_cufft(precision::forward(w.api, w.filter_forward.get(), w.filter_real.get(), w.filters.get()),
                 precision::forward_name);
     w.sync();
@@ -1014,7 +1095,7 @@ class cufft_layer_executor final : public layer_executor<T> {
       for (index c = 0; c < g.c; ++c)
         extend<T>(in.plane(first + i, c), w.plane_view(w.host.get(), i * g.c + c), tiles_.rows.read_top(0),
                   tiles_.cols.read_top(0), p_.opt.edge);
-    w.copy(w.real.get(), w.host.get(), w.reals_bytes(count * g.c), cudaMemcpyHostToDevice);
+    w.copy_planes(w.real.get(), w.host.get(), count * g.c, cudaMemcpyHostToDevice);
     check_cufft(precision::forward(w.api, w.forward.get(), w.real.get(), w.inputs.get()), precision::forward_name);
     // Per group, at every frequency f: Y_f[group's filters, n] = W_f,g X_f[group's channels, n].
     const index cg = g.c_per_group(), kg = g.k_per_group(), complex_bytes = 2 * index(sizeof(T));
@@ -1028,7 +1109,7 @@ class cufft_layer_executor final : public layer_executor<T> {
                    precision::gemm_name);
     }
     check_cufft(precision::inverse(w.api, w.inverse.get(), w.outputs.get(), w.real.get()), precision::inverse_name);
-    w.copy(w.host.get(), w.real.get(), w.reals_bytes(count * g.k), cudaMemcpyDeviceToHost);
+    w.copy_planes(w.host.get(), w.real.get(), count * g.k, cudaMemcpyDeviceToHost);
     w.sync();
     const fft::axis_tiles& ar = tiles_.rows;
     const fft::axis_tiles& ac = tiles_.cols;
@@ -1049,8 +1130,7 @@ class cufft_layer_executor final : public layer_executor<T> {
   fft::tile_plan tiles_;
   index chunk_ = 0;
   std::vector<T> bias_;
-  bool failed_ = false;
-  std::unique_ptr<workspace> ws_;
+  cufft_lease<workspace> ws_;
 };
 
 template <class T>
@@ -1058,14 +1138,31 @@ std::unique_ptr<layer_executor<T>> make_cufft_layer(const layer_problem& p, view
   return std::make_unique<cufft_layer_executor<T>>(p, weights, bias);
 }
 
-/// Cost model: never without a device or for data holding NaN or Inf; otherwise the tile plan's
-/// estimate with the GPU constants, plus ~50 ms of set-up a one-shot call pays (context, cuFFT
-/// plans, pinned buffers), so that only calls large enough to amortise it go to the GPU.
+inline index cufft_pooled_bytes(const cuda_api& api) noexcept {
+  return cufft_pool<cufft_workspace<float>>::bytes(api) + cufft_pool<cufft_workspace<double>>::bytes(api) +
+         cufft_pool<cufft_layer_workspace<float>>::bytes(api) + cufft_pool<cufft_layer_workspace<double>>::bytes(api);
+}
+
+inline void cufft_release_pools() noexcept {
+  cufft_pool<cufft_workspace<float>>::clear();
+  cufft_pool<cufft_workspace<double>>::clear();
+  cufft_pool<cufft_layer_workspace<float>>::clear();
+  cufft_pool<cufft_layer_workspace<double>>::clear();
+}
+
+/// Cost model: never without a device, for data holding NaN or Inf, or when even the smallest tiles
+/// (in double precision: a problem does not carry its precision) exceed the memory cap
+/// (cufft_memory_cap); otherwise the tile plan's estimate with the GPU constants, plus ~50 ms of
+/// set-up that the first call of a transform size pays (context, cuFFT plans, pinned buffers), so
+/// that only calls large enough to amortise it go to the GPU.
 inline double cufft_cost(const problem& p) {
   if (!p.finite || !cufft::available()) return never;
+  const cuda_api& api = active_cuda_api();
   const cufft::config c = cufft::get_config();
-  const index assumed_cap = c.memory_cap > 0 ? c.memory_cap : index(8) << 30;
-  return 0.05 + cufft_tile_plan(p, sizeof(float), c, assumed_cap).seconds;
+  const index cap = cufft_memory_cap(api, c);
+  const fft::tile_plan t = cufft_tile_plan(p, sizeof(double), c, cap);
+  if (cufft_device_bytes(t, sizeof(double), std::min<index>(2, t.tiles())) > cap) return never;
+  return 0.05 + cufft_tile_plan(p, sizeof(float), c, cap).seconds;
 }
 
 /// Seconds per complex multiply-add of a layer's channel sums on the GPU (8 flops at ~20 TFLOP/s
@@ -1074,17 +1171,17 @@ inline constexpr double cufft_layer_cmac_seconds = 4e-13;
 
 /// Layer cost model: never without a device, for data holding NaN or Inf, for 1x1 kernels (a
 /// transform would only scale each channel; im2col's GEMM does that directly) or when one image does
-/// not fit under the memory cap (8 GiB assumed unless cufft::config::memory_cap is set); otherwise
-/// the ~50 ms of set-up the first call of a shape pays, the N (C + K) + K C/groups plane transforms under
-/// cufft_cost_model (which counts each host element's pass and transfer) and the channel sums.
+/// not fit under the memory cap (cufft_memory_cap; in double precision, as a problem does not carry
+/// its precision); otherwise the ~50 ms of set-up the first call of a shape pays, the
+/// N (C + K) + K C/groups plane transforms under cufft_cost_model (which counts each host element's
+/// pass and transfer) and the channel sums.
 inline double cufft_layer_cost(const layer_problem& p) {
   if (!p.finite || !cufft::available()) return never;
   const layer_geometry& g = p.geo;
   if (g.rows.kernel * g.cols.kernel == 1) return never;
-  const cufft::config c = cufft::get_config();
-  const index assumed_cap = c.memory_cap > 0 ? c.memory_cap : index(8) << 30;
+  const index cap = cufft_memory_cap(active_cuda_api(), cufft::get_config());
   const fft::tile_plan t = cufft_layer_tiles(p, sizeof(float));
-  if (cufft_layer_chunk(g, t.layout(), sizeof(float), assumed_cap) == 0) return never;
+  if (cufft_layer_chunk(g, t.layout(), sizeof(double), cap) == 0) return never;
   const double planes = double(g.n) * double(g.c + g.k) + double(g.k) * double(g.c_per_group());
   const double cmacs = double(g.n) * double(g.k) * double(g.c_per_group()) * double(t.layout().complex_count());
   return 0.05 + planes * fft::tile_seconds(t.rows.transform, t.cols.transform, cufft_cost_model) +
@@ -1102,14 +1199,8 @@ namespace convkit::cufft {
 
 /// Releases the GPU resources (cuFFT plans, streams, device and pinned buffers) that conv2d calls,
 /// convkit::plan and layer_plan objects with algorithm::cufft kept for later calls of the same
-/// shape (at most four sets per precision, for single images and for layers alike). Thread-safe;
+/// shape (at most four sets per precision for single images, and four for layers). Thread-safe;
 /// executors in use keep theirs until they finish.
-inline void release_cached() {
-  using namespace convkit::detail;
-  cufft_pool<cufft_workspace<float>>::clear();
-  cufft_pool<cufft_workspace<double>>::clear();
-  cufft_pool<cufft_layer_workspace<float>>::clear();
-  cufft_pool<cufft_layer_workspace<double>>::clear();
-}
+inline void release_cached() { convkit::detail::cufft_release_pools(); }
 
 }  // namespace convkit::cufft

@@ -38,6 +38,7 @@ namespace convkit::detail {
 struct cuda_api {
   // CUDA runtime: devices, memory, copies, streams, events, errors.
   cudaError_t (*get_device_count)(int* count);
+  cudaError_t (*get_device)(int* device);  ///< the calling thread's current device
   cudaError_t (*mem_get_info)(size_t* free_bytes, size_t* total_bytes);
   cudaError_t (*device_malloc)(void** ptr, size_t bytes);
   cudaError_t (*device_free)(void* ptr);
@@ -95,6 +96,7 @@ inline const cuda_api& cuda_runtime_api() noexcept {
   static const cuda_api api = [] {
     cuda_api a{};
     a.get_device_count = &cudaGetDeviceCount;
+    a.get_device = &cudaGetDevice;
     a.mem_get_info = &cudaMemGetInfo;
     a.device_malloc = &cudaMalloc;
     a.device_free = &cudaFree;

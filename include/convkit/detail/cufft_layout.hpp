@@ -109,12 +109,15 @@ void for_each_output_copy(fft::tile_outputs rows, fft::tile_outputs cols, index 
 }
 
 /// Device memory of a cuFFT plan over tile plan `t` with `slots` tiles in flight, in bytes: the
-/// kernel spectrum, and per slot one in-place tile buffer and cuFFT's work area, budgeted as one
-/// more buffer. (The backend allocates whatever work area cufftMakePlanMany asks for; that one
-/// buffer covers it is an assumption, not yet checked on a GPU.)
+/// kernel spectrum, the fill vector of device-side windows (one value per window row or column),
+/// and per slot one in-place tile buffer and cuFFT's work area, budgeted as one more buffer. (The
+/// backend allocates whatever work area cufftMakePlanMany asks for; that one buffer covers it is an
+/// assumption, not yet checked on a GPU.)
 inline index cufft_device_bytes(const fft::tile_plan& t, index element_bytes, index slots) {
   const index buffer = t.buffer_bytes(element_bytes);
-  return checked_mul(checked_add(checked_mul(2, slots, "cufft slots"), 1, "cufft slots"), buffer, "cufft device memory");
+  const index buffers = checked_mul(checked_add(checked_mul(2, slots, "cufft slots"), 1, "cufft slots"), buffer, "cufft device memory");
+  const index fill = checked_mul(std::max(t.rows.transform, t.cols.transform), element_bytes, "cufft fill vector");
+  return checked_add(buffers, fill, "cufft device memory");
 }
 
 /// Device memory of the cuFFT layer executor (backends/cufft.hpp) for layer g with transform layout
@@ -145,13 +148,14 @@ inline cufft_layer_memory cufft_layer_bytes(const layer_geometry& g, fft::spectr
 /// Images per pass of the cuFFT layer executor: the most (up to g.n) whose buffers fit under `cap`
 /// bytes and whose transforms cuFFT's int sizes can index (batch * plane elements <= INT_MAX), then
 /// evened out over the passes (5 images in passes of 3 take 3 + 2 -> 3, 7 in passes of 4 -> 4 + 3).
-/// 0 if not even one image fits.
+/// 0 if not even one image fits, or one plane's bytes exceed a copy's largest pitch (INT_MAX).
 inline index cufft_layer_chunk(const layer_geometry& g, fft::spectrum_layout l, index element_bytes, index cap) {
   const cufft_layer_memory m = cufft_layer_bytes(g, l, element_bytes);
   if (m.bytes(1) > cap) return 0;
   const double int_limit = double(std::numeric_limits<int>::max());
   const double plane = double(std::max(l.real_count(), 2 * l.complex_count()));
   if (double(g.k) * double(g.c_per_group()) * plane > int_limit) return 0;  // the filters' one transform
+  if (double(l.real_count()) * double(element_bytes) > int_limit) return 0;  // a plane is one copy's pitch
   const double by_memory = std::floor((double(cap) - double(m.kept)) / double(m.per_image));
   const double by_int = std::floor(int_limit / (plane * double(std::max(g.c, g.k))));
   const index most = index(std::clamp(std::min(by_memory, by_int), 0.0, double(g.n)));
