@@ -1157,9 +1157,13 @@ inline void cufft_release_pools() noexcept {
 /// that only calls large enough to amortise it go to the GPU.
 inline double cufft_cost(const problem& p) {
   if (!p.finite || !cufft::available()) return never;
-  const cuda_api& api = active_cuda_api();
   const cufft::config c = cufft::get_config();
-  const index cap = cufft_memory_cap(api, c);
+  index cap = 0;
+  try {
+    cap = cufft_memory_cap(active_cuda_api(), c);
+  } catch (const error&) {  // cudaMemGetInfo failed: a device in that state is not one to choose
+    return never;
+  }
   const fft::tile_plan t = cufft_tile_plan(p, sizeof(double), c, cap);
   if (cufft_device_bytes(t, sizeof(double), std::min<index>(2, t.tiles())) > cap) return never;
   return 0.05 + cufft_tile_plan(p, sizeof(float), c, cap).seconds;
@@ -1179,7 +1183,12 @@ inline double cufft_layer_cost(const layer_problem& p) {
   if (!p.finite || !cufft::available()) return never;
   const layer_geometry& g = p.geo;
   if (g.rows.kernel * g.cols.kernel == 1) return never;
-  const index cap = cufft_memory_cap(active_cuda_api(), cufft::get_config());
+  index cap = 0;
+  try {
+    cap = cufft_memory_cap(active_cuda_api(), cufft::get_config());
+  } catch (const error&) {  // as in cufft_cost
+    return never;
+  }
   const fft::tile_plan t = cufft_layer_tiles(p, sizeof(float));
   if (cufft_layer_chunk(g, t.layout(), sizeof(double), cap) == 0) return never;
   const double planes = double(g.n) * double(g.c + g.k) + double(g.k) * double(g.c_per_group());
