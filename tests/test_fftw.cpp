@@ -601,6 +601,36 @@ TEST_CASE("fft layers: automatic's choice", "[fft][layers][dispatch]") {
   check_layer_case<float>(wide, rng, fft_layer<float>, fft_layer_error<float>);
 }
 
+TEST_CASE("automatic: plans leave out what they pay once, so they take fft where one-shot calls do not", "[fft][dispatch]") {
+  // The kernel's (or filters') spectrum is made per conv2d call but once per plan.
+  problem_case c{};
+  c.rows = c.cols = 256;
+  c.k_rows = c.k_cols = 15;
+  c.opt.size = output::same;
+  c.opt.threads = 1;
+  detail::problem once = problem_of(c), reused = once;
+  reused.reused = true;
+  CHECK(detail::fftw_cost(reused) < detail::fftw_cost(once));
+  layer_case l{2, 16, 16, 32, 32, 5, 5, false, {}};
+  detail::layer_problem layer_once = layer_problem_of(l), layer_reused = layer_once;
+  layer_reused.reused = true;
+  CHECK(detail::fftw_layer_cost(layer_reused) < detail::fftw_layer_cost(layer_once));
+  // Somewhere between the kernel sizes where direct wins either way and those where fft does, a
+  // plan already takes fft while a one-shot call still takes another backend.
+  index differing = 0;
+  for (index k = 3; k <= 63; k += 2) {
+    c.opt.algo = algorithm::automatic;
+    const algorithm one_shot = automatic_choice(c.rows, c.cols, k, k, c.opt);
+    const algorithm planned = plan<float>(c.rows, c.cols, array2d<float>(k, k), c.opt).chosen();
+    if (one_shot != planned) {
+      INFO("kernel " << k);
+      CHECK(planned == algorithm::fft);
+      ++differing;
+    }
+  }
+  CHECK(differing >= 1);
+}
+
 TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
   layer_case big{1, 32, 32, 64, 64, 11, 11, false, {}};
   big.opt.pad_rows = big.opt.pad_cols = 5;

@@ -138,6 +138,7 @@ class layer_plan {
   /// Throws like conv2d (see the top of this file).
   layer_plan(shape4d input, view4d<const T> weights, const T* bias, const layer_options& opt = {})
       : problem_(detail::make_layer_problem<T>(input, weights, opt, nullptr)) {
+    problem_.reused = true;
     const detail::backend& b = detail::choose_layer_backend(problem_);
     chosen_ = b.algo;
     exec_ = b.layer_factory<T>()(problem_, weights, bias);

@@ -72,6 +72,7 @@ class plan {
   /// options::algo names a backend this program does not have.
   plan(index rows, index cols, view2d<const T> kernel, const options& opt = {})
       : problem_(detail::make_problem<T>(rows, cols, kernel, opt, nullptr)) {
+    problem_.reused = true;
     const detail::backend& b = detail::choose_backend(problem_);
     chosen_ = b.algo;
     exec_ = b.factory<T>()(problem_, kernel);

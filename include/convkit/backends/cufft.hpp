@@ -1152,9 +1152,10 @@ inline void cufft_release_pools() noexcept {
 
 /// Cost model: never without a device, for data holding NaN or Inf, or when even the smallest tiles
 /// (in double precision: a problem does not carry its precision) exceed the memory cap
-/// (cufft_memory_cap); otherwise the tile plan's estimate with the GPU constants, plus ~50 ms of
-/// set-up that the first call of a transform size pays (context, cuFFT plans, pinned buffers), so
-/// that only calls large enough to amortise it go to the GPU.
+/// (cufft_memory_cap); otherwise the tile plan's estimate with the GPU constants, plus (unless a
+/// plan pays it once, problem::reused) ~50 ms of set-up that the first call of a transform size
+/// pays (context, cuFFT plans, pinned buffers), so that only calls large enough to amortise it go
+/// to the GPU.
 inline double cufft_cost(const problem& p) {
   if (!p.finite || !cufft::available()) return never;
   const cufft::config c = cufft::get_config();
@@ -1166,7 +1167,7 @@ inline double cufft_cost(const problem& p) {
   }
   const fft::tile_plan t = cufft_tile_plan(p, sizeof(double), c, cap);
   if (cufft_device_bytes(t, sizeof(double), std::min<index>(2, t.tiles())) > cap) return never;
-  return 0.05 + cufft_tile_plan(p, sizeof(float), c, cap).seconds;
+  return (p.reused ? 0.0 : 0.05) + cufft_tile_plan(p, sizeof(float), c, cap).seconds;
 }
 
 /// Seconds per complex multiply-add of a layer's channel sums on the GPU (8 flops at ~20 TFLOP/s
@@ -1176,9 +1177,9 @@ inline constexpr double cufft_layer_cmac_seconds = 4e-13;
 /// Layer cost model: never without a device, for data holding NaN or Inf, for 1x1 kernels (a
 /// transform would only scale each channel; im2col's GEMM does that directly) or when one image does
 /// not fit under the memory cap (cufft_memory_cap; in double precision, as a problem does not carry
-/// its precision); otherwise the ~50 ms of set-up the first call of a shape pays, the
-/// N (C + K) + K C/groups plane transforms under cufft_cost_model (which counts each host element's
-/// pass and transfer) and the channel sums.
+/// its precision); otherwise the N (C + K) plane transforms per call under cufft_cost_model (which
+/// counts each host element's pass and transfer) and the channel sums, plus, unless a layer_plan
+/// pays them once (layer_problem::reused), ~50 ms of set-up and the K C/groups filter transforms.
 inline double cufft_layer_cost(const layer_problem& p) {
   if (!p.finite || !cufft::available()) return never;
   const layer_geometry& g = p.geo;
@@ -1191,9 +1192,10 @@ inline double cufft_layer_cost(const layer_problem& p) {
   }
   const fft::tile_plan t = cufft_layer_tiles(p, sizeof(float));
   if (cufft_layer_chunk(g, t.layout(), sizeof(double), cap) == 0) return never;
-  const double planes = double(g.n) * double(g.c + g.k) + double(g.k) * double(g.c_per_group());
+  const double filter_planes = p.reused ? 0.0 : double(g.k) * double(g.c_per_group());
+  const double planes = double(g.n) * double(g.c + g.k) + filter_planes;
   const double cmacs = double(g.n) * double(g.k) * double(g.c_per_group()) * double(t.layout().complex_count());
-  return 0.05 + planes * fft::tile_seconds(t.rows.transform, t.cols.transform, cufft_cost_model) +
+  return (p.reused ? 0.0 : 0.05) + planes * fft::tile_seconds(t.rows.transform, t.cols.transform, cufft_cost_model) +
          cmacs * cufft_layer_cmac_seconds;
 }
 

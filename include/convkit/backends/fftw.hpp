@@ -260,12 +260,13 @@ std::unique_ptr<executor<T>> make_fftw(const problem& p, view2d<const T> kernel)
 }
 
 /// Cost model: the tile plan's estimate (fft_sizes.hpp) with this machine's constants, plus the
-/// kernel's transform (float's sizes: a problem does not carry its precision); never for data
-/// holding NaN or Inf (an FFT spreads them over the output).
+/// kernel's transform unless a plan makes it once (problem::reused) (float's sizes: a problem does
+/// not carry its precision); never for data holding NaN or Inf (an FFT spreads them over the output).
 inline double fftw_cost(const problem& p) {
   if (!p.finite) return never;
   const fft::tile_plan t = fftw_tile_plan(p, sizeof(float), fftw::get_config());
-  return t.seconds + fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_cost_model);
+  const double kernel_spectrum = p.reused ? 0.0 : fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_cost_model);
+  return t.seconds + kernel_spectrum;
 }
 
 // --- Layers ---------------------------------------------------------------------------------------
@@ -552,8 +553,8 @@ std::unique_ptr<layer_executor<T>> make_fftw_layer(const layer_problem& p, view4
 }
 
 /// Layer cost model: the layout's estimate (fftw_layer_seconds, float's sizes: a problem does not
-/// carry its precision) plus the filters' spectra, which a one-shot conv2d makes on every call (a
-/// layer_plan makes them once, so automatic errs against fft there). Never for:
+/// carry its precision) plus, for a one-shot conv2d, the filters' spectra, which it makes on every
+/// call (a layer_plan makes them once: layer_problem::reused). Never for:
 ///   - data holding NaN or Inf (an FFT spreads them over the output);
 ///   - 1x1 kernels: the transforms would only multiply each channel by a number, which im2col's
 ///     GEMM (or direct) does without transforming anything;
@@ -568,7 +569,7 @@ inline double fftw_layer_cost(const layer_problem& p) {
   const fftw_layer_layout l = fftw_layer_plan(p, sizeof(float), c);
   if (l.bytes(sizeof(float)) > fftw_layer_budget(c, p.opt.threads)) return never;
   const fft::tile_plan& t = l.tiles;
-  const double filter_spectra = double(g.k) * double(g.c_per_group()) *
+  const double filter_spectra = p.reused ? 0.0 : double(g.k) * double(g.c_per_group()) *
                                 fftw_plane_seconds(t.rows.transform, t.cols.transform, sizeof(float)) /
                                 (1.0 + fftw_layer_costs.threaded_efficiency * (p.opt.threads - 1));
   return t.seconds + filter_spectra;

@@ -27,6 +27,9 @@ struct problem {
   geometry geo;
   options opt;       ///< threads resolved to >= 1; algo is what the caller asked for
   bool finite = true;  ///< no NaN or Inf in the kernel (and in the input, when it is known)
+  /// A plan: the executor runs many times, so what a backend does once when it is made (kernel
+  /// spectra, GPU set-up) is left out of the cost per call.
+  bool reused = false;
   index k_rows() const noexcept { return geo.rows.kernel; }
   index k_cols() const noexcept { return geo.cols.kernel; }
   /// Multiply-adds of a direct evaluation: one per kernel tap per output element.
@@ -52,6 +55,7 @@ struct layer_problem {
   layer_geometry geo;
   layer_options opt;     ///< threads resolved to >= 1; algo is what the caller asked for
   bool finite = true;    ///< no NaN or Inf in the weights (and in the input, when it is known)
+  bool reused = false;   ///< a layer_plan: as problem::reused
   /// Multiply-adds of a direct evaluation: N * K * OH * OW outputs of C/groups * R * S taps each.
   double macs() const noexcept {
     return double(geo.n) * double(geo.k) * double(geo.rows.out) * double(geo.cols.out) * double(geo.c_per_group()) *
