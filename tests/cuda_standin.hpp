@@ -949,6 +949,11 @@ inline void clear_failures() { detail::the().fail_at.clear(); }
 inline const counters& stats() { return detail::the().count; }
 /// Calls per entry point since the last reset.
 inline const std::map<std::string, long long>& calls() { return detail::the().calls; }
+/// Calls of one entry point since the last reset.
+inline long long calls_of(const std::string& call) {
+  const auto it = detail::the().calls.find(call);
+  return it == detail::the().calls.end() ? 0 : it->second;
+}
 inline const std::vector<std::string>& violations() { return detail::the().violations; }
 /// The violations recorded so far, which are then forgotten (for tests that provoke them).
 inline std::vector<std::string> take_violations() { return std::exchange(detail::the().violations, {}); }

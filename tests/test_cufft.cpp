@@ -135,7 +135,7 @@ TEST_CASE("cufft transfers: two per plain convolution, none with device pointers
     CHECK(n.copies_to_host == made.copies_to_host);
     CHECK(n.streams_made - made.streams_made == 1);
     const standin::counters before = n;
-    const long long records = standin::calls().count("cudaEventRecord") ? standin::calls().at("cudaEventRecord") : 0;
+    const long long records = standin::calls_of("cudaEventRecord");
     for (int round = 1; round <= 3; ++round) {
       p.execute(in, out);
       CHECK(n.copies_to_device - before.copies_to_device == round);
@@ -143,7 +143,7 @@ TEST_CASE("cufft transfers: two per plain convolution, none with device pointers
       CHECK(n.transforms - before.transforms == 2 * round);
       CHECK(n.products - before.products == round);
     }
-    CHECK((standin::calls().count("cudaEventRecord") ? standin::calls().at("cudaEventRecord") : 0) == records);  // no timing asked
+    CHECK(standin::calls_of("cudaEventRecord") == records);  // no timing asked
     CHECK(n.device_allocs == before.device_allocs);
     CHECK(n.pinned_allocs == before.pinned_allocs);
     CHECK(n.fft_plans_made == before.fft_plans_made);
@@ -283,11 +283,21 @@ TEST_CASE("cufft: a plan still works after a failed execute", "[cufft][failures]
   cufft::config tiled;
   tiled.tile_rows = 10;
   cufft::plan<double> p(c.rows, c.cols, k, c.opt, tiled);
-  standin::fail_call("cufftExecZ2D", standin::calls().count("cufftExecZ2D") ? standin::calls().at("cufftExecZ2D") + 3 : 3);
+  standin::fail_call("cufftExecZ2D", standin::calls_of("cufftExecZ2D") + 3);
   CHECK_THROWS_WITH(p.execute(in, out), Catch::Contains("cufftExecZ2D failed: CUFFT_EXEC_FAILED"));
   standin::clear_failures();
   p.execute(in, out);
   CHECK(worst_error(in, k, out, c.opt) < 1e-12);
+}
+
+/// No cuFFT plan, device or pinned buffer, stream or cuBLAS handle made since `before`.
+void check_nothing_made_since(const standin::counters& before) {
+  const standin::counters& n = standin::stats();
+  CHECK(n.fft_plans_made == before.fft_plans_made);
+  CHECK(n.device_allocs == before.device_allocs);
+  CHECK(n.pinned_allocs == before.pinned_allocs);
+  CHECK(n.streams_made == before.streams_made);
+  CHECK(n.blas_made == before.blas_made);
 }
 
 TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers, each with its own kernel", "[cufft][reuse]") {
@@ -312,11 +322,7 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   o.edge_value = -0.75;
   conv2d<double>(in, k1, out, o);
   CHECK(worst_error(in, k1, out, o) < 1e-12);
-  CHECK(n.fft_plans_made == first.fft_plans_made);
-  CHECK(n.device_allocs == first.device_allocs);
-  CHECK(n.pinned_allocs == first.pinned_allocs);
-  CHECK(n.streams_made == first.streams_made);
-  CHECK(n.blas_made == first.blas_made);
+  check_nothing_made_since(first);
   CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 1);
 
   // Executors alive at once each own one; both are kept afterwards.
@@ -338,7 +344,7 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   // A call that fails does not hand its workspace on; the next call of that size works.
   cufft::release_cached();
   CHECK(n.balanced());
-  standin::fail_call("cufftExecZ2D", standin::calls().at("cufftExecZ2D") + 1);
+  standin::fail_call("cufftExecZ2D", standin::calls_of("cufftExecZ2D") + 1);
   CHECK_THROWS_WITH(conv2d<double>(in, k2, out, o), Catch::Contains("cufftExecZ2D failed"));
   CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 0);
   conv2d<double>(in, k2, out, o);
@@ -366,10 +372,7 @@ TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each wi
   // New weights, bias and input each time (check_layer_case draws them): nothing new is made.
   run_layer_case<float>(c, rng, entry::conv2d);
   run_layer_case<float>(c, rng, entry::plan_host);
-  CHECK(n.fft_plans_made == first.fft_plans_made);
-  CHECK(n.device_allocs == first.device_allocs);
-  CHECK(n.pinned_allocs == first.pinned_allocs);
-  CHECK(n.streams_made == first.streams_made);
+  check_nothing_made_since(first);
   CHECK(pool::size() == 1);
   // Another image count per pass is another workspace.
   c.n = 3;
@@ -378,7 +381,7 @@ TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each wi
   // A call that fails does not hand its workspace on; the next call of that shape makes a new one.
   layer_options o = c.opt;
   o.algo = algorithm::cufft;
-  standin::fail_call("cublasCgemmStridedBatched", standin::calls().at("cublasCgemmStridedBatched") + 1);
+  standin::fail_call("cublasCgemmStridedBatched", standin::calls_of("cublasCgemmStridedBatched") + 1);
   CHECK_THROWS_WITH(conv2d<float>(array4d<float>(3, 4, 12, 10), array4d<float>(6, 2, 3, 3), nullptr, o),
                     Catch::Contains("cublasCgemmStridedBatched failed"));
   CHECK(pool::size() == 1);
@@ -556,13 +559,12 @@ TEST_CASE("cufft layers on a device smaller than the batch: passes from cudaMemG
   standin::set_device_limit(limit);
   const standin::counters& n = standin::stats();
   std::mt19937_64 rng(run_seed() + 705);
-  const auto transforms = [] { return standin::calls().count("cufftExecR2C") ? standin::calls().at("cufftExecR2C") : 0; };
   for (int call = 1; call <= 2; ++call) {
     INFO("call " << call);
-    const long long before = transforms(), plans = n.fft_plans_made;
+    const long long before = standin::calls_of("cufftExecR2C"), plans = n.fft_plans_made;
     run_layer_case<float>(c, rng, entry::conv2d);
     // The filters' transform, then one per pass: 3 + 2 images.
-    CHECK(transforms() - before == 3);
+    CHECK(standin::calls_of("cufftExecR2C") - before == 3);
     // The model covers what was allocated; the second call finds the first one's workspace (the
     // memory it holds counts as free) and plans the same passes.
     CHECK(n.device_peak_bytes <= m.bytes(3));
@@ -650,12 +652,12 @@ TEST_CASE("cufft errors name the call and the status", "[cufft][errors]") {
   CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt),
                     "cufft: cudaMalloc failed: cudaErrorMemoryAllocation (out of memory)");
   standin::clear_failures();
-  standin::fail_call("cufftMakePlanMany", standin::calls().at("cufftMakePlanMany") + 2);
+  standin::fail_call("cufftMakePlanMany", standin::calls_of("cufftMakePlanMany") + 2);
   CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt), "cufft: cufftMakePlanMany failed: CUFFT_ALLOC_FAILED");
   standin::clear_failures();
   cufft::plan<float> p(c.rows, c.cols, k, c.opt);
   array2d<float> in(c.rows, c.cols), out(c.rows, c.cols);
-  standin::fail_call("cublasCdgmm", standin::calls().count("cublasCdgmm") ? standin::calls().at("cublasCdgmm") + 1 : 1);
+  standin::fail_call("cublasCdgmm", standin::calls_of("cublasCdgmm") + 1);
   CHECK_THROWS_WITH(p.execute(in, out), "cufft: cublasCdgmm failed: CUBLAS_STATUS_EXECUTION_FAILED");
   CHECK(std::string(detail::cufft_status_name(CUFFT_NO_WORKSPACE)) == "CUFFT_NO_WORKSPACE");
 }
