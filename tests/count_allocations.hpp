@@ -19,6 +19,16 @@ inline void* counted_alloc(std::size_t n, std::size_t align) {
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
+
+/// Heap allocations made by three runs of execute() (0 is what every plan promises), after a first
+/// run, which may start the process's thread pool.
+template <class Execute>
+long long allocations_per_three_runs(Execute&& execute) {
+  execute();
+  const long long before = allocations.load();
+  for (int i = 0; i < 3; ++i) execute();
+  return allocations.load() - before;
+}
 }  // namespace convkit::testing
 
 void* operator new(std::size_t n) { return convkit::testing::counted_alloc(n, 0); }

@@ -241,15 +241,35 @@ inline bool injected(const char* name) {
 inline stream_state* as_stream(cudaStream_t h) { return reinterpret_cast<stream_state*>(h); }
 inline event_state* as_event(cudaEvent_t h) { return reinterpret_cast<event_state*>(h); }
 
-inline bool known_stream(stream_state* p) {
-  for (auto& s : the().streams)
-    if (s.get() == p) return p->alive;
+/// Whether `p` is one of `objects` and not yet destroyed.
+template <class State>
+bool alive_in(const std::vector<std::unique_ptr<State>>& objects, const State* p) {
+  for (const auto& o : objects)
+    if (o.get() == p) return p->alive;
   return false;
 }
-inline bool known_event(event_state* p) {
-  for (auto& e : the().events)
-    if (e.get() == p) return p->alive;
-  return false;
+inline bool known_stream(stream_state* p) { return alive_in(the().streams, p); }
+inline bool known_event(event_state* p) { return alive_in(the().events, p); }
+
+/// A new object of `objects`, counted in `made`, as its opaque handle type.
+template <class Handle, class State>
+Handle make_object(std::vector<std::unique_ptr<State>>& objects, long long& made) {
+  objects.push_back(std::make_unique<State>());
+  ++made;
+  return reinterpret_cast<Handle>(objects.back().get());
+}
+
+/// Marks a live object destroyed and counts it in `destroyed`; false (a violation naming `call`) if
+/// it is unknown or destroyed already.
+template <class State>
+bool destroy_object(const char* call, const std::vector<std::unique_ptr<State>>& objects, State* p, long long& destroyed) {
+  if (!alive_in(objects, p)) {
+    violation(std::string(call) + ": unknown or destroyed handle");
+    return false;
+  }
+  p->alive = false;
+  ++destroyed;
+  return true;
 }
 inline fft_plan_state* plan_of(cufftHandle h) {
   auto& plans = the().plans;
@@ -257,9 +277,8 @@ inline fft_plan_state* plan_of(cufftHandle h) {
   return plans[std::size_t(h)].get();
 }
 inline blas_state* blas_of(cublasHandle_t h) {
-  for (auto& b : the().blas)
-    if (reinterpret_cast<cublasHandle_t>(b.get()) == h) return b->alive ? b.get() : nullptr;
-  return nullptr;
+  blas_state* b = reinterpret_cast<blas_state*>(h);
+  return alive_in(the().blas, b) ? b : nullptr;
 }
 
 /// Runs a stream's queued work, in order, with the arena open.
@@ -439,22 +458,16 @@ inline cudaError_t memcpy_2d_async(void* dst, size_t dpitch, const void* src, si
 
 inline cudaError_t stream_create_with_flags(cudaStream_t* stream, unsigned int) {
   if (injected("cudaStreamCreateWithFlags")) return cudaErrorMemoryAllocation;
-  the().streams.push_back(std::make_unique<stream_state>());
-  *stream = reinterpret_cast<cudaStream_t>(the().streams.back().get());
-  ++the().count.streams_made;
+  *stream = make_object<cudaStream_t>(the().streams, the().count.streams_made);
   return cudaSuccess;
 }
 
 inline cudaError_t stream_destroy(cudaStream_t stream) {
   stream_state* s = as_stream(stream);
-  if (!known_stream(s)) {
-    violation("cudaStreamDestroy: unknown or destroyed stream");
-    return cudaErrorInvalidResourceHandle;
-  }
-  drain(*s);  // CUDA finishes the work of a destroyed stream
-  s->alive = false;
-  ++the().count.streams_destroyed;
-  return cudaSuccess;
+  if (known_stream(s)) drain(*s);  // CUDA finishes the work of a destroyed stream
+  return destroy_object("cudaStreamDestroy", the().streams, s, the().count.streams_destroyed)
+             ? cudaSuccess
+             : cudaErrorInvalidResourceHandle;
 }
 
 inline cudaError_t stream_synchronize(cudaStream_t stream) {
@@ -470,21 +483,14 @@ inline cudaError_t stream_synchronize(cudaStream_t stream) {
 
 inline cudaError_t event_create(cudaEvent_t* event) {
   if (injected("cudaEventCreate")) return cudaErrorMemoryAllocation;
-  the().events.push_back(std::make_unique<event_state>());
-  *event = reinterpret_cast<cudaEvent_t>(the().events.back().get());
-  ++the().count.events_made;
+  *event = make_object<cudaEvent_t>(the().events, the().count.events_made);
   return cudaSuccess;
 }
 
 inline cudaError_t event_destroy(cudaEvent_t event) {
-  event_state* e = as_event(event);
-  if (!known_event(e)) {
-    violation("cudaEventDestroy: unknown or destroyed event");
-    return cudaErrorInvalidResourceHandle;
-  }
-  e->alive = false;
-  ++the().count.events_destroyed;
-  return cudaSuccess;
+  return destroy_object("cudaEventDestroy", the().events, as_event(event), the().count.events_destroyed)
+             ? cudaSuccess
+             : cudaErrorInvalidResourceHandle;
 }
 
 inline cudaError_t event_record(cudaEvent_t event, cudaStream_t stream) {
@@ -716,21 +722,14 @@ inline cufftResult fft_exec_z2d(cufftHandle h, cufftDoubleComplex* in, cufftDoub
 
 inline cublasStatus_t blas_create(cublasHandle_t* h) {
   if (injected("cublasCreate")) return CUBLAS_STATUS_ALLOC_FAILED;
-  the().blas.push_back(std::make_unique<blas_state>());
-  *h = reinterpret_cast<cublasHandle_t>(the().blas.back().get());
-  ++the().count.blas_made;
+  *h = make_object<cublasHandle_t>(the().blas, the().count.blas_made);
   return CUBLAS_STATUS_SUCCESS;
 }
 
 inline cublasStatus_t blas_destroy(cublasHandle_t h) {
-  blas_state* b = blas_of(h);
-  if (b == nullptr) {
-    violation("cublasDestroy: unknown or destroyed handle");
-    return CUBLAS_STATUS_NOT_INITIALIZED;
-  }
-  b->alive = false;
-  ++the().count.blas_destroyed;
-  return CUBLAS_STATUS_SUCCESS;
+  return destroy_object("cublasDestroy", the().blas, reinterpret_cast<blas_state*>(h), the().count.blas_destroyed)
+             ? CUBLAS_STATUS_SUCCESS
+             : CUBLAS_STATUS_NOT_INITIALIZED;
 }
 
 inline cublasStatus_t blas_set_stream(cublasHandle_t h, cudaStream_t stream) {

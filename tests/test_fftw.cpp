@@ -267,10 +267,7 @@ TEST_CASE("fft: plan<T>::execute allocates nothing", "[fft][plans]") {
     fill_random(in.view(), rng);
     fill_random(k.view(), rng);
     plan<float> p(600, 500, k, o);
-    p.execute(in, out);  // the first parallel call may start the process's thread pool
-    const long long before = allocations.load();
-    for (int i = 0; i < 3; ++i) p.execute(in, out);
-    CHECK(allocations.load() == before);
+    CHECK(allocations_per_three_runs([&] { p.execute(in, out); }) == 0);
     const array2d<double> want = reference::conv2d<float>(in, k, o);
     double worst = 0;
     for (index i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
@@ -534,10 +531,7 @@ TEST_CASE("fft layers: layer_plan::execute allocates nothing", "[fft][layers][pl
       REQUIRE(p.chosen() == algorithm::fft);
       const shape4d s = p.output_shape();
       array4d<float> out(s.n, s.c, s.h, s.w);
-      p.execute(in, out);  // the first parallel call may start the process's thread pool
-      const long long before = allocations.load();
-      for (int i = 0; i < 3; ++i) p.execute(in, out);
-      CHECK(allocations.load() == before);
+      CHECK(allocations_per_three_runs([&] { p.execute(in, out); }) == 0);
       const array4d<double> want = reference::conv2d<float>(in, w, bias.data(), o);
       double worst = 0;
       for (index i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
