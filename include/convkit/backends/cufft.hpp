@@ -13,8 +13,9 @@
 //
 // How a plan computes (the same function as every backend; detail/fft_sizes.hpp has the maths):
 //   made once   transform size and tiles from the cost model under a device-memory cap (settable,
-//               else 80% of what cudaMemGetInfo reports free); cuFFT plans, buffers, streams,
-//               events; the kernel spectrum (padded_kernel, scaled by 1 / (N_r N_c), one r2c).
+//               else 80% of what cudaMemGetInfo reports free, counting cached workspaces as
+//               free); cuFFT plans, buffers, streams, events (a cufft_workspace); the kernel
+//               spectrum (padded_kernel, scaled by 1 / (N_r N_c), one r2c).
 //   per tile    host input: convkit::extend writes the tile's window into pinned memory, one copy to
 //               the device; device input: block copies on the device assemble the same window
 //               (detail/cufft_layout.hpp). Then r2c in place, spectrum product (cublas<C|Z>dgmm),
@@ -30,8 +31,14 @@
 //   release_cached()                           frees what conv2d calls keep for reuse (below)
 // conv2d and convkit::plan with options::algo = algorithm::cufft use the host path with get_config().
 // Their cuFFT plans, streams and buffers depend only on the transform size: when a call ends they
-// are kept (at most four sets per precision) and the next call of that size reuses them, as the
-// fft backend reuses FFTW plans, so a one-shot call pays only the kernel's spectrum and the copies.
+// are kept (cufft_pool: at most four sets per precision) and the next call of that size reuses
+// them, as the fft backend reuses FFTW plans, so a one-shot call pays only the kernel's spectrum
+// and the copies.
+//
+// Layers (conv2d on view4d, layer_plan; host views): passes of as many images as fit, each one
+// batched r2c of all channel planes into frequency-major spectra, one batched complex GEMM per
+// group for the sums over channels (cublas<C|Z>gemmStridedBatched), one batched c2r; see
+// cufft_layer_executor. Their workspaces are cached like single images'.
 //
 // Errors: every CUDA, cuFFT and cuBLAS status is checked; a failure throws convkit::error naming the
 // call and the status ("cufft: cudaMalloc failed: cudaErrorMemoryAllocation (out of memory)"), after
