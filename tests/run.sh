@@ -4,7 +4,9 @@
 #      device tests report "skipped" without a GPU), all tests, examples and the consumer project;
 #   2. the tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the concurrency tests under ThreadSanitizer;
-#   4. the core alone (no FFTW, BLAS or CUDA), as a user without them builds it.
+#   4. the core alone (no FFTW, BLAS or CUDA), as a user without them builds it;
+#   5. the README's main command, bench/run.sh, in its quick CI form (--smoke): it installs the
+#      benchmark peers, configures, builds against every one of them and runs a short slice.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/cmake/install-deps.sh"
@@ -44,3 +46,6 @@ cmake -S "$root" -B "$out/core" -DCMAKE_BUILD_TYPE=Release -DCONVKIT_WITH_FFTW=O
   -DCONVKIT_WITH_CUDA=OFF -DCONVKIT_BUILD_BENCHMARKS=OFF > /dev/null
 cmake --build "$out/core" -j "$jobs"
 ctest --test-dir "$out/core" --output-on-failure -j "$jobs"
+
+step "The README's main command: bash bench/run.sh --smoke"
+CONVKIT_BUILD_ROOT="$out/bench" bash "$root/bench/run.sh" --smoke
