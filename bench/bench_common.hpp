@@ -36,11 +36,11 @@ class count_allocations {
   long long n0_, b0_;
 };
 
-inline array2d<float> random_image(index rows, index cols, unsigned seed) {
+inline array2d<float> random_image(index_t rows, index_t cols, unsigned seed) {
   array2d<float> a(rows, cols);
   std::mt19937 g(seed);
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  for (index i = 0; i < a.size(); ++i) a.data()[i] = d(g);
+  for (index_t i = 0; i < a.size(); ++i) a.data()[i] = d(g);
   return a;
 }
 
@@ -56,14 +56,14 @@ inline options valid_correlation(algorithm a, int threads = 0) {
 
 /// Random n x n images (seed 1) and k x k kernels (seed 2), made once per size and shared by every
 /// benchmark of a binary.
-inline const array2d<float>& image(index n) {
-  static std::map<index, array2d<float>> cache;
+inline const array2d<float>& image(index_t n) {
+  static std::map<index_t, array2d<float>> cache;
   auto it = cache.find(n);
   if (it == cache.end()) it = cache.emplace(n, random_image(n, n, 1)).first;
   return it->second;
 }
-inline const array2d<float>& kernel(index k) {
-  static std::map<index, array2d<float>> cache;
+inline const array2d<float>& kernel(index_t k) {
+  static std::map<index_t, array2d<float>> cache;
   auto it = cache.find(k);
   if (it == cache.end()) it = cache.emplace(k, random_image(k, k, 2)).first;
   return it->second;

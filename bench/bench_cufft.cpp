@@ -24,7 +24,7 @@
 namespace convkit::bench {
 namespace {
 
-constexpr index kernel_size = 15;
+constexpr index_t kernel_size = 15;
 
 const array2d<float>& kernel() { return bench::kernel(kernel_size); }
 
@@ -37,7 +37,7 @@ bool have_gpu(benchmark::State& state) {
 }
 
 struct workload {
-  index n;
+  index_t n;
   cufft::config cfg;
   std::string label() const { return std::to_string(n) + "x" + std::to_string(n); }
   double flops() const {
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   const std::string reason = cufft::unavailable_reason();
   std::printf("cuFFT: %s\n", reason.empty() ? "a CUDA device is available" : reason.c_str());
   cufft::config tiled;
-  tiled.memory_cap = convkit::index(256) << 20;
+  tiled.memory_cap = convkit::index_t(256) << 20;
   for (const workload& w : {workload{1000, {}}, workload{9000, {}}, workload{10000, tiled}}) register_cufft(w);
   summary_reporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);

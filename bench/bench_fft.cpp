@@ -26,7 +26,7 @@
 namespace convkit::bench {
 namespace {
 
-constexpr index kernel_size = 15;
+constexpr index_t kernel_size = 15;
 
 fftw::config with_tiling(fftw::tiling t) {
   fftw::config c;
@@ -35,7 +35,7 @@ fftw::config with_tiling(fftw::tiling t) {
 }
 
 /// plan<float> for an n x n image and a k x k kernel with the fft configuration `cfg`.
-plan<float> make_plan(index n, index k, algorithm a, int threads, const fftw::config& cfg) {
+plan<float> make_plan(index_t n, index_t k, algorithm a, int threads, const fftw::config& cfg) {
   const fftw::config saved = fftw::get_config();
   fftw::set_config(cfg);
   plan<float> p(n, n, kernel(k), valid_correlation(a, threads));
@@ -43,15 +43,15 @@ plan<float> make_plan(index n, index k, algorithm a, int threads, const fftw::co
   return p;
 }
 
-std::string describe_tiles(index n, index k, int threads, const fftw::config& cfg) {
+std::string describe_tiles(index_t n, index_t k, int threads, const fftw::config& cfg) {
   detail::problem p{detail::make_geometry(n, n, k, k, valid_correlation(algorithm::fft, threads)),
                     valid_correlation(algorithm::fft, threads), true};
   const detail::fft::tile_plan t = detail::fftw_tile_plan(p, sizeof(float), cfg);
   return std::to_string(t.rows.transform) + "x" + std::to_string(t.cols.transform) + " x" + std::to_string(t.tiles());
 }
 
-void register_plan_run(const std::string& name, const std::string& workload, const std::string& method, index n,
-                       index k, algorithm a, int threads, const fftw::config& cfg, const std::string& baseline) {
+void register_plan_run(const std::string& name, const std::string& workload, const std::string& method, index_t n,
+                       index_t k, algorithm a, int threads, const fftw::config& cfg, const std::string& baseline) {
   const double flops = 2.0 * double(n - k + 1) * double(n - k + 1) * double(k * k);
   const std::string note = a == algorithm::fft ? "transform " + describe_tiles(n, k, threads, cfg) : "";
   rows()[name] = {workload, method, note, threads, flops, baseline};
@@ -67,7 +67,7 @@ void register_plan_run(const std::string& name, const std::string& workload, con
   })->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
-void register_plan_creation(const std::string& name, const std::string& workload, const std::string& method, index n,
+void register_plan_creation(const std::string& name, const std::string& workload, const std::string& method, index_t n,
                             algorithm a, int threads, const fftw::config& cfg) {
   rows()[name] = {workload, method + ": plan", "", threads, 0, ""};
   benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
@@ -79,11 +79,11 @@ void register_plan_creation(const std::string& name, const std::string& workload
   })->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
-std::string floor_name(index n, int threads) {
+std::string floor_name(index_t n, int threads) {
   return "fft/" + std::to_string(n) + "x" + std::to_string(n) + "/bare_fftw/threads:" + std::to_string(threads);
 }
 
-void register_floor(index n, int threads) {
+void register_floor(index_t n, int threads) {
   const detail::geometry g = detail::make_geometry(n, n, kernel_size, kernel_size, valid_correlation(algorithm::fft, 1));
   const int rows_n = int(detail::fft::next_fast_size(g.rows.extent)), cols_n = int(detail::fft::next_fast_size(g.cols.extent));
   const std::string name = floor_name(n, threads);
@@ -102,7 +102,7 @@ void register_floor(index n, int threads) {
   })->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
-void register_workload(index n, int threads) {
+void register_workload(index_t n, int threads) {
   const std::string workload = std::to_string(n) + "x" + std::to_string(n);
   const std::string base = "fft/" + workload + "/";
   const std::string t = "/threads:" + std::to_string(threads);
@@ -120,7 +120,7 @@ void register_workload(index n, int threads) {
 }
 
 /// Direct vs fft at 1000x1000 on one thread for kernel sizes k: where fft overtakes direct.
-void register_crossover(index k) {
+void register_crossover(index_t k) {
   const std::string workload = "1000x1000*" + std::to_string(k) + "x" + std::to_string(k);
   const std::string base = "crossover/k:" + std::to_string(k) + "/";
   register_plan_run(base + "direct", workload, "convkit direct", 1000, k, algorithm::direct, 1, {}, "");
@@ -137,10 +137,10 @@ long peak_rss_kib() {
 
 /// One 10000x10000 * 15x15 convolution; prints the peak RSS beyond the input and output arrays.
 int peak_rss(const std::string& mode, int threads) {
-  const index n = 10000;
+  const index_t n = 10000;
   const array2d<float> in = random_image(n, n, 1);
   array2d<float> out(n - kernel_size + 1, n - kernel_size + 1);
-  for (index i = 0; i < out.size(); i += 1024) out.data()[i] = 1.0f;  // touch the output's pages
+  for (index_t i = 0; i < out.size(); i += 1024) out.data()[i] = 1.0f;  // touch the output's pages
   const long before = peak_rss_kib();
   fftw::config cfg = with_tiling(mode == "untiled" ? fftw::tiling::never : fftw::tiling::automatic);
   plan<float> p = make_plan(n, kernel_size, algorithm::fft, threads, cfg);
@@ -169,14 +169,14 @@ int main(int argc, char** argv) {
   if (!rss_mode.empty()) return peak_rss(rss_mode, rss_threads);
   int n_args = int(args.size());
   benchmark::Initialize(&n_args, args.data());
-  for (convkit::index n : {1000, 10000})
+  for (convkit::index_t n : {1000, 10000})
     for (int threads : {1, 2}) register_workload(n, threads);
-  for (convkit::index k : {3, 5, 7, 9, 11, 13, 15, 17, 21, 25, 31}) register_crossover(k);
+  for (convkit::index_t k : {3, 5, 7, 9, 11, 13, 15, 17, 21, 25, 31}) register_crossover(k);
 
   summary_reporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.print_summary();
-  for (convkit::index n : {1000, 10000})
+  for (convkit::index_t n : {1000, 10000})
     for (int threads : {1, 2}) {
       const std::string base = "fft/" + std::to_string(n) + "x" + std::to_string(n) + "/";
       const double floor = reporter.seconds(floor_name(n, threads));

@@ -29,10 +29,10 @@
 namespace convkit::bench {
 namespace {
 
-constexpr index kernel_size = 15;
+constexpr index_t kernel_size = 15;
 
 struct workload {
-  index n;
+  index_t n;
   std::string name() const { return std::to_string(n) + "x" + std::to_string(n); }
   double flops() const {
     const double out = double(n - kernel_size + 1);

@@ -13,16 +13,16 @@
 
 namespace {
 
-convkit::array2d<float> random_array(convkit::index rows, convkit::index cols, unsigned seed) {
+convkit::array2d<float> random_array(convkit::index_t rows, convkit::index_t cols, unsigned seed) {
   convkit::array2d<float> a(rows, cols);
   std::mt19937 g(seed);
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  for (convkit::index i = 0; i < a.size(); ++i) a.data()[i] = d(g);
+  for (convkit::index_t i = 0; i < a.size(); ++i) a.data()[i] = d(g);
   return a;
 }
 
 void run(benchmark::State& state, convkit::algorithm a) {
-  const convkit::index n = state.range(0), k = state.range(1);
+  const convkit::index_t n = state.range(0), k = state.range(1);
   const convkit::array2d<float> image = random_array(n, n, 1), kernel = random_array(k, k, 2);
   convkit::options opt;
   opt.size = convkit::output::same;

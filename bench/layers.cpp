@@ -24,11 +24,11 @@
 
 namespace {
 
-using convkit::index;
+using convkit::index_t;
 
 struct layer_shape {
   const char* name;
-  index c, k, hw, r;
+  index_t c, k, hw, r;
   int stride, pad;
 };
 
@@ -52,18 +52,18 @@ convkit::layer_options options_for(const layer_shape& l, int threads) {
   return o;
 }
 
-double flops(const layer_shape& l, index n) {
+double flops(const layer_shape& l, index_t n) {
   const convkit::shape4d out = convkit::layer_output_shape({n, l.c, l.hw, l.hw}, {l.k, l.c, l.r, l.r}, options_for(l, 1));
   return 2.0 * double(n) * double(l.k) * double(l.c) * double(l.r * l.r) * double(out.h) * double(out.w);
 }
 
-void fill(float* p, index n, unsigned seed) {
+void fill(float* p, index_t n, unsigned seed) {
   std::mt19937 g(seed);
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  for (index i = 0; i < n; ++i) p[i] = d(g);
+  for (index_t i = 0; i < n; ++i) p[i] = d(g);
 }
 
-void convkit_layer(benchmark::State& state, layer_shape l, index n, int threads, convkit::algorithm algo) {
+void convkit_layer(benchmark::State& state, layer_shape l, index_t n, int threads, convkit::algorithm algo) {
   convkit::layer_options o = options_for(l, threads);
   o.algo = algo;
   convkit::array4d<float> in(n, l.c, l.hw, l.hw), w(l.k, l.c, l.r, l.r);
@@ -83,7 +83,7 @@ void convkit_layer(benchmark::State& state, layer_shape l, index n, int threads,
 }
 
 #if defined(CONVKIT_BENCH_ONEDNN)
-void onednn_layer(benchmark::State& state, layer_shape l, index n, int threads, bool blocked) {
+void onednn_layer(benchmark::State& state, layer_shape l, index_t n, int threads, bool blocked) {
   using namespace dnnl;
   using tag = memory::format_tag;
   using dt = memory::data_type;
@@ -122,7 +122,7 @@ void onednn_layer(benchmark::State& state, layer_shape l, index n, int threads, 
 // Registers every (layer, batch, threads) for each convkit backend that computes layers, then oneDNN.
 const bool registered = [] {
   for (const layer_shape& l : layers)
-    for (index n : {index(1), index(8)})
+    for (index_t n : {index_t(1), index_t(8)})
       for (int threads : {1, 2}) {
         const std::string suffix = std::string(l.name) + "/batch:" + std::to_string(n) + "/threads:" + std::to_string(threads);
         for (convkit::algorithm a : {convkit::algorithm::direct, convkit::algorithm::im2col, convkit::algorithm::fft,

@@ -7,11 +7,11 @@
 namespace convkit::seed {
 
 inline void naive_conv2d(view2d<const float> img, view2d<const float> k, view2d<float> out, int stride = 1) {
-  for (index i = 0; i < out.rows(); ++i)
-    for (index j = 0; j < out.cols(); ++j) {
+  for (index_t i = 0; i < out.rows(); ++i)
+    for (index_t j = 0; j < out.cols(); ++j) {
       float sum = 0;
-      for (index u = 0; u < k.rows(); ++u)
-        for (index v = 0; v < k.cols(); ++v) sum += img(i * stride + u, j * stride + v) * k(u, v);
+      for (index_t u = 0; u < k.rows(); ++u)
+        for (index_t v = 0; v < k.cols(); ++v) sum += img(i * stride + u, j * stride + v) * k(u, v);
       out(i, j) = sum;
     }
 }

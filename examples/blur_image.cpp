@@ -25,7 +25,7 @@ convkit::array2d<float> read_pgm(const std::string& path) {
   if (!f || magic != "P5" || maxval != 255 || w <= 0 || h <= 0) throw std::runtime_error(path + ": not an 8-bit binary PGM");
   f.get();  // the single whitespace after maxval
   convkit::array2d<float> img(h, w);
-  for (convkit::index i = 0; i < img.size(); ++i) img.data()[i] = float(static_cast<unsigned char>(f.get())) / 255.0f;
+  for (convkit::index_t i = 0; i < img.size(); ++i) img.data()[i] = float(static_cast<unsigned char>(f.get())) / 255.0f;
   if (!f) throw std::runtime_error(path + ": truncated");
   return img;
 }
@@ -33,20 +33,20 @@ convkit::array2d<float> read_pgm(const std::string& path) {
 void write_pgm(const std::string& path, const convkit::array2d<float>& img) {
   std::ofstream f(path, std::ios::binary);
   f << "P5\n" << img.cols() << " " << img.rows() << "\n255\n";
-  for (convkit::index i = 0; i < img.size(); ++i)
+  for (convkit::index_t i = 0; i < img.size(); ++i)
     f.put(static_cast<char>(std::lround(std::fmin(std::fmax(img.data()[i], 0.0f), 1.0f) * 255.0f)));
 }
 
 convkit::array2d<float> gaussian(double sigma) {
-  const convkit::index radius = convkit::index(std::ceil(3 * sigma)), n = 2 * radius + 1;
+  const convkit::index_t radius = convkit::index_t(std::ceil(3 * sigma)), n = 2 * radius + 1;
   convkit::array2d<float> k(n, n);
   double sum = 0;
-  for (convkit::index r = 0; r < n; ++r)
-    for (convkit::index c = 0; c < n; ++c) {
+  for (convkit::index_t r = 0; r < n; ++r)
+    for (convkit::index_t c = 0; c < n; ++c) {
       const double y = double(r - radius), x = double(c - radius);
       sum += k(r, c) = float(std::exp(-(x * x + y * y) / (2 * sigma * sigma)));
     }
-  for (convkit::index i = 0; i < k.size(); ++i) k.data()[i] = float(k.data()[i] / sum);
+  for (convkit::index_t i = 0; i < k.size(); ++i) k.data()[i] = float(k.data()[i] / sum);
   return k;
 }
 
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
 
   double mean_in = 0, mean_out = 0, worst = 0;
   const array2d<double> want = reference::conv2d<float>(image, kernel, opt);
-  for (convkit::index i = 0; i < image.size(); ++i) {
+  for (convkit::index_t i = 0; i < image.size(); ++i) {
     mean_in += image.data()[i];
     mean_out += blurred.data()[i];
     worst = std::fmax(worst, std::fabs(blurred.data()[i] - want.data()[i]));

@@ -12,15 +12,15 @@
 #include <vector>
 
 int main() {
-  using convkit::index;
-  const index batch = 4, channels = 64, filters = 64, size = 56, r = 3;
+  using convkit::index_t;
+  const index_t batch = 4, channels = 64, filters = 64, size = 56, r = 3;
   convkit::array4d<float> input(batch, channels, size, size), weights(filters, channels, r, r);
   std::vector<float> bias(static_cast<std::size_t>(filters));
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (index i = 0; i < input.size(); ++i) input.data()[i] = normal(rng);
+  for (index_t i = 0; i < input.size(); ++i) input.data()[i] = normal(rng);
   const float he = std::sqrt(2.0f / float(channels * r * r));  // He initialisation, as a trained layer would be scaled
-  for (index i = 0; i < weights.size(); ++i) weights.data()[i] = he * normal(rng);
+  for (index_t i = 0; i < weights.size(); ++i) weights.data()[i] = he * normal(rng);
   for (float& b : bias) b = 0.1f * normal(rng);
 
   convkit::layer_options opt;
@@ -38,7 +38,7 @@ int main() {
       layer.execute(input, out);
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       double worst = 0, scale = 0;
-      for (index i = 0; i < out.size(); ++i) {
+      for (index_t i = 0; i < out.size(); ++i) {
         worst = std::fmax(worst, std::fabs(out.data()[i] - want.data()[i]));
         scale = std::fmax(scale, std::fabs(want.data()[i]));
       }

@@ -13,12 +13,12 @@ int main() {
     std::printf("gpu_conv: skipped, %s\n", cufft::unavailable_reason().c_str());
     return 77;
   }
-  const convkit::index n = 2000, k = 15;  // (not POSIX index())
+  const convkit::index_t n = 2000, k = 15;
   array2d<float> image(n, n), kernel(k, k);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  for (convkit::index i = 0; i < image.size(); ++i) image.data()[i] = uniform(rng);
-  for (convkit::index i = 0; i < kernel.size(); ++i) kernel.data()[i] = uniform(rng);
+  for (convkit::index_t i = 0; i < image.size(); ++i) image.data()[i] = uniform(rng);
+  for (convkit::index_t i = 0; i < kernel.size(); ++i) kernel.data()[i] = uniform(rng);
 
   options opt;
   opt.size = output::same;
@@ -44,7 +44,7 @@ int main() {
   array2d<float> from_device(n, n);
   d_out.download(from_device);
   double worst = 0, scale = 0;
-  for (convkit::index i = 0; i < cpu.size(); ++i) {
+  for (convkit::index_t i = 0; i < cpu.size(); ++i) {
     worst = std::max({worst, double(std::abs(out.data()[i] - cpu.data()[i])),
                       double(std::abs(from_device.data()[i] - cpu.data()[i]))});
     scale = std::max(scale, double(std::abs(cpu.data()[i])));

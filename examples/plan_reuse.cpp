@@ -31,7 +31,7 @@ void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::fre
 
 int main() {
   using namespace convkit;
-  const convkit::index rows = 240, cols = 320;
+  const convkit::index_t rows = 240, cols = 320;
   array2d<float> edge_kernel(3, 3);  // a Laplacian edge detector
   edge_kernel(0, 1) = edge_kernel(1, 0) = edge_kernel(1, 2) = edge_kernel(2, 1) = 1;
   edge_kernel(1, 1) = -4;
@@ -45,8 +45,8 @@ int main() {
   double checksum = 0;
   const long before = heap_allocations.load();
   for (int t = 0; t < 100; ++t) {
-    for (convkit::index r = 0; r < rows; ++r)  // a moving bright bar
-      for (convkit::index c = 0; c < cols; ++c) frame(r, c) = (c >= 2 * t && c < 2 * t + 8) ? 1.0f : 0.0f;
+    for (convkit::index_t r = 0; r < rows; ++r)  // a moving bright bar
+      for (convkit::index_t c = 0; c < cols; ++c) frame(r, c) = (c >= 2 * t && c < 2 * t + 8) ? 1.0f : 0.0f;
     laplacian.execute(frame, edges);
     checksum += edges(rows / 2, 2 * t - 1 < 0 ? 0 : 2 * t - 1);
   }

@@ -4,7 +4,7 @@
 int main() {
   convkit::array2d<float> image(480, 640), kernel(5, 5);
   image(240, 320) = 1.0f;                                    // a single bright pixel
-  for (convkit::index i = 0; i < kernel.size(); ++i) kernel.data()[i] = 1.0f / 25;
+  for (convkit::index_t i = 0; i < kernel.size(); ++i) kernel.data()[i] = 1.0f / 25;
   convkit::options opt;
   opt.size = convkit::output::same;                          // full, same or valid, as in SciPy
   opt.edge = convkit::border::reflect;                       // zero, constant, replicate, reflect, symmetric, circular

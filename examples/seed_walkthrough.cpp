@@ -20,7 +20,7 @@
 
 namespace {
 
-using convkit::index;
+using convkit::index_t;
 using cplx = std::complex<double>;
 using spectrum = std::vector<std::vector<cplx>>;
 
@@ -47,8 +47,8 @@ spectrum dft2(const spectrum& a, int sign) {
 
 spectrum to_spectrum(convkit::view2d<const double> a, std::size_t n) {
   spectrum s(n, std::vector<cplx>(n));
-  for (index r = 0; r < a.rows(); ++r)
-    for (index c = 0; c < a.cols(); ++c) s[std::size_t(r)][std::size_t(c)] = a(r, c);
+  for (index_t r = 0; r < a.rows(); ++r)
+    for (index_t c = 0; c < a.cols(); ++c) s[std::size_t(r)][std::size_t(c)] = a(r, c);
   return s;
 }
 
@@ -66,17 +66,17 @@ convkit::array2d<double> fft_convolve(const convkit::array2d<double>& image, con
       }
     }
   const spectrum y = dft2(prod, +1);
-  convkit::array2d<double> out{index(n), index(n)};
+  convkit::array2d<double> out{index_t(n), index_t(n)};
   for (std::size_t r = 0; r < n; ++r)
-    for (std::size_t c = 0; c < n; ++c) out(index(r), index(c)) = y[r][c].real();
+    for (std::size_t c = 0; c < n; ++c) out(index_t(r), index_t(c)) = y[r][c].real();
   return out;
 }
 
 /// Largest |got - want| over want's shape, with got read from offset (r0, c0), relative to max |want|.
-double rel_error(const convkit::array2d<double>& got, const convkit::array2d<double>& want, index r0 = 0, index c0 = 0) {
+double rel_error(const convkit::array2d<double>& got, const convkit::array2d<double>& want, index_t r0 = 0, index_t c0 = 0) {
   double worst = 0, scale = 0;
-  for (index r = 0; r < want.rows(); ++r)
-    for (index c = 0; c < want.cols(); ++c) {
+  for (index_t r = 0; r < want.rows(); ++r)
+    for (index_t c = 0; c < want.cols(); ++c) {
       worst = std::fmax(worst, std::fabs(got(r + r0, c + c0) - want(r, c)));
       scale = std::fmax(scale, std::fabs(want(r, c)));
     }
@@ -86,13 +86,13 @@ double rel_error(const convkit::array2d<double>& got, const convkit::array2d<dou
 }  // namespace
 
 int main() {
-  using convkit::index;  // (a using-declaration in block scope hides POSIX ::index from <strings.h>)
-  const index n = 64, k = 7, radius = k / 2;
+  using convkit::index_t;
+  const index_t n = 64, k = 7, radius = k / 2;
   convkit::array2d<double> image(n, n), kernel(k, k);
-  for (index r = 0; r < n; ++r)
-    for (index c = 0; c < n; ++c) image(r, c) = std::sin(0.3 * double(r)) * std::cos(0.2 * double(c)) + 0.5;
-  for (index r = 0; r < k; ++r)
-    for (index c = 0; c < k; ++c) kernel(r, c) = std::exp(-double((r - radius) * (r - radius) + (c - radius) * (c - radius)) / 4.0);
+  for (index_t r = 0; r < n; ++r)
+    for (index_t c = 0; c < n; ++c) image(r, c) = std::sin(0.3 * double(r)) * std::cos(0.2 * double(c)) + 0.5;
+  for (index_t r = 0; r < k; ++r)
+    for (index_t c = 0; c < k; ++c) kernel(r, c) = std::exp(-double((r - radius) * (r - radius) + (c - radius) * (c - radius)) / 4.0);
 
   convkit::options same;
   same.size = convkit::output::same;
@@ -106,15 +106,15 @@ int main() {
   std::printf("0. The naive loop ('valid' correlation, the post's first version) against convkit:\n");
   {
     convkit::array2d<float> img_f(n, n), ker_f(k, k), naive(n - k + 1, n - k + 1);
-    for (index i = 0; i < image.size(); ++i) img_f.data()[i] = float(image.data()[i]);
-    for (index i = 0; i < kernel.size(); ++i) ker_f.data()[i] = float(kernel.data()[i]);
+    for (index_t i = 0; i < image.size(); ++i) img_f.data()[i] = float(image.data()[i]);
+    for (index_t i = 0; i < kernel.size(); ++i) ker_f.data()[i] = float(kernel.data()[i]);
     convkit::seed::naive_conv2d(img_f, ker_f, naive);
     convkit::options valid_corr;
     valid_corr.size = convkit::output::valid;
     valid_corr.correlate = true;
     const convkit::array2d<float> fast = convkit::conv2d(img_f, ker_f, valid_corr);
     double worst = 0;
-    for (index i = 0; i < naive.size(); ++i) worst = std::fmax(worst, std::fabs(naive.data()[i] - fast.data()[i]));
+    for (index_t i = 0; i < naive.size(); ++i) worst = std::fmax(worst, std::fabs(naive.data()[i] - fast.data()[i]));
     std::printf("  %-72s %.1e (float)\n", "naive loop vs convkit direct, largest difference", worst);
     ok = ok && worst < 1e-4;
   }
@@ -123,21 +123,21 @@ int main() {
   // convkit's way: transforms of at least H + K - 1, kernel placed by padded_kernel with its origin
   // at (0, 0) and zeros elsewhere, spectra multiplied element by element; then crop 'same'.
   const std::size_t big = std::size_t(n + k - 1);
-  convkit::array2d<double> placed{index(big), index(big)};
+  convkit::array2d<double> placed{index_t(big), index_t(big)};
   convkit::padded_kernel<double>(kernel, placed.view());
   report("convkit: size H+K-1, kernel at the origin, zeros, element-wise", rel_error(fft_convolve(image, placed, big, false), want, radius, radius), true);
 
   // The post's kernel array: image-sized, kernel centred, the rest sigmoid(0) = 0.5.
   convkit::array2d<double> centred(n, n);
   const double sigmoid0 = 1.0 / (1.0 + std::exp(0.0));
-  for (index i = 0; i < centred.size(); ++i) centred.data()[i] = sigmoid0;
-  for (index r = 0; r < k; ++r)
-    for (index c = 0; c < k; ++c) centred(n / 2 - radius + r, n / 2 - radius + c) = kernel(r, c);
+  for (index_t i = 0; i < centred.size(); ++i) centred.data()[i] = sigmoid0;
+  for (index_t r = 0; r < k; ++r)
+    for (index_t c = 0; c < k; ++c) centred(n / 2 - radius + r, n / 2 - radius + c) = kernel(r, c);
   // Undo the centring by reading the circular result shifted by n/2 (the post did not, either way).
   convkit::array2d<double> post = fft_convolve(image, centred, std::size_t(n), false);
   convkit::array2d<double> unshifted(n, n);
-  for (index r = 0; r < n; ++r)
-    for (index c = 0; c < n; ++c) unshifted(r, c) = post((r + n / 2) % n, (c + n / 2) % n);
+  for (index_t r = 0; r < n; ++r)
+    for (index_t c = 0; c < n; ++c) unshifted(r, c) = post((r + n / 2) % n, (c + n / 2) % n);
   report("post mistake 1: rest of the kernel array filled with sigmoid(0) = 0.5", rel_error(unshifted, want), false);
 
   convkit::array2d<double> centred_zero(n, n);

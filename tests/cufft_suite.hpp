@@ -152,7 +152,7 @@ TEST_CASE("cufft tiles (forced, and from the memory cap) match the reference", "
   big.opt.size = output::same;
   big.opt.edge = border::reflect;
   cufft::config capped;
-  capped.memory_cap = index(600) << 10;
+  capped.memory_cap = index_t(600) << 10;
   const array2d<float> k(big.k_rows, big.k_cols);
   const cufft::plan<float> untiled(big.rows, big.cols, k, big.opt);
   const cufft::plan<float> tiled(big.rows, big.cols, k, big.opt, capped);
@@ -185,7 +185,7 @@ TEST_CASE("a cufft plan is reusable: a second input's result does not depend on 
     dout.download(got_device);
     const array2d<double> want = reference::conv2d<double>(in, kernel, c.opt);
     double worst = 0, worst_device = 0;
-    for (index i = 0; i < want.size(); ++i) {
+    for (index_t i = 0; i < want.size(); ++i) {
       worst = std::max(worst, std::abs(got.data()[i] - want.data()[i]));
       worst_device = std::max(worst_device, std::abs(got_device.data()[i] - want.data()[i]));
     }
@@ -213,7 +213,7 @@ TEST_CASE("cufft timing: filled on request, transfers apart from compute", "[cuf
   fill_random(k.view(), rng);
   options o;
   o.size = output::same;
-  for (index tile_rows : {index(0), index(64)}) {
+  for (index_t tile_rows : {index_t(0), index_t(64)}) {
     cufft::config cfg;
     cfg.tile_rows = tile_rows;
     cufft::plan<float> p(256, 256, k, o, cfg);

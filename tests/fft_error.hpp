@@ -28,7 +28,7 @@ namespace convkit::testing {
 
 constexpr double fft_error_factor = 1.0;
 
-inline error_model fft_transform_error(index n_rows, index n_cols) {
+inline error_model fft_transform_error(index_t n_rows, index_t n_cols) {
   return {0.0, fft_error_factor * std::log2(std::max(4.0, double(n_rows) * double(n_cols)))};
 }
 inline error_model fft_transform_error(const detail::fft::tile_plan& t) {

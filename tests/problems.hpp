@@ -45,8 +45,8 @@ inline std::uint64_t run_seed() {
 }
 
 struct problem_case {
-  index rows, cols, k_rows, k_cols;
-  index pad;  ///< extra elements at the end of every row of the input and output views
+  index_t rows, cols, k_rows, k_cols;
+  index_t pad;  ///< extra elements at the end of every row of the input and output views
   options opt;
 
   std::string describe() const {
@@ -60,8 +60,8 @@ struct problem_case {
 
 /// The shared grid (deterministic coverage) followed by `random_cases` cases drawn from the seed.
 inline std::vector<problem_case> problem_grid(int random_cases = 64) {
-  static const index kernels[][2] = {{1, 1}, {3, 3}, {2, 2}, {5, 4}, {4, 7}, {9, 9}, {1, 6}, {8, 1}, {6, 6}, {7, 3}, {2, 9}};
-  static const index images[][2] = {{17, 23}, {32, 8}, {5, 40}, {3, 4}, {24, 24}, {1, 13}, {11, 1}, {2, 2}};
+  static const index_t kernels[][2] = {{1, 1}, {3, 3}, {2, 2}, {5, 4}, {4, 7}, {9, 9}, {1, 6}, {8, 1}, {6, 6}, {7, 3}, {2, 9}};
+  static const index_t images[][2] = {{17, 23}, {32, 8}, {5, 40}, {3, 4}, {24, 24}, {1, 13}, {11, 1}, {2, 2}};
   std::vector<problem_case> cases;
   const auto add = [&](problem_case c) {
     // valid mode needs the dilated kernel inside the image: grow the image until it fits.
@@ -94,7 +94,7 @@ inline std::vector<problem_case> problem_grid(int random_cases = 64) {
           add(c);
         }
   std::mt19937_64 rng(run_seed());
-  const auto pick = [&](index lo, index hi) { return std::uniform_int_distribution<index>(lo, hi)(rng); };
+  const auto pick = [&](index_t lo, index_t hi) { return std::uniform_int_distribution<index_t>(lo, hi)(rng); };
   for (int i = 0; i < random_cases; ++i) {
     problem_case c{};
     c.rows = pick(1, 48);
@@ -119,8 +119,8 @@ inline std::vector<problem_case> problem_grid(int random_cases = 64) {
 template <class T>
 void fill_random(view2d<T> v, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> d(-1.0, 1.0);
-  for (index r = 0; r < v.rows(); ++r)
-    for (index c = 0; c < v.cols(); ++c) v(r, c) = static_cast<T>(d(rng));
+  for (index_t r = 0; r < v.rows(); ++r)
+    for (index_t c = 0; c < v.cols(); ++c) v(r, c) = static_cast<T>(d(rng));
 }
 
 /// An array with `pad` extra columns and a view of its first `cols` columns: a view whose
@@ -129,7 +129,7 @@ template <class T>
 struct padded {
   array2d<T> storage;
   view2d<T> view;
-  padded(index rows, index cols, index pad) : storage(rows, cols + pad), view(storage.data(), rows, cols, cols + pad) {}
+  padded(index_t rows, index_t cols, index_t pad) : storage(rows, cols + pad), view(storage.data(), rows, cols, cols + pad) {}
 };
 
 /// How much rounding error a backend may make, in units of T's epsilon, for one output element:
@@ -155,8 +155,8 @@ void check_case(const problem_case& c, std::mt19937_64& rng, Compute&& compute, 
   const shape2d s = output_shape(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
   padded<T> out(s.rows, s.cols, c.pad);
   const T sentinel = T(12345);
-  for (index r = 0; r < s.rows; ++r)
-    for (index col = 0; col < s.cols + c.pad; ++col)
+  for (index_t r = 0; r < s.rows; ++r)
+    for (index_t col = 0; col < s.cols + c.pad; ++col)
       out.storage(r, col) = col < s.cols ? std::numeric_limits<T>::quiet_NaN() : sentinel;
   compute(view2d<const T>(in.view), view2d<const T>(kernel.view()), out.view, c.opt);
   const array2d<double> want = reference::conv2d<T>(in.view, kernel.view(), c.opt);
@@ -168,14 +168,14 @@ void check_case(const problem_case& c, std::mt19937_64& rng, Compute&& compute, 
   array2d<T> ext(g.rows.extent, g.cols.extent);
   extend<T>(in.view, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, T(c.opt.edge_value));
   double ext2 = 0, k2 = 0;
-  for (index i = 0; i < ext.size(); ++i) ext2 += double(ext.data()[i]) * double(ext.data()[i]);
-  for (index i = 0; i < kernel.size(); ++i) k2 += double(kernel.data()[i]) * double(kernel.data()[i]);
+  for (index_t i = 0; i < ext.size(); ++i) ext2 += double(ext.data()[i]) * double(ext.data()[i]);
+  for (index_t i = 0; i < kernel.size(); ++i) k2 += double(kernel.data()[i]) * double(kernel.data()[i]);
   const double scale = std::sqrt(ext2) * std::sqrt(k2);
   const double eps = std::numeric_limits<T>::epsilon();
   const auto allowed = [&](double magnitude) { return eps * (m.local * magnitude + m.global * scale) + 1e-300; };
-  index bad = 0;
-  for (index r = 0; r < s.rows; ++r) {
-    for (index col = 0; col < s.cols; ++col) {
+  index_t bad = 0;
+  for (index_t r = 0; r < s.rows; ++r) {
+    for (index_t col = 0; col < s.cols; ++col) {
       const double got = static_cast<double>(out.view(r, col));
       const double err = std::abs(got - want(r, col));
       if (!(err <= allowed(mag(r, col))) && bad++ < 3) {
@@ -184,7 +184,7 @@ void check_case(const problem_case& c, std::mt19937_64& rng, Compute&& compute, 
         CHECK(err <= allowed(mag(r, col)));
       }
     }
-    for (index col = s.cols; col < s.cols + c.pad; ++col) {
+    for (index_t col = s.cols; col < s.cols + c.pad; ++col) {
       if (out.storage(r, col) != sentinel && bad++ < 3) {
         INFO("wrote outside the output view at (" << r << ", " << col << ")");
         CHECK(out.storage(r, col) == sentinel);
@@ -201,7 +201,7 @@ inline error_model direct_error(const problem_case& c) { return {double(c.k_rows
 // --- Layers -----------------------------------------------------------------------------------------
 
 struct layer_case {
-  index n, c, k, h, w, r, s;  ///< input [n, c, h, w], weights [k, c / groups, r, s]
+  index_t n, c, k, h, w, r, s;  ///< input [n, c, h, w], weights [k, c / groups, r, s]
   bool bias;
   layer_options opt;
 
@@ -229,7 +229,7 @@ inline std::vector<layer_case> layer_grid(int random_cases = 64) {
     c.w = std::max(c.w, (c.s - 1) * c.opt.dilation_cols + 1 - 2 * c.opt.pad_cols);
     cases.push_back(c);
   };
-  const auto set_channels = [](layer_case& c, int grouping, index m) {
+  const auto set_channels = [](layer_case& c, int grouping, index_t m) {
     if (grouping == 0) {  // dense
       c.opt.groups = 1;
       c.c = 1 + (3 * m) % 8;
@@ -243,8 +243,8 @@ inline std::vector<layer_case> layer_grid(int random_cases = 64) {
       c.c = c.k = c.opt.groups;
     }
   };
-  static const index images[][2] = {{9, 11}, {16, 5}, {1, 7}, {12, 12}, {6, 1}, {17, 3}, {2, 2}, {8, 14}};
-  index m = 0;
+  static const index_t images[][2] = {{9, 11}, {16, 5}, {1, 7}, {12, 12}, {6, 1}, {17, 3}, {2, 2}, {8, 14}};
+  index_t m = 0;
   for (border edge : {border::zero, border::reflect, border::replicate, border::circular, border::symmetric})
     for (int grouping = 0; grouping < 3; ++grouping)
       for (bool bias : {false, true})
@@ -272,7 +272,7 @@ inline std::vector<layer_case> layer_grid(int random_cases = 64) {
           add(c);
         }
   std::mt19937_64 rng(run_seed() ^ 0x1a7e5ULL);
-  const auto pick = [&](index lo, index hi) { return std::uniform_int_distribution<index>(lo, hi)(rng); };
+  const auto pick = [&](index_t lo, index_t hi) { return std::uniform_int_distribution<index_t>(lo, hi)(rng); };
   for (int i = 0; i < random_cases; ++i) {
     layer_case c{};
     c.n = pick(1, 3);
@@ -319,10 +319,10 @@ void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compu
   fill_random(bias.view(), rng);
   const T* b = c.bias ? bias.data() : nullptr;
   const shape4d s = layer_output_shape(c.input(), ws, c.opt);
-  const index size = s.n * s.c * s.h * s.w, guard = 16;
+  const index_t size = s.n * s.c * s.h * s.w, guard = 16;
   const T sentinel = T(12345);
   array2d<T> storage(1, size + 2 * guard);
-  for (index i = 0; i < storage.size(); ++i)
+  for (index_t i = 0; i < storage.size(); ++i)
     storage.data()[i] = (i < guard || i >= guard + size) ? sentinel : std::numeric_limits<T>::quiet_NaN();
   const view4d<T> out(storage.data() + guard, s.n, s.c, s.h, s.w);
   compute(view4d<const T>(input), view4d<const T>(weights), b, out, c.opt);
@@ -333,21 +333,21 @@ void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compu
   const detail::layer_geometry g = detail::make_layer_geometry(c.input(), ws, c.opt);
   array2d<double> plane_norm2(c.n, c.c);
   array2d<T> ext(g.rows.extent, g.cols.extent);
-  for (index n = 0; n < c.n; ++n)
-    for (index ch = 0; ch < c.c; ++ch) {
+  for (index_t n = 0; n < c.n; ++n)
+    for (index_t ch = 0; ch < c.c; ++ch) {
       extend<T>(input.view().plane(n, ch), ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge);
-      for (index i = 0; i < ext.size(); ++i) plane_norm2(n, ch) += double(ext.data()[i]) * double(ext.data()[i]);
+      for (index_t i = 0; i < ext.size(); ++i) plane_norm2(n, ch) += double(ext.data()[i]) * double(ext.data()[i]);
     }
   const double eps = std::numeric_limits<T>::epsilon();
-  index bad = 0;
-  for (index n = 0; n < s.n; ++n)
-    for (index k = 0; k < s.c; ++k) {
+  index_t bad = 0;
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t k = 0; k < s.c; ++k) {
       double w2 = 0, x2 = 0;
-      for (index i = 0; i < ws.c * ws.h * ws.w; ++i) w2 += std::pow(double(weights.data()[k * ws.c * ws.h * ws.w + i]), 2);
-      for (index ch = 0; ch < g.c_per_group(); ++ch) x2 += plane_norm2(n, (k / g.k_per_group()) * g.c_per_group() + ch);
+      for (index_t i = 0; i < ws.c * ws.h * ws.w; ++i) w2 += std::pow(double(weights.data()[k * ws.c * ws.h * ws.w + i]), 2);
+      for (index_t ch = 0; ch < g.c_per_group(); ++ch) x2 += plane_norm2(n, (k / g.k_per_group()) * g.c_per_group() + ch);
       const double scale = std::sqrt(w2) * std::sqrt(x2) + (c.bias ? std::abs(double(bias.data()[k])) : 0.0);
-      for (index i = 0; i < s.h; ++i)
-        for (index j = 0; j < s.w; ++j) {
+      for (index_t i = 0; i < s.h; ++i)
+        for (index_t j = 0; j < s.w; ++j) {
           const double got = static_cast<double>(out(n, k, i, j));
           const double err = std::abs(got - want(n, k, i, j));
           const double allowed = eps * (m.local * mag(n, k, i, j) + m.global * scale) + 1e-300;
@@ -358,7 +358,7 @@ void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compu
           }
         }
     }
-  for (index i = 0; i < guard; ++i) {
+  for (index_t i = 0; i < guard; ++i) {
     if (storage.data()[i] != sentinel && bad++ < 3) FAIL_CHECK("wrote before the output at offset " << i - guard);
     if (storage.data()[guard + size + i] != sentinel && bad++ < 3) FAIL_CHECK("wrote after the output at offset " << i);
   }

@@ -5,7 +5,6 @@
 #include "fft_error.hpp"
 #include "problems.hpp"
 
-// Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
 namespace convkit::testing {
 
 namespace {
@@ -116,7 +115,7 @@ TEST_CASE("direct: large blocks, long rows and thread splits match the reference
   std::mt19937_64 rng(run_seed() + 99);
   const auto model = [](const problem_case& c) { return direct_error(c); };
   for (int threads : {1, 2, 3}) {
-    for (index k : {1, 3, 8, 15}) {
+    for (index_t k : {1, 3, 8, 15}) {
       problem_case c{};
       c.rows = 67 + k;
       c.cols = 131 + 3 * k;
@@ -137,8 +136,8 @@ TEST_CASE("direct: large blocks, long rows and thread splits match the reference
 
 TEST_CASE("non-finite values: direct and im2col keep NaN local, automatic avoids spreading it", "[backends][nan]") {
   array2d<double> img(40, 40), k(3, 3);
-  for (index i = 0; i < img.size(); ++i) img.data()[i] = 1;
-  for (index i = 0; i < k.size(); ++i) k.data()[i] = 1;
+  for (index_t i = 0; i < img.size(); ++i) img.data()[i] = 1;
+  for (index_t i = 0; i < k.size(); ++i) k.data()[i] = 1;
   img(20, 20) = std::numeric_limits<double>::quiet_NaN();
   options o;
   o.size = output::same;
@@ -149,8 +148,8 @@ TEST_CASE("non-finite values: direct and im2col keep NaN local, automatic avoids
     INFO("algorithm::" << to_string(a));
     o.algo = a;
     const array2d<double> out = conv2d(img, k, o);
-    index nans = 0;
-    for (index i = 0; i < out.size(); ++i) nans += std::isnan(out.data()[i]) ? 1 : 0;
+    index_t nans = 0;
+    for (index_t i = 0; i < out.size(); ++i) nans += std::isnan(out.data()[i]) ? 1 : 0;
     CHECK(nans == 9);  // exactly the outputs whose taps reach the NaN
     CHECK(out(0, 0) == 4);
   }

@@ -11,15 +11,14 @@
 #include <string>
 #include <vector>
 
-// Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
 namespace convkit::testing {
 using Catch::Matchers::Contains;
 
 namespace {
 template <class T>
-array2d<T> make(index rows, index cols, std::initializer_list<T> values) {
+array2d<T> make(index_t rows, index_t cols, std::initializer_list<T> values) {
   array2d<T> a(rows, cols);
-  index i = 0;
+  index_t i = 0;
   for (T v : values) a.data()[i++] = v;
   REQUIRE(i == rows * cols);
   return a;
@@ -29,8 +28,8 @@ template <class A, class B>
 void require_equal(const A& got, const B& want) {
   REQUIRE(got.rows() == want.rows());
   REQUIRE(got.cols() == want.cols());
-  for (index r = 0; r < got.rows(); ++r)
-    for (index c = 0; c < got.cols(); ++c) {
+  for (index_t r = 0; r < got.rows(); ++r)
+    for (index_t c = 0; c < got.cols(); ++c) {
       INFO("(" << r << ", " << c << ")");
       CHECK(double(got(r, c)) == Approx(double(want(r, c))).margin(1e-12));
     }
@@ -47,7 +46,7 @@ options opts(output size, bool correlate = false) {
 TEST_CASE("view2d and array2d", "[view]") {
   array2d<float> a(3, 5);
   CHECK(reinterpret_cast<std::uintptr_t>(a.data()) % 64 == 0);
-  for (index i = 0; i < a.size(); ++i) CHECK(a.data()[i] == 0.0f);
+  for (index_t i = 0; i < a.size(); ++i) CHECK(a.data()[i] == 0.0f);
   a(2, 4) = 7;
   view2d<float> v = a;  // array2d converts to a view without a cast
   view2d<const float> cv = v;  // and a view to its const form
@@ -64,7 +63,7 @@ TEST_CASE("view2d and array2d", "[view]") {
   CHECK_THROWS_WITH(view2d<float>(a.data(), 2, 5, 4), Contains("row_stride"));
   CHECK_THROWS_WITH(view2d<float>(a.data(), -1, 5), Contains("rows"));
   CHECK_THROWS_WITH(array2d<float>(4, -2), Contains("cols"));
-  CHECK_THROWS_WITH(array2d<float>(std::numeric_limits<index>::max() / 2, 4), Contains("overflows"));
+  CHECK_THROWS_WITH(array2d<float>(std::numeric_limits<index_t>::max() / 2, 4), Contains("overflows"));
 }
 
 TEST_CASE("output_shape follows SciPy's modes, dilation and stride", "[shape]") {
@@ -95,9 +94,9 @@ TEST_CASE("border_index matches numpy.pad for widths beyond the image", "[paddin
       {border::replicate, &edge}, {border::reflect, &reflect}, {border::symmetric, &symmetric}, {border::circular, &wrap}};
   for (const auto& [b, want] : cases) {
     INFO(to_string(b));
-    for (index i = -9; i < 4 + 7; ++i) CHECK(border_index(i, 4, b) + 1 == (*want)[std::size_t(i + 9)]);
+    for (index_t i = -9; i < 4 + 7; ++i) CHECK(border_index(i, 4, b) + 1 == (*want)[std::size_t(i + 9)]);
   }
-  for (index i = -20; i < 20; ++i) {
+  for (index_t i = -20; i < 20; ++i) {
     CHECK(border_index(i, 1, border::reflect) == 0);  // numpy: [5] padded by reflect is all 5
     CHECK(border_index(i, 1, border::symmetric) == 0);
     CHECK(border_index(i, 3, border::zero) == (i >= 0 && i < 3 ? i : -1));
@@ -143,10 +142,10 @@ TEST_CASE("padded_kernel places, flips, dilates and wraps the kernel", "[padding
 TEST_CASE("circular convolution with the padded kernel is linear convolution where it does not wrap", "[padding]") {
   // An image of N x N, kernel 3 x 2 dilated by 2 x 1: circular convolution (brute force) of the
   // zero-padded image with padded_kernel equals the reference's full convolution when N >= H + KHe - 1.
-  const index H = 5, W = 4, N = 12;
+  const index_t H = 5, W = 4, N = 12;
   array2d<double> img(H, W), k(3, 2);
-  for (index i = 0; i < img.size(); ++i) img.data()[i] = double(i % 7) - 3;
-  for (index i = 0; i < k.size(); ++i) k.data()[i] = double(i) + 0.5;
+  for (index_t i = 0; i < img.size(); ++i) img.data()[i] = double(i % 7) - 3;
+  for (index_t i = 0; i < k.size(); ++i) k.data()[i] = double(i) + 0.5;
   options o;
   o.dilation_rows = 2;
   const array2d<double> want = reference::conv2d<double>(img, k, o);  // 9 x 5
@@ -158,11 +157,11 @@ TEST_CASE("circular convolution with the padded kernel is linear convolution whe
     where.dilation_rows = 2;
     array2d<double> pk(N, N);
     padded_kernel<double>(k, pk.view(), where);
-    for (index r = 0; r < lin.rows(); ++r)
-      for (index c = 0; c < lin.cols(); ++c) {
+    for (index_t r = 0; r < lin.rows(); ++r)
+      for (index_t c = 0; c < lin.cols(); ++c) {
         double sum = 0;
-        for (index i = 0; i < H; ++i)
-          for (index j = 0; j < W; ++j) sum += img(i, j) * pk(((r - i) % N + N) % N, ((c - j) % N + N) % N);
+        for (index_t i = 0; i < H; ++i)
+          for (index_t j = 0; j < W; ++j) sum += img(i, j) * pk(((r - i) % N + N) % N, ((c - j) % N + N) % N);
         CHECK(sum == Approx(lin(r, c)).margin(1e-12));
       }
   }
@@ -262,7 +261,7 @@ TEST_CASE("bad arguments throw convkit::error naming the argument", "[errors]") 
   view2d<float> out_over_k(big.data() + 4 * 20, 10, 10, 20);
   CHECK_THROWS_WITH(conv2d(img, k_view, out_over_k), Contains("out aliases kernel"));
   // Sizes whose products overflow convkit::index: a view that claims a huge extent.
-  const index huge = std::numeric_limits<index>::max() / 4;
+  const index_t huge = std::numeric_limits<index_t>::max() / 4;
   float one = 1;
   view2d<const float> tall(&one, huge, 1, 1);
   view2d<const float> wide_k(&one, 1, 1, 1);

@@ -188,7 +188,7 @@ TEST_CASE("cufft on a device smaller than the image: tiles from cudaMemGetInfo, 
     CHECK(p.tiles() > 1);
     // The untiled transform alone would need more than the whole device.
     const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
-    CHECK(detail::fft::next_fast_size(g.rows.extent) * detail::fft::next_fast_size(g.cols.extent) * 4 * 3 > index(limit));
+    CHECK(detail::fft::next_fast_size(g.rows.extent) * detail::fft::next_fast_size(g.cols.extent) * 4 * 3 > index_t(limit));
   }
   run_case<float>(c, rng, entry::plan_host);
   run_case<float>(c, rng, entry::conv2d);
@@ -269,7 +269,7 @@ template <class T>
 double worst_error(const array2d<T>& in, const array2d<T>& k, const array2d<T>& out, const options& o) {
   const array2d<double> want = reference::conv2d<double>(in, k, o);
   double worst = 0;
-  for (index i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(double(out.data()[i]) - want.data()[i]));
+  for (index_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(double(out.data()[i]) - want.data()[i]));
   return worst;
 }
 
@@ -334,7 +334,7 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 2);
 
   // At most four sets per precision: more sizes release the oldest.
-  for (index grow = 1; grow <= 4; ++grow) {
+  for (index_t grow = 1; grow <= 4; ++grow) {
     const array2d<double> bigger(c.rows + 16 * grow, c.cols);
     (void)conv2d<double>(bigger, k1, o);
   }
@@ -390,7 +390,7 @@ TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each wi
 }
 
 /// A dense 1-image, 8-channel layer of `size` x `size` with a `kernel` x `kernel` kernel, padded 1.
-layer_case layer_on(index size, index kernel) {
+layer_case layer_on(index_t size, index_t kernel) {
   layer_case c{};
   c.n = 1;
   c.c = c.k = 8;
@@ -457,14 +457,14 @@ TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output 
   wide.k_cols = 15;
   wide.opt.stride_cols = 3;
   cases.push_back(wide);
-  index checked = 0;
+  index_t checked = 0;
   for (const problem_case& c : cases) {
     const detail::problem p = problem_of(c);
-    for (index element_bytes : {index(4), index(8)})
-      for (index cap : {index(2) << 10, index(20) << 10, index(200) << 10, index(1) << 30}) {
+    for (index_t element_bytes : {index_t(4), index_t(8)})
+      for (index_t cap : {index_t(2) << 10, index_t(20) << 10, index_t(200) << 10, index_t(1) << 30}) {
         INFO(c.describe() << ", " << element_bytes << "-byte reals, cap " << cap);
         const detail::fft::tile_plan t = detail::cufft_tile_plan(p, element_bytes, {}, cap);
-        const index slots = std::min<index>(2, t.tiles());
+        const index_t slots = std::min<index_t>(2, t.tiles());
         if (detail::cufft_device_bytes(t, element_bytes, slots) > cap) continue;  // the plan throws instead
         ++checked;
         for (const detail::fft::axis_tiles* a : {&t.rows, &t.cols}) {
@@ -479,16 +479,16 @@ TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output 
             CHECK(a->transform <= detail::fft::next_fast_size(g.extent));
         }
         array2d<int> covered(p.geo.rows.out, p.geo.cols.out);
-        for (index tr = 0; tr < t.rows.tiles; ++tr)
-          for (index tc = 0; tc < t.cols.tiles; ++tc) {
+        for (index_t tr = 0; tr < t.rows.tiles; ++tr)
+          for (index_t tc = 0; tc < t.cols.tiles; ++tc) {
             const detail::fft::tile_outputs rows = t.rows.outputs(tr), cols = t.cols.outputs(tc);
-            CHECK(rows.local + (rows.count - 1) * t.rows.stride < std::max<index>(t.rows.results(tr), 1));
-            CHECK(cols.local + (cols.count - 1) * t.cols.stride < std::max<index>(t.cols.results(tc), 1));
-            for (index i = 0; i < rows.count; ++i)
-              for (index j = 0; j < cols.count; ++j) ++covered(rows.first + i, cols.first + j);
+            CHECK(rows.local + (rows.count - 1) * t.rows.stride < std::max<index_t>(t.rows.results(tr), 1));
+            CHECK(cols.local + (cols.count - 1) * t.cols.stride < std::max<index_t>(t.cols.results(tc), 1));
+            for (index_t i = 0; i < rows.count; ++i)
+              for (index_t j = 0; j < cols.count; ++j) ++covered(rows.first + i, cols.first + j);
           }
-        index wrong = 0;
-        for (index i = 0; i < covered.size(); ++i) wrong += covered.data()[i] != 1;
+        index_t wrong = 0;
+        for (index_t i = 0; i < covered.size(); ++i) wrong += covered.data()[i] != 1;
         CHECK(wrong == 0);
       }
   }
@@ -496,19 +496,19 @@ TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output 
 }
 
 TEST_CASE("cufft layer passes: the most images that fit, evened out, every image in exactly one pass", "[cufft][planner]") {
-  index checked = 0;
+  index_t checked = 0;
   for (const layer_case& c : layer_grid(16)) {
-    for (index n : {index(1), index(7), index(64)}) {
+    for (index_t n : {index_t(1), index_t(7), index_t(64)}) {
       layer_case x = c;
       x.n = n;
       const detail::layer_geometry g = detail::make_layer_geometry(x.input(), x.weights(), x.opt);
       const detail::fft::spectrum_layout l = detail::cufft_layer_tiles({g, x.opt, true}, 4).layout();
-      for (index element_bytes : {index(4), index(8)}) {
+      for (index_t element_bytes : {index_t(4), index_t(8)}) {
         const detail::cufft_layer_memory m = detail::cufft_layer_bytes(g, l, element_bytes);
-        for (index cap : {m.bytes(1) - 1, m.bytes(1), m.bytes(3), m.bytes(5) + m.per_image / 2, m.bytes(n), index(1) << 40}) {
+        for (index_t cap : {m.bytes(1) - 1, m.bytes(1), m.bytes(3), m.bytes(5) + m.per_image / 2, m.bytes(n), index_t(1) << 40}) {
           INFO(x.describe() << ", " << element_bytes << "-byte reals, cap " << cap);
-          const index chunk = detail::cufft_layer_chunk(g, l, element_bytes, cap);
-          index most = 0;  // by brute force: the most images whose buffers fit
+          const index_t chunk = detail::cufft_layer_chunk(g, l, element_bytes, cap);
+          index_t most = 0;  // by brute force: the most images whose buffers fit
           while (most < n && m.bytes(most + 1) <= cap) ++most;
           if (most == 0) {
             CHECK(chunk == 0);
@@ -516,7 +516,7 @@ TEST_CASE("cufft layer passes: the most images that fit, evened out, every image
           }
           ++checked;
           CHECK(m.bytes(chunk) <= cap);
-          const index passes = (n + most - 1) / most;
+          const index_t passes = (n + most - 1) / most;
           CHECK((n + chunk - 1) / chunk == passes);  // no more passes than needed...
           CHECK(chunk * (passes - 1) < n);           // ...and the last one not empty
         }
@@ -530,10 +530,10 @@ TEST_CASE("cufft layer passes: the most images that fit, evened out, every image
   wide.c = wide.k = 1024;
   const detail::layer_geometry g = detail::make_layer_geometry(wide.input(), wide.weights(), wide.opt);
   const detail::fft::spectrum_layout l = detail::cufft_layer_tiles({g, wide.opt, true}, 4).layout();
-  CHECK(detail::cufft_layer_chunk(g, l, 4, index(1) << 50) == 0);  // the filters' 2^20 planes alone overflow
+  CHECK(detail::cufft_layer_chunk(g, l, 4, index_t(1) << 50) == 0);  // the filters' 2^20 planes alone overflow
   wide.opt.groups = 1024;                                          // depthwise: 1024 filter planes
   const detail::layer_geometry gd = detail::make_layer_geometry(wide.input(), wide.weights(), wide.opt);
-  const index chunk = detail::cufft_layer_chunk(gd, l, 4, index(1) << 50);
+  const index_t chunk = detail::cufft_layer_chunk(gd, l, 4, index_t(1) << 50);
   CHECK(chunk >= 1);
   CHECK(chunk < wide.n);
   CHECK(double(chunk) * 1024 * double(std::max(l.real_count(), 2 * l.complex_count())) <= double(INT_MAX));
@@ -583,13 +583,13 @@ TEST_CASE("cufft layers on a device smaller than the batch: passes from cudaMemG
 TEST_CASE("cufft device-side windows: the block copies rebuild convkit::extend exactly", "[cufft][layout]") {
   std::mt19937_64 rng(run_seed() + 704);
   using from = detail::block_copy::from;
-  index checked = 0;
+  index_t checked = 0;
   for (border b : {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular})
-    for (index rows : {1, 2, 7})
-      for (index cols : {1, 3, 8})
-        for (index top : {-9, -2, 0, 3, 11})
-          for (index left : {-5, 0, 1, 6})
-            for (index win : {1, 4, 13}) {
+    for (index_t rows : {1, 2, 7})
+      for (index_t cols : {1, 3, 8})
+        for (index_t top : {-9, -2, 0, 3, 11})
+          for (index_t left : {-5, 0, 1, 6})
+            for (index_t win : {1, 4, 13}) {
               INFO(to_string(b) << " input " << rows << "x" << cols << " window " << win << "x" << win + 2 << " at "
                                 << top << "," << left);
               array2d<double> in(rows, cols), want(win, win + 2), got(win, win + 2);
@@ -599,16 +599,16 @@ TEST_CASE("cufft device-side windows: the block copies rebuild convkit::extend e
               const std::vector<double> fill(std::size_t(std::max(win, win + 2)), b == border::zero ? 0.0 : 0.75);
               detail::for_each_window_copy(rows, cols, top, left, win, win + 2, b, [&](const detail::block_copy& c) {
                 CHECK((c.source != from::fill || c.rows == 1 || c.cols == 1));
-                for (index i = 0; i < c.rows; ++i)
-                  for (index j = 0; j < c.cols; ++j) {
+                for (index_t i = 0; i < c.rows; ++i)
+                  for (index_t j = 0; j < c.cols; ++j) {
                     const double v = c.source == from::input    ? in(c.src_row + i, c.src_col + j)
                                      : c.source == from::window ? got(c.src_row + i, c.src_col + j)
                                                                 : fill[std::size_t(i + j)];
                     got(c.dst_row + i, c.dst_col + j) = v;
                   }
               });
-              index wrong = 0;
-              for (index i = 0; i < want.size(); ++i) wrong += !(got.data()[i] == want.data()[i]);
+              index_t wrong = 0;
+              for (index_t i = 0; i < want.size(); ++i) wrong += !(got.data()[i] == want.data()[i]);
               CHECK(wrong == 0);
               ++checked;
             }
@@ -616,25 +616,25 @@ TEST_CASE("cufft device-side windows: the block copies rebuild convkit::extend e
 }
 
 TEST_CASE("cufft output copies place every (strided) result exactly once", "[cufft][layout]") {
-  for (index stride_rows : {1, 2, 3})
-    for (index stride_cols : {1, 2, 3})
-      for (index count_rows : {1, 4, 9})
-        for (index count_cols : {1, 5, 2}) {
+  for (index_t stride_rows : {1, 2, 3})
+    for (index_t stride_cols : {1, 2, 3})
+      for (index_t count_rows : {1, 4, 9})
+        for (index_t count_cols : {1, 5, 2}) {
           const detail::fft::tile_outputs rows{3, count_rows, 1}, cols{2, count_cols, 2};
-          const index pitch = 40, out_pitch = 20;
+          const index_t pitch = 40, out_pitch = 20;
           array2d<double> buffer(40, pitch), out(14, out_pitch);
-          for (index i = 0; i < buffer.size(); ++i) buffer.data()[i] = double(i);
+          for (index_t i = 0; i < buffer.size(); ++i) buffer.data()[i] = double(i);
           std::fill_n(out.data(), out.size(), -1.0);
           detail::for_each_output_copy(rows, cols, stride_rows, stride_cols, pitch, out_pitch, [&](const detail::pitched_copy& c) {
-            for (index r = 0; r < c.height; ++r)
-              for (index e = 0; e < c.width; ++e) {
+            for (index_t r = 0; r < c.height; ++r)
+              for (index_t e = 0; e < c.width; ++e) {
                 double& dst = out.data()[c.dst_offset + r * c.dst_pitch + e];
                 CHECK(dst == -1.0);  // written once
                 dst = buffer.data()[c.src_offset + r * c.src_pitch + e];
               }
           });
-          for (index r = 0; r < out.rows(); ++r)
-            for (index c = 0; c < out_pitch; ++c) {
+          for (index_t r = 0; r < out.rows(); ++r)
+            for (index_t c = 0; c < out_pitch; ++c) {
               const bool inside = r >= rows.first && r < rows.first + count_rows && c >= cols.first && c < cols.first + count_cols;
               const double want = inside ? buffer(rows.local + (r - rows.first) * stride_rows,
                                                   cols.local + (c - cols.first) * stride_cols)

@@ -14,7 +14,6 @@
 #include "fft_error.hpp"
 #include "problems.hpp"
 
-// Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
 namespace convkit::testing {
 namespace {
 
@@ -44,8 +43,8 @@ void run_grid(std::uint64_t salt) {
 template <class T>
 void fill_log_uniform(view2d<T> v, double lo, double hi, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> d(std::log(lo), std::log(hi));
-  for (index r = 0; r < v.rows(); ++r)
-    for (index c = 0; c < v.cols(); ++c) v(r, c) = static_cast<T>(std::exp(d(rng)));
+  for (index_t r = 0; r < v.rows(); ++r)
+    for (index_t c = 0; c < v.cols(); ++c) v(r, c) = static_cast<T>(std::exp(d(rng)));
 }
 
 /// Errors of one large-dynamic-range convolution: the largest |got - want| / |want|, the relative
@@ -56,7 +55,7 @@ struct range_errors {
 };
 
 template <class T>
-range_errors dynamic_range_case(index n, index k, const fftw::config& cfg, std::mt19937_64& rng) {
+range_errors dynamic_range_case(index_t n, index_t k, const fftw::config& cfg, std::mt19937_64& rng) {
   scoped_config scope(cfg);
   array2d<T> in(n, n), kernel(k, k);
   fill_log_uniform(in.view(), 1e-3, 1e3, rng);
@@ -66,13 +65,13 @@ range_errors dynamic_range_case(index n, index k, const fftw::config& cfg, std::
   const array2d<T> got = conv2d(in, kernel, o);
   const array2d<double> want = reference::conv2d<T>(in, kernel, o);
   double in2 = 0, k2 = 0;  // zero border, full output: the extended input's norm is the input's
-  for (index i = 0; i < in.size(); ++i) in2 += double(in.data()[i]) * double(in.data()[i]);
-  for (index i = 0; i < kernel.size(); ++i) k2 += double(kernel.data()[i]) * double(kernel.data()[i]);
+  for (index_t i = 0; i < in.size(); ++i) in2 += double(in.data()[i]) * double(in.data()[i]);
+  for (index_t i = 0; i < kernel.size(); ++i) k2 += double(kernel.data()[i]) * double(kernel.data()[i]);
   const problem_case c{n, n, k, k, 0, o};
   const double bound = std::numeric_limits<T>::epsilon() * fft_error<T>(c).global * std::sqrt(in2 * k2);
   range_errors e;
   double err2 = 0, want2 = 0;
-  for (index i = 0; i < got.size(); ++i) {
+  for (index_t i = 0; i < got.size(); ++i) {
     const double err = std::abs(double(got.data()[i]) - want.data()[i]);
     e.relative = std::max(e.relative, err / std::abs(want.data()[i]));
     e.of_bound = std::max(e.of_bound, err / bound);
@@ -91,7 +90,7 @@ TEST_CASE("fft matches the reference over the problem grid", "[fft]") {
 }
 
 TEST_CASE("fft: forced small tiles match the reference for every mode, border, stride and dilation", "[fft][tiles]") {
-  for (index tile : {1, 2, 3, 5}) {
+  for (index_t tile : {1, 2, 3, 5}) {
     INFO("tiles of " << tile << "x" << tile + 1 << " results");
     fftw::config cfg;
     cfg.tile_rows = tile;
@@ -130,7 +129,7 @@ TEST_CASE("fft: untiled transforms are linear, not circular", "[fft][tiles]") {
 TEST_CASE("fft: border::circular with output::same uses image-sized transforms where cheaper", "[fft][tiles]") {
   std::mt19937_64 rng(run_seed() ^ 0xc1c);
   int shortcut = 0;
-  for (index n : {24, 30, 64}) {
+  for (index_t n : {24, 30, 64}) {
     for (int stride : {1, 2}) {
       problem_case c{n, n + 6, 5, 4, 0, {}};
       c.opt.size = output::same;
@@ -151,7 +150,7 @@ TEST_CASE("fft: border::circular with output::same uses image-sized transforms w
 
 TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
   std::vector<problem_case> cases = problem_grid(32);
-  for (index big : {300, 1000}) {  // automatic tiling of larger images under small memory caps
+  for (index_t big : {300, 1000}) {  // automatic tiling of larger images under small memory caps
     problem_case c{big, big + 17, 15, 9, 0, {}};
     cases.push_back(c);
     c.opt.stride_rows = 3;
@@ -160,16 +159,16 @@ TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
   }
   for (const problem_case& c : cases) {
     const detail::problem p = problem_of(c);
-    for (index tile : {0, 1, 4, 7}) {
-      for (index cap : {index(64) << 20, index(64) << 10}) {
+    for (index_t tile : {0, 1, 4, 7}) {
+      for (index_t cap : {index_t(64) << 20, index_t(64) << 10}) {
         const detail::fft::tiling_request req{detail::fft::tiling::automatic, tile, tile == 0 ? 0 : tile + 2};
         const detail::fft::tile_plan t = detail::fft::plan_tiles(p.geo, c.opt.edge, 4, 2, req, detail::fftw_cost_model, cap);
         INFO(c.describe() << ", forced tile " << tile << ", cap " << cap);
         const shape2d s = p.geo.out();
         array2d<int> hits(s.rows, s.cols);
-        index wrapped = 0;  // results kept from the part of a tile that wrap-around reaches
-        for (index tr = 0; tr < t.rows.tiles; ++tr)
-          for (index tc = 0; tc < t.cols.tiles; ++tc) {
+        index_t wrapped = 0;  // results kept from the part of a tile that wrap-around reaches
+        for (index_t tr = 0; tr < t.rows.tiles; ++tr)
+          for (index_t tc = 0; tc < t.cols.tiles; ++tc) {
             const detail::fft::tile_outputs r = t.rows.outputs(tr), col = t.cols.outputs(tc);
             if (r.count > 0) wrapped += r.local + (r.count - 1) * t.rows.stride >= t.rows.results(tr);
             if (col.count > 0) wrapped += col.local + (col.count - 1) * t.cols.stride >= t.cols.results(tc);
@@ -177,14 +176,14 @@ TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
               wrapped += t.rows.results(tr) + p.geo.rows.span - 1 > t.rows.transform;
               wrapped += t.cols.results(tc) + p.geo.cols.span - 1 > t.cols.transform;
             }
-            for (index i = 0; i < r.count; ++i)
-              for (index j = 0; j < col.count; ++j) ++hits(r.first + i, col.first + j);
+            for (index_t i = 0; i < r.count; ++i)
+              for (index_t j = 0; j < col.count; ++j) ++hits(r.first + i, col.first + j);
           }
         CHECK(wrapped == 0);
-        index wrong = 0;
-        for (index i = 0; i < hits.size(); ++i) wrong += hits.data()[i] != 1;
+        index_t wrong = 0;
+        for (index_t i = 0; i < hits.size(); ++i) wrong += hits.data()[i] != 1;
         CHECK(wrong == 0);
-        if (tile == 0 && cap == (index(64) << 10) && t.tiles() > 1) CHECK(t.buffer_bytes(4) * 2 <= cap);
+        if (tile == 0 && cap == (index_t(64) << 10) && t.tiles() > 1) CHECK(t.buffer_bytes(4) * 2 <= cap);
       }
     }
   }
@@ -198,7 +197,7 @@ TEST_CASE("fft: the tiled workspace stays under the cap at 10000x10000 * 15x15",
     const detail::fft::tile_plan t = detail::fftw_tile_plan(p, sizeof(float), fftw::config{});
     INFO(threads << " threads: transform " << t.rows.transform << "x" << t.cols.transform << ", " << t.tiles() << " tiles");
     CHECK(t.tiles() > 1);
-    CHECK(t.workspace_bytes(sizeof(float), threads) <= (index(64) << 20) * threads);
+    CHECK(t.workspace_bytes(sizeof(float), threads) <= (index_t(64) << 20) * threads);
   }
 }
 
@@ -270,7 +269,7 @@ TEST_CASE("fft: plan<T>::execute allocates nothing", "[fft][plans]") {
     CHECK(allocations_per_three_runs([&] { p.execute(in, out); }) == 0);
     const array2d<double> want = reference::conv2d<float>(in, k, o);
     double worst = 0;
-    for (index i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
+    for (index_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
     CHECK(worst < 1e-4);
   }
 }
@@ -281,7 +280,7 @@ TEST_CASE("fft: 8 threads convolve different shapes at once", "[fft][threads]") 
     problem_case c = grid[i];
     c.opt.algo = algorithm::fft;
     c.opt.threads = 1 + int(i % 3);
-    c.rows += index(i % 8);  // the same case's shape differs per thread
+    c.rows += index_t(i % 8);  // the same case's shape differs per thread
     array2d<double> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
     fill_random(in.view(), rng);
     fill_random(k.view(), rng);
@@ -291,10 +290,10 @@ TEST_CASE("fft: 8 threads convolve different shapes at once", "[fft][threads]") 
     const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
     array2d<double> ext(g.rows.extent, g.cols.extent);
     extend<double>(in, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, c.opt.edge_value);
-    for (index j = 0; j < ext.size(); ++j) in2 += ext.data()[j] * ext.data()[j];
-    for (index j = 0; j < k.size(); ++j) k2 += k.data()[j] * k.data()[j];
+    for (index_t j = 0; j < ext.size(); ++j) in2 += ext.data()[j] * ext.data()[j];
+    for (index_t j = 0; j < k.size(); ++j) k2 += k.data()[j] * k.data()[j];
     const double bound = std::numeric_limits<double>::epsilon() * fft_error<double>(c).global * std::sqrt(in2 * k2);
-    for (index j = 0; j < got.size(); ++j)
+    for (index_t j = 0; j < got.size(); ++j)
       if (!(std::abs(got.data()[j] - want.data()[j]) <= bound)) return c.describe();
     return {};
   });
@@ -366,9 +365,9 @@ TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
   in(0, 0) = std::numeric_limits<float>::quiet_NaN();
   // automatic: only the outputs whose taps read element (0, 0) are NaN, as the definition says.
   const array2d<float> automatic = conv2d(in, k);
-  index nan_automatic = 0;
-  for (index r = 0; r < automatic.rows(); ++r)
-    for (index c = 0; c < automatic.cols(); ++c) {
+  index_t nan_automatic = 0;
+  for (index_t r = 0; r < automatic.rows(); ++r)
+    for (index_t c = 0; c < automatic.cols(); ++c) {
       const bool reads_nan = r < 61 && c < 61;
       nan_automatic += std::isnan(automatic(r, c));
       CHECK(std::isnan(automatic(r, c)) == reads_nan);
@@ -384,8 +383,8 @@ TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     in(0, 0) = bad;
     const array2d<float> smeared = conv2d(in, k, o);
-    index nan_fft = 0;
-    for (index i = 0; i < smeared.size(); ++i) nan_fft += std::isnan(smeared.data()[i]);
+    index_t nan_fft = 0;
+    for (index_t i = 0; i < smeared.size(); ++i) nan_fft += std::isnan(smeared.data()[i]);
     CHECK(nan_fft == smeared.size());
   }
 }
@@ -466,7 +465,7 @@ TEST_CASE("fft layers: forced tiles, untiled transforms and several sweeps match
     run_layer_cases<double>(grid, salt);
     run_layer_cases<float>(grouped_layers(), salt);
   };
-  for (index tile : {1, 2, 4}) {
+  for (index_t tile : {1, 2, 4}) {
     INFO("tiles of " << tile << "x" << tile + 1 << " results");
     fftw::config cfg;
     cfg.tile_rows = tile;
@@ -534,7 +533,7 @@ TEST_CASE("fft layers: layer_plan::execute allocates nothing", "[fft][layers][pl
       CHECK(allocations_per_three_runs([&] { p.execute(in, out); }) == 0);
       const array4d<double> want = reference::conv2d<float>(in, w, bias.data(), o);
       double worst = 0;
-      for (index i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
+      for (index_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
       CHECK(worst < 1e-4);
     }
 }
@@ -611,8 +610,8 @@ TEST_CASE("automatic: plans leave out what they pay once, so they take fft where
   CHECK(detail::fftw_layer_cost(layer_reused) < detail::fftw_layer_cost(layer_once));
   // Somewhere between the kernel sizes where direct wins either way and those where fft does, a
   // plan already takes fft while a one-shot call still takes another backend.
-  index differing = 0;
-  for (index k = 3; k <= 63; k += 2) {
+  index_t differing = 0;
+  for (index_t k = 3; k <= 63; k += 2) {
     c.opt.algo = algorithm::automatic;
     const algorithm one_shot = automatic_choice(c.rows, c.cols, k, k, c.opt);
     const algorithm planned = plan<float>(c.rows, c.cols, array2d<float>(k, k), c.opt).chosen();
@@ -650,10 +649,10 @@ TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     in(0, 7, 30, 40) = bad;
     const array4d<float> automatic = conv2d(in, w, nullptr, big.opt);
-    index wrong = 0;
-    for (index k = 0; k < 32; ++k)
-      for (index i = 0; i < 64; ++i)
-        for (index j = 0; j < 64; ++j) {
+    index_t wrong = 0;
+    for (index_t k = 0; k < 32; ++k)
+      for (index_t i = 0; i < 64; ++i)
+        for (index_t j = 0; j < 64; ++j) {
           const bool reads_bad = std::abs(i - 30) <= 5 && std::abs(j - 40) <= 5;
           wrong += !std::isfinite(automatic(0, k, i, j)) != reads_bad;
         }
@@ -665,8 +664,8 @@ TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
     layer_options o = big.opt;
     o.algo = algorithm::fft;
     const array4d<float> smeared = conv2d(in, w, nullptr, o);
-    index nan_fft = 0;
-    for (index i = 0; i < smeared.size(); ++i) nan_fft += std::isnan(smeared.data()[i]);
+    index_t nan_fft = 0;
+    for (index_t i = 0; i < smeared.size(); ++i) nan_fft += std::isnan(smeared.data()[i]);
     CHECK(nan_fft == smeared.size());
     in(0, 7, 30, 40) = 0.5f;
   }

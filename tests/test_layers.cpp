@@ -9,7 +9,6 @@
 #include "problems.hpp"
 #include "fft_error.hpp"
 
-// Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
 namespace convkit::testing {
 
 namespace {
@@ -202,8 +201,8 @@ TEST_CASE("layer output shape follows PyTorch's formula", "[layers]") {
     const array4d<double> out = conv2d(in, w, &bias, p);
     REQUIRE(out.shape() == shape4d{1, 1, 4, 4});
     const double want[4][4] = {{1, 1, 1, 1}, {1, 3, 5, 1}, {1, 7, 9, 1}, {1, 1, 1, 1}};
-    for (index i = 0; i < 4; ++i)
-      for (index j = 0; j < 4; ++j) CHECK(out(0, 0, i, j) == want[i][j]);
+    for (index_t i = 0; i < 4; ++i)
+      for (index_t j = 0; j < 4; ++j) CHECK(out(0, 0, i, j) == want[i][j]);
   }
 }
 
@@ -285,7 +284,7 @@ TEST_CASE("view4d and array4d", "[layers][views]") {
   CHECK(a.shape() == shape4d{2, 3, 4, 5});
   CHECK(a.size() == 120);
   CHECK(reinterpret_cast<std::uintptr_t>(a.data()) % 64 == 0);
-  for (index i = 0; i < a.size(); ++i) CHECK(a.data()[i] == 0.0);
+  for (index_t i = 0; i < a.size(); ++i) CHECK(a.data()[i] == 0.0);
   a(1, 2, 3, 4) = 7;
   CHECK(a.data()[((1 * 3 + 2) * 4 + 3) * 5 + 4] == 7);
   const view4d<double> v = a;
@@ -297,7 +296,7 @@ TEST_CASE("view4d and array4d", "[layers][views]") {
   CHECK(copy(1, 2, 3, 4) == 7);
   CHECK_THAT(message_of([] { array4d<float>(2, -1, 3, 3); }), Catch::Contains("array4d: c must be >= 0, got -1"));
   CHECK_THAT(message_of([] { view4d<float>(nullptr, 1, 1, 1, 1); }), Catch::Contains("view4d: data is null"));
-  const index huge = index(1) << 32;
+  const index_t huge = index_t(1) << 32;
   CHECK_THAT(message_of([&] { array4d<float>(huge, huge, 2, 2); }), Catch::Contains("overflows"));
   CHECK_NOTHROW(view4d<float>(nullptr, 0, 3, 3, 3));
 }
@@ -310,9 +309,9 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   o.correlate = true;
   const detail::geometry g = detail::make_geometry(10000, 10000, 15, 15, o);
   const detail::im2col_shape s{g.rows, g.cols, 1, 1, 1, false};
-  const index bound = im2col::default_workspace_limit;
-  const detail::im2col_tiling t = detail::plan_im2col_tiles(s, 1, bound / index(sizeof(float)), bound / index(sizeof(float)), 1);
-  CHECK(t.workspace_elems() * index(sizeof(float)) <= bound);
+  const index_t bound = im2col::default_workspace_limit;
+  const detail::im2col_tiling t = detail::plan_im2col_tiles(s, 1, bound / index_t(sizeof(float)), bound / index_t(sizeof(float)), 1);
+  CHECK(t.workspace_elems() * index_t(sizeof(float)) <= bound);
   CHECK(t.tiles > 1);
   // Making the plan allocates the tiled workspace only (a 90 GB request would throw bad_alloc).
   o.algo = algorithm::im2col;
@@ -350,7 +349,7 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
 }
 
 TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1x1 shortcut", "[layers][im2col]") {
-  const auto tiling = [](const layer_case& c, index budget_bytes, int threads) {
+  const auto tiling = [](const layer_case& c, index_t budget_bytes, int threads) {
     const detail::layer_geometry g = detail::make_layer_geometry(c.input(), c.weights(), c.opt);
     return detail::plan_im2col_tiles({g.rows, g.cols, g.c_per_group(), g.k_per_group(), g.groups, true}, g.n,
                                      budget_bytes / 4, detail::im2col_cache_bytes / 4, threads);

@@ -12,7 +12,6 @@
 
 #include "problems.hpp"
 
-// Inside convkit's namespace, `index` is convkit::index and not POSIX index() from <strings.h>.
 namespace convkit::testing {
 
 TEST_CASE("8 threads convolve different shapes at once", "[threads]") {
@@ -37,7 +36,7 @@ TEST_CASE("8 threads convolve different shapes at once", "[threads]") {
     const array2d<double> got = conv2d(in, k, c.opt);
     const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
     const array2d<double> mag = reference::conv2d<double>(in, k, c.opt, true);
-    for (index j = 0; j < got.size(); ++j)
+    for (index_t j = 0; j < got.size(); ++j)
       if (!(std::abs(got.data()[j] - want.data()[j]) <= 1e-9 * (mag.data()[j] + 1)))
         return c.describe() + " via " + to_string(c.opt.algo);
     return {};
@@ -49,16 +48,16 @@ TEST_CASE("8 threads convolve different shapes at once", "[threads]") {
 namespace convkit::testing {
 
 TEST_CASE("parallel_for covers its range exactly once, from any number of callers", "[threads]") {
-  const auto cover = [](index n, int threads) {
+  const auto cover = [](index_t n, int threads) {
     std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
-    detail::parallel_for(n, threads, [&](index b, index e) {
-      for (index i = b; i < e; ++i) ++hits[static_cast<std::size_t>(i)];
+    detail::parallel_for(n, threads, [&](index_t b, index_t e) {
+      for (index_t i = b; i < e; ++i) ++hits[static_cast<std::size_t>(i)];
     });
     for (auto& h : hits)
       if (h.load() != 1) return false;
     return true;
   };
-  for (index n : {0, 1, 2, 7, 100})
+  for (index_t n : {0, 1, 2, 7, 100})
     for (int threads : {1, 2, 3, 8}) CHECK(cover(n, threads));
   std::atomic<int> ok{0};
   std::vector<std::thread> callers;
@@ -73,26 +72,26 @@ TEST_CASE("parallel_for covers its range exactly once, from any number of caller
 TEST_CASE("parallel_for rethrows the first exception after every slice finished", "[threads]") {
   std::atomic<int> finished{0};
   CHECK_THROWS_WITH(detail::parallel_for(4, 4,
-                                         [&](index b, index) {
+                                         [&](index_t b, index_t) {
                                            ++finished;
                                            if (b >= 2) throw error("slice failed");
                                          }),
                     "slice failed");
   CHECK(finished == 4);
   std::atomic<int> calls{0};
-  detail::parallel_for(10, 2, [&](index, index) { ++calls; });  // the pool still works afterwards
+  detail::parallel_for(10, 2, [&](index_t, index_t) { ++calls; });  // the pool still works afterwards
   CHECK(calls >= 1);
 }
 
 #if defined(__unix__)
 TEST_CASE("a child made by fork() after the pool started still runs parallel loops", "[threads]") {
-  detail::parallel_for(8, 2, [](index, index) {});  // the pool has started
+  detail::parallel_for(8, 2, [](index_t, index_t) {});  // the pool has started
   const pid_t child = fork();
   REQUIRE(child >= 0);
   if (child == 0) {
     alarm(10);  // a hang (waiting for workers the child does not have) ends in SIGALRM
     std::atomic<int> sum{0};
-    detail::parallel_for(100, 2, [&](index b, index e) { sum += int(e - b); });
+    detail::parallel_for(100, 2, [&](index_t b, index_t e) { sum += int(e - b); });
     _exit(sum == 100 ? 0 : 1);
   }
   int status = 0;

@@ -6,7 +6,7 @@
 int main() {
   convkit::array2d<float> image(5, 5), box(3, 3);
   image(2, 2) = 9.0f;
-  for (convkit::index i = 0; i < box.size(); ++i) box.data()[i] = 1.0f / 9.0f;
+  for (convkit::index_t i = 0; i < box.size(); ++i) box.data()[i] = 1.0f / 9.0f;
   convkit::options opt;
   opt.size = convkit::output::same;
   const convkit::array2d<float> blurred = convkit::conv2d(image, box, opt);

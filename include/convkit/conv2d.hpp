@@ -5,10 +5,11 @@
 //
 // T is float or double. input and kernel are view2d<const T> (array2d<T> and view2d<T> convert
 // implicitly). Throws convkit::error, naming the argument, for: an empty input or kernel, a valid
-// output that would be empty, stride or dilation < 1, negative threads, an `out` of the wrong shape,
-// `out` overlapping the input or the kernel, sizes whose products overflow convkit::index; and
-// convkit::unavailable when options::algo names a backend this program does not have.
-// A one-shot conv2d is a plan used once; to convolve many inputs of one shape, keep a plan.
+// output that would be empty, stride or dilation < 1, negative threads, an enum value outside its
+// enumerators, an `out` of the wrong shape, `out` overlapping the input or the kernel, sizes whose
+// products overflow index_t; and convkit::unavailable when options::algo names a backend this
+// program does not have. A one-shot conv2d is a plan used once; to convolve many inputs of one
+// shape, keep a plan.
 #pragma once
 
 #include "plan.hpp"
@@ -17,16 +18,17 @@ namespace convkit {
 
 template <class T>
 void conv2d(view2d<const T> input, view2d<const T> kernel, view2d<T> out, const options& opt = {}) {
-  const detail::problem p = detail::make_problem<T>(input.rows(), input.cols(), kernel, opt, &input);
-  detail::check_call<T>(input, out, input.shape(), p.geo.out());
+  const detail::conv_problem p = detail::image_problem<T>(input.rows(), input.cols(), kernel, opt, &input, false);
+  detail::check_call<T>(input, out, input.shape(), p.out_plane());
   if (detail::overlaps<T>(kernel, out)) throw error("out aliases kernel: convolution cannot run in place");
-  detail::choose_backend(p).factory<T>()(p, kernel)->execute(input, out);
+  const array2d<T> k = detail::correlation_order(kernel, opt.correlate);
+  detail::prepared<T>(p, k.data(), nullptr).run(detail::planes_of(input), detail::planes_of(out));
 }
 
 template <class T>
 array2d<T> conv2d(view2d<const T> input, view2d<const T> kernel, const options& opt = {}) {
   // Validate before allocating, so that a bad call throws the argument's error, not bad_alloc.
-  const shape2d s = detail::make_problem<T>(input.rows(), input.cols(), kernel, opt, nullptr).geo.out();
+  const shape2d s = detail::image_problem<T>(input.rows(), input.cols(), kernel, opt, nullptr, false).out_plane();
   array2d<T> out(s.rows, s.cols);
   conv2d<T>(input, kernel, out.view(), opt);
   return out;

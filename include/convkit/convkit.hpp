@@ -1,15 +1,18 @@
-// convkit/convkit.hpp - the umbrella header: the core (single images and layers), the direct backend, and every optional
-// backend whose CMake target this translation unit was built with (each target defines its
-// CONVKIT_HAS_* macro). Including a backend header is what adds the backend to the program.
+// convkit/convkit.hpp - the umbrella header: the core (single images and layers), the direct
+// backend, and every optional backend whose CMake target this translation unit was built with (each
+// target defines its CONVKIT_HAS_* macro). Including a backend header is what adds the backend to
+// the program.
 #pragma once
 
 #include "conv2d.hpp"
+#include "cpu.hpp"
 #include "dispatch.hpp"
 #include "layer.hpp"
 #include "layer_options.hpp"
 #include "options.hpp"
 #include "padding.hpp"
 #include "plan.hpp"
+#include "tuning.hpp"
 #include "types.hpp"
 #include "view.hpp"
 #include "view4d.hpp"

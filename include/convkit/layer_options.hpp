@@ -15,15 +15,13 @@
 //            only the C/groups input channels of its group. groups == C == K is "depthwise".
 //   OH = (H + 2*pad_rows - dilation_rows*(R-1) - 1) / stride_rows + 1, likewise OW, as in PyTorch.
 //
-// Per axis this is the single-image library's strided, dilated valid correlation of an extended
-// input (options.hpp, detail::axis_geometry) with pad_before = pad: detail::make_layer_geometry
-// builds it through the same detail::make_axis, so layers and single images share one shape rule.
+// This is the problem of detail/problem.hpp with symmetric paddings: layer_request() builds its
+// request, and every layer entry point validates it through detail::make_problem, the same
+// validation and shape rule as single images.
 #pragma once
 
-#include <string>
-
-#include "detail/checked.hpp"
-#include "options.hpp"
+#include "detail/problem.hpp"
+#include "tuning.hpp"
 #include "types.hpp"
 #include "view4d.hpp"
 
@@ -38,74 +36,36 @@ struct layer_options {                  // torch.nn.functional.conv2d semantics:
                                         // (symmetric works too; constant has no value here: rejected)
   algorithm algo = algorithm::automatic;
   int threads = 0;                      // 0: all hardware threads
+  tuning tune;                          // backend settings (tuning.hpp); unset fields: the defaults
 };
 
 namespace detail {
-
-/// A validated layer: the batch and channel counts and, per axis, the valid correlation of the
-/// padded input (axis_geometry with pad_before = pad).
-struct layer_geometry {
-  index n;       ///< images in the batch
-  index c;       ///< input channels
-  index k;       ///< filters = output channels
-  index groups;
-  axis_geometry rows, cols;
-
-  index c_per_group() const noexcept { return c / groups; }
-  index k_per_group() const noexcept { return k / groups; }
-  shape4d input() const noexcept { return {n, c, rows.in, cols.in}; }
-  shape4d weights() const noexcept { return {k, c / groups, rows.kernel, cols.kernel}; }
-  shape4d out() const noexcept { return {n, k, rows.out, cols.out}; }
-  bool reads_outside() const noexcept { return rows.reads_outside() || cols.reads_outside(); }
-};
-
-/// One axis: input `in` padded by `pad` on both sides, then a valid correlation (make_axis).
-inline axis_geometry make_layer_axis(index in, index kernel, int pad, int stride, int dilation, const char* axis,
-                                     const char* in_name, const char* k_name) {
-  const std::string a(axis);
-  if (in <= 0) throw error(std::string("input ") + in_name + " must be > 0, got " + std::to_string(in));
-  if (kernel <= 0) throw error(std::string("weights ") + k_name + " must be > 0, got " + std::to_string(kernel));
-  if (pad < 0) throw error("pad_" + a + " must be >= 0, got " + std::to_string(pad));
-  const std::string padded_what = "input " + std::string(in_name) + " + 2 * pad_" + a;
-  const index padded = checked_add(in, checked_mul(2, pad, padded_what.c_str()), padded_what.c_str());
-  // The full-mode axis never throws for size, and tells the dilated kernel's span.
-  const index span = make_axis(padded, kernel, stride, dilation, output::full, axis).span;
-  if (span > padded)
-    throw error("empty output: the dilated kernel " + a + " (dilation_" + a + " * (" + k_name + " - 1) + 1 = " +
-                std::to_string(span) + ") exceeds the padded input " + a + " (" + in_name + " + 2 * pad_" + a + " = " +
-                std::to_string(padded) + ")");
-  axis_geometry g = make_axis(padded, kernel, stride, dilation, output::valid, axis);
-  g.in = in;  // ext[e] = input[e - pad]: the padding now lies outside the input
-  g.pad_before = pad;
-  return g;
-}
-
-/// Validates a layer's shapes and options (not its data); every layer entry point calls this.
-inline layer_geometry make_layer_geometry(shape4d input, shape4d weights, const layer_options& opt) {
+/// The request of a layer with the given input and weights shapes.
+inline problem_request layer_request(shape4d input, shape4d weights, bool bias, const layer_options& opt,
+                                     index_t element_bytes) {
   checked_size4(input, "input");
   checked_size4(weights, "weights");
-  if (input.n <= 0) throw error("input N must be > 0, got " + std::to_string(input.n));
-  if (input.c <= 0) throw error("input C must be > 0, got " + std::to_string(input.c));
-  if (weights.n <= 0) throw error("weights K must be > 0, got " + std::to_string(weights.n));
-  if (opt.groups < 1) throw error("groups must be >= 1, got " + std::to_string(opt.groups));
-  if (opt.threads < 0) throw error("threads must be >= 0, got " + std::to_string(opt.threads));
   if (opt.edge == border::constant)
     throw error("edge: border::constant has no value in layer_options; use border::zero (PyTorch's 'zeros')");
-  if (input.c % opt.groups != 0)
-    throw error("input C (" + std::to_string(input.c) + ") is not divisible by groups (" + std::to_string(opt.groups) + ")");
-  if (weights.n % opt.groups != 0)
-    throw error("weights K (" + std::to_string(weights.n) + ") is not divisible by groups (" +
-                std::to_string(opt.groups) + ")");
-  if (weights.c != input.c / opt.groups)
-    throw error("weights have " + std::to_string(weights.c) + " channels, expected input C / groups = " +
-                std::to_string(input.c) + " / " + std::to_string(opt.groups) + " = " + std::to_string(input.c / opt.groups));
-  layer_geometry g{input.n, input.c, weights.n, opt.groups,
-                   make_layer_axis(input.h, weights.h, opt.pad_rows, opt.stride_rows, opt.dilation_rows, "rows", "H", "R"),
-                   make_layer_axis(input.w, weights.w, opt.pad_cols, opt.stride_cols, opt.dilation_cols, "cols", "W", "S")};
-  checked_size4(g.out(), "output");
-  return g;
+  problem_request r;
+  r.n = input.n;
+  r.c = input.c;
+  r.k = weights.n;
+  r.groups = opt.groups;
+  r.weights_c = weights.c;
+  r.rows = {input.h, weights.h, opt.stride_rows, opt.dilation_rows, false, output::valid, opt.pad_rows, opt.pad_rows,
+            "rows", "input H", "weights R", "H", "R", "2 * pad_rows"};
+  r.cols = {input.w, weights.w, opt.stride_cols, opt.dilation_cols, false, output::valid, opt.pad_cols, opt.pad_cols,
+            "cols", "input W", "weights S", "W", "S", "2 * pad_cols"};
+  r.edge = opt.edge;
+  r.bias = bias;
+  r.packed_input = true;
+  r.element_bytes = element_bytes;
+  r.algo = opt.algo;
+  r.threads = opt.threads;
+  r.tune = &opt.tune;
+  return r;
 }
-
 }  // namespace detail
 
 /// Output shape [N, K, OH, OW] of a layer with the given input and weights shapes (PyTorch's formula,
@@ -113,7 +73,7 @@ inline layer_geometry make_layer_geometry(shape4d input, shape4d weights, const 
 /// weights, groups < 1 or not dividing C and K, weights' channel count other than C / groups,
 /// negative padding, stride or dilation < 1, border::constant, an empty output, sizes that overflow.
 inline shape4d layer_output_shape(shape4d input, shape4d weights, const layer_options& opt = {}) {
-  return detail::make_layer_geometry(input, weights, opt).out();
+  return detail::make_problem(detail::layer_request(input, weights, false, opt, sizeof(float))).output_shape();
 }
 
 }  // namespace convkit

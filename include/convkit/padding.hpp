@@ -15,32 +15,33 @@
 #include <algorithm>
 #include <string>
 
-#include "options.hpp"
+#include "detail/checked.hpp"
+#include "types.hpp"
 #include "view.hpp"
 
 namespace convkit {
 
 /// Source index for index i of an axis of length n >= 1 under border b; -1 means "the constant".
-inline index border_index(index i, index n, border b) noexcept {
+inline index_t border_index(index_t i, index_t n, border b) noexcept {
   if (i >= 0 && i < n) return i;
   switch (b) {
     case border::zero:
     case border::constant: return -1;
     case border::replicate: return i < 0 ? 0 : n - 1;
     case border::circular: {
-      const index m = i % n;
+      const index_t m = i % n;
       return m < 0 ? m + n : m;
     }
     case border::symmetric: {
-      const index p = 2 * n;
-      index m = i % p;
+      const index_t p = 2 * n;
+      index_t m = i % p;
       if (m < 0) m += p;
       return m < n ? m : p - 1 - m;
     }
     case border::reflect: {
       if (n == 1) return 0;
-      const index p = 2 * (n - 1);
-      index m = i % p;
+      const index_t p = 2 * (n - 1);
+      index_t m = i % p;
       if (m < 0) m += p;
       return m < n ? m : p - m;
     }
@@ -53,29 +54,29 @@ inline index border_index(index i, index n, border b) noexcept {
 /// ignores `fill`). top and left may be negative (the window starts inside the image); out may be any
 /// size. Throws convkit::error if `in` is empty or out overlaps in.
 template <class T>
-void extend(view2d<const T> in, view2d<T> out, index top, index left, border b, T fill = T(0)) {
+void extend(view2d<const T> in, view2d<T> out, index_t top, index_t left, border b, T fill = T(0)) {
   if (in.empty()) throw error("extend: input is empty");
   if (detail::overlaps<T>(in, out)) throw error("extend: out aliases input");
   if (b == border::zero) fill = T(0);
-  const index n_rows = in.rows(), n_cols = in.cols();
+  const index_t n_rows = in.rows(), n_cols = in.cols();
   // The columns of `out` that map straight into the image: [c_lo, c_hi).
-  const index c_lo = std::clamp<index>(left, 0, out.cols());
-  const index c_hi = std::clamp<index>(left + n_cols, c_lo, out.cols());
-  for (index r = 0; r < out.rows(); ++r) {
+  const index_t c_lo = std::clamp<index_t>(left, 0, out.cols());
+  const index_t c_hi = std::clamp<index_t>(left + n_cols, c_lo, out.cols());
+  for (index_t r = 0; r < out.rows(); ++r) {
     T* dst = out.row(r);
-    const index sr = border_index(r - top, n_rows, b);
+    const index_t sr = border_index(r - top, n_rows, b);
     if (sr < 0) {
       std::fill(dst, dst + out.cols(), fill);
       continue;
     }
     const T* src = in.row(sr);
-    for (index c = 0; c < c_lo; ++c) {
-      const index sc = border_index(c - left, n_cols, b);
+    for (index_t c = 0; c < c_lo; ++c) {
+      const index_t sc = border_index(c - left, n_cols, b);
       dst[c] = sc < 0 ? fill : src[sc];
     }
     if (c_lo < c_hi) std::copy(src + (c_lo - left), src + (c_hi - left), dst + c_lo);  // (may lie beside the image)
-    for (index c = c_hi; c < out.cols(); ++c) {
-      const index sc = border_index(c - left, n_cols, b);
+    for (index_t c = c_hi; c < out.cols(); ++c) {
+      const index_t sc = border_index(c - left, n_cols, b);
       dst[c] = sc < 0 ? fill : src[sc];
     }
   }
@@ -85,9 +86,9 @@ void extend(view2d<const T> in, view2d<T> out, index top, index left, border b, 
 /// negative widths crop). Throws convkit::error if the input is empty or the result would have a
 /// negative size.
 template <class T>
-array2d<T> extend(view2d<const T> in, index top, index bottom, index left, index right, border b, T fill = T(0)) {
-  const index rows = detail::checked_add(detail::checked_add(in.rows(), top, "extend: top"), bottom, "extend: bottom");
-  const index cols = detail::checked_add(detail::checked_add(in.cols(), left, "extend: left"), right, "extend: right");
+array2d<T> extend(view2d<const T> in, index_t top, index_t bottom, index_t left, index_t right, border b, T fill = T(0)) {
+  const index_t rows = detail::checked_add(detail::checked_add(in.rows(), top, "extend: top"), bottom, "extend: bottom");
+  const index_t cols = detail::checked_add(detail::checked_add(in.cols(), left, "extend: left"), right, "extend: right");
   if (rows < 0 || cols < 0) throw error("extend: widths crop more than the whole input");
   array2d<T> out(rows, cols);
   extend<T>(in, out.view(), top, left, b, fill);
@@ -98,7 +99,7 @@ array2d<T> extend(view2d<const T> in, index top, index bottom, index left, index
 struct kernel_placement {
   bool flip = false;               ///< reverse both axes (correlation through a convolution)
   int dilation_rows = 1, dilation_cols = 1;
-  index origin_row = 0, origin_col = 0;  ///< position in the dilated kernel that lands on (0, 0)
+  index_t origin_row = 0, origin_col = 0;  ///< position in the dilated kernel that lands on (0, 0)
 };
 
 /// Writes into `out` (rows x cols, e.g. an FFT size) zeros everywhere except the dilated (and, if
@@ -112,18 +113,18 @@ void padded_kernel(view2d<const T> kernel, view2d<T> out, const kernel_placement
   if (kernel.empty()) throw error("padded_kernel: kernel is empty");
   if (where.dilation_rows < 1 || where.dilation_cols < 1) throw error("padded_kernel: dilation must be >= 1");
   if (detail::overlaps<T>(kernel, out)) throw error("padded_kernel: out aliases kernel");
-  const index span_r = detail::checked_add(detail::checked_mul(kernel.rows() - 1, where.dilation_rows, "padded_kernel: dilation_rows"), 1, "padded_kernel");
-  const index span_c = detail::checked_add(detail::checked_mul(kernel.cols() - 1, where.dilation_cols, "padded_kernel: dilation_cols"), 1, "padded_kernel");
+  const index_t span_r = detail::checked_add(detail::checked_mul(kernel.rows() - 1, where.dilation_rows, "padded_kernel: dilation_rows"), 1, "padded_kernel");
+  const index_t span_c = detail::checked_add(detail::checked_mul(kernel.cols() - 1, where.dilation_cols, "padded_kernel: dilation_cols"), 1, "padded_kernel");
   if (span_r > out.rows() || span_c > out.cols())
     throw error("padded_kernel: out (" + std::to_string(out.rows()) + "x" + std::to_string(out.cols()) +
                 ") is smaller than the dilated kernel (" + std::to_string(span_r) + "x" + std::to_string(span_c) + ")");
-  for (index r = 0; r < out.rows(); ++r) std::fill(out.row(r), out.row(r) + out.cols(), T(0));
-  const auto wrap = [](index i, index n) { const index m = i % n; return m < 0 ? m + n : m; };
-  for (index u = 0; u < kernel.rows(); ++u) {
-    const index su = where.flip ? kernel.rows() - 1 - u : u;
-    const index r = wrap(u * where.dilation_rows - where.origin_row, out.rows());
-    for (index v = 0; v < kernel.cols(); ++v) {
-      const index sv = where.flip ? kernel.cols() - 1 - v : v;
+  for (index_t r = 0; r < out.rows(); ++r) std::fill(out.row(r), out.row(r) + out.cols(), T(0));
+  const auto wrap = [](index_t i, index_t n) { const index_t m = i % n; return m < 0 ? m + n : m; };
+  for (index_t u = 0; u < kernel.rows(); ++u) {
+    const index_t su = where.flip ? kernel.rows() - 1 - u : u;
+    const index_t r = wrap(u * where.dilation_rows - where.origin_row, out.rows());
+    for (index_t v = 0; v < kernel.cols(); ++v) {
+      const index_t sv = where.flip ? kernel.cols() - 1 - v : v;
       out(r, wrap(v * where.dilation_cols - where.origin_col, out.cols())) = kernel(su, sv);
     }
   }

@@ -26,9 +26,9 @@ array2d<double> conv2d(view2d<const T> input, view2d<const T> kernel, const opti
   if (kernel.empty()) throw error("kernel is empty");
   const shape2d out_shape = output_shape(input.rows(), input.cols(), kernel.rows(), kernel.cols(), opt);
   array2d<double> out(out_shape.rows, out_shape.cols);
-  const index H = input.rows(), W = input.cols(), KH = kernel.rows(), KW = kernel.cols();
-  const index span_r = (KH - 1) * opt.dilation_rows + 1, span_c = (KW - 1) * opt.dilation_cols + 1;
-  const auto mode_offset = [&](index span) -> index {  // where the mode's result starts in the full one
+  const index_t H = input.rows(), W = input.cols(), KH = kernel.rows(), KW = kernel.cols();
+  const index_t span_r = (KH - 1) * opt.dilation_rows + 1, span_c = (KW - 1) * opt.dilation_cols + 1;
+  const auto mode_offset = [&](index_t span) -> index_t {  // where the mode's result starts in the full one
     switch (opt.size) {
       case output::full: return 0;
       case output::same: return (span - 1) / 2;
@@ -37,22 +37,22 @@ array2d<double> conv2d(view2d<const T> input, view2d<const T> kernel, const opti
     return 0;
   };
   const double fill = opt.edge == border::constant ? opt.edge_value : 0.0;
-  const auto pixel = [&](index i, index j) -> double {  // the input extended by the border rule
-    const index r = border_index(i, H, opt.edge), c = border_index(j, W, opt.edge);
+  const auto pixel = [&](index_t i, index_t j) -> double {  // the input extended by the border rule
+    const index_t r = border_index(i, H, opt.edge), c = border_index(j, W, opt.edge);
     if (r < 0 || c < 0) return fill;
     return static_cast<double>(input(r, c));
   };
-  for (index orow = 0; orow < out_shape.rows; ++orow) {
-    for (index ocol = 0; ocol < out_shape.cols; ++ocol) {
-      const index fr = orow * opt.stride_rows + mode_offset(span_r);  // index into the full result
-      const index fc = ocol * opt.stride_cols + mode_offset(span_c);
+  for (index_t orow = 0; orow < out_shape.rows; ++orow) {
+    for (index_t ocol = 0; ocol < out_shape.cols; ++ocol) {
+      const index_t fr = orow * opt.stride_rows + mode_offset(span_r);  // index into the full result
+      const index_t fc = ocol * opt.stride_cols + mode_offset(span_c);
       double sum = 0;
-      for (index u = 0; u < KH; ++u) {
-        for (index v = 0; v < KW; ++v) {
+      for (index_t u = 0; u < KH; ++u) {
+        for (index_t v = 0; v < KW; ++v) {
           // convolution: full(i, j) = sum in(i - u*dr, j - v*dc) k(u, v)
           // correlation: full(i, j) = sum in(i - (span_r-1) + u*dr, j - (span_c-1) + v*dc) k(u, v)
-          const index i = opt.correlate ? fr - (span_r - 1) + u * opt.dilation_rows : fr - u * opt.dilation_rows;
-          const index j = opt.correlate ? fc - (span_c - 1) + v * opt.dilation_cols : fc - v * opt.dilation_cols;
+          const index_t i = opt.correlate ? fr - (span_r - 1) + u * opt.dilation_rows : fr - u * opt.dilation_rows;
+          const index_t j = opt.correlate ? fc - (span_c - 1) + v * opt.dilation_cols : fc - v * opt.dilation_cols;
           const double x = pixel(i, j), w = static_cast<double>(kernel(u, v));
           sum += magnitude ? std::abs(x) * std::abs(w) : x * w;
         }
@@ -72,25 +72,25 @@ array4d<double> conv2d(view4d<const T> input, view4d<const T> weights, const T* 
                        bool magnitude = false) {
   const shape4d s = layer_output_shape(input.shape(), weights.shape(), opt);
   array4d<double> out(s.n, s.c, s.h, s.w);
-  const index H = input.h(), W = input.w();
-  const index channels_per_group = input.c() / opt.groups, filters_per_group = weights.n() / opt.groups;
-  const auto pixel = [&](index n, index c, index i, index j) -> double {  // input padded by the border rule
-    const index r = border_index(i, H, opt.edge), col = border_index(j, W, opt.edge);
+  const index_t H = input.h(), W = input.w();
+  const index_t channels_per_group = input.c() / opt.groups, filters_per_group = weights.n() / opt.groups;
+  const auto pixel = [&](index_t n, index_t c, index_t i, index_t j) -> double {  // input padded by the border rule
+    const index_t r = border_index(i, H, opt.edge), col = border_index(j, W, opt.edge);
     if (r < 0 || col < 0) return 0.0;
     return static_cast<double>(input(n, c, r, col));
   };
-  for (index n = 0; n < s.n; ++n)
-    for (index k = 0; k < s.c; ++k) {
-      const index group = k / filters_per_group;
-      for (index oh = 0; oh < s.h; ++oh)
-        for (index ow = 0; ow < s.w; ++ow) {
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t k = 0; k < s.c; ++k) {
+      const index_t group = k / filters_per_group;
+      for (index_t oh = 0; oh < s.h; ++oh)
+        for (index_t ow = 0; ow < s.w; ++ow) {
           double sum = bias == nullptr ? 0.0 : magnitude ? std::abs(double(bias[k])) : double(bias[k]);
-          for (index ci = 0; ci < channels_per_group; ++ci)
-            for (index u = 0; u < weights.h(); ++u)
-              for (index v = 0; v < weights.w(); ++v) {
+          for (index_t ci = 0; ci < channels_per_group; ++ci)
+            for (index_t u = 0; u < weights.h(); ++u)
+              for (index_t v = 0; v < weights.w(); ++v) {
                 // input row oh * stride + u * dilation of the padded input is row ... - pad of the input
-                const index i = oh * opt.stride_rows + u * opt.dilation_rows - opt.pad_rows;
-                const index j = ow * opt.stride_cols + v * opt.dilation_cols - opt.pad_cols;
+                const index_t i = oh * opt.stride_rows + u * opt.dilation_rows - opt.pad_rows;
+                const index_t j = ow * opt.stride_cols + v * opt.dilation_cols - opt.pad_cols;
                 const double x = pixel(n, group * channels_per_group + ci, i, j);
                 const double w = static_cast<double>(weights(k, ci, u, v));
                 sum += magnitude ? std::abs(x) * std::abs(w) : x * w;

@@ -23,12 +23,16 @@
 
 namespace convkit {
 
-/// Signed size and index type of every extent, offset and stride.
-using index = std::ptrdiff_t;
+/// Signed size and index type of every extent, offset and stride. (Not `index`: POSIX declares a
+/// function index() in <strings.h>, which `using namespace convkit;` would make ambiguous.)
+using index_t = std::ptrdiff_t;
+
+/// The name convkit 0.1 used for index_t; removed in the next release.
+using index [[deprecated("convkit::index is now convkit::index_t")]] = index_t;
 
 /// Rows x cols of a 2-D array.
 struct shape2d {
-  index rows, cols;
+  index_t rows, cols;
   friend bool operator==(shape2d a, shape2d b) { return a.rows == b.rows && a.cols == b.cols; }
   friend bool operator!=(shape2d a, shape2d b) { return !(a == b); }
 };

@@ -30,7 +30,7 @@ class view2d {
   view2d() = default;
 
   /// Throws convkit::error if rows or cols is negative or row_stride < cols (after -1 -> cols).
-  view2d(T* data, index rows, index cols, index row_stride = -1)
+  view2d(T* data, index_t rows, index_t cols, index_t row_stride = -1)
       : data_(data), rows_(rows), cols_(cols), row_stride_(row_stride == -1 ? cols : row_stride) {
     if (rows < 0) throw error("view2d: rows must be >= 0, got " + std::to_string(rows));
     if (cols < 0) throw error("view2d: cols must be >= 0, got " + std::to_string(cols));
@@ -47,16 +47,16 @@ class view2d {
       : data_(other.data()), rows_(other.rows()), cols_(other.cols()), row_stride_(other.row_stride()) {}
 
   T* data() const noexcept { return data_; }
-  index rows() const noexcept { return rows_; }
-  index cols() const noexcept { return cols_; }
-  index row_stride() const noexcept { return row_stride_; }
+  index_t rows() const noexcept { return rows_; }
+  index_t cols() const noexcept { return cols_; }
+  index_t row_stride() const noexcept { return row_stride_; }
   shape2d shape() const noexcept { return {rows_, cols_}; }
   bool empty() const noexcept { return rows_ == 0 || cols_ == 0; }
-  T* row(index r) const noexcept { return data_ + r * row_stride_; }
-  T& operator()(index r, index c) const noexcept { return data_[r * row_stride_ + c]; }
+  T* row(index_t r) const noexcept { return data_ + r * row_stride_; }
+  T& operator()(index_t r, index_t c) const noexcept { return data_[r * row_stride_ + c]; }
 
   /// The sub-rectangle of `rows x cols` elements starting at (r0, c0). Throws if it does not fit.
-  view2d block(index r0, index c0, index rows, index cols) const {
+  view2d block(index_t r0, index_t c0, index_t rows, index_t cols) const {
     if (r0 < 0 || c0 < 0 || rows < 0 || cols < 0 || r0 + rows > rows_ || c0 + cols > cols_)
       throw error("view2d::block: the block does not lie inside the view");
     return view2d(data_ + r0 * row_stride_ + c0, rows, cols, row_stride_);
@@ -64,7 +64,7 @@ class view2d {
 
  private:
   T* data_ = nullptr;
-  index rows_ = 0, cols_ = 0, row_stride_ = 0;
+  index_t rows_ = 0, cols_ = 0, row_stride_ = 0;
 };
 
 namespace detail {
@@ -78,11 +78,11 @@ struct aligned_free {
 
 /// 64-byte aligned, zero-initialised storage for n elements of T (n may be 0).
 template <class T>
-std::unique_ptr<T[], aligned_free> aligned_zeros(index n, const char* what) {
+std::unique_ptr<T[], aligned_free> aligned_zeros(index_t n, const char* what) {
   static_assert(std::is_trivially_copyable_v<T>, "convkit arrays hold trivially copyable elements");
   if (n < 0) throw error(std::string(what) + ": negative size");
   if (n == 0) return nullptr;
-  index bytes = checked_mul(n, static_cast<index>(sizeof(T)), what);
+  index_t bytes = checked_mul(n, static_cast<index_t>(sizeof(T)), what);
   bytes = (bytes + 63) / 64 * 64;
   void* p = ::operator new(static_cast<std::size_t>(bytes), array_alignment);
   std::memset(p, 0, static_cast<std::size_t>(bytes));
@@ -99,7 +99,7 @@ class array2d {
 
   array2d() = default;
   /// rows x cols zeros. Throws convkit::error on negative sizes or if rows * cols overflows.
-  array2d(index rows, index cols)
+  array2d(index_t rows, index_t cols)
       : data_(detail::aligned_zeros<T>(detail::checked_mul(check(rows, "rows"), check(cols, "cols"),
                                                            "array2d: rows * cols"),
                                        "array2d")),
@@ -123,20 +123,20 @@ class array2d {
 
   T* data() noexcept { return data_.get(); }
   const T* data() const noexcept { return data_.get(); }
-  index rows() const noexcept { return rows_; }
-  index cols() const noexcept { return cols_; }
-  index size() const noexcept { return rows_ * cols_; }
+  index_t rows() const noexcept { return rows_; }
+  index_t cols() const noexcept { return cols_; }
+  index_t size() const noexcept { return rows_ * cols_; }
   shape2d shape() const noexcept { return {rows_, cols_}; }
-  T& operator()(index r, index c) noexcept { return data_[r * cols_ + c]; }
-  const T& operator()(index r, index c) const noexcept { return data_[r * cols_ + c]; }
+  T& operator()(index_t r, index_t c) noexcept { return data_[r * cols_ + c]; }
+  const T& operator()(index_t r, index_t c) const noexcept { return data_[r * cols_ + c]; }
 
  private:
-  static index check(index n, const char* name) {
+  static index_t check(index_t n, const char* name) {
     if (n < 0) throw error(std::string("array2d: ") + name + " must be >= 0, got " + std::to_string(n));
     return n;
   }
   std::unique_ptr<T[], detail::aligned_free> data_;
-  index rows_ = 0, cols_ = 0;
+  index_t rows_ = 0, cols_ = 0;
 };
 
 namespace detail {

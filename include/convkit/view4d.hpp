@@ -26,7 +26,7 @@ namespace convkit {
 
 /// The four extents of an NCHW array.
 struct shape4d {
-  index n, c, h, w;
+  index_t n, c, h, w;
   friend bool operator==(shape4d a, shape4d b) { return a.n == b.n && a.c == b.c && a.h == b.h && a.w == b.w; }
   friend bool operator!=(shape4d a, shape4d b) { return !(a == b); }
 };
@@ -38,15 +38,15 @@ inline std::string to_string(shape4d s) {
 
 namespace detail {
 /// n * c * h * w, or convkit::error naming `what` if an extent is negative or the product overflows.
-inline index checked_size4(shape4d s, const char* what) {
-  const index e[4] = {s.n, s.c, s.h, s.w};
+inline index_t checked_size4(shape4d s, const char* what) {
+  const index_t e[4] = {s.n, s.c, s.h, s.w};
   const char* names[4] = {"n", "c", "h", "w"};
   for (int i = 0; i < 4; ++i)
     if (e[i] < 0) throw error(std::string(what) + ": " + names[i] + " must be >= 0, got " + std::to_string(e[i]));
-  index size = 1;
+  index_t size = 1;
   for (int i = 0; i < 4; ++i)  // the message is built only on overflow: views are made in hot paths
     if (__builtin_mul_overflow(size, e[i], &size))
-      throw error(std::string(what) + ": n * c * h * w: size overflows convkit::index");
+      throw error(std::string(what) + ": n * c * h * w: size overflows convkit::index_t");
   return size;
 }
 }  // namespace detail
@@ -61,7 +61,7 @@ class view4d {
 
   /// Throws convkit::error if an extent is negative, the size overflows, or data is null for a
   /// non-empty view.
-  view4d(T* data, index n, index c, index h, index w) : data_(data), shape_{n, c, h, w} {
+  view4d(T* data, index_t n, index_t c, index_t h, index_t w) : data_(data), shape_{n, c, h, w} {
     size_ = detail::checked_size4(shape_, "view4d");
     if (data_ == nullptr && size_ > 0) throw error("view4d: data is null for a non-empty view");
   }
@@ -72,25 +72,25 @@ class view4d {
       : data_(other.data()), shape_(other.shape()), size_(other.size()) {}
 
   T* data() const noexcept { return data_; }
-  index n() const noexcept { return shape_.n; }
-  index c() const noexcept { return shape_.c; }
-  index h() const noexcept { return shape_.h; }
-  index w() const noexcept { return shape_.w; }
+  index_t n() const noexcept { return shape_.n; }
+  index_t c() const noexcept { return shape_.c; }
+  index_t h() const noexcept { return shape_.h; }
+  index_t w() const noexcept { return shape_.w; }
   shape4d shape() const noexcept { return shape_; }
-  index size() const noexcept { return size_; }
+  index_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
-  T& operator()(index n, index c, index h, index w) const noexcept {
+  T& operator()(index_t n, index_t c, index_t h, index_t w) const noexcept {
     return data_[((n * shape_.c + c) * shape_.h + h) * shape_.w + w];
   }
   /// The H x W plane of image n, channel c.
-  view2d<T> plane(index n, index c) const noexcept {
+  view2d<T> plane(index_t n, index_t c) const noexcept {
     return view2d<T>(data_ + (n * shape_.c + c) * shape_.h * shape_.w, shape_.h, shape_.w);
   }
 
  private:
   T* data_ = nullptr;
   shape4d shape_{0, 0, 0, 0};
-  index size_ = 0;
+  index_t size_ = 0;
 };
 
 template <class T>
@@ -102,7 +102,7 @@ class array4d {
 
   array4d() = default;
   /// n x c x h x w zeros. Throws convkit::error on negative extents or if their product overflows.
-  array4d(index n, index c, index h, index w)
+  array4d(index_t n, index_t c, index_t h, index_t w)
       : data_(detail::aligned_zeros<T>(detail::checked_size4({n, c, h, w}, "array4d"), "array4d")), shape_{n, c, h, w} {}
 
   array4d(array4d&&) noexcept = default;
@@ -122,14 +122,14 @@ class array4d {
 
   T* data() noexcept { return data_.get(); }
   const T* data() const noexcept { return data_.get(); }
-  index n() const noexcept { return shape_.n; }
-  index c() const noexcept { return shape_.c; }
-  index h() const noexcept { return shape_.h; }
-  index w() const noexcept { return shape_.w; }
+  index_t n() const noexcept { return shape_.n; }
+  index_t c() const noexcept { return shape_.c; }
+  index_t h() const noexcept { return shape_.h; }
+  index_t w() const noexcept { return shape_.w; }
   shape4d shape() const noexcept { return shape_; }
-  index size() const noexcept { return shape_.n * shape_.c * shape_.h * shape_.w; }
-  T& operator()(index n, index c, index h, index w) noexcept { return data_[((n * shape_.c + c) * shape_.h + h) * shape_.w + w]; }
-  const T& operator()(index n, index c, index h, index w) const noexcept {
+  index_t size() const noexcept { return shape_.n * shape_.c * shape_.h * shape_.w; }
+  T& operator()(index_t n, index_t c, index_t h, index_t w) noexcept { return data_[((n * shape_.c + c) * shape_.h + h) * shape_.w + w]; }
+  const T& operator()(index_t n, index_t c, index_t h, index_t w) const noexcept {
     return data_[((n * shape_.c + c) * shape_.h + h) * shape_.w + w];
   }
 
@@ -148,7 +148,7 @@ template <class A> using value_type_4d = typename is_4d<std::remove_cv_t<std::re
 
 /// Whether the address ranges [a, a + na) and [b, b + nb) share an element (empty ranges share none).
 template <class T>
-bool overlaps(const T* a, index na, const T* b, index nb) noexcept {
+bool overlaps(const T* a, index_t na, const T* b, index_t nb) noexcept {
   if (na <= 0 || nb <= 0) return false;
   return std::less<const T*>()(a, b + nb) && std::less<const T*>()(b, a + na);
 }

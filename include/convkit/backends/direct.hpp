@@ -1,20 +1,17 @@
-// convkit/backends/direct.hpp - algorithm::direct: the definition, computed fast. No dependencies.
+// convkit/backends/direct.hpp - algorithm::direct: the definition, computed fast. No dependencies;
+// part of convkit::convkit. <convkit/convkit.hpp> includes it, which registers the backend.
 //
-// How it works (the README has the measured speed):
-//   1. Borders: each block's band of input rows is extended by the padding module just before the
-//      block runs (skipped when the output reads only the image, as valid mode does), so the hot loop
-//      never tests an index and the whole extended image is never materialised.
-//   2. Column stride s > 1: the extended rows are split into s phase planes (columns p, p+s, ...), so
+//   1. Borders are applied by the padding module (convkit::extend) to one band of input rows at a
+//      time, just before the band is used, so the hot loop never tests an index and the whole
+//      extended image is never materialised (skipped when the output reads only the image).
+//   2. A column stride s > 1 splits the extended rows into s phase planes (columns p, p+s, ...), so
 //      every kernel tap reads consecutive elements whatever the stride and dilation.
-//   3. Rows are grouped so that the rows of a block read shared input rows (stride 1, or a dilation
-//      that is a multiple of the stride); a register-blocked micro-kernel (detail/direct_kernel.inl)
-//      then computes 4 output rows x 2-4 vectors at once, loading each input vector once.
-//   4. Blocks of rows are split over options::threads threads.
-//   5. The micro-kernel is compiled for AVX-512, AVX2+FMA and portable C++ in every program, and the
-//      best one this CPU runs is chosen at run time (direct::instruction_set()).
-// Layers (layer_options.hpp) run the same plane correlation once per (filter, input channel of its
-// group), the micro-kernel adding each channel's result to the output plane (direct_job::accumulate);
-// the batch's planes are extended once per call, and (image, filter) pairs are split over threads.
+//   3. Output rows that read shared input rows are grouped; a register-blocked micro-kernel
+//      (detail/direct_kernel.inl) computes 4 rows x 2-4 vectors at once, compiled for AVX-512,
+//      AVX2+FMA and portable C++ and chosen at run time (tuning::instruction_set, cpu.hpp).
+//   4. Batches (layers) sum the plane correlations over each filter's channels in the output plane.
+// Public API: convkit::direct::instruction_set() and force_instruction_set(), the process default
+// of tuning::instruction_set.
 #pragma once
 
 #include <algorithm>
@@ -22,24 +19,45 @@
 #include <memory>
 #include <vector>
 
+#include "../cpu.hpp"
 #include "../detail/backend.hpp"
 #include "../detail/direct_impl.hpp"
 #include "../detail/threads.hpp"
 #include "../padding.hpp"
-#include "../view4d.hpp"
+#include "../tuning.hpp"
+
+namespace convkit::direct {
+
+using isa = cpu::isa;
+using cpu::best_instruction_set;
+using cpu::to_string;
+
+/// The process default of tuning::instruction_set: the instruction set plans use unless their
+/// tuning names one.
+inline isa instruction_set() { return convkit::detail::default_settings::get().instruction_set; }
+
+/// Sets the process default of tuning::instruction_set for plans made from now on (tests and
+/// benchmarks compare kernels this way). Throws convkit::unavailable if this CPU lacks `i`.
+inline void force_instruction_set(isa i) {
+  tuning t;
+  t.instruction_set = i;
+  set_default_tuning(t);
+}
+
+}  // namespace convkit::direct
 
 namespace convkit::detail {
 
 /// How the micro-kernel walks one plane: the strided, dilated valid correlation of an extended plane
 /// (rows.extent x cols.extent, as axis_geometry defines it) with a kernel of rows.kernel x cols.kernel
-/// taps given contiguously, already in correlation order. Shared by the single-image and layer executors.
+/// taps given contiguously, in correlation order.
 template <class T>
 class direct_plane {
  public:
   /// Where the micro-kernel reads an extended plane: its rows are `ld` elements apart.
   struct source {
     const T* base;
-    index ld;
+    index_t ld;
   };
 
   direct_plane() = default;
@@ -47,53 +65,59 @@ class direct_plane {
   /// than as a whole plane (prepare() of the whole plane, run()).
   direct_plane(const axis_geometry& rows, const axis_geometry& cols, bool banded = false)
       : rows_(rows), cols_(cols), phase_rows_(banded ? band_rows() : rows.extent) {
-    const index sc = cols.stride;
+    const index_t sc = cols.stride;
     if (sc > 1) plane_cols_ = (cols.extent + sc - 1) / sc;
     checked_mul(checked_mul(sc, phase_rows_, "column phase planes"), plane_cols_, "column phase planes");
     col_off_.resize(static_cast<std::size_t>(cols.kernel));
-    for (index v = 0; v < cols.kernel; ++v) {
-      const index e = v * cols.dilation;  // column offset of tap v in the extended input
+    for (index_t v = 0; v < cols.kernel; ++v) {
+      const index_t e = v * cols.dilation;  // column offset of tap v in the extended input
       col_off_[static_cast<std::size_t>(v)] = sc > 1 ? (e % sc) * phase_rows_ * plane_cols_ + e / sc : e;
     }
     plan_row_blocks();
   }
 
   /// Elements of the column-phase copy that prepare() needs (0 for stride 1).
-  index phase_size() const noexcept { return cols_.stride > 1 ? cols_.stride * phase_rows_ * plane_cols_ : 0; }
-  index blocks() const noexcept { return static_cast<index>(blocks_.size()); }
+  index_t phase_size() const noexcept { return cols_.stride > 1 ? cols_.stride * phase_rows_ * plane_cols_ : 0; }
+  index_t blocks() const noexcept { return static_cast<index_t>(blocks_.size()); }
 
   /// The most input rows one block reads: its output rows share all but kernel - 1 of them.
-  index band_rows() const noexcept { return direct_block_rows + rows_.kernel - 1; }
+  index_t band_rows() const noexcept { return direct_block_rows + rows_.kernel - 1; }
 
-  /// The extended-input rows that block b reads: first, first + step, ... (count of them).
-  struct band_rows_of {
-    index first, step, count;
+  /// Evenly spaced rows: first, first + step, ... (count of them).
+  struct row_span {
+    index_t first, step, count;
   };
-  band_rows_of band(index b) const noexcept {
+  /// The extended-input rows that block b reads.
+  row_span band(index_t b) const noexcept {
     const row_block& rb = blocks_[static_cast<std::size_t>(b)];
     return {rb.in_row, rb.in_step, rb.rows + rows_.kernel - 1};
+  }
+  /// The output rows that block b writes.
+  row_span outputs(index_t b) const noexcept {
+    const row_block& rb = blocks_[static_cast<std::size_t>(b)];
+    return {rb.out_row, rb.out_step, rb.rows};
   }
 
   /// The source for extended plane `ext` (at least rows.extent x cols.extent); for a column stride
   /// s > 1 it first splits ext into s phase planes (columns p, p+s, ...) at `phases`, so that every
   /// kernel tap reads consecutive elements whatever the stride and dilation.
   source prepare(view2d<const T> ext, T* phases) const {
-    const index s = cols_.stride;
+    const index_t s = cols_.stride;
     if (s == 1) return {ext.data(), ext.row_stride()};
     // phases row p * phase_rows + r, column m  =  ext(r, m * stride + p).
-    const index rows = std::min(ext.rows(), phase_rows_);
-    for (index p = 0; p < s; ++p)
-      for (index r = 0; r < rows; ++r) {
+    const index_t rows = std::min(ext.rows(), phase_rows_);
+    for (index_t p = 0; p < s; ++p)
+      for (index_t r = 0; r < rows; ++r) {
         const T* from = ext.row(r);
         T* to = phases + (p * phase_rows_ + r) * plane_cols_;
-        for (index m = 0; m * s + p < cols_.extent; ++m) to[m] = from[m * s + p];
+        for (index_t m = 0; m * s + p < cols_.extent; ++m) to[m] = from[m * s + p];
       }
     return {phases, plane_cols_};
   }
 
   /// Output row blocks [b0, b1) of out = correlation of src with k (or out += it, with accumulate).
-  void run(direct_kernel_fn<T> kernel, source src, const T* k, view2d<T> out, bool accumulate, index b0, index b1) const {
-    for (index b = b0; b < b1; ++b) {
+  void run(direct_kernel_fn<T> kernel, source src, const T* k, view2d<T> out, bool accumulate, index_t b0, index_t b1) const {
+    for (index_t b = b0; b < b1; ++b) {
       const row_block& rb = blocks_[static_cast<std::size_t>(b)];
       const direct_job<T> job{src.base + rb.in_row * src.ld,   rb.in_step * src.ld,
                               col_off_.data(),                 k,
@@ -106,7 +130,7 @@ class direct_plane {
   }
 
   /// Block b alone, from `src` holding the block's band(b) rows one after the other.
-  void run_band(direct_kernel_fn<T> kernel, source src, const T* k, view2d<T> out, bool accumulate, index b) const {
+  void run_band(direct_kernel_fn<T> kernel, source src, const T* k, view2d<T> out, bool accumulate, index_t b) const {
     const row_block& rb = blocks_[static_cast<std::size_t>(b)];
     kernel(direct_job<T>{src.base, src.ld, col_off_.data(), k, int(rows_.kernel), int(cols_.kernel), out.row(rb.out_row),
                          rb.out_step * out.row_stride(), cols_.out, rb.rows, accumulate});
@@ -114,8 +138,8 @@ class direct_plane {
 
  private:
   struct row_block {
-    index in_row, in_step;    // in rows of the extended input
-    index out_row, out_step;  // in rows of the output
+    index_t in_row, in_step;    // in rows of the extended input
+    index_t out_row, out_step;  // in rows of the output
     int rows;
   };
 
@@ -123,192 +147,185 @@ class direct_plane {
   // a multiple m of the stride, the output rows o = q, q + m, q + 2m, ... read the evenly spaced
   // rows stride * q + j * dilation, so blocks of them share input rows; otherwise rows go one by one.
   void plan_row_blocks() {
-    const index s = rows_.stride, d = rows_.dilation;
+    const index_t s = rows_.stride, d = rows_.dilation;
     if (d % s == 0) {
-      const index m = d / s;
-      for (index q = 0; q < std::min(m, rows_.out); ++q) {
-        const index count = (rows_.out - q + m - 1) / m;
-        for (index t = 0; t < count; t += direct_block_rows)
-          blocks_.push_back({s * q + t * d, d, q + t * m, m, int(std::min<index>(direct_block_rows, count - t))});
+      const index_t m = d / s;
+      for (index_t q = 0; q < std::min(m, rows_.out); ++q) {
+        const index_t count = (rows_.out - q + m - 1) / m;
+        for (index_t t = 0; t < count; t += direct_block_rows)
+          blocks_.push_back({s * q + t * d, d, q + t * m, m, int(std::min<index_t>(direct_block_rows, count - t))});
       }
     } else {
-      for (index o = 0; o < rows_.out; ++o) blocks_.push_back({o * s, d, o, 1, 1});
+      for (index_t o = 0; o < rows_.out; ++o) blocks_.push_back({o * s, d, o, 1, 1});
     }
   }
 
   axis_geometry rows_{}, cols_{};
-  index phase_rows_ = 0;  // rows of each column-phase plane: the whole plane's, or one band's
-  index plane_cols_ = 0;
-  std::vector<index> col_off_;
+  index_t phase_rows_ = 0;  // rows of each column-phase plane: the whole plane's, or one band's
+  index_t plane_cols_ = 0;
+  std::vector<index_t> col_off_;
   std::vector<row_block> blocks_;
 };
 
-// Waking a pool thread costs ~10-20 us; an extra thread pays for itself from ~4e6 multiply-adds
-// (~70 us of micro-kernel time) of work each.
-inline int direct_threads(double macs, int threads) { return static_cast<int>(std::clamp<double>(macs / 4e6, 1.0, threads)); }
+/// An extra thread pays for itself from ~4e6 multiply-adds (~70 us of micro-kernel time) each.
+inline int direct_threads(double macs, int threads) { return useful_threads(macs, threads, 4e6); }
 
-/// A single image. When the output reads only the image and the column stride is 1 (valid mode), the
-/// micro-kernel reads the input in place. Otherwise each block's band of rows is extended (and split
-/// into column phases) just before the block runs, into a workspace per thread: the copy stays in
-/// cache, is spread over the threads, and never holds the whole extended image.
+/// The direct backend's executor. A single plane (one image, one filter) is correlated band by band:
+/// each block's band of rows is extended (and split into column phases) just before the block runs,
+/// into a workspace per thread, so the copy stays in cache, is spread over the threads, and never
+/// holds the whole extended image; when the output reads only the image and the column stride is 1
+/// (valid mode) the micro-kernel reads the input in place. A batch extends every input plane once
+/// per call, then each (image, filter) output plane sums the correlations over its group's channels.
 template <class T>
 class direct_executor final : public executor<T> {
  public:
-  direct_executor(const problem& p, view2d<const T> kernel)
+  direct_executor(const conv_problem& p, const T* weights, const T* bias)
       : p_(p),
-        run_(direct_kernel_for<T>(direct::instruction_set())),
-        plane_(p.geo.rows, p.geo.cols, p.geo.reads_outside() || p.geo.cols.stride > 1),
-        banded_(p.geo.reads_outside() || p.geo.cols.stride > 1) {
-    const axis_geometry& gr = p.geo.rows;
-    const axis_geometry& gc = p.geo.cols;
-    // The micro-kernel correlates; a convolution correlates with the kernel reversed.
-    k_ = array2d<T>(gr.kernel, gc.kernel);
-    for (index u = 0; u < gr.kernel; ++u)
-      for (index v = 0; v < gc.kernel; ++v)
-        k_(u, v) = p.opt.correlate ? kernel(u, v) : kernel(gr.kernel - 1 - u, gc.kernel - 1 - v);
-    threads_ = direct_threads(p.macs(), p.opt.threads);
-    if (banded_)
-      work_ = array2d<T>(threads_, checked_add(checked_mul(plane_.band_rows(), gc.extent, "direct band"), plane_.phase_size(),
-                                               "direct band"));
-  }
-
-  void execute(view2d<const T> in, view2d<T> out) override {
-    if (!banded_) {
-      const typename direct_plane<T>::source from{in.data(), in.row_stride()};
-      parallel_for(plane_.blocks(), threads_,
-                   [&](index b0, index b1) { plane_.run(run_, from, k_.data(), out, false, b0, b1); });
+        kernel_(direct_kernel_for<T>(p.tune.instruction_set)),
+        banded_(p.single_plane() && (p.reads_outside() || p.cols.stride > 1)),
+        plane_(p.rows, p.cols, banded_),
+        threads_(direct_threads(p.macs(), p.threads)) {
+    weights_ = array2d<T>(checked_mul(p.k, p.c_per_group(), "weights K * C/groups"),
+                          checked_mul(p.rows.kernel, p.cols.kernel, "weights R * S"));
+    std::copy(weights, weights + weights_.size(), weights_.data());
+    if (bias != nullptr) {
+      bias_ = array2d<T>(1, p.k);
+      std::copy(bias, bias + p.k, bias_.data());
+    }
+    if (p.single_plane()) {
+      if (banded_)
+        work_ = array2d<T>(threads_, checked_add(checked_mul(plane_.band_rows(), p.cols.extent, "direct band"),
+                                                 plane_.phase_size(), "direct band"));
       return;
     }
-    const axis_geometry& gr = p_.geo.rows;
-    const axis_geometry& gc = p_.geo.cols;
-    const T fill = static_cast<T>(p_.opt.edge_value);
-    parallel_slices(plane_.blocks(), threads_, [&](index slice, index b0, index b1) {
+    const index_t planes = checked_mul(p.n, p.c, "input N * C");
+    if (p.reads_outside()) ext_ = array4d<T>(p.n, p.c, p.rows.extent, p.cols.extent);
+    phases_ = array2d<T>(planes, plane_.phase_size());
+    sources_.resize(static_cast<std::size_t>(planes));
+  }
+
+  void execute(planes<const T> in, planes<T> out) override {
+    if (p_.single_plane())
+      run_plane(in.view(0, 0, p_.rows.in, p_.cols.in), out.view(0, 0, p_.rows.out, p_.cols.out));
+    else
+      run_batch(in, out);
+  }
+
+ private:
+  bool accumulates() const noexcept { return bias_.size() > 0; }
+
+  // Fills block b's output rows with the bias, which the micro-kernel then adds to.
+  void fill_bias(view2d<T> out, index_t b, T value) const {
+    const auto rows = plane_.outputs(b);
+    for (index_t i = 0; i < rows.count; ++i) {
+      T* row = out.row(rows.first + i * rows.step);
+      std::fill(row, row + out.cols(), value);
+    }
+  }
+
+  void run_plane(view2d<const T> in, view2d<T> out) {
+    const T* k = weights_.data();
+    const bool add = accumulates();
+    if (!banded_) {
+      const typename direct_plane<T>::source from{in.data(), in.row_stride()};
+      parallel_for(plane_.blocks(), threads_, [&](index_t b0, index_t b1) {
+        for (index_t b = b0; b < b1; ++b) {
+          if (add) fill_bias(out, b, bias_.data()[0]);
+          plane_.run(kernel_, from, k, out, add, b, b + 1);
+        }
+      });
+      return;
+    }
+    const axis_geometry& gr = p_.rows;
+    const axis_geometry& gc = p_.cols;
+    const T fill = p_.fill<T>();
+    parallel_slices(plane_.blocks(), threads_, [&](index_t slice, index_t b0, index_t b1) {
       T* const ext = work_.data() + slice * work_.cols();
       T* const phases = ext + plane_.band_rows() * gc.extent;
-      for (index b = b0; b < b1; ++b) {
+      for (index_t b = b0; b < b1; ++b) {
         const auto rows = plane_.band(b);
         const view2d<T> band(ext, rows.count, gc.extent);
         if (rows.step == 1) {
-          extend<T>(in, band, gr.pad_before - rows.first, gc.pad_before, p_.opt.edge, fill);
+          extend<T>(in, band, gr.pad_before - rows.first, gc.pad_before, p_.edge, fill);
         } else {
-          for (index i = 0; i < rows.count; ++i)
+          for (index_t i = 0; i < rows.count; ++i)
             extend<T>(in, band.block(i, 0, 1, gc.extent), gr.pad_before - (rows.first + i * rows.step), gc.pad_before,
-                      p_.opt.edge, fill);
+                      p_.edge, fill);
         }
-        plane_.run_band(run_, plane_.prepare(band, phases), k_.data(), out, false, b);
+        if (add) fill_bias(out, b, bias_.data()[0]);
+        plane_.run_band(kernel_, plane_.prepare(band, phases), k, out, add, b);
       }
     });
   }
 
- private:
-  problem p_;
-  direct_kernel_fn<T> run_;
-  direct_plane<T> plane_;
-  bool banded_;
-  array2d<T> k_, work_;  // work_: one band (and its column phases) per thread
-  int threads_ = 1;
-};
-
-template <class T>
-std::unique_ptr<executor<T>> make_direct(const problem& p, view2d<const T> kernel) {
-  return std::make_unique<direct_executor<T>>(p, kernel);
-}
-
-/// A layer: every input plane of the batch is extended (and split into column phases) once per call,
-/// then each (image, filter) output plane sums the plane correlations over its group's channels.
-template <class T>
-class direct_layer_executor final : public layer_executor<T> {
- public:
-  direct_layer_executor(const layer_problem& p, view4d<const T> weights, const T* bias)
-      : p_(p), run_(direct_kernel_for<T>(direct::instruction_set())), plane_(p.geo.rows, p.geo.cols) {
-    const layer_geometry& g = p.geo;
-    w_ = array4d<T>(weights.n(), weights.c(), weights.h(), weights.w());
-    std::copy(weights.data(), weights.data() + weights.size(), w_.data());
-    if (bias != nullptr) {
-      bias_ = array2d<T>(1, g.k);
-      std::copy(bias, bias + g.k, bias_.data());
-    }
-    const index planes = checked_mul(g.n, g.c, "input N * C");
-    if (g.reads_outside()) ext_ = array4d<T>(g.n, g.c, g.rows.extent, g.cols.extent);
-    phases_ = array2d<T>(planes, plane_.phase_size());
-    sources_.resize(static_cast<std::size_t>(planes));
-    threads_ = direct_threads(p.macs(), p.opt.threads);
-  }
-
-  void execute(view4d<const T> in, view4d<T> out) override {
-    const layer_geometry& g = p_.geo;
-    parallel_for(g.n * g.c, threads_, [&](index p0, index p1) {
-      for (index p = p0; p < p1; ++p) {
-        const index n = p / g.c, c = p % g.c;
-        view2d<const T> src = in.plane(n, c);
+  void run_batch(planes<const T> in, planes<T> out) {
+    const conv_problem& g = p_;
+    const T fill = p_.fill<T>();
+    parallel_for(g.n * g.c, threads_, [&](index_t p0, index_t p1) {
+      for (index_t p = p0; p < p1; ++p) {
+        const index_t n = p / g.c, c = p % g.c;
+        view2d<const T> src = in.view(n, c, g.rows.in, g.cols.in);
         if (ext_.size() > 0) {
           const view2d<T> ext = ext_.view().plane(n, c);
-          extend<T>(src, ext, g.rows.pad_before, g.cols.pad_before, p_.opt.edge);
+          extend<T>(src, ext, g.rows.pad_before, g.cols.pad_before, p_.edge, fill);
           src = ext;
         }
         sources_[static_cast<std::size_t>(p)] = plane_.prepare(src, phases_.data() + p * phases_.cols());
       }
     });
-    const index cg = g.c_per_group(), kg = g.k_per_group();
-    parallel_for(g.n * g.k, threads_, [&](index p0, index p1) {
-      for (index p = p0; p < p1; ++p) {
-        const index n = p / g.k, k = p % g.k, first_channel = (k / kg) * cg;
-        const view2d<T> o = out.plane(n, k);
-        if (bias_.size() > 0)
-          for (index r = 0; r < o.rows(); ++r) std::fill(o.row(r), o.row(r) + o.cols(), bias_.data()[k]);
-        for (index ci = 0; ci < cg; ++ci)
-          plane_.run(run_, sources_[static_cast<std::size_t>(n * g.c + first_channel + ci)], &w_(k, ci, 0, 0), o,
-                     ci > 0 || bias_.size() > 0, 0, plane_.blocks());
+    const index_t cg = g.c_per_group(), kg = g.k_per_group(), taps = weights_.cols();
+    parallel_for(g.n * g.k, threads_, [&](index_t p0, index_t p1) {
+      for (index_t p = p0; p < p1; ++p) {
+        const index_t n = p / g.k, k = p % g.k, first_channel = (k / kg) * cg;
+        const view2d<T> o = out.view(n, k, g.rows.out, g.cols.out);
+        if (accumulates())
+          for (index_t r = 0; r < o.rows(); ++r) std::fill(o.row(r), o.row(r) + o.cols(), bias_.data()[k]);
+        for (index_t ci = 0; ci < cg; ++ci)
+          plane_.run(kernel_, sources_[static_cast<std::size_t>(n * g.c + first_channel + ci)],
+                     weights_.data() + (k * cg + ci) * taps, o, ci > 0 || accumulates(), 0, plane_.blocks());
       }
     });
   }
 
- private:
-  layer_problem p_;
-  direct_kernel_fn<T> run_;
+  conv_problem p_;
+  direct_kernel_fn<T> kernel_;
+  bool banded_;  // a single plane extended band by band
   direct_plane<T> plane_;
-  array4d<T> w_, ext_;
-  array2d<T> bias_, phases_;
-  std::vector<typename direct_plane<T>::source> sources_;  // one per input plane, filled by execute()
   int threads_ = 1;
+  array2d<T> weights_, bias_;
+  array2d<T> work_;                // single plane: one band (and its column phases) per thread
+  array4d<T> ext_;                 // batch: every extended input plane
+  array2d<T> phases_;              // batch: the column phases of every plane
+  std::vector<typename direct_plane<T>::source> sources_;  // batch: one per input plane, filled by execute()
 };
 
 template <class T>
-std::unique_ptr<layer_executor<T>> make_direct_layer(const layer_problem& p, view4d<const T> weights, const T* bias) {
-  return std::make_unique<direct_layer_executor<T>>(p, weights, bias);
+std::unique_ptr<executor<T>> make_direct(const conv_problem& p, const T* weights, const T* bias) {
+  return std::make_unique<direct_executor<T>>(p, weights, bias);
 }
 
-/// Cost model: multiply-adds at the rate the micro-kernel sustains on one core (measured on the
-/// reference machine, README "Choosing a backend"), divided over the threads, plus one pass over
-/// the extended input.
-inline double direct_cost(const problem& p) {
-  const direct::isa i = direct::instruction_set();
-  const double macs_per_s = i == direct::isa::avx512 ? 60e9 : i == direct::isa::avx2 ? 25e9 : 2e9;
-  const double elems = double(p.geo.rows.extent) * double(p.geo.cols.extent);
-  return p.macs() / (macs_per_s * p.opt.threads) + elems * 1e-9;
-}
-
-/// Layer cost model: each (filter, channel) pair is one pass of the micro-kernel over an output
-/// plane, which reaches the single-image rate only for large kernels and wide rows. Fitted to
-/// bench/layers.cpp on the reference machine (README, "Choosing a backend"): the rate scales with
-/// taps / (taps + 16) (per-row loads and stores are amortised over the taps), with the fraction of
-/// vector lanes a row fills, and drops by 0.6 when strided rows cannot share input rows.
-inline double direct_layer_cost(const layer_problem& p) {
-  const direct::isa i = direct::instruction_set();
-  const double macs_per_s = i == direct::isa::avx512 ? 60e9 : i == direct::isa::avx2 ? 25e9 : 2e9;
-  const double lanes = i == direct::isa::avx512 ? 16 : i == direct::isa::avx2 ? 8 : 1;
-  const layer_geometry& g = p.geo;
-  const double taps = double(g.rows.kernel) * double(g.cols.kernel);
-  const double row = double(g.cols.out), filled = row / (std::ceil(row / lanes) * lanes);
-  const double shared_rows = g.rows.dilation % g.rows.stride == 0 ? 1.0 : 0.6;
+/// Cost model, fitted to bench/layers.cpp and convkit_sweep on the reference machine (README,
+/// "Choosing a backend"): multiply-adds at the rate the micro-kernel sustains on one core for the
+/// instruction set, which it reaches only for large kernels and wide rows (the rate scales with
+/// taps / (taps + 16) for batches, whose planes run one filter-channel pair at a time, and with the
+/// fraction of vector lanes a row fills, and drops by 0.6 when strided rows cannot share input
+/// rows), divided over the threads, plus one pass over the extended input.
+inline double direct_cost(const conv_problem& p) {
+  const cpu::isa i = p.tune.instruction_set;
+  const double macs_per_s = i == cpu::isa::avx512 ? 60e9 : i == cpu::isa::avx2 ? 25e9 : 2e9;
+  const double planes = double(p.n) * double(p.c);
+  const double elems = planes * double(p.rows.extent) * double(p.cols.extent);
+  if (p.single_plane()) return p.macs() / (macs_per_s * p.threads) + elems * 1e-9;
+  const double lanes = i == cpu::isa::avx512 ? 16 : i == cpu::isa::avx2 ? 8 : 1;
+  const double taps = double(p.rows.kernel) * double(p.cols.kernel);
+  const double row = double(p.cols.out), filled = row / (std::ceil(row / lanes) * lanes);
+  const double shared_rows = p.rows.dilation % p.rows.stride == 0 ? 1.0 : 0.6;
   const double rate = macs_per_s * taps / (taps + 16) * filled * shared_rows;
-  const double elems = double(g.n) * double(g.c) * double(g.rows.extent) * double(g.cols.extent);
-  return p.macs() / (rate * p.opt.threads) + elems * 1e-9;
+  return p.macs() / (rate * p.threads) + elems * 1e-9;
 }
 
-inline const backend direct_backend{algorithm::direct,      "convkit::convkit",       &direct_cost,
-                                    &make_direct<float>,    &make_direct<double>,     &direct_layer_cost,
-                                    &make_direct_layer<float>, &make_direct_layer<double>};
+inline const backend direct_backend{algorithm::direct, "convkit::convkit", &direct_cost, &make_direct<float>,
+                                    &make_direct<double>};
 inline const bool direct_registered = register_backend(direct_backend);
 
 }  // namespace convkit::detail

@@ -1,105 +1,54 @@
-// The contract between the front door (conv2d, plan) and the backends.
+// The contract between the front doors (conv2d, plan, layer_plan) and the backends: one problem
+// (problem.hpp), one executor interface, one cost function and one factory per backend.
 //
 // A backend is a row in a small run-time table: its algorithm, the CMake target that provides it, a
 // cost estimate, and factories that build an executor for one validated problem. Backend headers
 // add their row when they are included (an inline variable initialised at start-up), so which
 // backends exist is a property of the program, not of a macro seen by one translation unit: the
-// API is the same everywhere, and nothing above backends/ names FFTW, BLAS or CUDA.
-//
-// Layers (layer_options.hpp) have their own problem, executor and factories in the same row. A
-// backend that does not compute layers leaves layer_cost and the layer factories null; dispatch
-// then never picks it for a layer, and naming it explicitly throws convkit::unavailable.
+// API is the same everywhere, and nothing above backends/ names FFTW, BLAS or CUDA. A backend may
+// run special paths inside (a single plane, a 1x1 kernel); the contract it implements is this one.
 #pragma once
 
 #include <array>
 #include <limits>
 #include <memory>
+#include <string>
+#include <type_traits>
 
-#include "../layer_options.hpp"
-#include "../options.hpp"
-#include "../view.hpp"
-#include "../view4d.hpp"
+#include "problem.hpp"
 
 namespace convkit::detail {
 
-/// A validated single-image request.
-struct problem {
-  geometry geo;
-  options opt;       ///< threads resolved to >= 1; algo is what the caller asked for
-  bool finite = true;  ///< no NaN or Inf in the kernel (and in the input, when it is known)
-  /// A plan: the executor runs many times, so what a backend does once when it is made (kernel
-  /// spectra, GPU set-up) is left out of the cost per call.
-  bool reused = false;
-  index k_rows() const noexcept { return geo.rows.kernel; }
-  index k_cols() const noexcept { return geo.cols.kernel; }
-  /// Multiply-adds of a direct evaluation: one per kernel tap per output element.
-  double macs() const noexcept {
-    return double(geo.rows.out) * double(geo.cols.out) * double(geo.rows.kernel) * double(geo.cols.kernel);
-  }
-};
-
-/// One prepared convolution: owns its kernel copy and workspace; allocates nothing in execute().
+/// One prepared convolution: owns its copy of the weights and bias and its workspace; allocates
+/// nothing in execute().
 template <class T>
 class executor {
  public:
   virtual ~executor() = default;
-  /// `in` is geo.rows.in x geo.cols.in and `out` geo.out(); the caller has checked shapes and aliasing.
-  virtual void execute(view2d<const T> in, view2d<T> out) = 0;
+  /// `in` holds the problem's N x C input planes (rows.in x cols.in each), `out` its N x K output
+  /// planes (rows.out x cols.out); the caller has checked shapes and aliasing.
+  virtual void execute(planes<const T> in, planes<T> out) = 0;
 };
 
+/// Builds an executor. `weights` are K x C/groups x R x S contiguous values in correlation order;
+/// `bias` is null or K values. Both are copied.
 template <class T>
-using executor_factory = std::unique_ptr<executor<T>> (*)(const problem&, view2d<const T> kernel);
-
-/// A validated layer request.
-struct layer_problem {
-  layer_geometry geo;
-  layer_options opt;     ///< threads resolved to >= 1; algo is what the caller asked for
-  bool finite = true;    ///< no NaN or Inf in the weights (and in the input, when it is known)
-  bool reused = false;   ///< a layer_plan: as problem::reused
-  /// Multiply-adds of a direct evaluation: N * K * OH * OW outputs of C/groups * R * S taps each.
-  double macs() const noexcept {
-    return double(geo.n) * double(geo.k) * double(geo.rows.out) * double(geo.cols.out) * double(geo.c_per_group()) *
-           double(geo.rows.kernel) * double(geo.cols.kernel);
-  }
-};
-
-/// One prepared layer: owns its copy of the weights and bias and its workspace; allocates nothing
-/// in execute().
-template <class T>
-class layer_executor {
- public:
-  virtual ~layer_executor() = default;
-  /// `in` is geo.input() and `out` geo.out(); the caller has checked shapes and aliasing.
-  virtual void execute(view4d<const T> in, view4d<T> out) = 0;
-};
-
-/// `bias` is null or points to geo.k values.
-template <class T>
-using layer_executor_factory = std::unique_ptr<layer_executor<T>> (*)(const layer_problem&, view4d<const T> weights,
-                                                                      const T* bias);
+using executor_factory = std::unique_ptr<executor<T>> (*)(const conv_problem&, const T* weights, const T* bias);
 
 struct backend {
   algorithm algo;
-  const char* target;                      ///< the CMake target that provides it
-  double (*cost)(const problem&);          ///< estimated seconds; +inf if it should not serve the problem
+  const char* target;                     ///< the CMake target that provides it
+  double (*cost)(const conv_problem&);    ///< estimated seconds per call; never if it should not serve
   executor_factory<float> make_float;
   executor_factory<double> make_double;
-  // Layers: all three null for a backend that does not compute them.
-  double (*layer_cost)(const layer_problem&) = nullptr;  ///< like cost
-  layer_executor_factory<float> make_layer_float = nullptr;
-  layer_executor_factory<double> make_layer_double = nullptr;
 
   template <class T>
   executor_factory<T> factory() const noexcept {
     if constexpr (std::is_same_v<T, float>) return make_float; else return make_double;
   }
-  template <class T>
-  layer_executor_factory<T> layer_factory() const noexcept {
-    if constexpr (std::is_same_v<T, float>) return make_layer_float; else return make_layer_double;
-  }
-  bool computes_layers() const noexcept { return layer_cost && make_layer_float && make_layer_double; }
 };
 
+/// The cost of a backend that cannot or should not serve a problem.
 inline constexpr double never = std::numeric_limits<double>::infinity();
 
 /// The table of backends in this program, indexed by algorithm.
@@ -112,6 +61,45 @@ inline std::array<const backend*, 5>& backend_table() noexcept {
 inline bool register_backend(const backend& b) noexcept {
   backend_table()[static_cast<std::size_t>(b.algo)] = &b;
   return true;
+}
+
+inline const char* target_of(algorithm a) noexcept {
+  switch (a) {
+    case algorithm::im2col: return "convkit::blas";
+    case algorithm::fft: return "convkit::fftw";
+    case algorithm::cufft: return "convkit::cufft";
+    default: return "convkit::convkit";
+  }
+}
+
+/// The backend of a named algorithm; convkit::unavailable (naming its CMake target) if this program
+/// does not have it.
+inline const backend& find_backend(algorithm a) {
+  if (!valid_algorithm(a) || a == algorithm::automatic)
+    throw error("algo: not a backend's convkit::algorithm (value " + std::to_string(static_cast<int>(a)) + ")");
+  const backend* b = backend_table()[static_cast<std::size_t>(a)];
+  if (b == nullptr)
+    throw unavailable(std::string("algorithm::") + to_string(a) + " is not in this build: link the CMake target " +
+                      target_of(a) + " and include <convkit/convkit.hpp>");
+  return *b;
+}
+
+/// The backend for problem p (never automatic): the named one, or the cheapest (dispatch.hpp).
+inline const backend& choose_backend(const conv_problem& p) {
+  if (p.algo != algorithm::automatic) return find_backend(p.algo);
+  const backend* best = nullptr;
+  double best_cost = never;
+  for (const backend* b : backend_table()) {
+    if (b == nullptr) continue;
+    const double c = b->cost(p);
+    if (best == nullptr || c < best_cost) {
+      best = b;
+      best_cost = c;
+    }
+  }
+  if (best == nullptr)
+    throw unavailable("no convolution backend is registered in this program: include <convkit/convkit.hpp>");
+  return *best;
 }
 
 }  // namespace convkit::detail

@@ -10,22 +10,22 @@
 
 namespace convkit::detail {
 
-inline index checked_mul(index a, index b, const char* what) {
-  index r;
-  if (__builtin_mul_overflow(a, b, &r)) throw error(std::string(what) + ": size overflows convkit::index");
+inline index_t checked_mul(index_t a, index_t b, const char* what) {
+  index_t r;
+  if (__builtin_mul_overflow(a, b, &r)) throw error(std::string(what) + ": size overflows convkit::index_t");
   return r;
 }
 
-inline index checked_add(index a, index b, const char* what) {
-  index r;
-  if (__builtin_add_overflow(a, b, &r)) throw error(std::string(what) + ": size overflows convkit::index");
+inline index_t checked_add(index_t a, index_t b, const char* what) {
+  index_t r;
+  if (__builtin_add_overflow(a, b, &r)) throw error(std::string(what) + ": size overflows convkit::index_t");
   return r;
 }
 
 /// x as an index, saturating at a quarter of the largest (so that sums of a few stay representable).
-inline index saturated_index(double x) noexcept {
-  constexpr index top = std::numeric_limits<index>::max() / 4;
-  return x < double(top) ? index(x) : top;
+inline index_t saturated_index(double x) noexcept {
+  constexpr index_t top = std::numeric_limits<index_t>::max() / 4;
+  return x < double(top) ? index_t(x) : top;
 }
 
 }  // namespace convkit::detail

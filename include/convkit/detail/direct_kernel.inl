@@ -1,5 +1,5 @@
 // The direct backend's register-blocked micro-kernel, written once and compiled once per instruction
-// set: direct_impl.hpp includes it through per_isa.inl, inside namespace convkit::detail::direct_<isa> with
+// set: direct_impl.hpp includes it through simd/per_isa.inl, inside namespace convkit::detail::direct_<isa> with
 // CONVKIT_ISA_LEVEL set to 0 (portable C++), 1 (AVX2 + FMA) or 2 (AVX-512), under a
 // `#pragma GCC target` that enables exactly that set, so users need no -march flags.
 //
@@ -17,62 +17,62 @@ template <class T> struct simd;
 template <> struct simd<float> {
   using reg = __m512;
   static constexpr int lanes = 16, vecs = 4;
-  static CONVKIT_DIRECT_INLINE reg zero() { return _mm512_setzero_ps(); }
-  static CONVKIT_DIRECT_INLINE reg load(const float* p) { return _mm512_loadu_ps(p); }
-  static CONVKIT_DIRECT_INLINE reg load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), p); }
-  static CONVKIT_DIRECT_INLINE reg bcast(const float* p) { return _mm512_set1_ps(*p); }
-  static CONVKIT_DIRECT_INLINE reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
-  static CONVKIT_DIRECT_INLINE void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
-  static CONVKIT_DIRECT_INLINE void store_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1u), v); }
+  static CONVKIT_ALWAYS_INLINE reg zero() { return _mm512_setzero_ps(); }
+  static CONVKIT_ALWAYS_INLINE reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static CONVKIT_ALWAYS_INLINE reg load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), p); }
+  static CONVKIT_ALWAYS_INLINE reg bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static CONVKIT_ALWAYS_INLINE void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static CONVKIT_ALWAYS_INLINE void store_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1u), v); }
 };
 template <> struct simd<double> {
   using reg = __m512d;
   static constexpr int lanes = 8, vecs = 4;
-  static CONVKIT_DIRECT_INLINE reg zero() { return _mm512_setzero_pd(); }
-  static CONVKIT_DIRECT_INLINE reg load(const double* p) { return _mm512_loadu_pd(p); }
-  static CONVKIT_DIRECT_INLINE reg load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1u), p); }
-  static CONVKIT_DIRECT_INLINE reg bcast(const double* p) { return _mm512_set1_pd(*p); }
-  static CONVKIT_DIRECT_INLINE reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
-  static CONVKIT_DIRECT_INLINE void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
-  static CONVKIT_DIRECT_INLINE void store_n(double* p, reg v, int n) { _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1u), v); }
+  static CONVKIT_ALWAYS_INLINE reg zero() { return _mm512_setzero_pd(); }
+  static CONVKIT_ALWAYS_INLINE reg load(const double* p) { return _mm512_loadu_pd(p); }
+  static CONVKIT_ALWAYS_INLINE reg load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1u), p); }
+  static CONVKIT_ALWAYS_INLINE reg bcast(const double* p) { return _mm512_set1_pd(*p); }
+  static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static CONVKIT_ALWAYS_INLINE void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
+  static CONVKIT_ALWAYS_INLINE void store_n(double* p, reg v, int n) { _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1u), v); }
 };
 #elif CONVKIT_ISA_LEVEL == 1
 template <class T> struct simd;
 template <> struct simd<float> {
   using reg = __m256;
   static constexpr int lanes = 8, vecs = 2;
-  static CONVKIT_DIRECT_INLINE __m256i mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
-  static CONVKIT_DIRECT_INLINE reg zero() { return _mm256_setzero_ps(); }
-  static CONVKIT_DIRECT_INLINE reg load(const float* p) { return _mm256_loadu_ps(p); }
-  static CONVKIT_DIRECT_INLINE reg load_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
-  static CONVKIT_DIRECT_INLINE reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static CONVKIT_DIRECT_INLINE reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static CONVKIT_DIRECT_INLINE void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
-  static CONVKIT_DIRECT_INLINE void store_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  static CONVKIT_ALWAYS_INLINE __m256i mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static CONVKIT_ALWAYS_INLINE reg zero() { return _mm256_setzero_ps(); }
+  static CONVKIT_ALWAYS_INLINE reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static CONVKIT_ALWAYS_INLINE reg load_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  static CONVKIT_ALWAYS_INLINE reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static CONVKIT_ALWAYS_INLINE void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static CONVKIT_ALWAYS_INLINE void store_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
 };
 template <> struct simd<double> {
   using reg = __m256d;
   static constexpr int lanes = 4, vecs = 2;
-  static CONVKIT_DIRECT_INLINE __m256i mask(int n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
-  static CONVKIT_DIRECT_INLINE reg zero() { return _mm256_setzero_pd(); }
-  static CONVKIT_DIRECT_INLINE reg load(const double* p) { return _mm256_loadu_pd(p); }
-  static CONVKIT_DIRECT_INLINE reg load_n(const double* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
-  static CONVKIT_DIRECT_INLINE reg bcast(const double* p) { return _mm256_broadcast_sd(p); }
-  static CONVKIT_DIRECT_INLINE reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
-  static CONVKIT_DIRECT_INLINE void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
-  static CONVKIT_DIRECT_INLINE void store_n(double* p, reg v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
+  static CONVKIT_ALWAYS_INLINE __m256i mask(int n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
+  static CONVKIT_ALWAYS_INLINE reg zero() { return _mm256_setzero_pd(); }
+  static CONVKIT_ALWAYS_INLINE reg load(const double* p) { return _mm256_loadu_pd(p); }
+  static CONVKIT_ALWAYS_INLINE reg load_n(const double* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
+  static CONVKIT_ALWAYS_INLINE reg bcast(const double* p) { return _mm256_broadcast_sd(p); }
+  static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static CONVKIT_ALWAYS_INLINE void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
+  static CONVKIT_ALWAYS_INLINE void store_n(double* p, reg v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
 };
 #else
 template <class T> struct simd {  // portable: one element per "register"; partial vectors never occur
   using reg = T;
   static constexpr int lanes = 1, vecs = 4;
-  static CONVKIT_DIRECT_INLINE reg zero() { return T(0); }
-  static CONVKIT_DIRECT_INLINE reg load(const T* p) { return *p; }
-  static CONVKIT_DIRECT_INLINE reg load_n(const T* p, int) { return *p; }
-  static CONVKIT_DIRECT_INLINE reg bcast(const T* p) { return *p; }
-  static CONVKIT_DIRECT_INLINE reg fma(reg a, reg b, reg c) { return a * b + c; }
-  static CONVKIT_DIRECT_INLINE void store(T* p, reg v) { *p = v; }
-  static CONVKIT_DIRECT_INLINE void store_n(T* p, reg v, int) { *p = v; }
+  static CONVKIT_ALWAYS_INLINE reg zero() { return T(0); }
+  static CONVKIT_ALWAYS_INLINE reg load(const T* p) { return *p; }
+  static CONVKIT_ALWAYS_INLINE reg load_n(const T* p, int) { return *p; }
+  static CONVKIT_ALWAYS_INLINE reg bcast(const T* p) { return *p; }
+  static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return a * b + c; }
+  static CONVKIT_ALWAYS_INLINE void store(T* p, reg v) { *p = v; }
+  static CONVKIT_ALWAYS_INLINE void store_n(T* p, reg v, int) { *p = v; }
 };
 #endif
 
@@ -87,24 +87,24 @@ struct block_kernel {
   };
 
   template <int... J>
-  static CONVKIT_DIRECT_INLINE void load_row(reg (&x)[V], const T* p, int n_last, std::integer_sequence<int, J...>) {
+  static CONVKIT_ALWAYS_INLINE void load_row(reg (&x)[V], const T* p, int n_last, std::integer_sequence<int, J...>) {
     ((x[J] = ((Partial && J == V - 1) ? S::load_n(p + J * L, n_last) : S::load(p + J * L))), ...);
   }
 
   // acc[r][j] += w[r] * x[j] for the active rows r in [LO, HI]; I runs over r * V + j.
   template <int LO, int HI, int... I>
-  static CONVKIT_DIRECT_INLINE void multiply(state& s, const reg (&w)[R], const reg (&x)[V], std::integer_sequence<int, I...>) {
+  static CONVKIT_ALWAYS_INLINE void multiply(state& s, const reg (&w)[R], const reg (&x)[V], std::integer_sequence<int, I...>) {
     ((void)((I / V >= LO && I / V <= HI) ? (s.acc[I / V][I % V] = S::fma(w[I / V], x[I % V], s.acc[I / V][I % V])) : reg{}), ...);
   }
 
   template <int LO, int HI, int... Rs>
-  static CONVKIT_DIRECT_INLINE void weights(reg (&w)[R], const T* k, index k_off, int KW, std::integer_sequence<int, Rs...>) {
-    ((void)((Rs >= LO && Rs <= HI) ? (w[Rs] = S::bcast(k + k_off - index(Rs) * KW)) : reg{}), ...);
+  static CONVKIT_ALWAYS_INLINE void weights(reg (&w)[R], const T* k, index_t k_off, int KW, std::integer_sequence<int, Rs...>) {
+    ((void)((Rs >= LO && Rs <= HI) ? (w[Rs] = S::bcast(k + k_off - index_t(Rs) * KW)) : reg{}), ...);
   }
 
   // One input row (at `in`) against kernel row (i - r) of every active output row r.
   template <int LO, int HI>
-  static CONVKIT_DIRECT_INLINE void pass(state& s, const T* in, const index* col_off, const T* k, index k_row_off, int KW, int n_last) {
+  static CONVKIT_ALWAYS_INLINE void pass(state& s, const T* in, const index_t* col_off, const T* k, index_t k_row_off, int KW, int n_last) {
     for (int v = 0; v < KW; ++v) {
       reg x[V];
       load_row(x, in + col_off[v], n_last, std::make_integer_sequence<int, V>{});
@@ -116,7 +116,7 @@ struct block_kernel {
 
   // Runs pass<lo, hi> with lo and hi compiled in: a chain of comparisons over the R(R+1)/2 ranges.
   template <int LO, int HI>
-  static CONVKIT_DIRECT_INLINE void dispatch(int lo, int hi, state& s, const T* in, const index* col_off, const T* k, index k_row_off, int KW, int n_last) {
+  static CONVKIT_ALWAYS_INLINE void dispatch(int lo, int hi, state& s, const T* in, const index_t* col_off, const T* k, index_t k_row_off, int KW, int n_last) {
     if (lo == LO && hi == HI) {
       pass<LO, HI>(s, in, col_off, k, k_row_off, KW, n_last);
     } else if constexpr (HI + 1 < R) {
@@ -127,20 +127,20 @@ struct block_kernel {
   }
 
   template <int... I>
-  static CONVKIT_DIRECT_INLINE void store_all(const state& s, T* out, index out_step, int n_last, std::integer_sequence<int, I...>) {
+  static CONVKIT_ALWAYS_INLINE void store_all(const state& s, T* out, index_t out_step, int n_last, std::integer_sequence<int, I...>) {
     ((void)((Partial && I % V == V - 1) ? S::store_n(out + (I / V) * out_step + (I % V) * L, s.acc[I / V][I % V], n_last)
                                         : S::store(out + (I / V) * out_step + (I % V) * L, s.acc[I / V][I % V])),
      ...);
   }
 
   template <int... I>
-  static CONVKIT_DIRECT_INLINE void zero_all(state& s, std::integer_sequence<int, I...>) {
+  static CONVKIT_ALWAYS_INLINE void zero_all(state& s, std::integer_sequence<int, I...>) {
     ((s.acc[I / V][I % V] = S::zero()), ...);
   }
 
   // For job.accumulate: the accumulators start from the output's current values.
   template <int... I>
-  static CONVKIT_DIRECT_INLINE void load_all(state& s, const T* out, index out_step, int n_last, std::integer_sequence<int, I...>) {
+  static CONVKIT_ALWAYS_INLINE void load_all(state& s, const T* out, index_t out_step, int n_last, std::integer_sequence<int, I...>) {
     ((s.acc[I / V][I % V] = (Partial && I % V == V - 1) ? S::load_n(out + (I / V) * out_step + (I % V) * L, n_last)
                                                         : S::load(out + (I / V) * out_step + (I % V) * L)),
      ...);
@@ -156,7 +156,7 @@ struct block_kernel {
     for (int i = 0; i < R + KH - 1; ++i) {
       const int lo = i - KH + 1 > 0 ? i - KH + 1 : 0;
       const int hi = i < R - 1 ? i : R - 1;
-      dispatch<0, 0>(lo, hi, s, in + index(i) * job.in_step, job.col_off, job.k, index(i) * KW, KW, n_last);
+      dispatch<0, 0>(lo, hi, s, in + index_t(i) * job.in_step, job.col_off, job.k, index_t(i) * KW, KW, n_last);
     }
     store_all(s, out, job.out_step, n_last, std::make_integer_sequence<int, R * V>{});
   }
@@ -165,7 +165,7 @@ struct block_kernel {
 template <class T, int R>
 void run_rows(const direct_job<T>& job) {
   constexpr int V = simd<T>::vecs, L = simd<T>::lanes;
-  index c = 0;
+  index_t c = 0;
   for (; c + V * L <= job.out_cols; c += V * L) block_kernel<T, R, V, false>::run(job, job.in + c, job.out + c, L);
   for (; c + L <= job.out_cols; c += L) block_kernel<T, R, 1, false>::run(job, job.in + c, job.out + c, L);
   if (c < job.out_cols) block_kernel<T, R, 1, true>::run(job, job.in + c, job.out + c, int(job.out_cols - c));

@@ -3,7 +3,7 @@
 // CONTRACT (stable: the FFTW and cuFFT backends both code against it)
 //
 // Every problem is, per axis, a strided, dilated valid correlation of the border-extended input
-// (options.hpp, axis_geometry). An FFT backend computes the *dense* (stride-1) result on each axis,
+// (geometry.hpp, axis_geometry). An FFT backend computes the *dense* (stride-1) result on each axis,
 //   dense[n] = sum_j ext[n + j * dilation] * k'[j],   n in [0, dense),  dense = (out - 1) * stride + 1,
 // and keeps every stride-th element (out[o] = dense[o * stride]).
 //
@@ -31,7 +31,7 @@
 // Cost model. plan_tiles() chooses the transform size that minimises the estimated time, with
 // fft_cost_model constants that each backend measures on its hardware, subject to a workspace cap
 // in bytes per thread (one real buffer per thread plus the shared kernel spectrum). Forced settings
-// (tiling::never / always, a forced block size) exist for tests and benchmarks. plan_tiles_by() is
+// (fft_tiling::never / always, a forced block size) exist for tests and benchmarks. plan_tiles_by() is
 // the same search with the caller's own time and memory estimates (the FFTW backend's layers).
 #pragma once
 
@@ -40,30 +40,31 @@
 #include <limits>
 #include <vector>
 
-#include "../options.hpp"
 #include "../padding.hpp"
+#include "../tuning.hpp"
 #include "checked.hpp"
+#include "geometry.hpp"
 
 namespace convkit::detail::fft {
 
 /// True if n >= 1 has no prime factor other than 2, 3, 5, 7.
-inline bool is_fast_size(index n) noexcept {
+inline bool is_fast_size(index_t n) noexcept {
   if (n < 1) return false;
-  for (index p : {2, 3, 5, 7})
+  for (index_t p : {2, 3, 5, 7})
     while (n % p == 0) n /= p;
   return n == 1;
 }
 
 /// The smallest 2^a 3^b 5^c 7^d >= n (n >= 1). Throws convkit::error if it overflows convkit::index.
-inline index next_fast_size(index n) {
+inline index_t next_fast_size(index_t n) {
   if (n <= 1) return 1;
-  const index limit = std::numeric_limits<index>::max() / 2;
-  if (n > limit / 8) throw error("FFT size " + std::to_string(n) + " overflows convkit::index");
-  index best = index(1) << (64 - __builtin_clzll(static_cast<unsigned long long>(n - 1)));  // 2^a >= n
-  for (index p7 = 1; p7 < best; p7 *= 7)
-    for (index p5 = p7; p5 < best; p5 *= 5)
-      for (index p3 = p5; p3 < best; p3 *= 3) {
-        index m = p3;
+  const index_t limit = std::numeric_limits<index_t>::max() / 2;
+  if (n > limit / 8) throw error("FFT size " + std::to_string(n) + " overflows convkit::index_t");
+  index_t best = index_t(1) << (64 - __builtin_clzll(static_cast<unsigned long long>(n - 1)));  // 2^a >= n
+  for (index_t p7 = 1; p7 < best; p7 *= 7)
+    for (index_t p5 = p7; p5 < best; p5 *= 5)
+      for (index_t p3 = p5; p3 < best; p3 *= 3) {
+        index_t m = p3;
         while (m < n) m *= 2;
         best = std::min(best, m);
       }
@@ -71,12 +72,12 @@ inline index next_fast_size(index n) {
 }
 
 /// Every 2^a 3^b 5^c 7^d in [lo, hi], ascending.
-inline std::vector<index> fast_sizes(index lo, index hi) {
-  std::vector<index> sizes;
-  for (index p7 = 1; p7 <= hi; p7 *= 7)
-    for (index p5 = p7; p5 <= hi; p5 *= 5)
-      for (index p3 = p5; p3 <= hi; p3 *= 3)
-        for (index m = p3; m <= hi; m *= 2)
+inline std::vector<index_t> fast_sizes(index_t lo, index_t hi) {
+  std::vector<index_t> sizes;
+  for (index_t p7 = 1; p7 <= hi; p7 *= 7)
+    for (index_t p5 = p7; p5 <= hi; p5 *= 5)
+      for (index_t p3 = p5; p3 <= hi; p3 *= 3)
+        for (index_t m = p3; m <= hi; m *= 2)
           if (m >= lo) sizes.push_back(m);
   std::sort(sizes.begin(), sizes.end());
   return sizes;
@@ -84,51 +85,45 @@ inline std::vector<index> fast_sizes(index lo, index hi) {
 
 /// The r2c/c2r layout of an N_r x N_c real transform (see the contract above).
 struct spectrum_layout {
-  index rows = 0, cols = 0;  ///< the real transform size
-  index complex_cols() const noexcept { return cols / 2 + 1; }
-  index real_row_stride() const noexcept { return 2 * complex_cols(); }  ///< in-place buffers
-  index complex_count() const noexcept { return rows * complex_cols(); }
-  index real_count() const noexcept { return rows * real_row_stride(); }  ///< reals in an in-place buffer
+  index_t rows = 0, cols = 0;  ///< the real transform size
+  index_t complex_cols() const noexcept { return cols / 2 + 1; }
+  index_t real_row_stride() const noexcept { return 2 * complex_cols(); }  ///< in-place buffers
+  index_t complex_count() const noexcept { return rows * complex_cols(); }
+  index_t real_count() const noexcept { return rows * real_row_stride(); }  ///< reals in an in-place buffer
 };
 
 /// The outputs a tile produces along one axis: out[first + i] = tile result at local + i * stride,
 /// i in [0, count).
 struct tile_outputs {
-  index first, count, local;
+  index_t first, count, local;
 };
 
 /// One axis of a tile plan.
 struct axis_tiles {
-  index transform = 0;  ///< N, the transform length
-  index block = 0;      ///< dense results per tile (the last tile may have fewer)
-  index tiles = 0;      ///< ceil(dense / block)
-  index dense = 0;      ///< (out - 1) * stride + 1
-  index stride = 1;
-  index origin = 0;     ///< kernel_placement origin: the dilated kernel position that lands on 0
-  index top0 = 0;       ///< read_top(0)
+  index_t transform = 0;  ///< N, the transform length
+  index_t block = 0;      ///< dense results per tile (the last tile may have fewer)
+  index_t tiles = 0;      ///< ceil(dense / block)
+  index_t dense = 0;      ///< (out - 1) * stride + 1
+  index_t stride = 1;
+  index_t origin = 0;     ///< kernel_placement origin: the dilated kernel position that lands on 0
+  index_t top0 = 0;       ///< read_top(0)
 
   /// The `top` (or `left`) argument of convkit::extend that fills tile t's buffer.
-  index read_top(index t) const noexcept { return top0 - t * block; }
+  index_t read_top(index_t t) const noexcept { return top0 - t * block; }
   /// Dense results in tile t.
-  index results(index t) const noexcept { return std::min(block, dense - t * block); }
-  tile_outputs outputs(index t) const noexcept {
-    const index d0 = t * block, d1 = d0 + results(t);
-    const index first = (d0 + stride - 1) / stride, end = (d1 + stride - 1) / stride;
+  index_t results(index_t t) const noexcept { return std::min(block, dense - t * block); }
+  tile_outputs outputs(index_t t) const noexcept {
+    const index_t d0 = t * block, d1 = d0 + results(t);
+    const index_t first = (d0 + stride - 1) / stride, end = (d1 + stride - 1) / stride;
     return {first, end - first, first * stride - d0};
   }
 };
 
-/// Whether an FFT backend cuts the image into tiles.
-enum class tiling {
-  automatic,  ///< the cheapest transform size under the memory cap (default)
-  never,      ///< one transform of the whole extended image (or the circular shortcut)
-  always      ///< at least two tiles where the output allows it (tests, benchmarks)
-};
-
-/// What the caller asks for: a mode, and optionally a forced block (dense results per tile) per axis.
+/// What the caller asks for: a mode (tuning.hpp), and optionally a forced block (dense results per
+/// tile) per axis.
 struct tiling_request {
-  tiling mode = tiling::automatic;
-  index block_rows = 0, block_cols = 0;  ///< > 0: force this many dense results per tile (implies tiles)
+  fft_tiling mode = fft_tiling::automatic;
+  index_t block_rows = 0, block_cols = 0;  ///< > 0: force this many dense results per tile (implies tiles)
 };
 
 /// Seconds for one tile of N_r x N_c reals (N = N_r * N_c): forward + inverse transform, fill,
@@ -150,18 +145,18 @@ struct fft_cost_model {
   double threaded_efficiency = 0.6;
   double odd_length_factor = 1.0;
   double cache_unit = 0.0;
-  index cache_bytes = 0;
-  index min_mixed_tile = 0;
+  index_t cache_bytes = 0;
+  index_t min_mixed_tile = 0;
 };
 
 /// The radix factor of one transform length (see fft_cost_model).
-inline double radix_factor(index n, const fft_cost_model& m) noexcept {
+inline double radix_factor(index_t n, const fft_cost_model& m) noexcept {
   if (!is_fast_size(n)) return m.slow_size_factor;
   return (n % 2 == 0 || n == 1) ? 1.0 : m.odd_length_factor;
 }
 
 /// Estimated seconds of one tile (see fft_cost_model).
-inline double tile_seconds(index n_rows, index n_cols, const fft_cost_model& m, index element_bytes = 4) noexcept {
+inline double tile_seconds(index_t n_rows, index_t n_cols, const fft_cost_model& m, index_t element_bytes = 4) noexcept {
   const double n = double(n_rows) * double(n_cols);
   const double radix = std::max(radix_factor(n_rows, m), radix_factor(n_cols, m));
   const double spill = m.cache_bytes > 0 ? std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(m.cache_bytes))) : 0.0;
@@ -169,11 +164,11 @@ inline double tile_seconds(index n_rows, index n_cols, const fft_cost_model& m, 
 }
 
 /// Estimated seconds of `tiles` tiles of n_rows x n_cols on `threads` threads.
-inline double plan_seconds(index tiles, index n_rows, index n_cols, int threads, const fft_cost_model& m,
-                           index element_bytes = 4) noexcept {
+inline double plan_seconds(index_t tiles, index_t n_rows, index_t n_cols, int threads, const fft_cost_model& m,
+                           index_t element_bytes = 4) noexcept {
   const double one = tile_seconds(n_rows, n_cols, m, element_bytes);
   if (tiles == 1) return one / (1.0 + m.threaded_efficiency * (threads - 1));
-  const index per_thread = (tiles + threads - 1) / threads;
+  const index_t per_thread = (tiles + threads - 1) / threads;
   return double(per_thread) * one;
 }
 
@@ -183,7 +178,7 @@ struct tile_plan {
   bool circular = false;  ///< the circular shortcut: image-sized transform, no padding
   double seconds = 0;     ///< estimated time with the cost model used
 
-  index tiles() const noexcept { return rows.tiles * cols.tiles; }
+  index_t tiles() const noexcept { return rows.tiles * cols.tiles; }
   spectrum_layout layout() const noexcept { return {rows.transform, cols.transform}; }
   /// padded_kernel placement for the kernel spectrum: convolution places the kernel as given,
   /// correlation flipped (the product of spectra is a convolution).
@@ -191,15 +186,15 @@ struct tile_plan {
     return {correlate, dilation_rows, dilation_cols, rows.origin, cols.origin};
   }
   /// Bytes of one tile buffer (in-place r2c layout) of T; the kernel spectrum has the same size.
-  index buffer_bytes(index element_bytes) const noexcept { return layout().real_count() * element_bytes; }
+  index_t buffer_bytes(index_t element_bytes) const noexcept { return layout().real_count() * element_bytes; }
   /// Workspace of `workers` concurrent tile buffers plus the shared kernel spectrum.
-  index workspace_bytes(index element_bytes, int workers) const noexcept {
-    return (index(workers) + 1) * buffer_bytes(element_bytes);
+  index_t workspace_bytes(index_t element_bytes, int workers) const noexcept {
+    return (index_t(workers) + 1) * buffer_bytes(element_bytes);
   }
 };
 
 namespace plan_detail {
-inline axis_tiles overlap_save_axis(const axis_geometry& g, index transform, index block) {
+inline axis_tiles overlap_save_axis(const axis_geometry& g, index_t transform, index_t block) {
   axis_tiles a;
   a.dense = (g.out - 1) * g.stride + 1;
   a.transform = transform;
@@ -226,12 +221,12 @@ inline axis_tiles circular_axis(const axis_geometry& g) {
 /// The overlap-save tile lengths a planner tries along one axis, in [lo, hi] (see fft_cost_model's
 /// min_mixed_tile): every 2^a 3^b 5^c 7^d, or, with min_mixed_tile > 0, the powers of two and the
 /// 3 * 2^a and 5 * 2^a from min_mixed_tile up.
-inline std::vector<index> tile_lengths(index lo, index hi, const fft_cost_model& model) {
-  std::vector<index> sizes = fast_sizes(lo, hi);
+inline std::vector<index_t> tile_lengths(index_t lo, index_t hi, const fft_cost_model& model) {
+  std::vector<index_t> sizes = fast_sizes(lo, hi);
   sizes.erase(std::remove_if(sizes.begin(), sizes.end(),
-                             [&](index n) {
+                             [&](index_t n) {
                                if (model.min_mixed_tile == 0 || (n & (n - 1)) == 0) return false;
-                               const index odd = n / (n & -n);
+                               const index_t odd = n / (n & -n);
                                return n < model.min_mixed_tile || (odd != 3 && odd != 5);
                              }),
               sizes.end());
@@ -240,17 +235,15 @@ inline std::vector<index> tile_lengths(index lo, index hi, const fft_cost_model&
 
 /// The planner behind plan_tiles, for callers whose time and memory are not one tile buffer's
 /// (e.g. convolution layers, which transform many planes per tile): `seconds(const tile_plan&)`
-/// estimates a candidate and `bytes(const tile_plan&)` its workspace, which tiling::automatic keeps
+/// estimates a candidate and `bytes(const tile_plan&)` its workspace, which fft_tiling::automatic keeps
 /// under `memory_cap` (if no candidate fits, the one with the smallest workspace is used).
 /// Candidates: the forced blocks of `req` if any; else the untiled transform, the circular shortcut
-/// where it applies, and (unless tiling::never) overlap-save tiles of tile_lengths() on both axes.
+/// where it applies, and (unless fft_tiling::never) overlap-save tiles of tile_lengths() on both axes.
 template <class Seconds, class Bytes>
-tile_plan plan_tiles_by(const geometry& geo, border edge, const tiling_request& req, const fft_cost_model& model,
-                        index memory_cap, Seconds&& seconds, Bytes&& bytes) {
+tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border edge, const tiling_request& req,
+                        const fft_cost_model& model, index_t memory_cap, Seconds&& seconds, Bytes&& bytes) {
   using plan_detail::circular_axis;
   using plan_detail::overlap_save_axis;
-  const axis_geometry& gr = geo.rows;
-  const axis_geometry& gc = geo.cols;
   const auto make = [&](axis_tiles r, axis_tiles c, bool circ) {
     tile_plan p{r, c, circ, 0.0};
     p.seconds = seconds(p);
@@ -258,39 +251,39 @@ tile_plan plan_tiles_by(const geometry& geo, border edge, const tiling_request& 
   };
 
   if (req.block_rows > 0 || req.block_cols > 0) {  // forced blocks (an axis left at 0 is untiled)
-    const auto axis = [](const axis_geometry& g, index block) {
-      const index dense = (g.out - 1) * g.stride + 1;
-      const index b = block > 0 ? std::min(block, dense) : dense;
+    const auto axis = [](const axis_geometry& g, index_t block) {
+      const index_t dense = (g.out - 1) * g.stride + 1;
+      const index_t b = block > 0 ? std::min(block, dense) : dense;
       return overlap_save_axis(g, next_fast_size(checked_add(b, g.span - 1, "FFT tile")), b);
     };
     return make(axis(gr, req.block_rows), axis(gc, req.block_cols), false);
   }
 
-  const index untiled_r = next_fast_size(gr.extent), untiled_c = next_fast_size(gc.extent);
+  const index_t untiled_r = next_fast_size(gr.extent), untiled_c = next_fast_size(gc.extent);
   tile_plan best = make(overlap_save_axis(gr, untiled_r, untiled_r), overlap_save_axis(gc, untiled_c, untiled_c), false);
   // A periodic extended input whose dense result fits in one period (output::same, or valid) needs
   // no padding at all: the image-sized circular convolution is the answer.
   const auto periodic_fits = [](const axis_geometry& g) { return g.span <= g.in && (g.out - 1) * g.stride + 1 <= g.in; };
-  if (req.mode != tiling::always && edge == border::circular && periodic_fits(gr) && periodic_fits(gc)) {
+  if (req.mode != fft_tiling::always && edge == border::circular && periodic_fits(gr) && periodic_fits(gc)) {
     const tile_plan circ = make(circular_axis(gr), circular_axis(gc), true);
     if (circ.seconds < best.seconds) best = circ;
   }
-  if (req.mode == tiling::never) return best;
+  if (req.mode == fft_tiling::never) return best;
 
-  const std::vector<index> sizes_r = tile_lengths(gr.span, untiled_r, model), sizes_c = tile_lengths(gc.span, untiled_c, model);
+  const std::vector<index_t> sizes_r = tile_lengths(gr.span, untiled_r, model), sizes_c = tile_lengths(gc.span, untiled_c, model);
   bool have = false;
   tile_plan best_fit{}, smallest{};
-  if (req.mode == tiling::automatic && bytes(best) <= memory_cap) {
+  if (req.mode == fft_tiling::automatic && bytes(best) <= memory_cap) {
     best_fit = best;
     have = true;
   }
-  for (index nr : sizes_r)
-    for (index nc : sizes_c) {
+  for (index_t nr : sizes_r)
+    for (index_t nc : sizes_c) {
       const tile_plan p = make(overlap_save_axis(gr, nr, nr - gr.span + 1), overlap_save_axis(gc, nc, nc - gc.span + 1), false);
-      if (req.mode == tiling::always && p.tiles() < 2) continue;
-      const index p_bytes = bytes(p);
+      if (req.mode == fft_tiling::always && p.tiles() < 2) continue;
+      const index_t p_bytes = bytes(p);
       if (smallest.tiles() == 0 || p_bytes < bytes(smallest)) smallest = p;
-      if (req.mode == tiling::automatic && p_bytes > memory_cap) continue;
+      if (req.mode == fft_tiling::automatic && p_bytes > memory_cap) continue;
       if (!have || p.seconds < best_fit.seconds) {
         best_fit = p;
         have = true;
@@ -300,15 +293,15 @@ tile_plan plan_tiles_by(const geometry& geo, border edge, const tiling_request& 
   return smallest.tiles() > 0 ? smallest : best;
 }
 
-/// Chooses the transform for problem `geo` with border `edge`, `element_bytes` per real (4 or 8),
-/// `threads` >= 1 workers, under `memory_cap` bytes per thread of workspace (tiling::automatic only;
+/// Chooses the transform for a plane of axes `rows` and `cols` with border `edge`, `element_bytes` per real (4 or 8),
+/// `threads` >= 1 workers, under `memory_cap` bytes per thread of workspace (fft_tiling::automatic only;
 /// if no tile fits, the smallest is used). Deterministic: the same arguments give the same plan.
 /// The workspace per thread is one tile buffer plus the shared kernel spectrum: two buffers.
-inline tile_plan plan_tiles(const geometry& geo, border edge, index element_bytes, int threads,
-                            const tiling_request& req, const fft_cost_model& model, index memory_cap) {
+inline tile_plan plan_tiles(const axis_geometry& rows, const axis_geometry& cols, border edge, index_t element_bytes,
+                            int threads, const tiling_request& req, const fft_cost_model& model, index_t memory_cap) {
   threads = std::max(threads, 1);
   return plan_tiles_by(
-      geo, edge, req, model, memory_cap,
+      rows, cols, edge, req, model, memory_cap,
       [&](const tile_plan& p) {
         return plan_seconds(p.tiles(), p.rows.transform, p.cols.transform, threads, model, element_bytes);
       },

@@ -63,6 +63,22 @@ CONVKIT_FFTW_TRAITS(float, fftwf_)
 CONVKIT_FFTW_TRAITS(double, fftw_)
 #undef CONVKIT_FFTW_TRAITS
 
+inline unsigned fftw_flags(fft_rigour r) noexcept {
+  switch (r) {
+    case fft_rigour::estimate: return FFTW_ESTIMATE;
+    case fft_rigour::measure: return FFTW_MEASURE;
+    case fft_rigour::patient: return FFTW_PATIENT;
+  }
+  return FFTW_ESTIMATE;
+}
+
+/// Throws convkit::error unless FFTW's int sizes hold the transform.
+inline void check_fftw_size(const fft::spectrum_layout& layout) {
+  if (layout.rows > index_t(INT32_MAX) || layout.cols > index_t(INT32_MAX))
+    throw error("fft: transform size " + std::to_string(layout.rows) + "x" + std::to_string(layout.cols) +
+                " exceeds FFTW's int sizes");
+}
+
 /// FFTW plans made by this program so far (every precision); tests read it to prove plan reuse.
 inline std::atomic<long long>& fftw_plans_made() noexcept {
   static std::atomic<long long> n{0};
@@ -124,7 +140,7 @@ class fftw_plan_pair {
 template <class T>
 std::shared_ptr<const fftw_plan_pair<T>> fftw_cached_plans(fft::spectrum_layout layout, int threads, unsigned flags) {
   struct entry {
-    index rows, cols;
+    index_t rows, cols;
     int threads;
     unsigned flags;
     std::uint64_t last_use;

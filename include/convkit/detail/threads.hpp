@@ -31,6 +31,13 @@ inline int resolve_threads(int requested) noexcept {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
+/// How many of `threads` threads a job of `work` (seconds, multiply-adds, ...) should use, when a
+/// thread pays for itself only with at least `work_each` of it (waking a pool thread costs
+/// ~10-20 us; splitting caches costs more for some jobs).
+inline int useful_threads(double work, int threads, double work_each) noexcept {
+  return static_cast<int>(std::clamp<double>(work / work_each, 1.0, std::max(threads, 1)));
+}
+
 class thread_pool {
  public:
   /// The process-wide pool, with one worker per hardware thread beyond the caller's.
@@ -62,23 +69,23 @@ class thread_pool {
   /// Calls part(p) for every p in [0, parts) on the caller and up to parts - 1 workers; returns false
   /// without calling anything if the pool is busy. The first exception of any part is rethrown.
   template <class Part>
-  bool run(index parts, Part& part) {
+  bool run(index_t parts, Part& part) {
     if (forked().load(std::memory_order_relaxed)) return false;
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
     {
       std::lock_guard<std::mutex> lock(m_);
       job_ = &part;
-      call_ = [](void* job, index p) { (*static_cast<Part*>(job))(p); };
+      call_ = [](void* job, index_t p) { (*static_cast<Part*>(job))(p); };
       parts_ = parts;
       next_.store(1);  // part 0 is the caller's
-      running_ = static_cast<int>(std::min<index>(parts - 1, workers()));
+      running_ = static_cast<int>(std::min<index_t>(parts - 1, workers()));
       error_ = nullptr;
       ++generation_;
     }
     wake_.notify_all();
     work(0);
-    for (index p = next_.fetch_add(1); p < parts; p = next_.fetch_add(1)) work(p);
+    for (index_t p = next_.fetch_add(1); p < parts; p = next_.fetch_add(1)) work(p);
     std::unique_lock<std::mutex> lock(m_);
     done_.wait(lock, [&] { return running_ == 0; });
     job_ = nullptr;
@@ -95,7 +102,7 @@ class thread_pool {
     for (int i = 0; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
   }
 
-  void work(index p) noexcept {
+  void work(index_t p) noexcept {
     try {
       call_(job_, p);
     } catch (...) {
@@ -113,9 +120,9 @@ class thread_pool {
         if (stop_) return;
         seen = generation_;
         // Only the first `running_` workers of this job take part (the job may have few parts).
-        if (id >= std::min<index>(parts_ - 1, workers())) continue;
+        if (id >= std::min<index_t>(parts_ - 1, workers())) continue;
       }
-      for (index p = next_.fetch_add(1); p < parts_; p = next_.fetch_add(1)) work(p);
+      for (index_t p = next_.fetch_add(1); p < parts_; p = next_.fetch_add(1)) work(p);
       std::lock_guard<std::mutex> lock(m_);
       if (--running_ == 0) done_.notify_one();
     }
@@ -126,9 +133,9 @@ class thread_pool {
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
   void* job_ = nullptr;
-  void (*call_)(void*, index) = nullptr;
-  index parts_ = 0;
-  std::atomic<index> next_{0};
+  void (*call_)(void*, index_t) = nullptr;
+  index_t parts_ = 0;
+  std::atomic<index_t> next_{0};
   int running_ = 0;
   std::uint64_t generation_ = 0;
   bool stop_ = false;
@@ -140,17 +147,17 @@ class thread_pool {
 /// the pool (or all on the caller, one after another, if the pool is busy). The first exception thrown
 /// by any slice is rethrown after all have finished.
 template <class Body>
-void parallel_slices(index n, int threads, Body&& body) {
-  const index parts = std::clamp<index>(threads, 1, std::max<index>(n, 1));
-  auto part = [&](index p) { body(p, n * p / parts, n * (p + 1) / parts); };
+void parallel_slices(index_t n, int threads, Body&& body) {
+  const index_t parts = std::clamp<index_t>(threads, 1, std::max<index_t>(n, 1));
+  auto part = [&](index_t p) { body(p, n * p / parts, n * (p + 1) / parts); };
   if (parts > 1 && thread_pool::instance().run(parts, part)) return;
-  for (index p = 0; p < parts; ++p) part(p);
+  for (index_t p = 0; p < parts; ++p) part(p);
 }
 
 /// parallel_slices for bodies that need no slice index: body(begin, end).
 template <class Body>
-void parallel_for(index n, int threads, Body&& body) {
-  parallel_slices(n, threads, [&](index, index b, index e) { body(b, e); });
+void parallel_for(index_t n, int threads, Body&& body) {
+  parallel_slices(n, threads, [&](index_t, index_t b, index_t e) { body(b, e); });
 }
 
 }  // namespace convkit::detail

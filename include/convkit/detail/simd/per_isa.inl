@@ -1,14 +1,22 @@
 // Compiles one kernel source once per instruction set that convkit dispatches among at run time,
 // each copy in its own namespace and under its own target attributes: one binary carries all three
-// and no -march flag is needed (direct::instruction_set() picks one). Used inside namespace
-// convkit::detail, after direct_impl.hpp has defined CONVKIT_DIRECT_X86:
+// and no -march flag is needed (a plan picks one, cpu.hpp). Used inside namespace convkit::detail,
+// after including simd/isa.hpp:
 //
-//   #define CONVKIT_ISA_FILE "direct_kernel.inl"           // the kernel source
+//   #define CONVKIT_ISA_FILE "../direct_kernel.inl"        // the kernel source, relative to this file
 //   #define CONVKIT_ISA_NAMESPACE(isa) direct_##isa         // direct_generic, direct_avx2, direct_avx512
-//   #include "per_isa.inl"
+//   #include "simd/per_isa.inl"
 //
-// Inside the kernel source CONVKIT_ISA_LEVEL is 0 (portable C++), 1 (AVX2 + FMA) or 2 (AVX-512).
-// Both macros are undefined afterwards. Deliberately without an include guard: once per kernel.
+// Inside the kernel source CONVKIT_ISA_LEVEL is 0 (portable C++), 1 (AVX2 + FMA) or 2 (AVX-512),
+// and CONVKIT_ALWAYS_INLINE forces inlining. CONVKIT_ISA_FILE, CONVKIT_ISA_NAMESPACE and
+// CONVKIT_ALWAYS_INLINE are undefined afterwards. Deliberately without an include guard: once per
+// kernel.
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CONVKIT_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define CONVKIT_ALWAYS_INLINE inline
+#endif
 
 namespace CONVKIT_ISA_NAMESPACE(generic) {
 #define CONVKIT_ISA_LEVEL 0
@@ -16,7 +24,7 @@ namespace CONVKIT_ISA_NAMESPACE(generic) {
 #undef CONVKIT_ISA_LEVEL
 }  // namespace CONVKIT_ISA_NAMESPACE(generic)
 
-#if CONVKIT_DIRECT_X86
+#if CONVKIT_ISA_X86
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
@@ -50,3 +58,4 @@ namespace CONVKIT_ISA_NAMESPACE(avx512) {
 
 #undef CONVKIT_ISA_FILE
 #undef CONVKIT_ISA_NAMESPACE
+#undef CONVKIT_ALWAYS_INLINE

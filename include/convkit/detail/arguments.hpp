@@ -1,0 +1,74 @@
+// The front doors' argument handling, written once: a single image's or a layer's arguments turned
+// into a validated problem (detail::make_problem does the validation), and the checks of the views a
+// call or plan is given (shapes, aliasing, the bias's length).
+#pragma once
+
+#include <string>
+#include <type_traits>
+
+#include "../layer_options.hpp"
+#include "../options.hpp"
+#include "../view.hpp"
+#include "../view4d.hpp"
+#include "prepared.hpp"
+#include "problem.hpp"
+
+namespace convkit::detail {
+
+/// Validates a single-image request: the problem, with `input` scanned for NaN and Inf under
+/// algorithm::automatic when it is known (null for plans).
+template <class T>
+conv_problem image_problem(index_t rows, index_t cols, view2d<const T> kernel, const options& opt,
+                           const view2d<const T>* input, bool amortised) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "convkit computes in float or double");
+  if (kernel.empty()) throw error("kernel is empty (" + shape_str(kernel.shape()) + ")");
+  conv_problem p = make_problem(image_request(rows, cols, kernel.rows(), kernel.cols(), opt, sizeof(T)));
+  p.amortised = amortised;
+  if (p.algo == algorithm::automatic)
+    p.finite = p.finite && all_finite(kernel) && (input == nullptr || all_finite(*input));
+  return p;
+}
+
+template <class T>
+void check_call(view2d<const T> input, view2d<const T> out, shape2d in_shape, shape2d out_shape) {
+  if (input.shape() != in_shape)
+    throw error("input is " + shape_str(input.shape()) + ", expected " + shape_str(in_shape));
+  if (out.shape() != out_shape) throw error("out is " + shape_str(out.shape()) + ", expected " + shape_str(out_shape));
+  if (overlaps(input, out)) throw error("out aliases input: convolution cannot run in place");
+}
+
+/// Validates a layer request: the problem, with `input` scanned for NaN and Inf under
+/// algorithm::automatic when it is known (null for plans).
+template <class T>
+conv_problem layer_problem(shape4d input_shape, view4d<const T> weights, const T* bias, const layer_options& opt,
+                           const view4d<const T>* input, bool amortised) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "convkit computes in float or double");
+  conv_problem p = make_problem(layer_request(input_shape, weights.shape(), bias != nullptr, opt, sizeof(T)));
+  p.amortised = amortised;
+  if (p.algo == algorithm::automatic)
+    p.finite = p.finite && all_finite(weights.data(), weights.size()) &&
+               (input == nullptr || all_finite(input->data(), input->size()));
+  return p;
+}
+
+template <class T>
+void check_layer_call(view4d<const T> input, view4d<const T> out, shape4d in_shape, shape4d out_shape) {
+  if (input.shape() != in_shape) throw error("input is " + to_string(input.shape()) + ", expected " + to_string(in_shape));
+  if (out.shape() != out_shape) throw error("out is " + to_string(out.shape()) + ", expected [N, K, OH, OW] = " + to_string(out_shape));
+  if (overlaps(input.data(), input.size(), out.data(), out.size()))
+    throw error("out aliases input: convolution cannot run in place");
+}
+
+inline void check_bias_length(bool has_bias, index_t bias_length, index_t filters) {
+  const index_t want = has_bias ? filters : 0;
+  if (bias_length != want)
+    throw error("bias has " + std::to_string(bias_length) + " values, expected " + std::to_string(want) +
+                (has_bias ? " (K = weights.n())" : " (bias is null)"));
+}
+
+template <class T>
+void check_layer_parameters(view4d<const T> weights, const T* bias, view4d<const T> out) {
+  if (overlaps(weights.data(), weights.size(), out.data(), out.size())) throw error("out aliases weights");
+  if (bias != nullptr && overlaps(bias, weights.n(), out.data(), out.size())) throw error("out aliases bias");
+}
+}  // namespace convkit::detail

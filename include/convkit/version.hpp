@@ -1,0 +1,22 @@
+// convkit/version.hpp - which convkit this is: the release number, for the preprocessor and for people.
+//
+//   CONVKIT_VERSION_MAJOR    bumped when the API breaks after 1.0 (while 0.x, the minor number is)
+//   CONVKIT_VERSION_MINOR    bumped for a release that adds to the API or, while 0.x, changes it
+//   CONVKIT_VERSION_PATCH    bumped for a release with fixes only
+//   CONVKIT_VERSION_STRING   "MAJOR.MINOR.PATCH", the same three numbers as a string literal
+//   CONVKIT_VERSION          MAJOR * 10000 + MINOR * 100 + PATCH, for `#if CONVKIT_VERSION >= 200`
+//
+// This header is the one place the version is written: CMake's project() reads the three numbers
+// from it (CMakeLists.txt), so the installed package's convkitConfigVersion.cmake agrees with it,
+// and the configure fails if CONVKIT_VERSION_STRING disagrees with them. Includes nothing.
+#pragma once
+
+#define CONVKIT_VERSION_MAJOR 0
+#define CONVKIT_VERSION_MINOR 2
+#define CONVKIT_VERSION_PATCH 0
+#define CONVKIT_VERSION_STRING "0.2.0"
+#define CONVKIT_VERSION (CONVKIT_VERSION_MAJOR * 10000 + CONVKIT_VERSION_MINOR * 100 + CONVKIT_VERSION_PATCH)
+
+// ---------------------------------------------------------------------------------------------------
+// Versioned inline namespace: reserved for its macros (added with the API change that needs them).
+// ---------------------------------------------------------------------------------------------------
