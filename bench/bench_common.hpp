@@ -47,7 +47,7 @@ inline array2d<float> random_image(index_t rows, index_t cols, unsigned seed) {
 /// The seed workload's options: 'valid' cross-correlation, which is what the post's naive loop computes.
 inline options valid_correlation(algorithm a, int threads = 0) {
   options o;
-  o.size = output::valid;
+  o.mode = output::valid;
   o.correlate = true;
   o.algo = a;
   o.threads = threads;

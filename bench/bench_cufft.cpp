@@ -46,6 +46,13 @@ struct workload {
   }
 };
 
+/// The post's valid correlation on cufft with configuration `cfg`.
+options with_config(const cufft::config& cfg) {
+  options o = valid_correlation(algorithm::cufft);
+  o.tune.gpu_fft = cfg;
+  return o;
+}
+
 std::string tiles_note(const cufft::plan<float>& p) {
   return "transform " + std::to_string(p.transform_shape().rows) + "x" + std::to_string(p.transform_shape().cols) + " x" +
          std::to_string(p.tiles());
@@ -57,7 +64,7 @@ void register_cufft(const workload& w) {
   rows()[base + "host"] = {w.label(), "cufft, host views", "", 1, w.flops(), fftw_name};
   benchmark::RegisterBenchmark((base + "host").c_str(), [w, base](benchmark::State& state) {
     if (!have_gpu(state)) return;
-    cufft::plan<float> p(w.n, w.n, kernel(), valid_correlation(algorithm::cufft), w.cfg);
+    cufft::plan<float> p(w.n, w.n, kernel(), with_config(w.cfg));
     rows()[base + "host"].note = tiles_note(p);
     array2d<float> out(p.output_shape().rows, p.output_shape().cols);
     p.execute(image(w.n), out);  // warm up: first touch of pages, cuFFT's lazy set-up
@@ -80,7 +87,7 @@ void register_cufft(const workload& w) {
   rows()[base + "device"] = {w.label(), "cufft, device memory", "no transfers", 1, w.flops(), fftw_name};
   benchmark::RegisterBenchmark((base + "device").c_str(), [w](benchmark::State& state) {
     if (!have_gpu(state)) return;
-    cufft::plan<float> p(w.n, w.n, kernel(), valid_correlation(algorithm::cufft), w.cfg);
+    cufft::plan<float> p(w.n, w.n, kernel(), with_config(w.cfg));
     cufft::device_array<float> in(w.n, w.n), out(p.output_shape().rows, p.output_shape().cols);
     in.upload(image(w.n));
     p.execute_device(in.view(), out.view());
@@ -97,7 +104,7 @@ void register_cufft(const workload& w) {
   benchmark::RegisterBenchmark((base + "plan").c_str(), [w](benchmark::State& state) {
     if (!have_gpu(state)) return;
     for (auto _ : state) {
-      cufft::plan<float> p(w.n, w.n, kernel(), valid_correlation(algorithm::cufft), w.cfg);
+      cufft::plan<float> p(w.n, w.n, kernel(), with_config(w.cfg));
       benchmark::DoNotOptimize(&p);
     }
   })->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -107,9 +114,7 @@ void register_cufft(const workload& w) {
   rows()[base + "conv2d"] = {w.label(), "cufft: one-shot conv2d", "plans reused", 1, w.flops(), fftw_name};
   benchmark::RegisterBenchmark((base + "conv2d").c_str(), [w](benchmark::State& state) {
     if (!have_gpu(state)) return;
-    const cufft::config saved = cufft::get_config();
-    cufft::set_config(w.cfg);
-    const options o = valid_correlation(algorithm::cufft);
+    const options o = with_config(w.cfg);
     const shape2d s = output_shape(w.n, w.n, kernel_size, kernel_size, o);
     array2d<float> out(s.rows, s.cols);
     conv2d<float>(image(w.n), kernel(), out, o);
@@ -118,7 +123,6 @@ void register_cufft(const workload& w) {
       benchmark::DoNotOptimize(out.data());
     }
     cufft::release_cached();
-    cufft::set_config(saved);
   })->Unit(benchmark::kMillisecond)->UseRealTime();
 
   const int threads = int(std::max(1u, std::thread::hardware_concurrency()));

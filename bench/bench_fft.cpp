@@ -35,18 +35,20 @@ fftw::config with_tiling(fftw::tiling t) {
 }
 
 /// plan<float> for an n x n image and a k x k kernel with the fft configuration `cfg`.
+options options_for(algorithm a, int threads, const fftw::config& cfg) {
+  options o = valid_correlation(a, threads);
+  o.tune.fft = cfg;
+  return o;
+}
+
 plan<float> make_plan(index_t n, index_t k, algorithm a, int threads, const fftw::config& cfg) {
-  const fftw::config saved = fftw::get_config();
-  fftw::set_config(cfg);
-  plan<float> p(n, n, kernel(k), valid_correlation(a, threads));
-  fftw::set_config(saved);
-  return p;
+  return plan<float>(n, n, kernel(k), options_for(a, threads, cfg));
 }
 
 std::string describe_tiles(index_t n, index_t k, int threads, const fftw::config& cfg) {
-  detail::problem p{detail::make_geometry(n, n, k, k, valid_correlation(algorithm::fft, threads)),
-                    valid_correlation(algorithm::fft, threads), true};
-  const detail::fft::tile_plan t = detail::fftw_tile_plan(p, sizeof(float), cfg);
+  const detail::conv_problem p =
+      detail::make_problem(detail::image_request(n, n, k, k, options_for(algorithm::fft, threads, cfg), sizeof(float)));
+  const detail::fft::tile_plan t = detail::fftw_tile_plan(p);
   return std::to_string(t.rows.transform) + "x" + std::to_string(t.cols.transform) + " x" + std::to_string(t.tiles());
 }
 
@@ -84,7 +86,8 @@ std::string floor_name(index_t n, int threads) {
 }
 
 void register_floor(index_t n, int threads) {
-  const detail::geometry g = detail::make_geometry(n, n, kernel_size, kernel_size, valid_correlation(algorithm::fft, 1));
+  const detail::conv_problem g = detail::make_problem(
+      detail::image_request(n, n, kernel_size, kernel_size, valid_correlation(algorithm::fft, 1), sizeof(float)));
   const int rows_n = int(detail::fft::next_fast_size(g.rows.extent)), cols_n = int(detail::fft::next_fast_size(g.cols.extent));
   const std::string name = floor_name(n, threads);
   const std::string workload = std::to_string(n) + "x" + std::to_string(n);

@@ -57,13 +57,18 @@ void register_naive(const workload& w, const std::string& name, const std::strin
   })->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(1);
 }
 
-/// A backend's setting for one benchmark row (e.g. fft tiled or untiled): `apply` runs before its
-/// plans are made, `restore` after.
+/// A backend's setting for one benchmark row (e.g. fft tiled or untiled): `apply` sets it in the
+/// options its plans are made with.
 struct variant {
   std::string suffix, label;
-  void (*apply)() = nullptr;
-  void (*restore)() = nullptr;
+  void (*apply)(options&) = nullptr;
 };
+
+options options_for(algorithm a, int threads, const variant& v) {
+  options o = valid_correlation(a, threads);
+  if (v.apply) v.apply(o);
+  return o;
+}
 
 void register_backend(const workload& w, algorithm a, int threads, const variant& v = {}) {
   options probe = valid_correlation(a, threads);
@@ -77,9 +82,7 @@ void register_backend(const workload& w, algorithm a, int threads, const variant
   if (a == algorithm::direct) method += std::string(" (") + direct::to_string(direct::instruction_set()) + ")";
   rows()[base] = {w.name(), method, "", threads, w.flops(), naive_name(w)};
   benchmark::RegisterBenchmark(base.c_str(), [w, a, threads, v](benchmark::State& state) {
-    if (v.apply) v.apply();
-    plan<float> p(w.n, w.n, kernel(), valid_correlation(a, threads));
-    if (v.restore) v.restore();
+    plan<float> p(w.n, w.n, kernel(), options_for(a, threads, v));
     array2d<float> out(p.output_shape().rows, p.output_shape().cols);
     p.execute(image(w.n), out);  // warm up: first touch of the output and workspace pages
     count_allocations counting(state);
@@ -90,32 +93,24 @@ void register_backend(const workload& w, algorithm a, int threads, const variant
   })->Unit(benchmark::kMillisecond)->UseRealTime();
   rows()[base + "/plan"] = {w.name(), method + ": plan", "", threads, 0, ""};
   benchmark::RegisterBenchmark((base + "/plan").c_str(), [w, a, threads, v](benchmark::State& state) {
-    if (v.apply) v.apply();
+    const options o = options_for(a, threads, v);
     count_allocations counting(state);
     for (auto _ : state) {
-      plan<float> p(w.n, w.n, kernel(), valid_correlation(a, threads));
+      plan<float> p(w.n, w.n, kernel(), o);
       benchmark::DoNotOptimize(&p);
     }
-    if (v.restore) v.restore();
   })->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 #if defined(CONVKIT_HAS_FFTW)
-void set_tiles(fftw::tiling t) {
-  fftw::config c = fftw::get_config();
-  c.tiles = t;
-  fftw::set_config(c);
+fftw::config& fft_settings(options& o) {
+  if (!o.tune.fft) o.tune.fft = fftw::get_config();
+  return *o.tune.fft;
 }
-void set_rigour(fftw::rigour r) {
-  fftw::config c = fftw::get_config();
-  c.planning = r;
-  fftw::set_config(c);
-}
-const variant fft_untiled{"_untiled", " (untiled)", [] { set_tiles(fftw::tiling::never); }, [] { set_tiles(fftw::tiling::automatic); }};
-const variant fft_tiled{"_tiled", " (tiled)", [] { set_tiles(fftw::tiling::always); }, [] { set_tiles(fftw::tiling::automatic); }};
+const variant fft_untiled{"_untiled", " (untiled)", [](options& o) { fft_settings(o).tiles = fftw::tiling::never; }};
+const variant fft_tiled{"_tiled", " (tiled)", [](options& o) { fft_settings(o).tiles = fftw::tiling::always; }};
 // FFTW_MEASURE plans: slower to make (timed in the ": plan" row), faster to run.
-const variant fft_measure{"_measure", " (FFTW_MEASURE)", [] { set_rigour(fftw::rigour::measure); },
-                          [] { set_rigour(fftw::rigour::estimate); }};
+const variant fft_measure{"_measure", " (FFTW_MEASURE)", [](options& o) { fft_settings(o).planning = fftw::rigour::measure; }};
 
 /// The floor: FFTW alone on a pre-padded image (r2c, product, c2r), plans made outside the loop.
 void register_bare_fftw(const workload& w, int threads, unsigned flags) {
@@ -124,7 +119,8 @@ void register_bare_fftw(const workload& w, int threads, unsigned flags) {
   rows()[name] = {w.name(), std::string("bare FFTW pipeline (floor") + (measure ? ", FFTW_MEASURE)" : ")"), "", threads,
                   w.flops(), naive_name(w)};
   benchmark::RegisterBenchmark(name.c_str(), [w, threads, flags](benchmark::State& state) {
-    const detail::geometry g = detail::make_geometry(w.n, w.n, kernel_size, kernel_size, valid_correlation(algorithm::fft, threads));
+    const detail::conv_problem g = detail::make_problem(
+        detail::image_request(w.n, w.n, kernel_size, kernel_size, valid_correlation(algorithm::fft, threads), sizeof(float)));
     const int rows = int(detail::fft::next_fast_size(g.rows.extent)), cols = int(detail::fft::next_fast_size(g.cols.extent));
     bare_fftw floor(rows, cols, int(w.n), int(w.n), int(kernel_size), threads, flags);
     count_allocations counting(state);

@@ -25,7 +25,7 @@ void run(benchmark::State& state, convkit::algorithm a) {
   const convkit::index_t n = state.range(0), k = state.range(1);
   const convkit::array2d<float> image = random_array(n, n, 1), kernel = random_array(k, k, 2);
   convkit::options opt;
-  opt.size = convkit::output::same;
+  opt.mode = convkit::output::same;
   opt.algo = a;
   convkit::plan<float> p(n, n, kernel, opt);
   convkit::array2d<float> out(n, n);

@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   const std::string out_path = argc > 2 ? argv[2] : "blurred.pgm";
   const double sigma = argc > 3 ? std::atof(argv[3]) : 3.0;
   options opt;
-  opt.size = output::same;
+  opt.mode = output::same;
   opt.edge = argc > 4 ? parse(argv[4], {border::zero, border::constant, border::replicate, border::reflect,
                                         border::symmetric, border::circular})
                       : border::reflect;

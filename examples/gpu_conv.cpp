@@ -21,7 +21,7 @@ int main() {
   for (convkit::index_t i = 0; i < kernel.size(); ++i) kernel.data()[i] = uniform(rng);
 
   options opt;
-  opt.size = output::same;
+  opt.mode = output::same;
   opt.edge = border::reflect;
   cufft::plan<float> gpu(n, n, kernel, opt);  // cuFFT plans, GPU buffers, kernel spectrum: made once
   array2d<float> out(n, n);

@@ -36,7 +36,7 @@ int main() {
   edge_kernel(0, 1) = edge_kernel(1, 0) = edge_kernel(1, 2) = edge_kernel(2, 1) = 1;
   edge_kernel(1, 1) = -4;
   options opt;
-  opt.size = output::same;
+  opt.mode = output::same;
   opt.edge = border::replicate;
   opt.threads = 1;  // per-frame work this small is not worth extra threads
 

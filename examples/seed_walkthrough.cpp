@@ -95,7 +95,7 @@ int main() {
     for (index_t c = 0; c < k; ++c) kernel(r, c) = std::exp(-double((r - radius) * (r - radius) + (c - radius) * (c - radius)) / 4.0);
 
   convkit::options same;
-  same.size = convkit::output::same;
+  same.mode = convkit::output::same;
   const convkit::array2d<double> want = convkit::reference::conv2d<double>(image, kernel, same);
   bool ok = true;
   const auto report = [&](const char* what, double err, bool should_be_exact) {
@@ -110,7 +110,7 @@ int main() {
     for (index_t i = 0; i < kernel.size(); ++i) ker_f.data()[i] = float(kernel.data()[i]);
     convkit::seed::naive_conv2d(img_f, ker_f, naive);
     convkit::options valid_corr;
-    valid_corr.size = convkit::output::valid;
+    valid_corr.mode = convkit::output::valid;
     valid_corr.correlate = true;
     const convkit::array2d<float> fast = convkit::conv2d(img_f, ker_f, valid_corr);
     double worst = 0;

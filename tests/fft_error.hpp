@@ -10,7 +10,7 @@
 // The worst seen over many seeds with the fft backend is about 0.2 of this bound for single images
 // and 0.42 for layers (float and double, untiled, tiled and forced small tiles).
 //
-// The transform size: the fft backend's actual tile plan under the current fftw::config; for cufft,
+// The transform size: the fft backend's actual tile plan under the case's tuning; for cufft,
 // whose tiles depend on the device's free memory, an upper bound for single images (the untiled
 // transform, or the image for the circular shortcut), and layers are always untiled.
 #pragma once
@@ -35,51 +35,34 @@ inline error_model fft_transform_error(const detail::fft::tile_plan& t) {
   return fft_transform_error(t.rows.transform, t.cols.transform);
 }
 
-inline detail::problem problem_of(const problem_case& c) {
-  detail::problem p{detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt), c.opt, true};
-  p.opt.threads = detail::resolve_threads(c.opt.threads);
-  return p;
-}
-
-inline detail::layer_problem layer_problem_of(const layer_case& c) {
-  detail::layer_problem p{detail::make_layer_geometry(c.input(), c.weights(), c.opt), c.opt, true};
-  p.opt.threads = detail::resolve_threads(c.opt.threads);
-  return p;
-}
-
 #if defined(CONVKIT_HAS_FFTW)
-/// The transform the fft backend uses for case c in precision T under the current fftw::config.
-template <class T>
-detail::fft::tile_plan tile_plan_of(const problem_case& c) {
-  return detail::fftw_tile_plan(problem_of(c), sizeof(T), fftw::get_config());
-}
-template <class T>
-detail::fft::tile_plan layer_tile_plan_of(const layer_case& c) {
-  return detail::fftw_layer_plan(layer_problem_of(c), sizeof(T), fftw::get_config()).tiles;
+/// The transform the fft backend uses for problem p (its tuning's fft settings).
+inline detail::fft::tile_plan fftw_tiles_of(const detail::conv_problem& p) {
+  return p.single_plane() ? detail::fftw_tile_plan(p) : detail::fftw_batch_plan(p).tiles;
 }
 
-/// The error models of a single image and of a layer on the fft backend.
+/// The error models of a single image and of a layer on the fft backend in precision T.
 template <class T>
 error_model fft_error(const problem_case& c) {
-  return fft_transform_error(tile_plan_of<T>(c));
+  return fft_transform_error(fftw_tiles_of(problem_of<T>(c)));
 }
 template <class T>
 error_model fft_layer_error(const layer_case& c) {
-  return fft_transform_error(layer_tile_plan_of<T>(c));
+  return fft_transform_error(fftw_tiles_of(problem_of<T>(c)));
 }
 #endif
 
 #if defined(CONVKIT_HAS_CUFFT)
-/// The error models of a single image and of a layer on the cufft backend. A single image's tiles
-/// are never larger than the untiled transform or, for the circular shortcut, the image.
-inline error_model cufft_error(const problem_case& c) {
-  const detail::geometry g = problem_of(c).geo;
-  return fft_transform_error(std::max(detail::fft::next_fast_size(g.rows.extent), g.rows.in),
-                             std::max(detail::fft::next_fast_size(g.cols.extent), g.cols.in));
+/// The error models of a single image and of a layer on the cufft backend. A single plane's tiles
+/// are never larger than the untiled transform or, for the circular shortcut, the image; batches
+/// are untiled.
+inline error_model cufft_error(const detail::conv_problem& p) {
+  if (!p.single_plane()) return fft_transform_error(detail::cufft_batch_tiles(p));
+  return fft_transform_error(std::max(detail::fft::next_fast_size(p.rows.extent), p.rows.in),
+                             std::max(detail::fft::next_fast_size(p.cols.extent), p.cols.in));
 }
-inline error_model cufft_layer_error(const layer_case& c) {
-  return fft_transform_error(detail::cufft_layer_tiles(layer_problem_of(c), 4));
-}
+inline error_model cufft_error(const problem_case& c) { return cufft_error(problem_of<float>(c)); }
+inline error_model cufft_layer_error(const layer_case& c) { return cufft_error(problem_of<float>(c)); }
 #endif
 
 }  // namespace convkit::testing

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <convkit/conv2d.hpp>
+#include <convkit/detail/arguments.hpp>
 #include <convkit/layer_options.hpp>
 #include <convkit/reference.hpp>
 #include <convkit/view4d.hpp>
@@ -51,7 +52,7 @@ struct problem_case {
 
   std::string describe() const {
     std::ostringstream o;
-    o << rows << "x" << cols << " * " << k_rows << "x" << k_cols << " " << to_string(opt.size) << " "
+    o << rows << "x" << cols << " * " << k_rows << "x" << k_cols << " " << to_string(opt.mode) << " "
       << to_string(opt.edge) << (opt.correlate ? " corr" : " conv") << " stride " << opt.stride_rows << ","
       << opt.stride_cols << " dil " << opt.dilation_rows << "," << opt.dilation_cols << " pad " << pad;
     return o.str();
@@ -65,7 +66,7 @@ inline std::vector<problem_case> problem_grid(int random_cases = 64) {
   std::vector<problem_case> cases;
   const auto add = [&](problem_case c) {
     // valid mode needs the dilated kernel inside the image: grow the image until it fits.
-    if (c.opt.size == output::valid) {
+    if (c.opt.mode == output::valid) {
       c.rows = std::max(c.rows, (c.k_rows - 1) * c.opt.dilation_rows + 1);
       c.cols = std::max(c.cols, (c.k_cols - 1) * c.opt.dilation_cols + 1);
     }
@@ -82,7 +83,7 @@ inline std::vector<problem_case> problem_grid(int random_cases = 64) {
           c.k_rows = kernels[n % 11][0];
           c.k_cols = kernels[n % 11][1];
           c.pad = (n % 3 == 0) ? 5 : 0;
-          c.opt.size = size;
+          c.opt.mode = size;
           c.opt.edge = edge;
           c.opt.edge_value = edge == border::constant ? 0.75 : 0.0;
           c.opt.correlate = correlate;
@@ -102,7 +103,7 @@ inline std::vector<problem_case> problem_grid(int random_cases = 64) {
     c.k_rows = pick(1, 9);
     c.k_cols = pick(1, 9);
     c.pad = pick(0, 1) * pick(1, 7);
-    c.opt.size = static_cast<output>(pick(0, 2));
+    c.opt.mode = static_cast<output>(pick(0, 2));
     c.opt.edge = static_cast<border>(pick(0, 5));
     c.opt.edge_value = std::uniform_real_distribution<double>(-2, 2)(rng);
     c.opt.correlate = pick(0, 1) == 1;
@@ -113,6 +114,12 @@ inline std::vector<problem_case> problem_grid(int random_cases = 64) {
     add(c);
   }
   return cases;
+}
+
+/// The validated problem of case c in precision T (its options' tuning resolved now).
+template <class T>
+detail::conv_problem problem_of(const problem_case& c) {
+  return detail::make_problem(detail::image_request(c.rows, c.cols, c.k_rows, c.k_cols, c.opt, sizeof(T)));
 }
 
 /// Uniform random values in [-1, 1), from a generator seeded by the run's seed.
@@ -164,7 +171,7 @@ void check_case(const problem_case& c, std::mt19937_64& rng, Compute&& compute, 
   const error_model m = model(c);
   // ||extended input||_2 * ||kernel||_2: the scale of a transform's error (Cauchy-Schwarz bounds
   // every output element by it).
-  const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+  const detail::conv_problem g = problem_of<T>(c);
   array2d<T> ext(g.rows.extent, g.cols.extent);
   extend<T>(in.view, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, T(c.opt.edge_value));
   double ext2 = 0, k2 = 0;
@@ -295,6 +302,12 @@ inline std::vector<layer_case> layer_grid(int random_cases = 64) {
   return cases;
 }
 
+/// The validated problem of layer case c in precision T.
+template <class T>
+detail::conv_problem problem_of(const layer_case& c) {
+  return detail::make_problem(detail::layer_request(c.input(), c.weights(), c.bias, c.opt, sizeof(T)));
+}
+
 /// Uniform random values in [-1, 1).
 template <class T>
 void fill_random(view4d<T> v, std::mt19937_64& rng) {
@@ -330,7 +343,7 @@ void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compu
   const array4d<double> mag = reference::conv2d<T>(input, weights, b, c.opt, true);
   const error_model m = model(c);
   // Global scale per (image, filter): Cauchy-Schwarz over the group's extended planes and the filter.
-  const detail::layer_geometry g = detail::make_layer_geometry(c.input(), ws, c.opt);
+  const detail::conv_problem g = problem_of<T>(c);
   array2d<double> plane_norm2(c.n, c.c);
   array2d<T> ext(g.rows.extent, g.cols.extent);
   for (index_t n = 0; n < c.n; ++n)

@@ -1,6 +1,8 @@
 // The core on its own: views, shapes, the padding module, the reference (against hand-computed and
 // SciPy/NumPy-computed numbers), and every argument error. Only the direct backend is in this program.
+#include <convkit/backends/direct.hpp>
 #include <convkit/conv2d.hpp>
+#include <convkit/dispatch.hpp>
 #include <convkit/padding.hpp>
 #include <convkit/reference.hpp>
 
@@ -37,7 +39,7 @@ void require_equal(const A& got, const B& want) {
 
 options opts(output size, bool correlate = false) {
   options o;
-  o.size = size;
+  o.mode = size;
   o.correlate = correlate;
   return o;
 }
@@ -69,16 +71,16 @@ TEST_CASE("view2d and array2d", "[view]") {
 TEST_CASE("output_shape follows SciPy's modes, dilation and stride", "[shape]") {
   options o;
   CHECK(output_shape(10, 7, 3, 4, o) == shape2d{12, 10});
-  o.size = output::same;
+  o.mode = output::same;
   CHECK(output_shape(10, 7, 3, 4, o) == shape2d{10, 7});
-  o.size = output::valid;
+  o.mode = output::valid;
   CHECK(output_shape(10, 7, 3, 4, o) == shape2d{8, 4});
   o.dilation_rows = 2;  // 3 taps 2 apart span 5 rows
   CHECK(output_shape(10, 7, 3, 4, o) == shape2d{6, 4});
   o.stride_rows = 4;  // 6 rows, every 4th starting at the first: 0, 4
   o.stride_cols = 3;  // 4 cols: 0, 3
   CHECK(output_shape(10, 7, 3, 4, o) == shape2d{2, 2});
-  o.size = output::full;
+  o.mode = output::full;
   o.dilation_rows = 1;
   CHECK(output_shape(10, 7, 3, 4, o) == shape2d{3, 4});  // 12 -> (11)/4+1 = 3; 10 -> 9/3+1 = 4
   CHECK(output_shape(2, 2, 9, 9, options{}) == shape2d{10, 10});  // kernel larger than the image
@@ -235,7 +237,7 @@ TEST_CASE("bad arguments throw convkit::error naming the argument", "[errors]") 
   CHECK_THROWS_AS(conv2d(empty, k), error);
   CHECK_THROWS_WITH(conv2d(empty, k), Contains("input rows"));
   CHECK_THROWS_WITH(conv2d(img, empty), Contains("kernel is empty"));
-  o.size = output::valid;
+  o.mode = output::valid;
   CHECK_THROWS_WITH(conv2d(img, array2d<float>(9, 2), o), Contains("output::valid is empty"));
   o.dilation_cols = 4;  // 3 taps span 9 > 8 columns
   CHECK_THROWS_WITH(conv2d(img, k, o), Contains("dilated kernel cols"));

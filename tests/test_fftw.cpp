@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "count_allocations.hpp"
@@ -17,23 +18,13 @@
 namespace convkit::testing {
 namespace {
 
-/// Sets the fft configuration for one scope and restores the previous one after it.
-class scoped_config {
- public:
-  explicit scoped_config(const fftw::config& c) : saved_(fftw::get_config()) { fftw::set_config(c); }
-  ~scoped_config() { fftw::set_config(saved_); }
-  scoped_config(const scoped_config&) = delete;
-  scoped_config& operator=(const scoped_config&) = delete;
-
- private:
-  fftw::config saved_;
-};
-
+/// The shared grid on the fft backend with settings `cfg` (each call's options carry them).
 template <class T>
-void run_grid(std::uint64_t salt) {
+void run_grid(std::uint64_t salt, const fftw::config& cfg = {}) {
   std::mt19937_64 rng(run_seed() ^ salt ^ sizeof(T));
   for (problem_case c : problem_grid()) {
     c.opt.algo = algorithm::fft;
+    c.opt.tune.fft = cfg;
     check_case<T>(c, rng, [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); },
                   fft_error<T>);
   }
@@ -56,12 +47,12 @@ struct range_errors {
 
 template <class T>
 range_errors dynamic_range_case(index_t n, index_t k, const fftw::config& cfg, std::mt19937_64& rng) {
-  scoped_config scope(cfg);
   array2d<T> in(n, n), kernel(k, k);
   fill_log_uniform(in.view(), 1e-3, 1e3, rng);
   fill_log_uniform(kernel.view(), 0.5, 1.0, rng);
   options o;
   o.algo = algorithm::fft;
+  o.tune.fft = cfg;
   const array2d<T> got = conv2d(in, kernel, o);
   const array2d<double> want = reference::conv2d<T>(in, kernel, o);
   double in2 = 0, k2 = 0;  // zero border, full output: the extended input's norm is the input's
@@ -95,27 +86,25 @@ TEST_CASE("fft: forced small tiles match the reference for every mode, border, s
     fftw::config cfg;
     cfg.tile_rows = tile;
     cfg.tile_cols = tile + 1;
-    scoped_config scope(cfg);
-    run_grid<float>(10 + std::uint64_t(tile));
-    run_grid<double>(10 + std::uint64_t(tile));
+    run_grid<float>(10 + std::uint64_t(tile), cfg);
+    run_grid<double>(10 + std::uint64_t(tile), cfg);
   }
   fftw::config cfg;
   cfg.tiles = fftw::tiling::always;
-  scoped_config scope(cfg);
-  run_grid<float>(20);
-  run_grid<double>(20);
+  run_grid<float>(20, cfg);
+  run_grid<double>(20, cfg);
 }
 
 TEST_CASE("fft: untiled transforms are linear, not circular", "[fft][tiles]") {
   fftw::config cfg;
   cfg.tiles = fftw::tiling::never;
-  scoped_config scope(cfg);
-  run_grid<float>(30);
+  run_grid<float>(30, cfg);
   for (problem_case c : problem_grid(0)) {
-    if (c.opt.edge != border::zero || c.opt.size == output::valid) continue;
+    if (c.opt.edge != border::zero || c.opt.mode == output::valid) continue;
     INFO(c.describe());
-    const detail::fft::tile_plan t = tile_plan_of<float>(c);
-    const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+    c.opt.tune.fft = cfg;
+    const detail::conv_problem g = problem_of<float>(c);
+    const detail::fft::tile_plan t = fftw_tiles_of(g);
     CHECK(t.tiles() == 1);
     CHECK(t.rows.transform >= g.rows.extent);  // the whole extended input that strides read
     CHECK(t.cols.transform >= g.cols.extent);
@@ -132,13 +121,13 @@ TEST_CASE("fft: border::circular with output::same uses image-sized transforms w
   for (index_t n : {24, 30, 64}) {
     for (int stride : {1, 2}) {
       problem_case c{n, n + 6, 5, 4, 0, {}};
-      c.opt.size = output::same;
+      c.opt.mode = output::same;
       c.opt.edge = border::circular;
       c.opt.stride_rows = stride;
       c.opt.dilation_cols = 2;
       c.opt.correlate = stride == 2;
       c.opt.algo = algorithm::fft;
-      const detail::fft::tile_plan t = tile_plan_of<double>(c);
+      const detail::fft::tile_plan t = fftw_tiles_of(problem_of<double>(c));
       shortcut += t.circular;
       if (t.circular) CHECK(t.rows.transform == c.rows);
       check_case<double>(c, rng, [](view2d<const double> in, view2d<const double> k, view2d<double> out, const options& o) { conv2d<double>(in, k, out, o); },
@@ -158,13 +147,13 @@ TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
     cases.push_back(c);
   }
   for (const problem_case& c : cases) {
-    const detail::problem p = problem_of(c);
+    const detail::conv_problem p = problem_of<float>(c);
     for (index_t tile : {0, 1, 4, 7}) {
       for (index_t cap : {index_t(64) << 20, index_t(64) << 10}) {
-        const detail::fft::tiling_request req{detail::fft::tiling::automatic, tile, tile == 0 ? 0 : tile + 2};
-        const detail::fft::tile_plan t = detail::fft::plan_tiles(p.geo, c.opt.edge, 4, 2, req, detail::fftw_cost_model, cap);
+        const detail::fft::tiling_request req{fft_tiling::automatic, tile, tile == 0 ? 0 : tile + 2};
+        const detail::fft::tile_plan t = detail::fft::plan_tiles(p.rows, p.cols, c.opt.edge, 4, 2, req, detail::fftw_cost_model, cap);
         INFO(c.describe() << ", forced tile " << tile << ", cap " << cap);
-        const shape2d s = p.geo.out();
+        const shape2d s = p.out_plane();
         array2d<int> hits(s.rows, s.cols);
         index_t wrapped = 0;  // results kept from the part of a tile that wrap-around reaches
         for (index_t tr = 0; tr < t.rows.tiles; ++tr)
@@ -173,8 +162,8 @@ TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
             if (r.count > 0) wrapped += r.local + (r.count - 1) * t.rows.stride >= t.rows.results(tr);
             if (col.count > 0) wrapped += col.local + (col.count - 1) * t.cols.stride >= t.cols.results(tc);
             if (!t.circular) {
-              wrapped += t.rows.results(tr) + p.geo.rows.span - 1 > t.rows.transform;
-              wrapped += t.cols.results(tc) + p.geo.cols.span - 1 > t.cols.transform;
+              wrapped += t.rows.results(tr) + p.rows.span - 1 > t.rows.transform;
+              wrapped += t.cols.results(tc) + p.cols.span - 1 > t.cols.transform;
             }
             for (index_t i = 0; i < r.count; ++i)
               for (index_t j = 0; j < col.count; ++j) ++hits(r.first + i, col.first + j);
@@ -192,9 +181,10 @@ TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
 TEST_CASE("fft: the tiled workspace stays under the cap at 10000x10000 * 15x15", "[fft][tiles]") {
   const problem_case c{10000, 10000, 15, 15, 0, {}};
   for (int threads : {1, 2, 8}) {
-    detail::problem p = problem_of(c);
-    p.opt.threads = threads;
-    const detail::fft::tile_plan t = detail::fftw_tile_plan(p, sizeof(float), fftw::config{});
+    detail::conv_problem p = problem_of<float>(c);
+    p.threads = threads;
+    p.tune.fft = fftw::config{};
+    const detail::fft::tile_plan t = detail::fftw_tile_plan(p);
     INFO(threads << " threads: transform " << t.rows.transform << "x" << t.cols.transform << ", " << t.tiles() << " tiles");
     CHECK(t.tiles() > 1);
     CHECK(t.workspace_bytes(sizeof(float), threads) <= (index_t(64) << 20) * threads);
@@ -256,12 +246,12 @@ TEST_CASE("fft: plan<T>::execute allocates nothing", "[fft][plans]") {
   for (const fftw::config& cfg : {fftw::config{}, tiled})
   for (int threads : {1, 2}) {
     INFO(threads << " threads, " << (cfg.tile_rows > 0 ? "tiled" : "untiled"));
-    scoped_config scope(cfg);
     options o;
     o.algo = algorithm::fft;
+    o.tune.fft = cfg;
     o.threads = threads;
     o.edge = border::reflect;
-    o.size = output::same;
+    o.mode = output::same;
     array2d<float> in(600, 500), k(7, 7), out(600, 500);  // large enough to use both threads
     fill_random(in.view(), rng);
     fill_random(k.view(), rng);
@@ -287,7 +277,7 @@ TEST_CASE("fft: 8 threads convolve different shapes at once", "[fft][threads]") 
     const array2d<double> got = conv2d(in, k, c.opt);
     const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
     double in2 = 0, k2 = 0;
-    const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+    const detail::conv_problem g = problem_of<double>(c);
     array2d<double> ext(g.rows.extent, g.cols.extent);
     extend<double>(in, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, c.opt.edge_value);
     for (index_t j = 0; j < ext.size(); ++j) in2 += ext.data()[j] * ext.data()[j];
@@ -325,34 +315,61 @@ TEST_CASE("fft: wisdom survives an export / forget / import round trip", "[fft][
   std::remove(path.c_str());
 }
 
-TEST_CASE("fft: planning rigour and tiling settings apply to plans made afterwards", "[fft][config]") {
+TEST_CASE("fft: settings travel with each call and plan; fftw::set_config only sets the default", "[fft][config]") {
   fftw::config cfg;
   cfg.planning = fftw::rigour::measure;
   cfg.tile_rows = 16;
   cfg.tile_cols = 16;
-  {
-    scoped_config scope(cfg);
-    CHECK(fftw::get_config().planning == fftw::rigour::measure);
-    std::mt19937_64 rng(run_seed() ^ 0x3e);
-    problem_case c{40, 50, 3, 3, 0, {}};
-    c.opt.algo = algorithm::fft;
-    CHECK(tile_plan_of<float>(c).tiles() == 3 * 4);  // 42 x 52 dense full results
-    check_case<float>(c, rng, [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& o) { conv2d<float>(in, k, out, o); },
-                      fft_error<float>);
-  }
-  CHECK(fftw::get_config().planning == fftw::rigour::estimate);
+  std::mt19937_64 rng(run_seed() ^ 0x3e);
+  problem_case c{40, 50, 3, 3, 0, {}};
+  c.opt.algo = algorithm::fft;
+  c.opt.tune.fft = cfg;  // this call's settings
+  CHECK(fftw_tiles_of(problem_of<float>(c)).tiles() == 3 * 4);  // 42 x 52 dense full results
+  check_case<float>(c, rng, [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& o) { conv2d<float>(in, k, out, o); },
+                    fft_error<float>);
+  CHECK(fftw::get_config().planning == fftw::rigour::estimate);  // the default is untouched
+
+  // The default applies to plans made after it is set, and a plan keeps what it was made with.
+  problem_case d = c;
+  d.opt.tune.fft.reset();
+  const index_t automatic_tiles = fftw_tiles_of(problem_of<float>(d)).tiles();
+  REQUIRE(automatic_tiles > 1);
+  fftw::config untiled;
+  untiled.tiles = fftw::tiling::never;
+  const fftw::config saved = fftw::get_config();
+  fftw::set_config(untiled);
+  CHECK(fftw_tiles_of(problem_of<float>(d)).tiles() == 1);
+  array2d<float> in(40, 50), k(3, 3), first(42, 52), second(42, 52);
+  fill_random(in.view(), rng);
+  fill_random(k.view(), rng);
+  plan<float> made_with_default(40, 50, k, d.opt);
+  made_with_default.execute(in, first);
+  fftw::set_config(saved);
+  CHECK(fftw_tiles_of(problem_of<float>(d)).tiles() == automatic_tiles);
+  made_with_default.execute(in, second);  // still one untiled transform: the same numbers
+  CHECK(std::memcmp(first.data(), second.data(), sizeof(float) * std::size_t(first.size())) == 0);
+
   fftw::config bad;
   bad.tile_rows = -1;
   CHECK_THROWS_WITH(fftw::set_config(bad), Catch::Contains("tile_rows"));
+  c.opt.tune.fft = bad;
+  CHECK_THROWS_WITH(plan<float>(40, 50, k, c.opt), Catch::Contains("tuning.fft") && Catch::Contains("tile_rows"));
   bad = {};
   bad.memory_cap = 0;
   CHECK_THROWS_WITH(fftw::set_config(bad), Catch::Contains("memory_cap"));
+  bad = {};
+  bad.tiles = static_cast<fftw::tiling>(9);
+  CHECK_THROWS_WITH(fftw::set_config(bad), Catch::Contains("tiles"));
+  bad = {};
+  bad.planning = static_cast<fftw::rigour>(-1);
+  CHECK_THROWS_WITH(fftw::set_config(bad), Catch::Contains("planning"));
+  CHECK(fftw::get_config().tiles == fftw::tiling::automatic);  // refused settings change nothing
 }
 
 TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
   // Data with NaN or Inf: the cost rule refuses them, so automatic never picks fft.
   const problem_case big{64, 64, 61, 61, 0, {}};
-  detail::problem p = problem_of(big);
+  detail::conv_problem p = problem_of<float>(big);
   CHECK(detail::fftw_cost(p) < detail::never);
   p.finite = false;
   CHECK(detail::fftw_cost(p) == detail::never);
@@ -375,11 +392,10 @@ TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
   CHECK(nan_automatic == 61 * 61);
 
   // fft asked for explicitly, untiled: one NaN or Inf in the input turns every output into NaN.
-  fftw::config untiled;
-  untiled.tiles = fftw::tiling::never;
-  scoped_config scope(untiled);
   options o;
   o.algo = algorithm::fft;
+  o.tune.fft = fftw::config{};
+  o.tune.fft->tiles = fftw::tiling::never;
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     in(0, 0) = bad;
     const array2d<float> smeared = conv2d(in, k, o);
@@ -399,10 +415,11 @@ void fft_layer(view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out,
 }
 
 template <class T>
-void run_layer_cases(const std::vector<layer_case>& cases, std::uint64_t salt) {
+void run_layer_cases(const std::vector<layer_case>& cases, std::uint64_t salt, const fftw::config& cfg = {}) {
   std::mt19937_64 rng(run_seed() ^ salt ^ (sizeof(T) << 4));
   for (layer_case c : cases) {
     c.opt.algo = algorithm::fft;
+    c.opt.tune.fft = cfg;
     check_layer_case<T>(c, rng, fft_layer<T>, fft_layer_error<T>);
   }
 }
@@ -441,8 +458,7 @@ std::vector<layer_case> grouped_layers() {
 bool fft_computes_layers() {
   layer_options o;
   o.algo = algorithm::fft;
-  return detail::choose_layer_backend(detail::layer_problem{detail::make_layer_geometry({1, 1, 4, 4}, {1, 1, 2, 2}, o), o, true})
-             .algo == algorithm::fft;
+  return layer_plan<float>({2, 3, 4, 4}, array4d<float>(2, 3, 2, 2), nullptr, o).chosen() == algorithm::fft;
 }
 
 }  // namespace
@@ -454,16 +470,15 @@ TEST_CASE("fft layers: groups, depthwise and wide channel counts match the refer
   // border::circular with "same" padding takes the image-sized transform (no padding at all).
   layer_case depthwise = grouped_layers()[3 * 4 + 1];
   REQUIRE(depthwise.opt.edge == border::circular);
-  CHECK(layer_tile_plan_of<float>(depthwise).circular);
+  CHECK(fftw_tiles_of(problem_of<float>(depthwise)).circular);
 }
 
 TEST_CASE("fft layers: forced tiles, untiled transforms and several sweeps match the reference", "[fft][layers][tiles]") {
   const std::vector<layer_case> grid = layer_grid(32);
   const auto run_with = [&](const fftw::config& cfg, std::uint64_t salt) {
-    scoped_config scope(cfg);
-    run_layer_cases<float>(grid, salt);
-    run_layer_cases<double>(grid, salt);
-    run_layer_cases<float>(grouped_layers(), salt);
+    run_layer_cases<float>(grid, salt, cfg);
+    run_layer_cases<double>(grid, salt, cfg);
+    run_layer_cases<float>(grouped_layers(), salt, cfg);
   };
   for (index_t tile : {1, 2, 4}) {
     INFO("tiles of " << tile << "x" << tile + 1 << " results");
@@ -485,23 +500,25 @@ TEST_CASE("fft layers: forced tiles, untiled transforms and several sweeps match
   layer_case c = grouped_layers()[0];
   c.opt.algo = algorithm::fft;
   c.opt.threads = 1;
-  scoped_config scope(tight);
-  const detail::fftw_layer_layout l = detail::fftw_layer_plan(layer_problem_of(c), sizeof(float), fftw::get_config());
+  c.opt.tune.fft = tight;
+  const detail::fftw_batch_layout l = detail::fftw_batch_plan(problem_of<float>(c));
   CHECK(l.sweep < l.pairs);
 }
 
 TEST_CASE("fft layers: every instruction set's product kernel matches the reference", "[fft][layers]") {
-  const direct::isa best = direct::best_instruction_set();
-  for (direct::isa i : {direct::isa::portable, direct::isa::avx2, direct::isa::avx512}) {
+  const cpu::isa best = cpu::best_instruction_set();
+  for (cpu::isa i : {cpu::isa::portable, cpu::isa::avx2, cpu::isa::avx512}) {
     if (static_cast<int>(i) > static_cast<int>(best)) continue;
-    INFO(direct::to_string(i));
-    direct::force_instruction_set(i);
-    run_layer_cases<float>(layer_grid(16), 60 + std::uint64_t(i));
-    run_layer_cases<double>(layer_grid(16), 60 + std::uint64_t(i));
-    run_layer_cases<float>(grouped_layers(), 60 + std::uint64_t(i));
-    run_layer_cases<double>(grouped_layers(), 60 + std::uint64_t(i));
+    INFO(cpu::to_string(i));
+    const auto with_isa = [i](std::vector<layer_case> cases) {
+      for (layer_case& c : cases) c.opt.tune.instruction_set = i;
+      return cases;
+    };
+    run_layer_cases<float>(with_isa(layer_grid(16)), 60 + std::uint64_t(i));
+    run_layer_cases<double>(with_isa(layer_grid(16)), 60 + std::uint64_t(i));
+    run_layer_cases<float>(with_isa(grouped_layers()), 60 + std::uint64_t(i));
+    run_layer_cases<double>(with_isa(grouped_layers()), 60 + std::uint64_t(i));
   }
-  direct::force_instruction_set(best);
 }
 
 TEST_CASE("fft layers: layer_plan::execute allocates nothing", "[fft][layers][plans]") {
@@ -514,9 +531,9 @@ TEST_CASE("fft layers: layer_plan::execute allocates nothing", "[fft][layers][pl
   for (const fftw::config& cfg : {fftw::config{}, tiled, sweeps})
     for (int threads : {1, 2}) {
       INFO(threads << " threads, tile_rows " << cfg.tile_rows << ", memory_cap " << cfg.memory_cap);
-      scoped_config scope(cfg);
       layer_options o;
       o.algo = algorithm::fft;
+      o.tune.fft = cfg;
       o.threads = threads;
       o.groups = 2;
       o.pad_rows = o.pad_cols = 2;
@@ -585,10 +602,10 @@ TEST_CASE("fft layers: automatic's choice", "[fft][layers][dispatch]") {
   // chosen, yet computed when asked for.
   fftw::config tiny;
   tiny.memory_cap = 16 << 10;
-  scoped_config scope(tiny);
   layer_case wide{1, 16, 16, 16, 16, 3, 3, false, {}};
   wide.opt.pad_rows = wide.opt.pad_cols = 1;
-  CHECK(detail::fftw_layer_cost(layer_problem_of(wide)) == detail::never);
+  wide.opt.tune.fft = tiny;
+  CHECK(detail::fftw_cost(problem_of<float>(wide)) == detail::never);
   std::mt19937_64 rng(run_seed() ^ 0xb0);
   wide.opt.algo = algorithm::fft;
   check_layer_case<float>(wide, rng, fft_layer<float>, fft_layer_error<float>);
@@ -599,15 +616,15 @@ TEST_CASE("automatic: plans leave out what they pay once, so they take fft where
   problem_case c{};
   c.rows = c.cols = 256;
   c.k_rows = c.k_cols = 15;
-  c.opt.size = output::same;
+  c.opt.mode = output::same;
   c.opt.threads = 1;
-  detail::problem once = problem_of(c), reused = once;
-  reused.reused = true;
-  CHECK(detail::fftw_cost(reused) < detail::fftw_cost(once));
+  detail::conv_problem once = problem_of<float>(c), amortised = once;
+  amortised.amortised = true;
+  CHECK(detail::fftw_cost(amortised) < detail::fftw_cost(once));
   layer_case l{2, 16, 16, 32, 32, 5, 5, false, {}};
-  detail::layer_problem layer_once = layer_problem_of(l), layer_reused = layer_once;
-  layer_reused.reused = true;
-  CHECK(detail::fftw_layer_cost(layer_reused) < detail::fftw_layer_cost(layer_once));
+  detail::conv_problem layer_once = problem_of<float>(l), layer_amortised = layer_once;
+  layer_amortised.amortised = true;
+  CHECK(detail::fftw_cost(layer_amortised) < detail::fftw_cost(layer_once));
   // Somewhere between the kernel sizes where direct wins either way and those where fft does, a
   // plan already takes fft while a one-shot call still takes another backend.
   index_t differing = 0;
@@ -628,10 +645,10 @@ TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
   layer_case big{1, 32, 32, 64, 64, 11, 11, false, {}};
   big.opt.pad_rows = big.opt.pad_cols = 5;
   big.opt.threads = 1;
-  detail::layer_problem p = layer_problem_of(big);
-  CHECK(detail::fftw_layer_cost(p) < detail::never);
+  detail::conv_problem p = problem_of<float>(big);
+  CHECK(detail::fftw_cost(p) < detail::never);
   p.finite = false;
-  CHECK(detail::fftw_layer_cost(p) == detail::never);
+  CHECK(detail::fftw_cost(p) == detail::never);
 
   std::mt19937_64 rng(run_seed() ^ 0x4a5);
   array4d<float> in(1, 32, 64, 64), w(32, 32, 11, 11);
@@ -658,11 +675,10 @@ TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
         }
     CHECK(wrong == 0);
     // fft asked for explicitly, untiled: every output plane turns NaN.
-    fftw::config untiled;
-    untiled.tiles = fftw::tiling::never;
-    scoped_config scope(untiled);
     layer_options o = big.opt;
     o.algo = algorithm::fft;
+    o.tune.fft = fftw::config{};
+    o.tune.fft->tiles = fftw::tiling::never;
     const array4d<float> smeared = conv2d(in, w, nullptr, o);
     index_t nan_fft = 0;
     for (index_t i = 0; i < smeared.size(); ++i) nan_fft += std::isnan(smeared.data()[i]);

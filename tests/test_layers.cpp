@@ -305,9 +305,9 @@ TEST_CASE("view4d and array4d", "[layers][views]") {
 TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2col]") {
   // 10000 x 10000 * 15 x 15 valid correlation: untiled, the column matrix is 225 * 9986^2 floats (~90 GB).
   options o;
-  o.size = output::valid;
+  o.mode = output::valid;
   o.correlate = true;
-  const detail::geometry g = detail::make_geometry(10000, 10000, 15, 15, o);
+  const detail::conv_problem g = problem_of<float>(problem_case{10000, 10000, 15, 15, 0, o});
   const detail::im2col_shape s{g.rows, g.cols, 1, 1, 1, false};
   const index_t bound = im2col::default_workspace_limit;
   const detail::im2col_tiling t = detail::plan_im2col_tiles(s, 1, bound / index_t(sizeof(float)), bound / index_t(sizeof(float)), 1);
@@ -319,17 +319,17 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   CHECK_NOTHROW(plan<float>(10000, 10000, array2d<float>(15, 15), o));
 
   // A small bound forces many tiles, row pieces included; the results still match the reference.
-  im2col::set_workspace_limit(16 << 10);
+  o.tune.im2col_workspace = 16 << 10;
   std::mt19937_64 rng(run_seed() + 5);
   problem_case c{40, 300, 15, 15, 3, o};
   for (output size : {output::valid, output::same, output::full}) {
-    c.opt.size = size;
+    c.opt.mode = size;
     c.opt.edge = border::reflect;
     check_case<float>(c, rng, [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& x) {
       conv2d<float>(in, k, out, x);
     }, direct_error);
   }
-  const detail::geometry small = detail::make_geometry(40, 300, 15, 15, c.opt);
+  const detail::conv_problem small = problem_of<float>(c);
   const detail::im2col_tiling pieces =
       detail::plan_im2col_tiles({small.rows, small.cols, 1, 1, 1, false}, 1, (16 << 10) / 4 / 2, detail::im2col_cache_bytes / 4, 2);
   CHECK(pieces.rows_per_tile == 0);  // one output row's columns (225 x 314 floats) exceed 8 KiB: pieces of rows
@@ -340,17 +340,18 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   lc.opt.groups = 2;
   lc.opt.algo = algorithm::im2col;
   lc.opt.threads = 2;
-  im2col::set_workspace_limit(64 << 10);
+  lc.opt.tune.im2col_workspace = 64 << 10;
   check_layer_case<float>(lc, rng, [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& x) {
     conv2d<float>(in, w, b, out, x);
   }, layer_direct_error);
-  im2col::set_workspace_limit(im2col::default_workspace_limit);
   CHECK_THROWS_AS(im2col::set_workspace_limit(0), error);
+  lc.opt.tune.im2col_workspace = 0;
+  CHECK_THROWS_WITH(layer_output_shape(lc.input(), lc.weights(), lc.opt), Catch::Contains("tuning.im2col_workspace"));
 }
 
 TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1x1 shortcut", "[layers][im2col]") {
   const auto tiling = [](const layer_case& c, index_t budget_bytes, int threads) {
-    const detail::layer_geometry g = detail::make_layer_geometry(c.input(), c.weights(), c.opt);
+    const detail::conv_problem g = problem_of<float>(c);
     return detail::plan_im2col_tiles({g.rows, g.cols, g.c_per_group(), g.k_per_group(), g.groups, true}, g.n,
                                      budget_bytes / 4, detail::im2col_cache_bytes / 4, threads);
   };

@@ -29,7 +29,7 @@ array2d<double> conv2d(view2d<const T> input, view2d<const T> kernel, const opti
   const index_t H = input.rows(), W = input.cols(), KH = kernel.rows(), KW = kernel.cols();
   const index_t span_r = (KH - 1) * opt.dilation_rows + 1, span_c = (KW - 1) * opt.dilation_cols + 1;
   const auto mode_offset = [&](index_t span) -> index_t {  // where the mode's result starts in the full one
-    switch (opt.size) {
+    switch (opt.mode) {
       case output::full: return 0;
       case output::same: return (span - 1) / 2;
       case output::valid: return span - 1;
