@@ -1,5 +1,5 @@
-// Shared by convkit's benchmark binaries: a counting allocator (allocations per call, as the post
-// printed them), random images, and a summary table built from Google Benchmark's median runs.
+// Shared by convkit's benchmark binaries: a counting allocator (allocations per call, which the
+// blog post convkit grew out of reported), random images, and a summary table built from Google Benchmark's median runs.
 #pragma once
 
 #include <convkit/options.hpp>

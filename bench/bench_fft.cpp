@@ -1,4 +1,4 @@
-// bench_fft: the fft backend (FFTW) on issue 4's workloads.
+// bench_fft: the fft backend (FFTW) beside the direct backend and a bare FFTW pipeline.
 //
 // A float image (1000x1000, and 10000x10000) is correlated with a 15x15 kernel ('valid', like
 // convkit_seed) by: the direct backend; the fft backend untiled (one transform of the whole image)

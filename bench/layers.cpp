@@ -32,7 +32,7 @@ struct layer_shape {
   int stride, pad;
 };
 
-// The list (ResNet-50 conv1, the 3x3 layers of its four stages, a 1x1 reduction) and VGG-16's
+// ResNet-50's conv1, the 3x3 layers of its four stages and a 1x1 reduction, and VGG-16's
 // first layer.
 const layer_shape layers[] = {
     {"resnet50_conv1_3to64_7x7s2_224", 3, 64, 224, 7, 2, 3},

@@ -204,7 +204,7 @@ TEST_CASE("fft: a large dynamic range (1e-3..1e3) stays within the transform bou
                 d.of_bound);
     CHECK(f.of_bound <= 1.0);
     CHECK(d.of_bound <= 1.0);
-    // The issue's form of the bound: relative L2 error <= c * eps * log2(transform size).
+    // The bound in L2 form: relative L2 error <= c * eps * log2(transform size).
     const problem_case c{256, 256, 15, 15, 0, {}};
     CHECK(f.l2 <= std::numeric_limits<float>::epsilon() * fft_error<float>(c).global);
     CHECK(d.l2 <= std::numeric_limits<double>::epsilon() * fft_error<double>(c).global);
