@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # convkit's whole test suite on a fresh Debian machine (as root; installs what is missing):
 #   1. Release build of everything (every backend; the CUDA backend is compiled and linked, its
-#      device tests report "skipped" without a GPU), all tests, examples and the consumer project;
+#      device tests report "skipped" without a GPU), all tests, examples, every public header
+#      compiled alone, and the packaging tests (ctest label "packaging": consumer projects using
+#      the installed package, the build tree and add_subdirectory; find_package COMPONENTS cases);
 #   2. the tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the concurrency tests under ThreadSanitizer;
-#   4. the core alone (no FFTW, BLAS or CUDA), as a user without them builds it;
+#   4. the core alone (no FFTW, BLAS or CUDA), as a user without them builds it (the packaging
+#      tests again: the components it lacks must fail find_package clearly);
 #   5. the README's main command, bench/run.sh, in its quick CI form (--smoke): it installs the
 #      benchmark peers, configures, builds against every one of them and runs a short slice.
 set -euo pipefail
@@ -32,7 +35,7 @@ cmake -S "$root" -B "$out/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${backends[@]
   -DCONVKIT_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" > /dev/null
 cmake --build "$out/asan" -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir "$out/asan" --output-on-failure -j "$jobs" -E consumer_find_package
+  ctest --test-dir "$out/asan" --output-on-failure -j "$jobs" -LE packaging  # consumer projects, headers: no sanitizer in them
 
 step "ThreadSanitizer: concurrency tests"
 tsan="-fsanitize=thread"
