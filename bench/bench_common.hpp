@@ -1,5 +1,7 @@
 // Shared by convkit's benchmark binaries: a counting allocator (allocations per call, which the
-// blog post convkit grew out of reported), random images, and a summary table built from Google Benchmark's median runs.
+// blog post convkit grew out of reported), random images, a summary table built from Google
+// Benchmark's median runs, and interleaved timing (A B C A B C ...) for comparisons that must not
+// be skewed by this machine's drift between runs.
 #pragma once
 
 #include <convkit/options.hpp>
@@ -7,9 +9,13 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <new>
 #include <random>
@@ -156,6 +162,53 @@ class summary_reporter : public benchmark::ConsoleReporter {
   }
   std::map<std::string, result> results_;
 };
+
+/// Median and spread (the fastest and slowest run) of one variant's runs.
+struct timing_summary {
+  double median = 0, fastest = 0, slowest = 0;
+};
+
+/// Times `variants` interleaved: each round runs every variant once in turn (A B C A B C ...),
+/// after one untimed warm-up round, for at least `rounds` rounds and until `min_seconds` have passed
+/// (at most 4 * rounds), so that drift over time reaches every variant alike.
+inline std::vector<timing_summary> interleaved(const std::vector<std::function<void()>>& variants, int rounds,
+                                               double min_seconds = 0) {
+  using clock = std::chrono::steady_clock;
+  std::vector<std::vector<double>> runs(variants.size());
+  for (const auto& v : variants) v();
+  const auto start = clock::now();
+  for (int r = 0; r < 4 * rounds; ++r) {
+    if (r >= rounds && std::chrono::duration<double>(clock::now() - start).count() >= min_seconds) break;
+    for (std::size_t i = 0; i < variants.size(); ++i) {
+      const auto t0 = clock::now();
+      variants[i]();
+      runs[i].push_back(std::chrono::duration<double>(clock::now() - t0).count());
+    }
+  }
+  std::vector<timing_summary> out;
+  for (auto& t : runs) {
+    std::sort(t.begin(), t.end());
+    out.push_back({t[t.size() / 2], t.front(), t.back()});
+  }
+  return out;
+}
+
+/// Geometric mean and worst of ratios.
+struct ratio_summary {
+  double geomean = 1, worst = 1;
+};
+inline ratio_summary summarise(const std::vector<double>& ratios) {
+  ratio_summary s;
+  if (ratios.empty()) return s;
+  double log_sum = 0;
+  s.worst = 0;
+  for (double r : ratios) {
+    log_sum += std::log(r);
+    s.worst = std::max(s.worst, r);
+  }
+  s.geomean = std::exp(log_sum / double(ratios.size()));
+  return s;
+}
 
 }  // namespace convkit::bench
 

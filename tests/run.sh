@@ -41,8 +41,8 @@ step "ThreadSanitizer: concurrency tests"
 tsan="-fsanitize=thread"
 cmake -S "$root" -B "$out/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${backends[@]}" \
   -DCONVKIT_BUILD_BENCHMARKS=OFF -DCONVKIT_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="$tsan" -DCMAKE_EXE_LINKER_FLAGS="$tsan" > /dev/null
-cmake --build "$out/tsan" -j "$jobs" --target test_threads test_fftw
-TSAN_OPTIONS="halt_on_error=1" ctest --test-dir "$out/tsan" --output-on-failure -R '^test_(threads|fftw)$'
+cmake --build "$out/tsan" -j "$jobs" --target test_threads test_fftw test_automatic
+TSAN_OPTIONS="halt_on_error=1" ctest --test-dir "$out/tsan" --output-on-failure -R '^test_(threads|fftw|automatic_threads)$'
 
 step "Core only: every optional backend off"
 cmake -S "$root" -B "$out/core" -DCMAKE_BUILD_TYPE=Release -DCONVKIT_WITH_FFTW=OFF -DCONVKIT_WITH_BLAS=OFF \

@@ -151,7 +151,7 @@ TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
     for (index_t tile : {0, 1, 4, 7}) {
       for (index_t cap : {index_t(64) << 20, index_t(64) << 10}) {
         const detail::fft::tiling_request req{fft_tiling::automatic, tile, tile == 0 ? 0 : tile + 2};
-        const detail::fft::tile_plan t = detail::fft::plan_tiles(p.rows, p.cols, c.opt.edge, 4, 2, req, detail::fftw_cost_model, cap);
+        const detail::fft::tile_plan t = detail::fft::plan_tiles(p.rows, p.cols, c.opt.edge, 4, 2, req, detail::fftw_model(*active_profile()), cap);
         INFO(c.describe() << ", forced tile " << tile << ", cap " << cap);
         const shape2d s = p.out_plane();
         array2d<int> hits(s.rows, s.cols);
@@ -184,7 +184,7 @@ TEST_CASE("fft: the tiled workspace stays under the cap at 10000x10000 * 15x15",
     detail::conv_problem p = problem_of<float>(c);
     p.threads = threads;
     p.tune.fft = fftw::config{};
-    const detail::fft::tile_plan t = detail::fftw_tile_plan(p);
+    const detail::fft::tile_plan t = detail::fftw_tile_plan(p, *detail::profile_of(p));
     INFO(threads << " threads: transform " << t.rows.transform << "x" << t.cols.transform << ", " << t.tiles() << " tiles");
     CHECK(t.tiles() > 1);
     CHECK(t.workspace_bytes(sizeof(float), threads) <= (index_t(64) << 20) * threads);
@@ -370,9 +370,9 @@ TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
   // Data with NaN or Inf: the cost rule refuses them, so automatic never picks fft.
   const problem_case big{64, 64, 61, 61, 0, {}};
   detail::conv_problem p = problem_of<float>(big);
-  CHECK(detail::fftw_cost(p) < detail::never);
+  CHECK(detail::fftw_cost(p, *active_profile()) < detail::never);
   p.finite = false;
-  CHECK(detail::fftw_cost(p) == detail::never);
+  CHECK(detail::fftw_cost(p, *active_profile()) == detail::never);
   REQUIRE(automatic_choice(64, 64, 61, 61, {}) == algorithm::fft);  // finite data of this shape go to fft
 
   array2d<float> in(64, 64), k(61, 61);
@@ -501,7 +501,7 @@ TEST_CASE("fft layers: forced tiles, untiled transforms and several sweeps match
   c.opt.algo = algorithm::fft;
   c.opt.threads = 1;
   c.opt.tune.fft = tight;
-  const detail::fftw_batch_layout l = detail::fftw_batch_plan(problem_of<float>(c));
+  const detail::fftw_batch_layout l = detail::fftw_batch_plan(problem_of<float>(c), *active_profile());
   CHECK(l.sweep < l.pairs);
 }
 
@@ -605,7 +605,7 @@ TEST_CASE("fft layers: automatic's choice", "[fft][layers][dispatch]") {
   layer_case wide{1, 16, 16, 16, 16, 3, 3, false, {}};
   wide.opt.pad_rows = wide.opt.pad_cols = 1;
   wide.opt.tune.fft = tiny;
-  CHECK(detail::fftw_cost(problem_of<float>(wide)) == detail::never);
+  CHECK(detail::fftw_cost(problem_of<float>(wide), *active_profile()) == detail::never);
   std::mt19937_64 rng(run_seed() ^ 0xb0);
   wide.opt.algo = algorithm::fft;
   check_layer_case<float>(wide, rng, fft_layer<float>, fft_layer_error<float>);
@@ -620,11 +620,11 @@ TEST_CASE("automatic: plans leave out what they pay once, so they take fft where
   c.opt.threads = 1;
   detail::conv_problem once = problem_of<float>(c), amortised = once;
   amortised.amortised = true;
-  CHECK(detail::fftw_cost(amortised) < detail::fftw_cost(once));
+  CHECK(detail::fftw_cost(amortised, *active_profile()) < detail::fftw_cost(once, *active_profile()));
   layer_case l{2, 16, 16, 32, 32, 5, 5, false, {}};
   detail::conv_problem layer_once = problem_of<float>(l), layer_amortised = layer_once;
   layer_amortised.amortised = true;
-  CHECK(detail::fftw_cost(layer_amortised) < detail::fftw_cost(layer_once));
+  CHECK(detail::fftw_cost(layer_amortised, *active_profile()) < detail::fftw_cost(layer_once, *active_profile()));
   // Somewhere between the kernel sizes where direct wins either way and those where fft does, a
   // plan already takes fft while a one-shot call still takes another backend.
   index_t differing = 0;
@@ -646,9 +646,9 @@ TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
   big.opt.pad_rows = big.opt.pad_cols = 5;
   big.opt.threads = 1;
   detail::conv_problem p = problem_of<float>(big);
-  CHECK(detail::fftw_cost(p) < detail::never);
+  CHECK(detail::fftw_cost(p, *active_profile()) < detail::never);
   p.finite = false;
-  CHECK(detail::fftw_cost(p) == detail::never);
+  CHECK(detail::fftw_cost(p, *active_profile()) == detail::never);
 
   std::mt19937_64 rng(run_seed() ^ 0x4a5);
   array4d<float> in(1, 32, 64, 64), w(32, 32, 11, 11);

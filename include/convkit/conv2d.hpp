@@ -18,17 +18,19 @@ namespace convkit {
 
 template <class T>
 void conv2d(view2d<const T> input, view2d<const T> kernel, view2d<T> out, const options& opt = {}) {
-  const detail::conv_problem p = detail::image_problem<T>(input.rows(), input.cols(), kernel, opt, &input, false);
+  const detail::conv_problem p = detail::image_problem<T>(input.rows(), input.cols(), kernel, opt, false);
   detail::check_call<T>(input, out, input.shape(), p.out_plane());
   if (detail::overlaps<T>(kernel, out)) throw error("out aliases kernel: convolution cannot run in place");
   const array2d<T> k = detail::correlation_order(kernel, opt.correlate);
-  detail::prepared<T>(p, k.data(), nullptr).run(detail::planes_of(input), detail::planes_of(out));
+  const detail::planes<const T> from = detail::planes_of(input);
+  const detail::planes<T> to = detail::planes_of(out);
+  detail::prepared<T>(p, k.data(), nullptr, &from, &to).run(from, to);
 }
 
 template <class T>
 array2d<T> conv2d(view2d<const T> input, view2d<const T> kernel, const options& opt = {}) {
   // Validate before allocating, so that a bad call throws the argument's error, not bad_alloc.
-  const shape2d s = detail::image_problem<T>(input.rows(), input.cols(), kernel, opt, nullptr, false).out_plane();
+  const shape2d s = detail::image_problem<T>(input.rows(), input.cols(), kernel, opt, false).out_plane();
   array2d<T> out(s.rows, s.cols);
   conv2d<T>(input, kernel, out.view(), opt);
   return out;

@@ -34,17 +34,19 @@ namespace convkit {
 /// and bias (null or K values); out must be [N, K, OH, OW] and overlap none of the others.
 template <class T>
 void conv2d(view4d<const T> input, view4d<const T> weights, const T* bias, view4d<T> out, const layer_options& opt = {}) {
-  const detail::conv_problem p = detail::layer_problem<T>(input.shape(), weights, bias, opt, &input, false);
+  const detail::conv_problem p = detail::layer_problem<T>(input.shape(), weights, bias, opt, false);
   detail::check_layer_call<T>(input, out, input.shape(), p.output_shape());
   detail::check_layer_parameters<T>(weights, bias, out);
-  detail::prepared<T>(p, weights.data(), bias).run(detail::planes_of(input), detail::planes_of(out));
+  const detail::planes<const T> from = detail::planes_of(input);
+  const detail::planes<T> to = detail::planes_of(out);
+  detail::prepared<T>(p, weights.data(), bias, &from, &to).run(from, to);
 }
 
 /// The layer's output, allocated: [N, K, OH, OW].
 template <class T>
 array4d<T> conv2d(view4d<const T> input, view4d<const T> weights, const T* bias, const layer_options& opt = {}) {
   // Validate before allocating, so that a bad call throws the argument's error, not bad_alloc.
-  const shape4d s = detail::layer_problem<T>(input.shape(), weights, bias, opt, nullptr, false).output_shape();
+  const shape4d s = detail::layer_problem<T>(input.shape(), weights, bias, opt, false).output_shape();
   array4d<T> out(s.n, s.c, s.h, s.w);
   conv2d<T>(input, weights, bias, out.view(), opt);
   return out;
@@ -98,7 +100,7 @@ class layer_plan {
   /// Prepares the layer for inputs of `input` shape [N, C, H, W]. weights and bias are copied.
   /// Throws like conv2d (see the top of this file).
   layer_plan(shape4d input, view4d<const T> weights, const T* bias, const layer_options& opt = {})
-      : core_(detail::layer_problem<T>(input, weights, bias, opt, nullptr, true), weights.data(), bias) {}
+      : core_(detail::layer_problem<T>(input, weights, bias, opt, true), weights.data(), bias) {}
 
   layer_plan(layer_plan&&) noexcept = default;
   layer_plan& operator=(layer_plan&&) noexcept = default;

@@ -24,7 +24,7 @@ class plan {
   /// Throws convkit::error for bad shapes or options (see output_shape) and convkit::unavailable if
   /// options::algo names a backend this program does not have.
   plan(index_t rows, index_t cols, view2d<const T> kernel, const options& opt = {})
-      : plan(detail::image_problem<T>(rows, cols, kernel, opt, nullptr, true), kernel, opt.correlate) {}
+      : plan(detail::image_problem<T>(rows, cols, kernel, opt, true), kernel, opt.correlate) {}
 
   plan(plan&&) noexcept = default;
   plan& operator=(plan&&) noexcept = default;

@@ -14,6 +14,7 @@
 // single-threaded for the whole process, is off unless tuning::single_threaded_blas asks for it.
 #pragma once
 
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -30,6 +31,14 @@ namespace cufft {
 /// What the cufft backend keeps between calls for reuse (backends/cufft.hpp).
 using workspace_cache = detail::cufft_cache;
 }  // namespace cufft
+class cost_profile;  // profile.hpp
+
+/// How algorithm::automatic decides.
+enum class choice_rule {
+  estimate,  ///< the backends' cost models (with the profile's measured constants): no extra work
+  measure    ///< the first call of a problem times the candidates (cuDNN's "find", FFTW's MEASURE) and
+             ///< remembers the fastest per problem, in memory and in the profile file
+};
 
 /// How hard an FFT library looks for a fast algorithm when it plans a transform size it has no
 /// wisdom for.
@@ -86,6 +95,11 @@ struct tuning {
   /// default): convkit changes nothing; while OpenBLAS runs more than one thread, im2col runs its
   /// tiles on one convkit thread and lets OpenBLAS thread each GEMM.
   std::optional<bool> single_threaded_blas;
+  /// How automatic decides (default: estimate).
+  std::optional<choice_rule> choice;
+  /// The cost constants automatic estimates with (profile.hpp); unset: the active profile, read from
+  /// the profile file on first use.
+  std::shared_ptr<const cost_profile> profile;
 };
 
 namespace detail {
@@ -97,6 +111,8 @@ struct settings {
   index_t im2col_workspace = index_t(64) << 20;
   cpu::isa instruction_set = cpu::best_instruction_set();
   bool single_threaded_blas = false;
+  choice_rule choice = choice_rule::estimate;
+  std::shared_ptr<const cost_profile> profile;  ///< null: the active profile
 };
 
 inline void check(const fft_config& c, const char* name) {
@@ -174,6 +190,12 @@ inline settings resolve(const tuning& t) {
     s.instruction_set = *t.instruction_set;
   }
   if (t.single_threaded_blas) s.single_threaded_blas = *t.single_threaded_blas;
+  if (t.choice) {
+    if (*t.choice != choice_rule::estimate && *t.choice != choice_rule::measure)
+      throw error("tuning.choice: not a convkit::choice_rule (value " + std::to_string(int(*t.choice)) + ")");
+    s.choice = *t.choice;
+  }
+  if (t.profile) s.profile = t.profile;
   return s;
 }
 
@@ -182,7 +204,7 @@ inline settings resolve(const tuning& t) {
 /// The process defaults, as a tuning with every field set.
 inline tuning default_tuning() {
   const detail::settings s = detail::default_settings::get();
-  return {s.fft, s.gpu_fft, s.im2col_workspace, s.instruction_set, s.single_threaded_blas};
+  return {s.fft, s.gpu_fft, s.im2col_workspace, s.instruction_set, s.single_threaded_blas, s.choice, s.profile};
 }
 
 /// Replaces the process defaults with the fields `t` sets (the others stay) for plans and calls made
@@ -196,6 +218,8 @@ inline void set_default_tuning(const tuning& t) {
     if (t.im2col_workspace) d.im2col_workspace = s.im2col_workspace;
     if (t.instruction_set) d.instruction_set = s.instruction_set;
     if (t.single_threaded_blas) d.single_threaded_blas = s.single_threaded_blas;
+    if (t.choice) d.choice = s.choice;
+    if (t.profile) d.profile = s.profile;
   });
 }
 

@@ -16,11 +16,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "../cpu.hpp"
 #include "../detail/backend.hpp"
+#include "../detail/calibration.hpp"
 #include "../detail/direct_impl.hpp"
 #include "../detail/threads.hpp"
 #include "../padding.hpp"
@@ -304,28 +308,133 @@ std::unique_ptr<executor<T>> make_direct(const conv_problem& p, const T* weights
   return std::make_unique<direct_executor<T>>(p, weights, bias);
 }
 
-/// Cost model, fitted to bench/layers.cpp and convkit_sweep on the reference machine (README,
-/// "Choosing a backend"): multiply-adds at the rate the micro-kernel sustains on one core for the
-/// instruction set, which it reaches only for large kernels and wide rows (the rate scales with
-/// taps / (taps + 16) for batches, whose planes run one filter-channel pair at a time, and with the
-/// fraction of vector lanes a row fills, and drops by 0.6 when strided rows cannot share input
-/// rows), divided over the threads, plus one pass over the extended input.
-inline double direct_cost(const conv_problem& p) {
-  const cpu::isa i = p.tune.instruction_set;
-  const double macs_per_s = i == cpu::isa::avx512 ? 60e9 : i == cpu::isa::avx2 ? 25e9 : 2e9;
-  const double planes = double(p.n) * double(p.c);
-  const double elems = planes * double(p.rows.extent) * double(p.cols.extent);
-  if (p.single_plane()) return p.macs() / (macs_per_s * p.threads) + elems * 1e-9;
+// --- Cost model ------------------------------------------------------------------------------------
+//
+// A single plane: seconds = direct.call_s + multiply-adds / rate, where rate is the multiply-adds
+// per second the micro-kernel sustains for the problem's instruction set, kernel size and threads.
+// The profile holds rates measured by calibrate() ("direct.<isa>.t<threads>.k<k>" for a k x k
+// kernel on 1 thread and on the calibration's thread count), interpolated in log(taps) between the
+// measured kernels and linearly in the threads. Without a profile the rate is derived from the
+// instruction set: lanes x 2 FMA units x the clock (/proc/cpuinfo, else 2.5 GHz) x 0.75, times
+// taps / (taps + 30) (small kernels are bound by loads, stores and the border copy: fitted on the
+// AVX-512 Xeon this project ran on first, within 10% for 3x3..31x31), times 0.9 per extra thread.
+// A batch runs one filter-channel pair at a time: its rate also scales with taps / (taps + 16), the
+// fraction of vector lanes a row fills, and 0.6 when strided rows cannot share input rows (fitted
+// to bench_layers there), times the measured direct.<isa>.batch_scale.
+
+/// The kernel sizes calibrate() measures (k x k), and the quick subset.
+inline constexpr int direct_kernel_sizes[] = {1, 3, 5, 7, 9, 15, 21, 31};
+inline constexpr int direct_quick_kernel_sizes[] = {3, 7, 15, 31};
+
+inline const char* isa_name(cpu::isa i) noexcept {
+  return i == cpu::isa::avx512 ? "avx512" : i == cpu::isa::avx2 ? "avx2" : "portable";
+}
+
+/// The clock in Hz from /proc/cpuinfo ("cpu MHz"), else 2.5 GHz.
+inline double cpu_hz() {
+  static const double hz = [] {
+    std::ifstream f("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind("cpu MHz", 0) == 0) {
+        const double mhz = std::atof(line.substr(line.find(':') + 1).c_str());
+        if (mhz > 100) return mhz * 1e6;
+      }
+    return 2.5e9;
+  }();
+  return hz;
+}
+
+/// The built-in rate of one thread (no profile).
+inline double direct_default_rate(cpu::isa i, double taps) {
   const double lanes = i == cpu::isa::avx512 ? 16 : i == cpu::isa::avx2 ? 8 : 1;
+  return lanes * 2.0 * cpu_hz() * 0.75 * taps / (taps + 30.0);
+}
+
+/// Multiply-adds per second of a single plane with `taps` taps on `threads` threads.
+inline double direct_rate(const cost_profile& profile, cpu::isa i, double taps, int threads, int calibrated_threads) {
+  const std::string base = std::string("direct.") + isa_name(i) + ".t";
+  const auto measured = [&](int t) -> double {  // interpolated in log(taps); 0 if not measured
+    double lo_taps = 0, lo = 0, hi_taps = 0, hi = 0;
+    for (int k : direct_kernel_sizes) {
+      const std::optional<double> r = profile.value(base + std::to_string(t) + ".k" + std::to_string(k));
+      if (!r) continue;
+      const double kt = double(k) * k;
+      if (kt <= taps) lo_taps = kt, lo = *r;
+      if (kt >= taps && hi == 0) hi_taps = kt, hi = *r;
+    }
+    if (lo == 0) return hi;
+    if (hi == 0 || hi_taps == lo_taps) return lo;
+    const double f = std::log(taps / lo_taps) / std::log(hi_taps / lo_taps);
+    return lo + (hi - lo) * f;
+  };
+  const double one = measured(1);
+  if (one == 0) return direct_default_rate(i, taps) * (1.0 + 0.9 * (threads - 1));
+  if (threads == 1 || calibrated_threads <= 1) return one * (1.0 + 0.9 * (threads - 1));
+  const double many = measured(calibrated_threads);
+  if (many == 0) return one * (1.0 + 0.9 * (threads - 1));
+  return one + (many - one) * double(threads - 1) / double(calibrated_threads - 1);
+}
+
+inline double direct_cost(const conv_problem& p, const cost_profile& profile) {
+  const cpu::isa i = p.tune.instruction_set;
   const double taps = double(p.rows.kernel) * double(p.cols.kernel);
+  const int threads = direct_threads(p.macs(), p.threads);
+  const int calibrated = int(profile_value(profile, "direct.threads", 1));
+  const double call = profile_value(profile, "direct.call_s", 1e-6);
+  const double rate = direct_rate(profile, i, taps, threads, calibrated);
+  if (p.single_plane()) return call + p.macs() / rate;
+  const double lanes = i == cpu::isa::avx512 ? 16 : i == cpu::isa::avx2 ? 8 : 1;
   const double row = double(p.cols.out), filled = row / (std::ceil(row / lanes) * lanes);
   const double shared_rows = p.rows.dilation % p.rows.stride == 0 ? 1.0 : 0.6;
-  const double rate = macs_per_s * taps / (taps + 16) * filled * shared_rows;
-  return p.macs() / (rate * p.threads) + elems * 1e-9;
+  const double batch = (taps / (taps + 16)) / (taps / (taps + 30)) * filled * shared_rows *
+                       profile_value(profile, std::string("direct.") + isa_name(i) + ".batch_scale", 1.0);
+  const double elems = double(p.n) * double(p.c) * double(p.rows.extent) * double(p.cols.extent);
+  return call + p.macs() / (rate * batch) + elems * 1e-9;
+}
+
+/// Measures direct_rate's constants: single planes of k x k kernels sized to ~5e7 multiply-adds
+/// (quick: fewer kernels, ~1.5e7), 'same' with a zero border, on 1 thread and on all; a batch for
+/// batch_scale; a tiny call for call_s. Every instruction set the CPU runs from AVX2 up.
+inline void direct_calibrate(calibration& c) {
+  const int all = c.threads();
+  c.set("direct.threads", all);
+  std::vector<cpu::isa> sets{cpu::best_instruction_set()};
+  if (sets[0] == cpu::isa::avx512 && !c.quick()) sets.push_back(cpu::isa::avx2);
+  for (cpu::isa i : sets) {
+    tuning t;
+    t.instruction_set = i;
+    const std::vector<int> thread_counts = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
+    const auto run = [&](const auto& sizes) {
+      for (int k : sizes)
+        for (int threads : thread_counts) {
+          const double target = c.quick() ? 1.5e7 : 5e7;
+          const index_t n = std::clamp<index_t>(index_t(std::sqrt(target / (double(k) * k))), 64, 2048);
+          const conv_problem p =
+              calibration::problem(1, 1, 1, n, n, k, k, (k - 1) / 2, 1, algorithm::direct, threads, t, false);
+          const double s = c.seconds(p);
+          c.set(std::string("direct.") + isa_name(i) + ".t" + std::to_string(threads) + ".k" + std::to_string(k),
+                p.macs() / s);
+        }
+    };
+    c.step(std::string("direct (") + cpu::to_string(i) + "): kernels 1..31, 1 and " + std::to_string(all) + " threads");
+    if (c.quick())
+      run(direct_quick_kernel_sizes);
+    else
+      run(direct_kernel_sizes);
+    // Batches: a 16 -> 16 channel 3x3 layer on 56 x 56 planes, against the model with scale 1.
+    cost_profile so_far = c.profile();
+    so_far.set_value(std::string("direct.") + isa_name(i) + ".batch_scale", 1.0);
+    const conv_problem layer = calibration::problem(2, 16, 16, 56, 56, 3, 3, 1, 1, algorithm::direct, all, t);
+    const double predicted = direct_cost(layer, so_far) - profile_value(so_far, "direct.call_s", 1e-6);
+    c.set(std::string("direct.") + isa_name(i) + ".batch_scale", predicted / c.seconds(layer));
+  }
+  const conv_problem tiny = calibration::problem(1, 1, 1, 16, 16, 3, 3, 1, 1, algorithm::direct, 1, {}, false);
+  c.set("direct.call_s", c.seconds(tiny));
 }
 
 inline const backend direct_backend{algorithm::direct, "convkit::convkit", &direct_cost, &make_direct<float>,
-                                    &make_direct<double>};
+                                    &make_direct<double>, &direct_calibrate};
 inline const bool direct_registered = register_backend(direct_backend);
 
 }  // namespace convkit::detail

@@ -100,7 +100,16 @@ std::unique_ptr<executor<T>> make_fftw(const conv_problem& p, const T* weights, 
   return std::make_unique<fftw_batch_executor<T>>(p, weights, bias);
 }
 
-inline const backend fftw_backend{algorithm::fft, "convkit::fftw", &fftw_cost, &make_fftw<float>, &make_fftw<double>};
+/// FFTW's version, for the machine fingerprint.
+inline std::string fftw_library() {
+  std::string v = fftw_version;  // "fftw-3.3.10-sse2-avx"
+  for (char& ch : v)
+    if (ch == ' ') ch = '-';
+  return "fftw=" + v;
+}
+
+inline const backend fftw_backend{algorithm::fft,       "convkit::fftw",    &fftw_cost,    &make_fftw<float>,
+                                  &make_fftw<double>, &fftw_calibrate, &fftw_library};
 inline const bool fftw_registered = register_backend(fftw_backend);
 
 }  // namespace convkit::detail

@@ -14,8 +14,10 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
 
 #include "../detail/backend.hpp"
+#include "../detail/calibration.hpp"
 #include "../detail/im2col_impl.hpp"
 #include "../tuning.hpp"
 
@@ -61,20 +63,56 @@ std::unique_ptr<executor<T>> make_im2col(const conv_problem& p, const T* weights
   return std::make_unique<im2col_executor<T>>(p, weights, bias);
 }
 
-/// Cost model, in seconds, fitted to bench/layers.cpp on the reference machine (README, "Choosing a
-/// backend"): the GEMM runs at 65e9 multiply-adds per second scaled by m / (m + 12) for its row count
-/// m (the filters per group: m = 1 is a memory-bound matrix-vector product), lowering costs 0.3 ns
-/// per column-matrix element, and both divide over the threads.
-inline double im2col_cost(const conv_problem& p) {
+/// Cost model, in seconds: im2col.call_s per call, plus: the GEMM runs at im2col.gemm_macs_per_s (one thread) scaled by m / (m + 12)
+/// for its row count m (the filters per group: m = 1 is a memory-bound matrix-vector product),
+/// lowering costs im2col.lower_s per column-matrix element, and both divide over the threads. Built
+/// in: 65e9 and 0.3 ns, fitted to bench_layers on the AVX-512 Xeon this project ran on first;
+/// calibrate() measures both here.
+inline double im2col_cost(const conv_problem& p, const cost_profile& profile) {
   const im2col_shape s{p.rows, p.cols, p.c_per_group(), p.k_per_group(), p.groups, p.packed_input};
   const double lowered =
       s.one_by_one() ? 0.0 : double(p.n) * double(p.groups) * double(s.depth()) * double(p.rows.out) * double(p.cols.out);
   const double m = double(p.k_per_group());
-  return (p.macs() / (65e9 * m / (m + 12)) + lowered * 0.3e-9) / p.threads;
+  const double rate = profile_value(profile, "im2col.gemm_macs_per_s", 65e9);
+  return profile_value(profile, "im2col.call_s", 3e-6) +
+         (p.macs() / (rate * m / (m + 12)) + lowered * profile_value(profile, "im2col.lower_s", 0.3e-9)) / p.threads;
 }
 
-inline const backend im2col_backend{algorithm::im2col, "convkit::blas", &im2col_cost, &make_im2col<float>,
-                                    &make_im2col<double>};
+/// Measures the GEMM rate on a 1x1 layer (no lowering: 64 filters x 64 channels x 56 x 56 positions),
+/// then the lowering cost from a 3x3 layer, on one thread, and a tiny call's time.
+inline void im2col_calibrate(calibration& c) {
+  c.step("im2col: GEMM rate and lowering cost, 1 thread");
+  tuning t;
+  t.single_threaded_blas = false;
+  const conv_problem gemm = calibration::problem(1, 64, 64, 56, 56, 1, 1, 0, 1, algorithm::im2col, 1, t);
+  const double m = double(gemm.k_per_group());
+  const double rate = gemm.macs() / c.seconds(gemm) / (m / (m + 12));
+  c.set("im2col.gemm_macs_per_s", rate);
+  const conv_problem lowering = calibration::problem(1, 16, 16, 56, 56, 3, 3, 1, 1, algorithm::im2col, 1, t);
+  const double elems = double(lowering.c * 9) * double(lowering.rows.out * lowering.cols.out);
+  const double m2 = double(lowering.k_per_group());
+  const double gemm_part = lowering.macs() / (rate * m2 / (m2 + 12));
+  c.set("im2col.lower_s", std::max(1e-12, (c.seconds(lowering) - gemm_part) / elems));
+  c.set("im2col.call_s", c.seconds(calibration::problem(1, 1, 1, 16, 16, 3, 3, 1, 1, algorithm::im2col, 1, t, false)));
+}
+
+/// The BLAS this program links, for the machine fingerprint.
+inline std::string im2col_library() {
+#if defined(OPENBLAS_VERSION)
+  std::string v = OPENBLAS_VERSION;  // " OpenBLAS 0.3.21 "
+  v.erase(0, v.find_first_not_of(' '));
+  v.erase(v.find_last_not_of(' ') + 1);
+  for (char& ch : v)
+    if (ch == ' ') ch = '-';
+  return "blas=" + v;
+#else
+  return "blas=cblas";
+#endif
+}
+
+inline const backend im2col_backend{algorithm::im2col,   "convkit::blas",      &im2col_cost,
+                                    &make_im2col<float>, &make_im2col<double>, &im2col_calibrate,
+                                    &im2col_library};
 inline const bool im2col_registered = register_backend(im2col_backend);
 
 }  // namespace convkit::detail

@@ -15,17 +15,14 @@
 
 namespace convkit::detail {
 
-/// Validates a single-image request: the problem, with `input` scanned for NaN and Inf under
-/// algorithm::automatic when it is known (null for plans).
+/// Validates a single-image request. (Its data are scanned for NaN and Inf later, and only if the
+/// choice of backend depends on it: choice.hpp.)
 template <class T>
-conv_problem image_problem(index_t rows, index_t cols, view2d<const T> kernel, const options& opt,
-                           const view2d<const T>* input, bool amortised) {
+conv_problem image_problem(index_t rows, index_t cols, view2d<const T> kernel, const options& opt, bool amortised) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "convkit computes in float or double");
   if (kernel.empty()) throw error("kernel is empty (" + shape_str(kernel.shape()) + ")");
   conv_problem p = make_problem(image_request(rows, cols, kernel.rows(), kernel.cols(), opt, sizeof(T)));
   p.amortised = amortised;
-  if (p.algo == algorithm::automatic)
-    p.finite = p.finite && all_finite(kernel) && (input == nullptr || all_finite(*input));
   return p;
 }
 
@@ -37,17 +34,13 @@ void check_call(view2d<const T> input, view2d<const T> out, shape2d in_shape, sh
   if (overlaps(input, out)) throw error("out aliases input: convolution cannot run in place");
 }
 
-/// Validates a layer request: the problem, with `input` scanned for NaN and Inf under
-/// algorithm::automatic when it is known (null for plans).
+/// Validates a layer request (its data are scanned later, where needed, like an image's).
 template <class T>
 conv_problem layer_problem(shape4d input_shape, view4d<const T> weights, const T* bias, const layer_options& opt,
-                           const view4d<const T>* input, bool amortised) {
+                           bool amortised) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "convkit computes in float or double");
   conv_problem p = make_problem(layer_request(input_shape, weights.shape(), bias != nullptr, opt, sizeof(T)));
   p.amortised = amortised;
-  if (p.algo == algorithm::automatic)
-    p.finite = p.finite && all_finite(weights.data(), weights.size()) &&
-               (input == nullptr || all_finite(input->data(), input->size()));
   return p;
 }
 

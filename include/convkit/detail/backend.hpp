@@ -15,9 +15,12 @@
 #include <string>
 #include <type_traits>
 
+#include "../profile.hpp"
 #include "problem.hpp"
 
 namespace convkit::detail {
+
+class calibration;  // calibration.hpp
 
 /// One prepared convolution: owns its copy of the weights and bias and its workspace; allocates
 /// nothing in execute().
@@ -28,6 +31,14 @@ class executor {
   /// `in` holds the problem's N x C input planes (rows.in x cols.in each), `out` its N x K output
   /// planes (rows.out x cols.out); the caller has checked shapes and aliasing.
   virtual void execute(planes<const T> in, planes<T> out) = 0;
+  /// As execute(), but returns false, leaving `out` unspecified, if the input holds a NaN or Inf
+  /// that spoiled more than the outputs that read it. Backends that keep such values local (direct,
+  /// im2col) never return false; FFT backends check each window of the input as they copy it in, so
+  /// that the check costs no pass of its own.
+  virtual bool execute_finite(planes<const T> in, planes<T> out) {
+    execute(in, out);
+    return true;
+  }
 };
 
 /// Builds an executor. `weights` are K x C/groups x R x S contiguous values in correlation order;
@@ -37,10 +48,16 @@ using executor_factory = std::unique_ptr<executor<T>> (*)(const conv_problem&, c
 
 struct backend {
   algorithm algo;
-  const char* target;                     ///< the CMake target that provides it
-  double (*cost)(const conv_problem&);    ///< estimated seconds per call; never if it should not serve
+  const char* target;  ///< the CMake target that provides it
+  /// Estimated seconds per call with the profile's measured constants (its built-in ones where the
+  /// profile has none); never if it should not serve the problem.
+  double (*cost)(const conv_problem&, const cost_profile&);
   executor_factory<float> make_float;
   executor_factory<double> make_double;
+  /// Measures its cost-model constants on this machine into a profile (calibration.hpp).
+  void (*calibrate)(calibration&) = nullptr;
+  /// Its library and version for the machine fingerprint, e.g. "fftw=fftw-3.3.10"; null: none.
+  std::string (*library)() = nullptr;
 
   template <class T>
   executor_factory<T> factory() const noexcept {
@@ -58,8 +75,9 @@ inline std::array<const backend*, 5>& backend_table() noexcept {
 }
 
 /// Called (once per backend) from the initialiser of an inline variable in each backend header.
-inline bool register_backend(const backend& b) noexcept {
+inline bool register_backend(const backend& b) {
   backend_table()[static_cast<std::size_t>(b.algo)] = &b;
+  if (b.library != nullptr) fingerprint_parts().push_back(b.library);
   return true;
 }
 
@@ -84,14 +102,13 @@ inline const backend& find_backend(algorithm a) {
   return *b;
 }
 
-/// The backend for problem p (never automatic): the named one, or the cheapest (dispatch.hpp).
-inline const backend& choose_backend(const conv_problem& p) {
-  if (p.algo != algorithm::automatic) return find_backend(p.algo);
+/// The cheapest backend for problem p by the cost models with `profile`'s constants.
+inline const backend& cheapest_backend(const conv_problem& p, const cost_profile& profile) {
   const backend* best = nullptr;
   double best_cost = never;
   for (const backend* b : backend_table()) {
     if (b == nullptr) continue;
-    const double c = b->cost(p);
+    const double c = b->cost(p, profile);
     if (best == nullptr || c < best_cost) {
       best = b;
       best_cost = c;
@@ -100,6 +117,11 @@ inline const backend& choose_backend(const conv_problem& p) {
   if (best == nullptr)
     throw unavailable("no convolution backend is registered in this program: include <convkit/convkit.hpp>");
   return *best;
+}
+
+/// The profile problem p estimates with: its tuning's, else the active one.
+inline std::shared_ptr<const cost_profile> profile_of(const conv_problem& p) {
+  return p.tune.profile ? p.tune.profile : active_profile();
 }
 
 }  // namespace convkit::detail

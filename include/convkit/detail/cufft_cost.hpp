@@ -45,7 +45,7 @@ inline fft::tile_plan cufft_batch_tiles(const conv_problem& p) {
 /// transforms and the channel sums, plus, unless a plan pays them once, the K C/groups filter
 /// transforms. Plus, unless amortised, cufft_setup_seconds, so that only calls large enough to
 /// amortise it go to the GPU.
-inline double cufft_cost(const conv_problem& p) {
+inline double cufft_cost(const conv_problem& p, const cost_profile&) {
   if (!p.finite) return never;
   const cuda_api& api = active_cuda_api();
   if (!cuda_unavailable_reason(api).empty()) return never;

@@ -128,7 +128,7 @@ struct tiling_request {
 
 /// Seconds for one tile of N_r x N_c reals (N = N_r * N_c): forward + inverse transform, fill,
 /// product, copy-out:
-///   N * (transform_unit * log2 N * radix + element_unit + cache_unit * max(0, log2(ws / cache_bytes)))
+///   tile_unit + N * (transform_unit * log2 N * radix + element_unit + cache_unit * max(0, log2(ws / cache_bytes)))
 /// where radix is 1 for even 2^a 3^b 5^c 7^d lengths, odd_length_factor for odd ones (> 1) and
 /// slow_size_factor for any other length (the larger of the two axes' factors), and
 /// ws = 2 N element_bytes is the tile's working set (buffer + kernel spectrum); the cache term is
@@ -147,6 +147,7 @@ struct fft_cost_model {
   double cache_unit = 0.0;
   index_t cache_bytes = 0;
   index_t min_mixed_tile = 0;
+  double tile_unit = 0.0;  ///< seconds per tile whatever its size (calls, set-up)
 };
 
 /// The radix factor of one transform length (see fft_cost_model).
@@ -160,7 +161,7 @@ inline double tile_seconds(index_t n_rows, index_t n_cols, const fft_cost_model&
   const double n = double(n_rows) * double(n_cols);
   const double radix = std::max(radix_factor(n_rows, m), radix_factor(n_cols, m));
   const double spill = m.cache_bytes > 0 ? std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(m.cache_bytes))) : 0.0;
-  return n * (m.transform_unit * std::log2(std::max(n, 2.0)) * radix + m.element_unit + m.cache_unit * spill);
+  return m.tile_unit + n * (m.transform_unit * std::log2(std::max(n, 2.0)) * radix + m.element_unit + m.cache_unit * spill);
 }
 
 /// Estimated seconds of `tiles` tiles of n_rows x n_cols on `threads` threads.

@@ -5,11 +5,13 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 
 #include "../padding.hpp"
 #include "backend.hpp"
+#include "choice.hpp"
 #include "fft_sizes.hpp"
 #include "fftw_cost.hpp"
 #include "fftw_traits.hpp"
@@ -36,7 +38,8 @@ class fftw_batch_executor final : public executor<T> {
   fftw_batch_executor(const conv_problem& p, const T* weights, const T* bias)
       : p_(p), product_(spectrum_kernel_for<T>(p.tune.instruction_set)), fill_(p.fill<T>()) {
     const conv_problem& g = p;
-    l_ = fftw_batch_plan(p);
+    const std::shared_ptr<const cost_profile> profile = profile_of(p);
+    l_ = fftw_batch_plan(p, *profile);
     const fft::spectrum_layout layout = l_.tiles.layout();
     check_fftw_size(layout);
     plans_ = fftw_cached_plans<T>(layout, 1, fftw_flags(p.tune.fft.planning));
@@ -51,7 +54,7 @@ class fftw_batch_executor final : public executor<T> {
       bias_ = aligned_zeros<T>(g.k, "fft: bias");
       std::copy(bias, bias + g.k, bias_.get());
     }
-    threads_ = fftw_useful_threads(fftw_batch_seconds(p, l_, 1), p.threads);
+    threads_ = fftw_useful_threads(fftw_batch_seconds(p, l_, 1, *profile), p.threads);
     scratch_ = aligned_zeros<T>(checked_mul(threads_, l_.spectrum_reals, "fft: scratch"), "fft: scratch");
     // Filter spectra: padded kernel -> r2c -> scaled by 1 / (N_r N_c), the c2r's normalisation ->
     // stored by frequency block (see weights_).
@@ -69,11 +72,23 @@ class fftw_batch_executor final : public executor<T> {
     });
   }
 
-  void execute(planes<const T> in, planes<T> out) override {
+  void execute(planes<const T> in, planes<T> out) override { run(in, out, nullptr); }
+
+  bool execute_finite(planes<const T> in, planes<T> out) override {
+    std::atomic<bool> spoiled{false};
+    run(in, out, &spoiled);
+    return !spoiled.load();
+  }
+
+ private:
+  // `spoiled`: if not null, each input window is checked for NaN and Inf as it is copied in; once
+  // one is met, the call stops.
+  void run(planes<const T> in, planes<T> out, std::atomic<bool>* spoiled) {
     const conv_problem& g = p_;
     for (index_t first = 0; first < l_.pairs; first += l_.sweep) {
       const index_t count = std::min(l_.sweep, l_.pairs - first);
-      each_item(count * g.c, [&](index_t i, T* scratch) { forward(in, first, i / g.c, i % g.c, scratch); });
+      each_item(count * g.c, [&](index_t i, T* scratch) { forward(in, first, i / g.c, i % g.c, scratch, spoiled); });
+      if (spoiled != nullptr && spoiled->load()) return;
       // Phase 2 items: (block of frequencies, group, range of pairs), the pairs split only as far as
       // needed to give every thread several items.
       const index_t parts = l_.spectrum_reals / block * g.groups;
@@ -89,7 +104,6 @@ class fftw_batch_executor final : public executor<T> {
     }
   }
 
- private:
   view2d<T> real_view(T* buffer) const {
     const fft::spectrum_layout l = l_.tiles.layout();
     return view2d<T>(buffer, l.rows, l.cols, l.real_row_stride());
@@ -113,12 +127,16 @@ class fftw_batch_executor final : public executor<T> {
   }
 
   // Phase 1: input plane `channel` of sweep pair `p`'s image and tile -> r2c in scratch -> inputs_.
-  void forward(planes<const T> in, index_t first, index_t p, index_t channel, T* scratch) const {
+  void forward(planes<const T> in, index_t first, index_t p, index_t channel, T* scratch, std::atomic<bool>* spoiled) const {
     const fft::axis_tiles& ar = l_.tiles.rows;
     const fft::axis_tiles& ac = l_.tiles.cols;
     const index_t pair = first + p, image = pair / l_.tiles.tiles(), t = pair % l_.tiles.tiles();
     extend<T>(in.view(image, channel, p_.rows.in, p_.cols.in), real_view(scratch), ar.read_top(t / ac.tiles),
               ac.read_top(t % ac.tiles), p_.edge, fill_);
+    if (spoiled != nullptr && !all_finite<T>(real_view(scratch))) {
+      spoiled->store(true);
+      return;
+    }
     plans_->forward(scratch);
     for (index_t b = 0; b < l_.spectrum_reals / block; ++b) std::memcpy(input_block(b, p, channel), scratch + b * block, spectrum_block_bytes);
   }

@@ -1,12 +1,16 @@
 // The fft backend's cost model: which transform and tiles it runs a problem with, and how long that
-// takes. Every constant was fitted on the reference machine (README, "Measured speed"), float,
-// FFTW 3.3.10 with FFTW_ESTIMATE plans; `bench_fft` and `bench_layers` re-measure them.
+// takes. The built-in constants were fitted on the AVX-512 Xeon this project ran on first (float,
+// FFTW 3.3.10, FFTW_ESTIMATE plans); calibrate() measures them on this machine into the profile
+// ("fft.*"), and both the choice of backend and the executor's choice of tiles use the profile's.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 
+#include <unistd.h>
+
 #include "backend.hpp"
+#include "calibration.hpp"
 #include "checked.hpp"
 #include "fft_sizes.hpp"
 #include "spectrum_product.hpp"
@@ -19,7 +23,29 @@ namespace convkit::detail {
 /// lengths about twice slower; +1.4 ns per element for each doubling of the working set beyond L2.
 /// Good to ~15% for tile lengths 2^a, 3 * 2^a and 5 * 2^a from 128 up, so tiles use only those
 /// (other mixed lengths took 1.6-2.7x the power-of-two time per element).
-inline constexpr fft::fft_cost_model fftw_cost_model{0.31e-9, 0.4e-9, 4.0, 0.6, 2.0, 1.4e-9, index_t(2) << 20, 128};
+inline constexpr fft::fft_cost_model fftw_builtin_model{0.31e-9, 0.4e-9, 4.0, 0.6, 2.0, 1.4e-9, index_t(2) << 20, 128};
+
+/// The L2 cache per core that the operating system reports, else the built-in 2 MiB.
+inline index_t l2_cache_bytes() {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+  const long bytes = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
+  if (bytes > 0) return bytes;
+#endif
+  return fftw_builtin_model.cache_bytes;
+}
+
+/// The single-plane model with `profile`'s measured constants where it has them.
+inline fft::fft_cost_model fftw_model(const cost_profile& profile) {
+  fft::fft_cost_model m = fftw_builtin_model;
+  m.transform_unit = profile_value(profile, "fft.transform_unit", m.transform_unit);
+  m.element_unit = profile_value(profile, "fft.element_unit", m.element_unit);
+  m.odd_length_factor = profile_value(profile, "fft.odd_length_factor", m.odd_length_factor);
+  m.cache_unit = profile_value(profile, "fft.cache_unit", m.cache_unit);
+  m.threaded_efficiency = profile_value(profile, "fft.threaded_efficiency", m.threaded_efficiency);
+  m.cache_bytes = index_t(profile_value(profile, "fft.cache_bytes", double(l2_cache_bytes())));
+  m.tile_unit = profile_value(profile, "fft.tile_unit", m.tile_unit);
+  return m;
+}
 
 /// Batches (layers), fitted with a sweep of ~300 layer shapes (N 1..8, C and K 1..256, dense,
 /// grouped and depthwise, kernels 2..13, planes 7..200, strides 1 and 2) at every tile size, on one
@@ -42,11 +68,11 @@ inline int fftw_useful_threads(double seconds_on_one, int threads) {
   return useful_threads(seconds_on_one, threads, 5e-4);
 }
 
-/// The tile plan of a single plane.
-inline fft::tile_plan fftw_tile_plan(const conv_problem& p) {
+/// The tile plan of a single plane with `profile`'s constants.
+inline fft::tile_plan fftw_tile_plan(const conv_problem& p, const cost_profile& profile) {
   const fft_config& c = p.tune.fft;
   return fft::plan_tiles(p.rows, p.cols, p.edge, p.element_bytes, p.threads, {c.tiles, c.tile_rows, c.tile_cols},
-                         fftw_cost_model, c.memory_cap);
+                         fftw_model(profile), c.memory_cap);
 }
 
 /// FFTW_ESTIMATE's time per element and log2 N of a transform length, relative to powers of two
@@ -61,13 +87,13 @@ inline double fftw_length_factor(index_t n) noexcept {
 }
 
 /// Seconds of one plane's forward or inverse transform of N_r x N_c with its fill or copy-out; the
-/// cache term is fftw_cost_model's (planes whose buffers outgrow L2).
-inline double fftw_plane_seconds(index_t rows, index_t cols, index_t element_bytes) noexcept {
+/// cache term is the single-plane model's (planes whose buffers outgrow L2).
+inline double fftw_plane_seconds(index_t rows, index_t cols, index_t element_bytes, const fft::fft_cost_model& single) {
   const fftw_batch_cost_model& m = fftw_batch_costs;
   const double n = double(rows) * double(cols);
   const double factor = std::max(fftw_length_factor(rows), fftw_length_factor(cols));
-  const double spill = fftw_cost_model.cache_unit *
-                       std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(fftw_cost_model.cache_bytes)));
+  const double spill = single.cache_unit *
+                       std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(single.cache_bytes)));
   return m.plane_unit + n * (m.transform_unit * std::log2(std::max(n, 2.0)) * factor + m.element_unit + spill);
 }
 
@@ -111,15 +137,19 @@ inline fftw_batch_layout fftw_batch_layout_for(const conv_problem& p, const fft:
   return l;
 }
 
-/// Estimated seconds of one execute of layout `l` for problem `p` on `threads` threads.
-inline double fftw_batch_seconds(const conv_problem& p, const fftw_batch_layout& l, int threads) {
+/// Estimated seconds of one execute of layout `l` for problem `p` on `threads` threads, with
+/// `profile`'s constants (fft.batch_scale measures this model against a layer).
+inline double fftw_batch_seconds(const conv_problem& p, const fftw_batch_layout& l, int threads,
+                                 const cost_profile& profile) {
   const fftw_batch_cost_model& m = fftw_batch_costs;
-  const double transforms = double(l.pairs) * double(p.c + p.k) *
-                            fftw_plane_seconds(l.tiles.rows.transform, l.tiles.cols.transform, p.element_bytes);
+  const double transforms =
+      double(l.pairs) * double(p.c + p.k) *
+      fftw_plane_seconds(l.tiles.rows.transform, l.tiles.cols.transform, p.element_bytes, fftw_model(profile));
   const double products = double(l.pairs) * double(p.k) * double(p.c_per_group()) * double(l.spectrum_reals / 2) *
                           m.cmac * double(p.element_bytes) / 4.0;
   const double weights = double(l.sweeps()) * double(l.weight_reals) * double(p.element_bytes) * m.weight_byte;
-  return (transforms + products + weights) / (1.0 + m.threaded_efficiency * (threads - 1));
+  return (transforms + products + weights) / (1.0 + m.threaded_efficiency * (threads - 1)) /
+         profile_value(profile, "fft.batch_scale", 1.0);
 }
 
 /// The workspace bound of a batch: fft_config::memory_cap per thread, for all buffers together (the
@@ -130,40 +160,131 @@ inline index_t fftw_batch_budget(const conv_problem& p) {
 
 /// Chooses the transform of a batch (the tile planner of fft_sizes.hpp with the batch's time and
 /// memory), honouring the tuning's forced tiling.
-inline fftw_batch_layout fftw_batch_plan(const conv_problem& p) {
+inline fftw_batch_layout fftw_batch_plan(const conv_problem& p, const cost_profile& profile) {
   const fft_config& c = p.tune.fft;
   const index_t budget = fftw_batch_budget(p);
   const auto layout = [&](const fft::tile_plan& x) { return fftw_batch_layout_for(p, x, budget); };
   const fft::tile_plan t = fft::plan_tiles_by(
-      p.rows, p.cols, p.edge, {c.tiles, c.tile_rows, c.tile_cols}, fftw_cost_model, budget,
-      [&](const fft::tile_plan& x) { return fftw_batch_seconds(p, layout(x), p.threads); },
+      p.rows, p.cols, p.edge, {c.tiles, c.tile_rows, c.tile_cols}, fftw_model(profile), budget,
+      [&](const fft::tile_plan& x) { return fftw_batch_seconds(p, layout(x), p.threads, profile); },
       [&](const fft::tile_plan& x) { return layout(x).bytes(p.element_bytes); });
   return layout(t);
 }
 
-/// Cost model of the fft backend. Never for data holding NaN or Inf (an FFT spreads them over the
-/// output). A single plane: the tile plan's estimate, plus the kernel's transform unless a plan
+/// Cost model of the fft backend: fft.call_s per call plus what follows. Never for data holding NaN
+/// or Inf (an FFT spreads them over the output). A single plane: the tile plan's estimate, plus the kernel's transform unless a plan
 /// makes it once (conv_problem::amortised). A batch: the layout's estimate plus, unless amortised,
 /// the filters' spectra; never for 1x1 kernels (the transforms would only multiply each channel by
 /// a number, which im2col's GEMM or direct does without transforming anything), nor for batches
 /// whose buffers exceed the workspace bound even in the smallest tiles (the weights' spectra alone
 /// are K * C/groups transforms; asked for explicitly, fft still runs them in the smallest tiles).
-inline double fftw_cost(const conv_problem& p) {
+inline double fftw_cost(const conv_problem& p, const cost_profile& profile) {
   if (!p.finite) return never;
+  const double call = profile_value(profile, "fft.call_s", 1e-5);
   if (p.single_plane()) {
-    const fft::tile_plan t = fftw_tile_plan(p);
+    const fft::tile_plan t = fftw_tile_plan(p, profile);
     const double kernel_spectrum =
-        p.amortised ? 0.0 : fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_cost_model, p.element_bytes);
-    return t.seconds + kernel_spectrum;
+        p.amortised ? 0.0 : fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_model(profile), p.element_bytes);
+    return call + t.seconds + kernel_spectrum;
   }
   if (p.rows.kernel * p.cols.kernel == 1) return never;
-  const fftw_batch_layout l = fftw_batch_plan(p);
+  const fftw_batch_layout l = fftw_batch_plan(p, profile);
   if (l.bytes(p.element_bytes) > fftw_batch_budget(p)) return never;
   const fft::tile_plan& t = l.tiles;
-  const double filter_spectra = p.amortised ? 0.0 : double(p.k) * double(p.c_per_group()) *
-                                fftw_plane_seconds(t.rows.transform, t.cols.transform, p.element_bytes) /
-                                (1.0 + fftw_batch_costs.threaded_efficiency * (p.threads - 1));
-  return t.seconds + filter_spectra;
+  const double filter_spectra =
+      p.amortised ? 0.0
+                  : double(p.k) * double(p.c_per_group()) *
+                        fftw_plane_seconds(t.rows.transform, t.cols.transform, p.element_bytes, fftw_model(profile)) /
+                        (1.0 + fftw_batch_costs.threaded_efficiency * (p.threads - 1)) /
+                        profile_value(profile, "fft.batch_scale", 1.0);
+  return call + t.seconds + filter_spectra;
+}
+
+/// Measures the single-plane model's constants from untiled transforms of one plane (a 1x1 kernel,
+/// so each execute is one tile: fill, r2c, product, c2r, copy-out): powers of two that fit in L2
+/// give transform_unit and element_unit (least squares of time per element against log2 N), larger
+/// ones cache_unit, odd lengths odd_length_factor, all threads threaded_efficiency; then a layer
+/// gives batch_scale, the batch model's error here.
+inline void fftw_calibrate(calibration& c) {
+  c.step("fft: transform times by length, cache spill, threads, a layer");
+  const index_t cache = l2_cache_bytes();
+  c.set("fft.cache_bytes", double(cache));
+  tuning untiled;
+  untiled.fft = fft_config{};
+  untiled.fft->tiles = fft_tiling::never;
+  const auto seconds_of = [&](index_t n, int threads) {
+    const conv_problem p = calibration::problem(1, 1, 1, n, n, 1, 1, 0, 1, algorithm::fft, threads, untiled, false);
+    return c.seconds(p);
+  };
+  const auto per_element = [&](index_t n, int threads) { return seconds_of(n, threads) / (double(n) * double(n)); };
+  // In-cache powers of two: t = tile_unit + N (transform_unit log2 N + element_unit), N = n^2, fitted
+  // by least squares on the relative error (each row divided by its time).
+  double a[3][3] = {}, b[3] = {};
+  int sizes = 0;
+  for (index_t n : {16, 32, 64, 128, 256, 512}) {
+    if (2.0 * double(n) * double(n) * 4.0 > double(cache) / 2 || (c.quick() && n != 16 && n != 64 && n != 256)) continue;
+    const double t = seconds_of(n, 1), big_n = double(n) * double(n);
+    const double row[3] = {1.0 / t, big_n * std::log2(big_n) / t, big_n / t};
+    for (int i = 0; i < 3; ++i) {
+      for (int j = 0; j < 3; ++j) a[i][j] += row[i] * row[j];
+      b[i] += row[i];
+    }
+    ++sizes;
+  }
+  if (sizes < 3) return;  // a cache too small to fit three sizes: keep the built-in constants
+  double x[3];  // Cramer's rule on the 3 x 3 normal equations
+  const auto det = [](const double m[3][3]) {
+    return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+           m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+  };
+  const double d = det(a);
+  for (int k = 0; k < 3; ++k) {
+    double m[3][3];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) m[i][j] = j == k ? b[i] : a[i][j];
+    x[k] = det(m) / d;
+  }
+  if (!(x[1] > 0) || !(x[0] >= 0) || !(x[2] >= 0)) return;  // a fit that makes no sense: keep the built-in ones
+  const double unit = x[1], element = x[2];
+  c.set("fft.tile_unit", x[0]);
+  c.set("fft.transform_unit", unit);
+  c.set("fft.element_unit", element);
+  const auto spill_of = [&](index_t n) { return std::log2(2.0 * double(n) * double(n) * 4.0 / double(cache)); };
+  // Beyond the cache: the extra time per element per doubling of the working set.
+  double spill_sum = 0;
+  int spills = 0;
+  for (index_t n : {1024, 2048}) {
+    if (c.quick() && n == 2048) continue;
+    const double s = spill_of(n);
+    if (s <= 0.5) continue;
+    const double y = (seconds_of(n, 1) - x[0]) / (double(n) * double(n));
+    const double base = unit * std::log2(double(n) * double(n)) + element;
+    spill_sum += std::max(0.0, (y - base) / s);
+    ++spills;
+  }
+  const double spill_unit = spills > 0 ? spill_sum / spills : fftw_builtin_model.cache_unit;
+  c.set("fft.cache_unit", spill_unit);
+  // Odd lengths (3^5, 3 x 5^3), relative to the model of an even length.
+  const double tile = x[0];
+  double odd = 0;
+  const std::vector<index_t> odd_lengths = c.quick() ? std::vector<index_t>{243} : std::vector<index_t>{243, 375};
+  for (index_t n : odd_lengths) {
+    const double lg = std::log2(double(n) * double(n)), spill = std::max(0.0, spill_of(n)) * spill_unit;
+    odd += ((seconds_of(n, 1) - tile) / (double(n) * double(n)) - element - spill) / (unit * lg) / double(odd_lengths.size());
+  }
+  c.set("fft.odd_length_factor", std::max(1.0, odd));
+  if (c.threads() > 1) {  // one transform on FFTW's threads
+    const double one = per_element(1024, 1), all = per_element(1024, c.threads());
+    c.set("fft.threaded_efficiency", std::clamp((one / all - 1.0) / (c.threads() - 1), 0.0, 1.0));
+  }
+  // Batches: a 16 -> 16 channel 5x5 layer, against the batch model with scale 1.
+  cost_profile so_far = c.profile();
+  so_far.set_value("fft.batch_scale", 1.0);
+  const conv_problem layer = calibration::problem(2, 16, 16, 56, 56, 5, 5, 2, 1, algorithm::fft, 1);
+  const fftw_batch_layout l = fftw_batch_plan(layer, so_far);
+  c.set("fft.batch_scale", fftw_batch_seconds(layer, l, 1, so_far) / c.seconds(layer));
+  // A call's own cost beyond its tiles: a 16 x 16 call against the fitted model of its one tile.
+  c.set("fft.call_s", std::max(0.0, seconds_of(16, 1) - fft::tile_seconds(16, 16, fftw_model(c.profile()))));
 }
 
 }  // namespace convkit::detail

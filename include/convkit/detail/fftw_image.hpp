@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <memory>
@@ -16,6 +17,7 @@
 
 #include "../padding.hpp"
 #include "backend.hpp"
+#include "choice.hpp"
 #include "fft_sizes.hpp"
 #include "fftw_cost.hpp"
 #include "fftw_traits.hpp"
@@ -27,10 +29,11 @@ template <class T>
 class fftw_image_executor final : public executor<T> {
  public:
   fftw_image_executor(const conv_problem& p, const T* kernel, const T* bias) : p_(p), fill_(p.fill<T>()) {
-    tiles_ = fftw_tile_plan(p);
+    const std::shared_ptr<const cost_profile> profile = profile_of(p);
+    tiles_ = fftw_tile_plan(p, *profile);
     const fft::spectrum_layout layout = tiles_.layout();
     check_fftw_size(layout);
-    const double single = fft::plan_seconds(tiles_.tiles(), layout.rows, layout.cols, 1, fftw_cost_model, sizeof(T));
+    const double single = fft::plan_seconds(tiles_.tiles(), layout.rows, layout.cols, 1, fftw_model(*profile), sizeof(T));
     const int useful = fftw_useful_threads(single, p.threads);
     workers_ = static_cast<int>(std::min<index_t>(useful, tiles_.tiles()));
     plans_ = fftw_cached_plans<T>(layout, tiles_.tiles() == 1 ? useful : 1, fftw_flags(p.tune.fft.planning));
@@ -47,16 +50,12 @@ class fftw_image_executor final : public executor<T> {
     bias_ = bias != nullptr ? *bias : T(0);
   }
 
-  void execute(planes<const T> in, planes<T> out) override {
-    const view2d<const T> image = in.view(0, 0, p_.rows.in, p_.cols.in);
-    const view2d<T> result = out.view(0, 0, p_.rows.out, p_.cols.out);
-    const index_t tiles = tiles_.tiles();
-    parallel_for(workers_, workers_, [&](index_t w0, index_t w1) {
-      for (index_t w = w0; w < w1; ++w) {
-        T* buffer = buffers_.get() + w * buffer_stride_;
-        for (index_t t = tiles * w / workers_; t < tiles * (w + 1) / workers_; ++t) run_tile(t, image, result, buffer);
-      }
-    });
+  void execute(planes<const T> in, planes<T> out) override { run(in, out, nullptr); }
+
+  bool execute_finite(planes<const T> in, planes<T> out) override {
+    std::atomic<bool> spoiled{false};
+    run(in, out, &spoiled);
+    return !spoiled.load();
   }
 
  private:
@@ -65,12 +64,33 @@ class fftw_image_executor final : public executor<T> {
     return view2d<T>(buffer, l.rows, l.cols, l.real_row_stride());
   }
 
-  void run_tile(index_t t, view2d<const T> in, view2d<T> out, T* buffer) const {
+  // `spoiled`: if not null, each tile's window is checked for NaN and Inf as it is copied in (it is in
+  // cache then); once one is met, the remaining tiles are skipped.
+  void run(planes<const T> in, planes<T> out, std::atomic<bool>* spoiled) {
+    const view2d<const T> image = in.view(0, 0, p_.rows.in, p_.cols.in);
+    const view2d<T> result = out.view(0, 0, p_.rows.out, p_.cols.out);
+    const index_t tiles = tiles_.tiles();
+    parallel_for(workers_, workers_, [&](index_t w0, index_t w1) {
+      for (index_t w = w0; w < w1; ++w) {
+        T* buffer = buffers_.get() + w * buffer_stride_;
+        for (index_t t = tiles * w / workers_; t < tiles * (w + 1) / workers_; ++t) {
+          if (spoiled != nullptr && spoiled->load(std::memory_order_relaxed)) return;
+          run_tile(t, image, result, buffer, spoiled);
+        }
+      }
+    });
+  }
+
+  void run_tile(index_t t, view2d<const T> in, view2d<T> out, T* buffer, std::atomic<bool>* spoiled) const {
     const fft::axis_tiles& ar = tiles_.rows;
     const fft::axis_tiles& ac = tiles_.cols;
     const index_t tr = t / ac.tiles, tc = t % ac.tiles;
     const view2d<T> real = real_view(buffer);
     extend<T>(in, real, ar.read_top(tr), ac.read_top(tc), p_.edge, fill_);
+    if (spoiled != nullptr && !all_finite<T>(real)) {
+      spoiled->store(true);
+      return;
+    }
     plans_->forward(buffer);
     multiply_spectra(buffer, spectrum_.get(), plans_->layout().complex_count());
     plans_->inverse(buffer);

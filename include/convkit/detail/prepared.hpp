@@ -1,42 +1,33 @@
 // The one plan type underneath both front doors: a validated problem, the backend chosen for it,
 // and that backend's executor. plan<T> (single images) and layer_plan<T> (layers) are facades over
 // it that check their own argument shapes; one-shot conv2d calls make one and run it once.
+//
+// Choosing (algorithm::automatic): choice_rule::estimate takes the cheapest backend by the cost
+// models (choice.hpp: decisions are remembered; where NaN or Inf in the input would change the
+// answer, the chosen backend checks its input as it reads it, and a fallback runs if it meets one,
+// made the first time it is needed);
+// choice_rule::measure times the candidates the first time a problem is met, on the call's data
+// (a plan: on synthetic data of its shape), keeps the fastest one's executor, and remembers it per
+// problem in memory and in the profile file. Measuring stops once it has spent measure_budget times
+// the fastest candidate's time, so a first call costs a bounded multiple of one call.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
+#include "../profile.hpp"
 #include "../view.hpp"
 #include "backend.hpp"
+#include "choice.hpp"
 
 namespace convkit::detail {
-
-/// True if none of the n values at p is NaN or Inf. Tests the exponent bits rather than comparing
-/// values, so that code built with -ffast-math (which lets compilers assume NaN never occurs) still
-/// gets an answer.
-template <class T>
-bool all_finite(const T* p, index_t n) noexcept {
-  using bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  constexpr bits exponent = sizeof(T) == 4 ? bits(0x7f800000u) : bits(0x7ff0000000000000ull);
-  bool special = false;  // an all-ones exponent: NaN or Inf
-  for (index_t i = 0; i < n; ++i) {
-    bits b;
-    std::memcpy(&b, p + i, sizeof b);
-    special |= (b & exponent) == exponent;
-  }
-  return !special;
-}
-
-template <class T>
-bool all_finite(view2d<const T> v) noexcept {
-  for (index_t r = 0; r < v.rows(); ++r)
-    if (!all_finite(v.row(r), v.cols())) return false;
-  return true;
-}
 
 /// The kernel in correlation order as a contiguous array: reversed in both axes for a convolution.
 template <class T>
@@ -50,6 +41,19 @@ array2d<T> correlation_order(view2d<const T> kernel, bool correlate) {
 
 inline std::string shape_str(shape2d s) { return std::to_string(s.rows) + "x" + std::to_string(s.cols); }
 
+/// Measuring stops once the time spent exceeds this many times the fastest candidate's.
+inline constexpr double measure_budget = 8.0;
+
+/// A slowdown injected into one backend's measured time (tests of choice_rule::measure only).
+struct measure_slowdown {
+  algorithm algo = algorithm::automatic;  ///< automatic: none
+  double factor = 1.0;
+};
+inline measure_slowdown& injected_slowdown() noexcept {
+  static measure_slowdown s;
+  return s;
+}
+
 template <class T>
 class prepared {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "convkit computes in float or double");
@@ -57,27 +61,148 @@ class prepared {
  public:
   prepared() = default;
   /// `weights`: K x C/groups x R x S contiguous values in correlation order; `bias` null or K
-  /// values. Both are copied. Throws convkit::unavailable if the problem names a backend this
-  /// program lacks (or one without a device).
-  prepared(const conv_problem& p, const T* weights, const T* bias) : problem_(p) {
-    const backend& b = choose_backend(problem_);
-    chosen_ = b.algo;
-    executor_ = b.factory<T>()(problem_, weights, bias);
+  /// values. Both are copied. `in` and `out`: the call's data where known (one-shot calls), used to
+  /// scan for NaN and Inf and, with choice_rule::measure, to time the candidates on. Throws
+  /// convkit::unavailable if the problem names a backend this program lacks (or one without a device).
+  prepared(const conv_problem& p, const T* weights, const T* bias, const planes<const T>* in = nullptr,
+           const planes<T>* out = nullptr)
+      : problem_(p) {
+    const index_t weight_count = problem_.k * problem_.c_per_group() * problem_.rows.kernel * problem_.cols.kernel;
+    const auto weights_finite = [&] { return all_finite(weights, weight_count); };
+    if (problem_.algo == algorithm::automatic && problem_.tune.choice == choice_rule::measure) {
+      problem_.finite = problem_.finite && weights_finite() &&
+                        (in == nullptr ||
+                         data_finite(*in, problem_.n, problem_.c, problem_.rows.in, problem_.cols.in, problem_.threads));
+      choose_by_measuring(weights, bias, in, out);
+      return;
+    }
+    const estimated_backend e = estimate_backend(problem_, weights_finite);
+    chosen_ = e.chosen->algo;
+    executor_ = e.chosen->template factory<T>()(problem_, weights, bias);
+    if (e.fallback != algorithm::automatic) {  // kept to make the fallback from, should it be needed
+      fallback_ = e.fallback;
+      weights_.assign(weights, weights + weight_count);
+      if (bias != nullptr) bias_.assign(bias, bias + problem_.k);
+    }
   }
 
-  /// Runs the executor; the caller has checked shapes and aliasing.
+  /// Runs the executor; the caller has checked shapes and aliasing. Where the chosen backend would
+  /// spread a NaN or Inf of the input, and meets one, the fallback backend computes the call instead
+  /// (made here, the first time: the one allocation an execute can make).
   void run(planes<const T> in, planes<T> out) {
     if (!executor_) throw error("plan is empty: it was moved from");
-    executor_->execute(in, out);
+    if (fallback_ == algorithm::automatic) return executor_->execute(in, out);
+    if (executor_->execute_finite(in, out)) return;
+    if (!fallback_executor_) {
+      conv_problem q = problem_;
+      q.finite = false;
+      fallback_executor_ =
+          find_backend(fallback_).template factory<T>()(q, weights_.data(), bias_.empty() ? nullptr : bias_.data());
+    }
+    fallback_executor_->execute(in, out);
   }
 
   const conv_problem& problem() const noexcept { return problem_; }
   algorithm chosen() const noexcept { return chosen_; }
 
  private:
+  using clock = std::chrono::steady_clock;
+
+  void choose_by_measuring(const T* weights, const T* bias, const planes<const T>* in, const planes<T>* out) {
+    const std::shared_ptr<const cost_profile> profile = profile_of(problem_);
+    const std::string key = choice_key(problem_);
+    std::optional<algorithm> known = choice_memory::instance().measured(key);
+    if (!known) known = profile->choice(key);
+    if (known && backend_table()[std::size_t(*known)] != nullptr) {
+      chosen_ = *known;
+      executor_ = find_backend(*known).template factory<T>()(problem_, weights, bias);
+      return;
+    }
+    // Candidates: every backend that can serve the problem, cheapest estimate first.
+    std::vector<std::pair<double, const backend*>> candidates;
+    for (const backend* b : backend_table())
+      if (b != nullptr)
+        if (const double c = b->cost(problem_, *profile); c < never) candidates.push_back({c, b});
+    if (candidates.empty()) {  // nothing claims it: the estimate's answer, as without measuring
+      const backend& b = cheapest_backend(problem_, *profile);
+      chosen_ = b.algo;
+      executor_ = b.template factory<T>()(problem_, weights, bias);
+      return;
+    }
+    std::sort(candidates.begin(), candidates.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    // Data to time on: the call's, or synthetic data of the problem's shape (a plan).
+    array2d<T> own_in, own_out;
+    planes<const T> data_in = in != nullptr ? *in : planes<const T>{};
+    planes<T> data_out = out != nullptr ? *out : planes<T>{};
+    if (in == nullptr) {
+      own_in = array2d<T>(problem_.n * problem_.c, problem_.rows.in * problem_.cols.in);
+      for (index_t i = 0; i < own_in.size(); ++i) own_in.data()[i] = T((i * 7919) % 17) / T(17) - T(0.5);
+      data_in = {own_in.data(), problem_.c * problem_.rows.in * problem_.cols.in, problem_.rows.in * problem_.cols.in,
+                 problem_.cols.in};
+    }
+    if (out == nullptr) {
+      own_out = array2d<T>(problem_.n * problem_.k, problem_.rows.out * problem_.cols.out);
+      data_out = {own_out.data(), problem_.k * problem_.rows.out * problem_.cols.out,
+                  problem_.rows.out * problem_.cols.out, problem_.cols.out};
+    }
+    double best = never, spent = 0;
+    for (const auto& [estimate, b] : candidates) {
+      if (best < never && spent > measure_budget * best) break;
+      const auto start = clock::now();
+      std::unique_ptr<executor<T>> e;
+      try {
+        e = b->template factory<T>()(problem_, weights, bias);
+      } catch (const unavailable&) {
+        continue;
+      }
+      const auto made = clock::now();
+      e->execute(data_in, data_out);  // first run: touches the pages, warms the caches
+      double run = seconds_since(made);
+      // A short call is timed again, the fastest of a few runs within a millisecond or so.
+      for (int i = 0; i < 8 && run < 1e-3; ++i) {
+        const auto t0 = clock::now();
+        e->execute(data_in, data_out);
+        run = std::min(run, seconds_since(t0));
+      }
+      // One-shot calls make their executor on every call: that counts too.
+      double t = run + (problem_.amortised ? 0.0 : std::chrono::duration<double>(made - start).count());
+      if (b->algo == injected_slowdown().algo) t *= injected_slowdown().factor;
+      spent += seconds_since(start);
+      if (t < best) {
+        best = t;
+        chosen_ = b->algo;
+        executor_ = std::move(e);
+      }
+    }
+    if (!executor_) {  // every candidate declined (no device after all): the estimate's answer
+      const backend& b = cheapest_backend(problem_, *profile);
+      chosen_ = b.algo;
+      executor_ = b.template factory<T>()(problem_, weights, bias);
+      return;
+    }
+    choice_memory::instance().remember_measured(key, chosen_);
+    if (!problem_.tune.profile) {  // the active profile: the choice goes to its file too
+      try {
+        cost_profile entry(profile->fingerprint().empty() ? machine_fingerprint() : profile->fingerprint());
+        entry.set_choice(key, chosen_);
+        write_profile(entry);
+      } catch (const std::exception& e) {
+        notify(std::string("convkit: a measured choice was not saved: ") + e.what());
+      }
+    }
+  }
+
+  static double seconds_since(clock::time_point t0) {
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  }
+
   conv_problem problem_;
   algorithm chosen_ = algorithm::direct;
   std::unique_ptr<executor<T>> executor_;
+  algorithm fallback_ = algorithm::automatic;  // none
+  std::unique_ptr<executor<T>> fallback_executor_;
+  std::vector<T> weights_, bias_;  // copies, only where there is a fallback to make
 };
 
 }  // namespace convkit::detail

@@ -1,0 +1,98 @@
+// What a backend's calibrate() is given: the profile it writes its measured constants into, how
+// long to spend, and a way to time one problem on its own executor. Times are medians of repeated
+// runs (a warm-up run first), so that this machine's 10-40% drift between runs moves them less.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../profile.hpp"
+#include "../tuning.hpp"
+#include "backend.hpp"
+#include "problem.hpp"
+
+namespace convkit::detail {
+
+class calibration {
+ public:
+  calibration(cost_profile& profile, bool quick, int threads, std::function<void(const std::string&)> progress)
+      : profile_(profile), quick_(quick), threads_(std::max(threads, 1)), progress_(std::move(progress)) {}
+
+  cost_profile& profile() noexcept { return profile_; }
+  bool quick() const noexcept { return quick_; }
+  /// The thread count measured besides 1.
+  int threads() const noexcept { return threads_; }
+
+  /// Reports one step of the calibration.
+  void step(const std::string& what) {
+    if (progress_) progress_(what);
+  }
+
+  /// Records a measured constant.
+  void set(const std::string& name, double value) { profile_.set_value(name, value); }
+
+  /// A float problem of N images of C channels, K filters of R x S taps on H x W planes, with the given
+  /// paddings (all four sides `pad`, or a single image's output mode when `mode_given`), border zero.
+  static conv_problem problem(index_t n, index_t c, index_t k, index_t h, index_t w, index_t r, index_t s, index_t pad,
+                              int stride, algorithm a, int threads, const tuning& t = {}, bool packed = true) {
+    problem_request q;
+    q.n = n;
+    q.c = c;
+    q.k = k;
+    q.weights_c = c;
+    q.rows = {h, r, stride, 1, false, output::valid, pad, pad, "rows", "input rows", "kernel rows", "H", "R", "pad"};
+    q.cols = {w, s, stride, 1, false, output::valid, pad, pad, "cols", "input cols", "kernel cols", "W", "S", "pad"};
+    q.packed_input = packed;
+    q.algo = a;
+    q.threads = threads;
+    q.tune = &t;
+    conv_problem p = make_problem(q);
+    p.amortised = true;
+    return p;
+  }
+
+  /// Median seconds of one execute of problem p (p.algo names the backend) on random float data, the
+  /// executor made outside the timing.
+  double seconds(const conv_problem& p) {
+    const index_t in_plane = p.rows.in * p.cols.in, out_plane = p.rows.out * p.cols.out;
+    std::vector<float> in(std::size_t(p.n * p.c * in_plane)), out(std::size_t(p.n * p.k * out_plane)),
+        weights(std::size_t(p.k * p.c_per_group() * p.rows.kernel * p.cols.kernel));
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = float((i * 7919) % 23) / 23.0f - 0.5f;
+    for (std::size_t i = 0; i < weights.size(); ++i) weights[i] = float((i * 104729) % 19) / 19.0f - 0.5f;
+    std::unique_ptr<executor<float>> e = find_backend(p.algo).factory<float>()(p, weights.data(), nullptr);
+    const planes<const float> from{in.data(), p.c * in_plane, in_plane, p.cols.in};
+    const planes<float> to{out.data(), p.k * out_plane, out_plane, p.cols.out};
+    using clock = std::chrono::steady_clock;
+    const auto once = [&] {
+      const auto t0 = clock::now();
+      e->execute(from, to);
+      return std::chrono::duration<double>(clock::now() - t0).count();
+    };
+    const double first = once();  // warm-up: pages, caches, FFTW's first executes
+    const double target = quick_ ? 0.02 : 0.12;
+    const int reps = std::clamp(int(target / std::max(first, 1e-6)), 3, quick_ ? 15 : 41);
+    std::vector<double> t;
+    for (int i = 0; i < reps; ++i) t.push_back(once());
+    std::nth_element(t.begin(), t.begin() + reps / 2, t.end());
+    return t[std::size_t(reps / 2)];
+  }
+
+ private:
+  cost_profile& profile_;
+  bool quick_;
+  int threads_;
+  std::function<void(const std::string&)> progress_;
+};
+
+/// A measured constant of `profile`, or `fallback` where it has none.
+inline double profile_value(const cost_profile& profile, const std::string& name, double fallback) {
+  const std::optional<double> v = profile.value(name);
+  return v ? *v : fallback;
+}
+
+}  // namespace convkit::detail

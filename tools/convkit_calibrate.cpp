@@ -1,0 +1,55 @@
+// convkit_calibrate: measures this machine for algorithm::automatic and saves the profile where
+// automatic finds it (profile.hpp: $CONVKIT_PROFILE, else the user's cache folder).
+//
+//   convkit_calibrate                 under a minute
+//   convkit_calibrate --quick         a few seconds
+//   convkit_calibrate --threads N     the thread count measured besides 1 (default: all)
+//   convkit_calibrate --output PATH   write there instead
+//   convkit_calibrate --print         also print the profile's section
+#include <convkit/calibrate.hpp>
+#include <convkit/convkit.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+int main(int argc, char** argv) {
+  convkit::calibration_options opt;
+  std::string path = convkit::profile_path();
+  bool print = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") {
+      opt.quick = true;
+    } else if (a == "--print") {
+      print = true;
+    } else if (a == "--threads" && i + 1 < argc) {
+      opt.threads = std::atoi(argv[++i]);
+    } else if (a == "--output" && i + 1 < argc) {
+      path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [--quick] [--threads N] [--output PATH] [--print]\n", argv[0]);
+      return 2;
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  opt.progress = [&](const std::string& step) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "[%5.1f s] %s\n", s, step.c_str());
+  };
+  try {
+    std::fprintf(stderr, "convkit_calibrate: %s\n", convkit::machine_fingerprint().c_str());
+    const convkit::cost_profile p = convkit::calibrate(opt);
+    convkit::write_profile(p, path);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "convkit_calibrate: %zu constants measured in %.1f s, written to %s\n", p.values().size(), s,
+                 path.c_str());
+    if (print) std::fputs(p.section().c_str(), stdout);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "convkit_calibrate: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
