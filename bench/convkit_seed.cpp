@@ -80,6 +80,8 @@ void register_backend(const workload& w, algorithm a, int threads, const variant
   const std::string base = "seed/" + w.name() + "/" + to_string(a) + v.suffix + "/threads:" + std::to_string(threads);
   std::string method = std::string("convkit ") + to_string(a) + v.label;
   if (a == algorithm::direct) method += std::string(" (") + direct::to_string(direct::instruction_set()) + ")";
+  if (a == algorithm::automatic)
+    method += std::string(" (picks ") + to_string(plan<float>(w.n, w.n, kernel(), options_for(a, threads, v)).chosen()) + ")";
   rows()[base] = {w.name(), method, "", threads, w.flops(), naive_name(w)};
   benchmark::RegisterBenchmark(base.c_str(), [w, a, threads, v](benchmark::State& state) {
     plan<float> p(w.n, w.n, kernel(), options_for(a, threads, v));
@@ -149,6 +151,29 @@ void register_opencv(const workload& w, int threads) {
 }
 #endif
 
+/// After the table: per workload and thread count, what automatic picked and its time beside the
+/// fastest convkit row (plans; the fastest of every backend and setting measured).
+void print_automatic_against_best(const summary_reporter& reporter, std::initializer_list<workload> workloads,
+                                  const std::vector<int>& thread_counts) {
+  std::printf("\nalgorithm::automatic against the fastest convkit row (profile: %s)\n", profile_path().c_str());
+  for (const workload& w : workloads)
+    for (int t : thread_counts) {
+      const std::string suffix = "/threads:" + std::to_string(t);
+      const double automatic = reporter.seconds("seed/" + w.name() + "/automatic" + suffix);
+      double best = 0;
+      std::string best_method;
+      for (const auto& [name, info] : rows()) {
+        if (info.workload != w.name() || info.threads != t || info.flops == 0) continue;
+        if (name.find("/automatic/") != std::string::npos || info.method.rfind("convkit", 0) != 0) continue;
+        const double s = reporter.seconds(name);
+        if (s > 0 && (best == 0 || s < best)) best = s, best_method = info.method;
+      }
+      if (automatic > 0 && best > 0)
+        std::printf("  %-12s %d thread%s: automatic %.2f ms, fastest %.2f ms (%s): %.2fx\n", w.name().c_str(), t,
+                    t > 1 ? "s" : " ", automatic * 1e3, best * 1e3, best_method.c_str(), automatic / best);
+    }
+}
+
 }  // namespace
 }  // namespace convkit::bench
 
@@ -174,7 +199,8 @@ int main(int argc, char** argv) {
   else register_naive(probe, "seed/2000x2000/naive", "");
   for (const workload& w : {small, large})
     for (int t : thread_counts) {
-      for (convkit::algorithm a : {convkit::algorithm::direct, convkit::algorithm::im2col, convkit::algorithm::fft, convkit::algorithm::cufft})
+      for (convkit::algorithm a : {convkit::algorithm::direct, convkit::algorithm::im2col, convkit::algorithm::fft,
+                                   convkit::algorithm::cufft, convkit::algorithm::automatic})
         register_backend(w, a, t);
 #if defined(CONVKIT_HAS_FFTW)
       register_backend(w, convkit::algorithm::fft, t, fft_tiled);
@@ -207,6 +233,7 @@ int main(int argc, char** argv) {
     rows().erase("seed/2000x2000/naive");
   }
   reporter.print_summary();
+  print_automatic_against_best(reporter, {small, large}, thread_counts);
   benchmark::Shutdown();
   return 0;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # convkit's main benchmark on a fresh Debian machine (as root; installs what is missing): builds the
 # benchmarks in Release against every peer it installs (OpenCV, oneDNN) and runs convkit_seed in
-# quick mode, which prints the summary table.
+# quick mode, which prints the summary table; before it, convkit_calibrate --quick measures this
+# machine for algorithm::automatic (its profile goes to the user's cache folder, profile.hpp).
 #   bash bench/run.sh            the table (a few minutes)
 #   bash bench/run.sh --full     runs the naive loop at 10000x10000 instead of estimating it
 #   bash bench/run.sh --smoke    what CI runs: the same install, configure and build, every peer
@@ -33,16 +34,20 @@ if [ "$smoke" = 1 ]; then
     echo "bench/run.sh --smoke: a peer was not found (configure log: $log)" >&2
     exit 1
   }
-  cmake --build "$out" -j "$(nproc)" --target convkit_seed bench_layers
-  "$out/bench/convkit_seed" --benchmark_filter='seed/1000x1000/(direct|fft|opencv_filter2D)/threads:1/real_time$' \
+  cmake --build "$out" -j "$(nproc)" --target convkit_calibrate convkit_seed bench_layers
+  "$out/tools/convkit_calibrate" --quick --output "$out/smoke-profile.txt"
+  CONVKIT_PROFILE="$out/smoke-profile.txt" \
+  "$out/bench/convkit_seed" --benchmark_filter='seed/1000x1000/(direct|fft|automatic|opencv_filter2D)/threads:1/real_time$' \
     --benchmark_min_time=0.01 "$@" | tee "$out/smoke-seed.txt"
   "$out/bench/bench_layers" --benchmark_filter='512to512.*batch:1/threads:1' --benchmark_min_time=0.01 |
     tee "$out/smoke-layers.txt"
-  for row in "convkit direct" "OpenCV filter2D"; do
+  for row in "convkit direct" "convkit automatic" "OpenCV filter2D" "algorithm::automatic against the fastest"; do
     grep -q "$row" "$out/smoke-seed.txt" || { echo "bench/run.sh --smoke: no '$row' row in the table" >&2; exit 1; }
   done
   grep -q "^onednn_nchw/" "$out/smoke-layers.txt" || { echo "bench/run.sh --smoke: no oneDNN row" >&2; exit 1; }
   exit 0
 fi
-cmake --build "$out" -j "$(nproc)" --target convkit_seed
+cmake --build "$out" -j "$(nproc)" --target convkit_calibrate convkit_seed
+# Measure this machine first (a few seconds), so that algorithm::automatic's row is chosen for it.
+"$out/tools/convkit_calibrate" --quick
 "$out/bench/convkit_seed" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true "$@"
