@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 #include "detail/checked.hpp"
@@ -56,6 +57,11 @@ inline index_t border_index(index_t i, index_t n, border b) noexcept {
 template <class T>
 void extend(view2d<const T> in, view2d<T> out, index_t top, index_t left, border b, T fill = T(0)) {
   if (in.empty()) throw error("extend: input is empty");
+  if (b != border::zero && b != border::constant && b != border::replicate && b != border::reflect &&
+      b != border::symmetric && b != border::circular)
+    throw error("extend: b is not a convkit::border (value " + std::to_string(int(b)) + ")");
+  constexpr index_t far = std::numeric_limits<index_t>::max() / 4;  // keeps r - top and c - left in range
+  if (top < -far || top > far || left < -far || left > far) throw error("extend: top or left is out of range");
   if (detail::overlaps<T>(in, out)) throw error("extend: out aliases input");
   if (b == border::zero) fill = T(0);
   const index_t n_rows = in.rows(), n_cols = in.cols();

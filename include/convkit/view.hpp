@@ -29,7 +29,9 @@ class view2d {
 
   view2d() = default;
 
-  /// Throws convkit::error if rows or cols is negative or row_stride < cols (after -1 -> cols).
+  /// Throws convkit::error if rows or cols is negative, row_stride < cols (after -1 -> cols), data is
+  /// null for a non-empty view, or the memory the view spans ((rows - 1) * row_stride + cols elements)
+  /// does not fit in index_t bytes.
   view2d(T* data, index_t rows, index_t cols, index_t row_stride = -1)
       : data_(data), rows_(rows), cols_(cols), row_stride_(row_stride == -1 ? cols : row_stride) {
     if (rows < 0) throw error("view2d: rows must be >= 0, got " + std::to_string(rows));
@@ -38,7 +40,11 @@ class view2d {
       throw error("view2d: row_stride (" + std::to_string(row_stride_) + ") must be >= cols (" +
                   std::to_string(cols_) + ")");
     if (data_ == nullptr && rows_ > 0 && cols_ > 0) throw error("view2d: data is null for a non-empty view");
-    if (rows_ > 0) detail::checked_mul(rows_ - 1, row_stride_, "view2d: rows * row_stride");
+    if (rows_ > 0 && cols_ > 0) {
+      const index_t span = detail::checked_add(detail::checked_mul(rows_ - 1, row_stride_, "view2d: rows * row_stride"),
+                                               cols_, "view2d: rows * row_stride");
+      detail::checked_mul(span, index_t(sizeof(T)), "view2d: the bytes of rows * row_stride");
+    }
   }
 
   /// view2d<T> -> view2d<const T>.
@@ -57,7 +63,8 @@ class view2d {
 
   /// The sub-rectangle of `rows x cols` elements starting at (r0, c0). Throws if it does not fit.
   view2d block(index_t r0, index_t c0, index_t rows, index_t cols) const {
-    if (r0 < 0 || c0 < 0 || rows < 0 || cols < 0 || r0 + rows > rows_ || c0 + cols > cols_)
+    if (r0 < 0 || c0 < 0 || rows < 0 || cols < 0 || r0 > rows_ || c0 > cols_ || rows > rows_ - r0 ||
+        cols > cols_ - c0)
       throw error("view2d::block: the block does not lie inside the view");
     return view2d(data_ + r0 * row_stride_ + c0, rows, cols, row_stride_);
   }
@@ -83,8 +90,13 @@ std::unique_ptr<T[], aligned_free> aligned_zeros(index_t n, const char* what) {
   if (n < 0) throw error(std::string(what) + ": negative size");
   if (n == 0) return nullptr;
   index_t bytes = checked_mul(n, static_cast<index_t>(sizeof(T)), what);
-  bytes = (bytes + 63) / 64 * 64;
-  void* p = ::operator new(static_cast<std::size_t>(bytes), array_alignment);
+  bytes = checked_add(bytes, 63, what) / 64 * 64;
+  void* p = nullptr;
+  try {
+    p = ::operator new(static_cast<std::size_t>(bytes), array_alignment);
+  } catch (const std::bad_alloc&) {
+    throw error(std::string(what) + ": cannot allocate " + std::to_string(bytes) + " bytes");
+  }
   std::memset(p, 0, static_cast<std::size_t>(bytes));
   return std::unique_ptr<T[], aligned_free>(static_cast<T*>(p));
 }

@@ -63,6 +63,7 @@ class view4d {
   /// non-empty view.
   view4d(T* data, index_t n, index_t c, index_t h, index_t w) : data_(data), shape_{n, c, h, w} {
     size_ = detail::checked_size4(shape_, "view4d");
+    detail::checked_mul(size_, index_t(sizeof(T)), "view4d: the bytes of n * c * h * w");
     if (data_ == nullptr && size_ > 0) throw error("view4d: data is null for a non-empty view");
   }
 

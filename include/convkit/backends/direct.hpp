@@ -71,7 +71,7 @@ class direct_plane {
       : rows_(rows), cols_(cols), phase_rows_(banded ? band_rows() : rows.extent) {
     const index_t sc = cols.stride;
     if (sc > 1) plane_cols_ = (cols.extent + sc - 1) / sc;
-    checked_mul(checked_mul(sc, phase_rows_, "column phase planes"), plane_cols_, "column phase planes");
+    checked_mul(checked_mul(phase_count(), phase_rows_, "column phase planes"), plane_cols_, "column phase planes");
     col_off_.resize(static_cast<std::size_t>(cols.kernel));
     for (index_t v = 0; v < cols.kernel; ++v) {
       const index_t e = v * cols.dilation;  // column offset of tap v in the extended input
@@ -81,7 +81,7 @@ class direct_plane {
   }
 
   /// Elements of the column-phase copy that prepare() needs (0 for stride 1).
-  index_t phase_size() const noexcept { return cols_.stride > 1 ? cols_.stride * phase_rows_ * plane_cols_ : 0; }
+  index_t phase_size() const noexcept { return cols_.stride > 1 ? phase_count() * phase_rows_ * plane_cols_ : 0; }
   index_t blocks() const noexcept { return static_cast<index_t>(blocks_.size()); }
 
   /// The most input rows one block reads: its output rows share all but kernel - 1 of them.
@@ -110,7 +110,7 @@ class direct_plane {
     if (s == 1) return {ext.data(), ext.row_stride()};
     // phases row p * phase_rows + r, column m  =  ext(r, m * stride + p).
     const index_t rows = std::min(ext.rows(), phase_rows_);
-    for (index_t p = 0; p < s; ++p)
+    for (index_t p = 0; p < phase_count(); ++p)
       for (index_t r = 0; r < rows; ++r) {
         const T* from = ext.row(r);
         T* to = phases + (p * phase_rows_ + r) * plane_cols_;
@@ -141,6 +141,9 @@ class direct_plane {
   }
 
  private:
+  // Column phases that hold a column: a stride beyond the extent leaves the others empty.
+  index_t phase_count() const noexcept { return std::min<index_t>(cols_.stride, cols_.extent); }
+
   struct row_block {
     index_t in_row, in_step;    // in rows of the extended input
     index_t out_row, out_step;  // in rows of the output
@@ -174,6 +177,62 @@ class direct_plane {
 /// An extra thread pays for itself from ~4e6 multiply-adds (~70 us of micro-kernel time) each.
 inline int direct_threads(double macs, int threads) { return useful_threads(macs, threads, 4e6); }
 
+/// The direct backend on a sparse problem (problem.hpp: most of the extended input is never read):
+/// each output element sums its taps read straight from the input through per-axis tables of source
+/// indices (border_index, -1 for the fill value), so time and memory follow the outputs and their
+/// taps, whatever the strides, dilations and paddings.
+template <class T>
+class direct_gather {
+ public:
+  explicit direct_gather(const conv_problem& p) : p_(p), fill_(p.fill<T>()) {
+    rows_ = table(p.rows);
+    cols_ = table(p.cols);
+  }
+
+  /// out planes (n, k) for every image and filter; weights K x C/groups x R x S, bias null or K.
+  void run(planes<const T> in, planes<T> out, const T* weights, const T* bias) const {
+    const conv_problem& g = p_;
+    const index_t cg = g.c_per_group(), kg = g.k_per_group(), R = g.rows.kernel, S = g.cols.kernel;
+    const index_t lines = g.n * g.k * g.rows.out;
+    parallel_for(lines, useful_threads(g.macs(), g.threads, 1e6), [&](index_t b, index_t e) {
+      for (index_t line = b; line < e; ++line) {
+        const index_t i = line % g.rows.out, nk = line / g.rows.out, n = nk / g.k, k = nk % g.k;
+        T* o = out.plane(n, k) + i * out.row_stride;
+        for (index_t j = 0; j < g.cols.out; ++j) {
+          T sum = bias != nullptr ? bias[k] : T(0);
+          for (index_t ci = 0; ci < cg; ++ci) {
+            const T* plane = in.plane(n, (k / kg) * cg + ci);
+            const T* w = weights + (k * cg + ci) * R * S;
+            for (index_t u = 0; u < R; ++u) {
+              const index_t r = rows_[std::size_t(i * R + u)];
+              for (index_t v = 0; v < S; ++v) {
+                const index_t c = cols_[std::size_t(j * S + v)];
+                sum += w[u * S + v] * (r < 0 || c < 0 ? fill_ : plane[r * in.row_stride + c]);
+              }
+            }
+          }
+          o[j] = sum;
+        }
+      }
+    });
+  }
+
+ private:
+  // Source index of tap j of output o along an axis: input[-pad_before + o * stride + j * dilation].
+  std::vector<index_t> table(const axis_geometry& a) const {
+    std::vector<index_t> t(std::size_t(checked_mul(a.out, a.kernel, "direct gather table")));
+    for (index_t o = 0; o < a.out; ++o)
+      for (index_t j = 0; j < a.kernel; ++j)
+        t[std::size_t(o * a.kernel + j)] =
+            border_index(o * index_t(a.stride) + j * index_t(a.dilation) - a.pad_before, a.in, p_.edge);
+    return t;
+  }
+
+  conv_problem p_;
+  T fill_;
+  std::vector<index_t> rows_, cols_;
+};
+
 /// The direct backend's executor. A single plane (one image, one filter) is correlated band by band:
 /// each block's band of rows is extended (and split into column phases) just before the block runs,
 /// into a workspace per thread, so the copy stays in cache, is spread over the threads, and never
@@ -187,7 +246,6 @@ class direct_executor final : public executor<T> {
       : p_(p),
         kernel_(direct_kernel_for<T>(p.tune.instruction_set)),
         banded_(p.single_plane() && (p.reads_outside() || p.cols.stride > 1)),
-        plane_(p.rows, p.cols, banded_),
         threads_(direct_threads(p.macs(), p.threads)) {
     weights_ = array2d<T>(checked_mul(p.k, p.c_per_group(), "weights K * C/groups"),
                           checked_mul(p.rows.kernel, p.cols.kernel, "weights R * S"));
@@ -196,6 +254,11 @@ class direct_executor final : public executor<T> {
       bias_ = array2d<T>(1, p.k);
       std::copy(bias, bias + p.k, bias_.data());
     }
+    if (p.sparse()) {
+      gather_ = std::make_unique<direct_gather<T>>(p);
+      return;
+    }
+    plane_ = direct_plane<T>(p.rows, p.cols, banded_);
     if (p.single_plane()) {
       if (banded_)
         work_ = array2d<T>(threads_, checked_add(checked_mul(plane_.band_rows(), p.cols.extent, "direct band"),
@@ -209,7 +272,9 @@ class direct_executor final : public executor<T> {
   }
 
   void execute(planes<const T> in, planes<T> out) override {
-    if (p_.single_plane())
+    if (gather_)
+      gather_->run(in, out, weights_.data(), bias_.size() > 0 ? bias_.data() : nullptr);
+    else if (p_.single_plane())
       run_plane(in.view(0, 0, p_.rows.in, p_.cols.in), out.view(0, 0, p_.rows.out, p_.cols.out));
     else
       run_batch(in, out);
@@ -295,6 +360,7 @@ class direct_executor final : public executor<T> {
   direct_kernel_fn<T> kernel_;
   bool banded_;  // a single plane extended band by band
   direct_plane<T> plane_;
+  std::unique_ptr<direct_gather<T>> gather_;  // sparse problems
   int threads_ = 1;
   array2d<T> weights_, bias_;
   array2d<T> work_;                // single plane: one band (and its column phases) per thread
@@ -376,7 +442,11 @@ inline double direct_rate(const cost_profile& profile, cpu::isa i, double taps, 
   return one + (many - one) * double(threads - 1) / double(calibrated_threads - 1);
 }
 
+/// Multiply-adds per second of the gather path (scalar, with index lookups; sparse problems only).
+inline constexpr double direct_gather_rate = 1e9;
+
 inline double direct_cost(const conv_problem& p, const cost_profile& profile) {
+  if (p.sparse()) return p.macs() / (direct_gather_rate * useful_threads(p.macs(), p.threads, 1e6));
   const cpu::isa i = p.tune.instruction_set;
   const double taps = double(p.rows.kernel) * double(p.cols.kernel);
   const int threads = direct_threads(p.macs(), p.threads);

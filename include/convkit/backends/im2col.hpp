@@ -60,6 +60,7 @@ class im2col_executor final : public executor<T> {
 
 template <class T>
 std::unique_ptr<executor<T>> make_im2col(const conv_problem& p, const T* weights, const T* bias) {
+  refuse_sparse(p.sparse(), "im2col");
   return std::make_unique<im2col_executor<T>>(p, weights, bias);
 }
 
@@ -69,6 +70,7 @@ std::unique_ptr<executor<T>> make_im2col(const conv_problem& p, const T* weights
 /// in: 65e9 and 0.3 ns, fitted to bench_layers on the AVX-512 Xeon this project ran on first;
 /// calibrate() measures both here.
 inline double im2col_cost(const conv_problem& p, const cost_profile& profile) {
+  if (p.sparse()) return never;
   const im2col_shape s{p.rows, p.cols, p.c_per_group(), p.k_per_group(), p.groups, p.packed_input};
   const double lowered =
       s.one_by_one() ? 0.0 : double(p.n) * double(p.groups) * double(s.depth()) * double(p.rows.out) * double(p.cols.out);

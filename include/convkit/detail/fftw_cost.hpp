@@ -172,14 +172,14 @@ inline fftw_batch_layout fftw_batch_plan(const conv_problem& p, const cost_profi
 }
 
 /// Cost model of the fft backend: fft.call_s per call plus what follows. Never for data holding NaN
-/// or Inf (an FFT spreads them over the output). A single plane: the tile plan's estimate, plus the kernel's transform unless a plan
+/// or Inf (an FFT spreads them over the output), nor for sparse problems (problem.hpp). A single plane: the tile plan's estimate, plus the kernel's transform unless a plan
 /// makes it once (conv_problem::amortised). A batch: the layout's estimate plus, unless amortised,
 /// the filters' spectra; never for 1x1 kernels (the transforms would only multiply each channel by
 /// a number, which im2col's GEMM or direct does without transforming anything), nor for batches
 /// whose buffers exceed the workspace bound even in the smallest tiles (the weights' spectra alone
 /// are K * C/groups transforms; asked for explicitly, fft still runs them in the smallest tiles).
 inline double fftw_cost(const conv_problem& p, const cost_profile& profile) {
-  if (!p.finite) return never;
+  if (!p.finite || p.sparse()) return never;
   const double call = profile_value(profile, "fft.call_s", 1e-5);
   if (p.single_plane()) {
     const fft::tile_plan t = fftw_tile_plan(p, profile);

@@ -27,6 +27,10 @@ struct axis_geometry {
   bool reads_outside() const noexcept { return pad_before > 0 || pad_after() > 0; }
   /// Results of the stride-1 correlation that the strided output samples: (out - 1) * stride + 1.
   index_t dense() const noexcept { return (out - 1) * index_t(stride) + 1; }
+  /// Most of the extended axis is never read: the outputs read at most out * kernel of its extent
+  /// positions (a stride, dilation or padding far beyond the image). Such an axis is computed from
+  /// what it reads (the direct backend's gather path), never extended or transformed whole.
+  bool sparse() const noexcept { return double(extent) > 4.0 * double(out) * double(kernel) + 4096.0; }
 };
 
 /// What an axis is asked for, and the names its errors use.

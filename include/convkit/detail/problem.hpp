@@ -53,6 +53,16 @@ planes<T> planes_of(view4d<T> v) noexcept {
   return {v.data(), v.c() * v.h() * v.w(), v.h() * v.w(), v.w()};
 }
 
+/// Throws convkit::error for a backend that would extend or transform the whole extended input of a
+/// sparse problem (one whose outputs read little of it): only the direct backend computes those.
+inline void refuse_sparse(bool sparse, const char* algo) {
+  if (sparse)
+    throw error(std::string("algorithm::") + algo +
+                ": the outputs read few of the positions the extended input spans (a stride, dilation or padding "
+                "far beyond the image); use algorithm::direct or automatic, which compute such problems from what "
+                "they read");
+}
+
 /// A validated convolution (see the top of this file), and how to run it.
 struct conv_problem {
   index_t n = 1, c = 1, k = 1, groups = 1;
@@ -76,6 +86,8 @@ struct conv_problem {
   /// One input plane and one filter: a single image, however it arrived.
   bool single_plane() const noexcept { return n == 1 && c == 1 && k == 1; }
   bool reads_outside() const noexcept { return rows.reads_outside() || cols.reads_outside(); }
+  /// An axis whose extended input is mostly unread (axis_geometry::sparse).
+  bool sparse() const noexcept { return rows.sparse() || cols.sparse(); }
   shape2d out_plane() const noexcept { return {rows.out, cols.out}; }
   shape4d input_shape() const noexcept { return {n, c, rows.in, cols.in}; }
   shape4d weights_shape() const noexcept { return {k, c / groups, rows.kernel, cols.kernel}; }
@@ -156,7 +168,6 @@ inline conv_problem make_problem(const problem_request& r) {
   p.rows = make_axis(r.rows);
   p.cols = make_axis(r.cols);
   checked_mul(p.rows.kernel, p.cols.kernel, "kernel rows * cols");
-  checked_mul(p.rows.extent, p.cols.extent, "extended input rows * cols");
   checked_size4(p.input_shape(), "input");
   checked_size4(p.weights_shape(), "weights");
   checked_size4(p.output_shape(), "output");
