@@ -11,45 +11,57 @@
 #include <convkit/layer.hpp>
 
 #include <memory>
+#include <optional>
 
 #include "fft_error.hpp"
 #include "problems.hpp"
 
 namespace convkit::testing {
 
-/// Sets the cufft configuration for one scope and restores the previous one after it.
-class scoped_cufft_config {
+/// Sets the process default of tuning::gpu_fft (cufft::set_config) for one scope and restores the
+/// previous one after it: only for tests of the process default itself. Everything else puts its
+/// configuration into the options' tuning (options::tune.gpu_fft), where it travels with the call or plan.
+class scoped_default_cufft_config {
  public:
-  explicit scoped_cufft_config(const cufft::config& c) : saved_(cufft::get_config()) { cufft::set_config(c); }
-  ~scoped_cufft_config() { cufft::set_config(saved_); }
-  scoped_cufft_config(const scoped_cufft_config&) = delete;
-  scoped_cufft_config& operator=(const scoped_cufft_config&) = delete;
+  explicit scoped_default_cufft_config(const cufft::config& c) : saved_(cufft::get_config()) { cufft::set_config(c); }
+  ~scoped_default_cufft_config() { cufft::set_config(saved_); }
+  scoped_default_cufft_config(const scoped_default_cufft_config&) = delete;
+  scoped_default_cufft_config& operator=(const scoped_default_cufft_config&) = delete;
 
  private:
   cufft::config saved_;
 };
 
+/// `o` with the cufft configuration `cfg` in its tuning.
+inline options with_gpu_fft(options o, const cufft::config& cfg) {
+  o.tune.gpu_fft = cfg;
+  return o;
+}
+
 /// The ways of calling the backend that every case runs through.
 enum class entry { conv2d, plan_host, plan_device };
 
+/// Case c through entry point `how`, checked against the reference. `cfg`, if given, goes into the
+/// case's options (tuning::gpu_fft), which every entry point takes it from; unset, they use the
+/// process default.
 template <class T>
-void run_case(const problem_case& c, std::mt19937_64& rng, entry how, const cufft::config& cfg = {}) {
+void run_case(problem_case c, std::mt19937_64& rng, entry how, const std::optional<cufft::config>& cfg = std::nullopt) {
+  if (cfg) c.opt.tune.gpu_fft = *cfg;
   const auto compute = [&](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) {
     switch (how) {
       case entry::conv2d: {
-        scoped_cufft_config scoped(cfg);
         options oc = o;
         oc.algo = algorithm::cufft;
         conv2d<T>(in, k, out, oc);
         break;
       }
       case entry::plan_host: {
-        cufft::plan<T> p(in.rows(), in.cols(), k, o, cfg);
+        cufft::plan<T> p(in.rows(), in.cols(), k, o);
         p.execute(in, out);
         break;
       }
       case entry::plan_device: {
-        cufft::plan<T> p(in.rows(), in.cols(), k, o, cfg);
+        cufft::plan<T> p(in.rows(), in.cols(), k, o);
         // Whole rows of row_stride elements go to the device and back, so views with row_stride >
         // cols, the checker's NaN poison and its sentinels beyond each output row go along.
         const view2d<const T> in_rows(in.data(), in.rows(), in.row_stride());
@@ -63,7 +75,7 @@ void run_case(const problem_case& c, std::mt19937_64& rng, entry how, const cuff
       }
     }
   };
-  check_case<T>(c, rng, compute, cufft_error);
+  check_case<T>(c, rng, compute, [](const problem_case& x) { return cufft_error(x); });
 }
 
 /// One layer case on cufft through a one-shot conv2d or a layer_plan made for it.
@@ -96,7 +108,7 @@ inline std::vector<problem_case> tile_cases() {
       c.k_rows = 3 + n % 5;
       c.k_cols = 2 + n % 6;
       c.pad = n % 2 ? 3 : 0;
-      c.opt.size = size;
+      c.opt.mode = size;
       c.opt.edge = edge;
       c.opt.edge_value = 0.5;
       c.opt.correlate = n % 3 == 1;
@@ -149,20 +161,23 @@ TEST_CASE("cufft tiles (forced, and from the memory cap) match the reference", "
   big.cols = 257;
   big.k_rows = 9;
   big.k_cols = 7;
-  big.opt.size = output::same;
+  big.opt.mode = output::same;
   big.opt.edge = border::reflect;
   cufft::config capped;
   capped.memory_cap = index_t(600) << 10;
   const array2d<float> k(big.k_rows, big.k_cols);
   const cufft::plan<float> untiled(big.rows, big.cols, k, big.opt);
-  const cufft::plan<float> tiled(big.rows, big.cols, k, big.opt, capped);
+  const cufft::plan<float> tiled(big.rows, big.cols, k, with_gpu_fft(big.opt, capped));
   CHECK(tiled.tiles() > untiled.tiles());
   run_case<float>(big, rng, entry::plan_host, capped);
   run_case<float>(big, rng, entry::plan_device, capped);
   // A cap too small for even the smallest tiles is an error that says so.
   capped.memory_cap = 512;
-  CHECK_THROWS_WITH(cufft::plan<float>(big.rows, big.cols, k, big.opt, capped),
+  CHECK_THROWS_WITH(cufft::plan<float>(big.rows, big.cols, k, with_gpu_fft(big.opt, capped)),
                     Catch::Contains("memory cap"));
+  options one_shot = with_gpu_fft(big.opt, capped);
+  one_shot.algo = algorithm::cufft;
+  CHECK_THROWS_WITH(conv2d(array2d<float>(big.rows, big.cols), k, one_shot), Catch::Contains("memory cap"));
 }
 
 TEST_CASE("a cufft plan is reusable: a second input's result does not depend on the first", "[cufft][plan]") {
@@ -173,7 +188,8 @@ TEST_CASE("a cufft plan is reusable: a second input's result does not depend on 
   forced.tile_rows = 20;
   array2d<double> kernel(c.k_rows, c.k_cols);
   fill_random(kernel.view(), rng);
-  cufft::plan<double> p(c.rows, c.cols, kernel, c.opt, forced);
+  cufft::plan<double> p(c.rows, c.cols, kernel, with_gpu_fft(c.opt, forced));
+  CHECK(p.tiles() > 1);
   const shape2d s = p.output_shape();
   for (int round = 0; round < 3; ++round) {
     array2d<double> in(c.rows, c.cols), got(s.rows, s.cols), got_device(s.rows, s.cols);
@@ -212,11 +228,11 @@ TEST_CASE("cufft timing: filled on request, transfers apart from compute", "[cuf
   fill_random(in.view(), rng);
   fill_random(k.view(), rng);
   options o;
-  o.size = output::same;
+  o.mode = output::same;
   for (index_t tile_rows : {index_t(0), index_t(64)}) {
     cufft::config cfg;
     cfg.tile_rows = tile_rows;
-    cufft::plan<float> p(256, 256, k, o, cfg);
+    cufft::plan<float> p(256, 256, k, with_gpu_fft(o, cfg));
     cufft::timing t;
     t.tiles = -1;
     p.execute(in, out, &t);
@@ -243,7 +259,7 @@ TEST_CASE("cufft rejects bad arguments with convkit::error naming them", "[cufft
   const array2d<float> k(3, 3), in(10, 12), wrong(11, 12);
   array2d<float> out(10, 12);
   options o;
-  o.size = output::same;
+  o.mode = output::same;
   cufft::plan<float> p(10, 12, k, o);
   CHECK_THROWS_WITH(p.execute(wrong, out), Catch::Contains("input is 11x12"));
   array2d<float> wrong_out(9, 12);
@@ -252,12 +268,63 @@ TEST_CASE("cufft rejects bad arguments with convkit::error naming them", "[cufft
   cufft::config bad;
   bad.memory_cap = -1;
   CHECK_THROWS_WITH(cufft::set_config(bad), Catch::Contains("memory_cap"));
+  CHECK_THROWS_WITH(cufft::plan<float>(10, 12, k, with_gpu_fft(o, bad)),
+                    Catch::Contains("tuning.gpu_fft") && Catch::Contains("memory_cap"));
   bad = {};
   bad.tile_rows = -2;
   CHECK_THROWS_WITH(cufft::set_config(bad), Catch::Contains("tile_rows"));
+  options one_shot = with_gpu_fft(o, bad);
+  one_shot.algo = algorithm::cufft;
+  CHECK_THROWS_WITH(conv2d(in, k, one_shot), Catch::Contains("tuning.gpu_fft") && Catch::Contains("tile_rows"));
+  bad = {};
+  bad.tiles = static_cast<cufft::tiling>(7);
+  CHECK_THROWS_WITH(cufft::plan<float>(10, 12, k, with_gpu_fft(o, bad)), Catch::Contains("tuning.gpu_fft.tiles"));
+  CHECK(cufft::get_config().memory_cap == 0);  // the rejected configurations changed no default
+  CHECK(cufft::get_config().tile_rows == 0);
   cufft::device_array<float> d(3, 4);
   CHECK_THROWS_WITH(d.upload(array2d<float>(4, 4)), Catch::Contains("device_array: host view is 4x4, expected 3x4"));
   CHECK_THROWS_WITH(p.execute_device(d.view(), d.view()), Catch::Contains("input is 3x4"));
+}
+
+TEST_CASE("cufft configuration: per plan in options::tune, else the process default when made", "[cufft][config]") {
+  device_session session;
+  std::mt19937_64 rng(run_seed() + 607);
+  const problem_case c = tile_cases()[7];
+  array2d<double> kernel(c.k_rows, c.k_cols), in(c.rows, c.cols);
+  fill_random(kernel.view(), rng);
+  fill_random(in.view(), rng);
+  cufft::config forced;
+  forced.tile_rows = 11;
+  forced.tile_cols = 13;
+  const cufft::plan<double> untiled(c.rows, c.cols, kernel, c.opt);  // the process default: automatic
+  REQUIRE(untiled.tiles() == 1);
+  const cufft::plan<double> own(c.rows, c.cols, kernel, with_gpu_fft(c.opt, forced));
+  REQUIRE(own.tiles() > 1);
+  std::optional<cufft::plan<double>> by_default;
+  {
+    scoped_default_cufft_config scoped(forced);
+    // Tuning that leaves gpu_fft unset takes the process default when the plan is made...
+    by_default.emplace(c.rows, c.cols, kernel, c.opt);
+    CHECK(by_default->tiles() == own.tiles());
+    CHECK(by_default->transform_shape() == own.transform_shape());
+    // ...and a configuration in the tuning overrides it.
+    const cufft::plan<double> explicit_default(c.rows, c.cols, kernel, with_gpu_fft(c.opt, cufft::config{}));
+    CHECK(explicit_default.tiles() == 1);
+    // Every entry point, under the changed default.
+    run_case<float>(c, rng, entry::conv2d);
+    run_case<float>(c, rng, entry::plan_host);
+    run_case<double>(c, rng, entry::plan_device);
+  }
+  CHECK(cufft::get_config().tile_rows == 0);
+  // A plan keeps what it was made with, whatever the default becomes later.
+  CHECK(by_default->tiles() == own.tiles());
+  const shape2d s = own.output_shape();
+  array2d<double> got(s.rows, s.cols);
+  by_default->execute(in, got);
+  const array2d<double> want = reference::conv2d<double>(in, kernel, c.opt);
+  double worst = 0;
+  for (index_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(got.data()[i] - want.data()[i]));
+  CHECK(worst < 1e-12);
 }
 
 }  // namespace convkit::testing

@@ -122,7 +122,7 @@ TEST_CASE("direct: large blocks, long rows and thread splits match the reference
       c.k_rows = k;
       c.k_cols = k + 1;
       c.pad = 3;
-      c.opt.size = k % 2 ? output::valid : output::same;
+      c.opt.mode = k % 2 ? output::valid : output::same;
       c.opt.edge = border::reflect;
       c.opt.correlate = k % 3 == 0;
       c.opt.threads = threads;
@@ -140,7 +140,7 @@ TEST_CASE("non-finite values: direct and im2col keep NaN local, automatic avoids
   for (index_t i = 0; i < k.size(); ++i) k.data()[i] = 1;
   img(20, 20) = std::numeric_limits<double>::quiet_NaN();
   options o;
-  o.size = output::same;
+  o.mode = output::same;
   std::vector<algorithm> local{algorithm::automatic};
   for (algorithm a : runnable_backends())
     if (a == algorithm::direct || a == algorithm::im2col) local.push_back(a);

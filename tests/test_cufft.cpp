@@ -50,7 +50,7 @@ problem_case small_case(border edge = border::zero) {
   c.cols = 30;
   c.k_rows = 5;
   c.k_cols = 4;
-  c.opt.size = output::same;
+  c.opt.mode = output::same;
   c.opt.edge = edge;
   c.opt.edge_value = 0.25;
   return c;
@@ -161,7 +161,7 @@ TEST_CASE("cufft transfers: two per plain convolution, none with device pointers
     tiled.tile_rows = 16;
     tiled.tile_cols = 16;
     const long long streams1 = n.streams_made;
-    cufft::plan<float> pt(c.rows, c.cols, k, c.opt, tiled);
+    cufft::plan<float> pt(c.rows, c.cols, k, with_gpu_fft(c.opt, tiled));
     CHECK(pt.tiles() == 6);
     CHECK(n.streams_made - streams1 == 2);
     const standin::counters tiled_before = n;
@@ -181,13 +181,13 @@ TEST_CASE("cufft on a device smaller than the image: tiles from cudaMemGetInfo, 
   c.cols = 600;
   c.k_rows = 15;
   c.k_cols = 15;
-  c.opt.size = output::same;
+  c.opt.mode = output::same;
   c.opt.edge = border::symmetric;
   {
     const cufft::plan<float> p(c.rows, c.cols, array2d<float>(15, 15), c.opt);
     CHECK(p.tiles() > 1);
     // The untiled transform alone would need more than the whole device.
-    const detail::geometry g = detail::make_geometry(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
+    const detail::conv_problem g = problem_of<float>(c);
     CHECK(detail::fft::next_fast_size(g.rows.extent) * detail::fft::next_fast_size(g.cols.extent) * 4 * 3 > index_t(limit));
   }
   run_case<float>(c, rng, entry::plan_host);
@@ -203,7 +203,7 @@ void every_call_once() {
   array2d<float> in(c.rows, c.cols), k(c.k_rows, c.k_cols), out(c.rows, c.cols);
   cufft::config tiled;
   tiled.tile_rows = 24;
-  cufft::plan<float> p(c.rows, c.cols, k, c.opt, tiled);
+  cufft::plan<float> p(c.rows, c.cols, k, with_gpu_fft(c.opt, tiled));
   cufft::timing t;
   p.execute(in, out, &t);
   cufft::device_array<float> din(c.rows, c.cols), dout(c.rows, c.cols);
@@ -224,6 +224,8 @@ void every_call_once() {
   layer_options ld = lo;
   ld.groups = 1;
   (void)conv2d<double>(array4d<double>(1, 2, 6, 6), array4d<double>(3, 2, 2, 2), nullptr, ld);
+  // A single plane through the layer front door: the single-plane engine, with its bias.
+  (void)conv2d<float>(array4d<float>(1, 1, 9, 7), array4d<float>(1, 1, 3, 3), bias.data(), ld);
 }
 
 TEST_CASE("cufft failure injection: each failing call throws an error naming it, and nothing leaks", "[cufft][failures]") {
@@ -282,12 +284,18 @@ TEST_CASE("cufft: a plan still works after a failed execute", "[cufft][failures]
   fill_random(k.view(), rng);
   cufft::config tiled;
   tiled.tile_rows = 10;
-  cufft::plan<double> p(c.rows, c.cols, k, c.opt, tiled);
+  cufft::plan<double> p(c.rows, c.cols, k, with_gpu_fft(c.opt, tiled));
   standin::fail_call("cufftExecZ2D", standin::calls_of("cufftExecZ2D") + 3);
   CHECK_THROWS_WITH(p.execute(in, out), Catch::Contains("cufftExecZ2D failed: CUFFT_EXEC_FAILED"));
   standin::clear_failures();
   p.execute(in, out);
   CHECK(worst_error(in, k, out, c.opt) < 1e-12);
+}
+
+/// Workspaces of type W in the process-wide cache (cufft::default_cache()).
+template <class W>
+std::size_t cached() {
+  return cufft::default_cache().count<W>();
 }
 
 /// No cuFFT plan, device or pinned buffer, stream or cuBLAS handle made since `before`.
@@ -313,7 +321,7 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   o.algo = algorithm::cufft;
   conv2d<double>(in, k1, out, o);
   CHECK(worst_error(in, k1, out, o) < 1e-12);
-  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 1);
+  CHECK(cached<detail::cufft_workspace<double>>() == 1);
   const standin::counters first = n;
   // Another kernel, then another border with the same transform size: nothing new is made.
   conv2d<double>(in, k2, out, o);
@@ -323,22 +331,22 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   conv2d<double>(in, k1, out, o);
   CHECK(worst_error(in, k1, out, o) < 1e-12);
   check_nothing_made_since(first);
-  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 1);
+  CHECK(cached<detail::cufft_workspace<double>>() == 1);
 
   // Executors alive at once each own one; both are kept afterwards.
   {
     const plan<double> a(c.rows, c.cols, k1, o), b(c.rows, c.cols, k2, o);
-    CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 0);
+    CHECK(cached<detail::cufft_workspace<double>>() == 0);
     CHECK(n.blas_made == first.blas_made + 1);
   }
-  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 2);
+  CHECK(cached<detail::cufft_workspace<double>>() == 2);
 
   // At most four sets per precision: more sizes release the oldest.
   for (index_t grow = 1; grow <= 4; ++grow) {
     const array2d<double> bigger(c.rows + 16 * grow, c.cols);
     (void)conv2d<double>(bigger, k1, o);
   }
-  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 4);
+  CHECK(cached<detail::cufft_workspace<double>>() == 4);
   CHECK(n.blas_destroyed == n.blas_made - 4);
 
   // A call that fails does not hand its workspace on; the next call of that size works.
@@ -346,15 +354,13 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   CHECK(n.balanced());
   standin::fail_call("cufftExecZ2D", standin::calls_of("cufftExecZ2D") + 1);
   CHECK_THROWS_WITH(conv2d<double>(in, k2, out, o), Catch::Contains("cufftExecZ2D failed"));
-  CHECK(detail::cufft_pool<detail::cufft_workspace<double>>::size() == 0);
+  CHECK(cached<detail::cufft_workspace<double>>() == 0);
   conv2d<double>(in, k2, out, o);
   CHECK(worst_error(in, k2, out, o) < 1e-12);
 }
 
-TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each with its own weights", "[cufft][reuse][layers]") {
-  device_session session;
-  const standin::counters& n = standin::stats();
-  std::mt19937_64 rng(run_seed() + 706);
+/// A small grouped layer with bias (2 images, 4 channels, 6 filters, 2 groups).
+layer_case small_layer() {
   layer_case c{};
   c.n = 2;
   c.c = 4;
@@ -365,29 +371,201 @@ TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each wi
   c.bias = true;
   c.opt.groups = 2;
   c.opt.pad_rows = 1;
-  using pool = detail::cufft_pool<detail::cufft_layer_workspace<float>>;
+  return c;
+}
+
+TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each with its own weights", "[cufft][reuse][layers]") {
+  device_session session;
+  const standin::counters& n = standin::stats();
+  std::mt19937_64 rng(run_seed() + 706);
+  layer_case c = small_layer();
   run_layer_case<float>(c, rng, entry::conv2d);
-  CHECK(pool::size() == 1);
+  CHECK(cached<detail::cufft_batch_workspace<float>>() == 1);
   const standin::counters first = n;
   // New weights, bias and input each time (check_layer_case draws them): nothing new is made.
   run_layer_case<float>(c, rng, entry::conv2d);
   run_layer_case<float>(c, rng, entry::plan_host);
   check_nothing_made_since(first);
-  CHECK(pool::size() == 1);
+  CHECK(cached<detail::cufft_batch_workspace<float>>() == 1);
   // Another image count per pass is another workspace.
   c.n = 3;
   run_layer_case<float>(c, rng, entry::conv2d);
-  CHECK(pool::size() == 2);
+  CHECK(cached<detail::cufft_batch_workspace<float>>() == 2);
   // A call that fails does not hand its workspace on; the next call of that shape makes a new one.
   layer_options o = c.opt;
   o.algo = algorithm::cufft;
   standin::fail_call("cublasCgemmStridedBatched", standin::calls_of("cublasCgemmStridedBatched") + 1);
   CHECK_THROWS_WITH(conv2d<float>(array4d<float>(3, 4, 12, 10), array4d<float>(6, 2, 3, 3), nullptr, o),
                     Catch::Contains("cublasCgemmStridedBatched failed"));
-  CHECK(pool::size() == 1);
+  CHECK(cached<detail::cufft_batch_workspace<float>>() == 1);
   run_layer_case<float>(c, rng, entry::conv2d);
-  CHECK(pool::size() == 2);
+  CHECK(cached<detail::cufft_batch_workspace<float>>() == 2);
 }
+
+/// Workspaces of every kind in `cache`.
+std::size_t cached_in(const cufft::workspace_cache& cache) {
+  return cache.count<detail::cufft_workspace<float>>() + cache.count<detail::cufft_workspace<double>>() +
+         cache.count<detail::cufft_batch_workspace<float>>() + cache.count<detail::cufft_batch_workspace<double>>();
+}
+
+TEST_CASE("cufft workspace_cache in options::tune: one-shot calls and plans keep their workspaces there", "[cufft][reuse][cache]") {
+  device_session session;
+  const standin::counters& n = standin::stats();
+  const detail::cuda_api& api = standin::api();
+  std::mt19937_64 rng(run_seed() + 707);
+  cufft::workspace_cache mine;  // destroyed before the session checks for leaks
+  cufft::config cfg;
+  cfg.cache = &mine;
+  problem_case c = small_case(border::reflect);
+  c.opt.tune.gpu_fft = cfg;
+  layer_case lc = small_layer();
+  lc.opt.tune.gpu_fft = cfg;
+
+  // One-shot calls: single planes and layers hand their workspaces to the cache in their tuning.
+  run_case<double>(c, rng, entry::conv2d);
+  run_layer_case<float>(lc, rng, entry::conv2d);
+  CHECK(mine.count<detail::cufft_workspace<double>>() == 1);
+  CHECK(mine.count<detail::cufft_batch_workspace<float>>() == 1);
+  CHECK(cached_in(mine) == 2);
+  CHECK(mine.device_bytes(api) > 0);
+  CHECK(n.device_allocs > n.device_frees);  // held, by the cache
+  // The process default cache has received nothing.
+  CHECK(cached_in(cufft::default_cache()) == 0);
+  CHECK(cufft::default_cache().device_bytes(api) == 0);
+
+  // Second calls through the same cache: no new cuFFT plan, nor anything else.
+  const standin::counters first = n;
+  run_case<double>(c, rng, entry::conv2d);
+  run_layer_case<float>(lc, rng, entry::conv2d);
+  check_nothing_made_since(first);
+  CHECK(cached_in(mine) == 2);
+  // convkit::plan and layer_plan take theirs from it too, and give them back when they end.
+  {
+    options o = c.opt;
+    o.algo = algorithm::cufft;
+    const plan<double> p(c.rows, c.cols, array2d<double>(c.k_rows, c.k_cols), o);
+    layer_options lo = lc.opt;
+    lo.algo = algorithm::cufft;
+    const std::vector<float> bias(std::size_t(lc.k), 0.5f);
+    const layer_plan<float> lp(lc.input(), array4d<float>(lc.k, lc.c / lc.opt.groups, lc.r, lc.s), bias.data(), lo);
+    check_nothing_made_since(first);
+    CHECK(cached_in(mine) == 0);
+  }
+  CHECK(cached_in(mine) == 2);
+  CHECK(cached_in(cufft::default_cache()) == 0);
+  // A cufft::plan owns its workspace: none goes to the cache.
+  {
+    const cufft::plan<double> p(c.rows, c.cols, array2d<double>(c.k_rows, c.k_cols), c.opt);
+  }
+  CHECK(cached_in(mine) == 2);
+
+  // release() frees everything the cache holds.
+  mine.release();
+  CHECK(cached_in(mine) == 0);
+  CHECK(mine.device_bytes(api) == 0);
+  CHECK(n.balanced());
+  // After it, a call plans anew (and keeps its workspace again).
+  const long long plans = n.fft_plans_made;
+  run_case<double>(c, rng, entry::conv2d);
+  CHECK(n.fft_plans_made > plans);
+  CHECK(mine.count<detail::cufft_workspace<double>>() == 1);
+  CHECK(cached_in(cufft::default_cache()) == 0);
+  // Releasing the process cache leaves this one alone.
+  cufft::release_cached();
+  CHECK(mine.count<detail::cufft_workspace<double>>() == 1);
+  mine.release();
+  CHECK(n.balanced());
+}
+
+TEST_CASE("cufft: a single plane through the layer front door runs on the single-plane engine", "[cufft][layers]") {
+  device_session session;
+  const standin::counters& n = standin::stats();
+  std::mt19937_64 rng(run_seed() + 708);
+  layer_case c{};
+  c.n = c.c = c.k = 1;
+  c.h = 37;
+  c.w = 29;
+  c.r = 5;
+  c.s = 3;
+  c.bias = true;
+  c.opt.pad_rows = 2;
+  c.opt.pad_cols = 1;
+  c.opt.stride_cols = 2;
+  c.opt.edge = border::reflect;
+  const long long gemms = standin::calls_of("cublasCgemmStridedBatched") + standin::calls_of("cublasZgemmStridedBatched");
+  const long long products = standin::calls_of("cublasCdgmm");
+  run_layer_case<float>(c, rng, entry::conv2d);
+  CHECK(standin::calls_of("cublasCdgmm") - products == 1);  // one untiled spectrum product...
+  run_layer_case<double>(c, rng, entry::plan_host);
+  CHECK(cached<detail::cufft_workspace<float>>() == 1);  // ...and the single-plane workspaces
+  CHECK(cached<detail::cufft_workspace<double>>() == 1);
+  CHECK(cached<detail::cufft_batch_workspace<float>>() == 0);
+  CHECK(cached<detail::cufft_batch_workspace<double>>() == 0);
+  // Its tiles follow the tuning, as for any single plane (a batch is never tiled).
+  cufft::config tiled;
+  tiled.tile_rows = 8;
+  c.opt.tune.gpu_fft = tiled;
+  const standin::counters before = n;
+  const long long tiled_products = standin::calls_of("cublasCdgmm");
+  run_layer_case<float>(c, rng, entry::conv2d);
+  CHECK(n.copies_to_device - before.copies_to_device > 2);  // the kernel, then one per tile
+  CHECK(standin::calls_of("cublasCdgmm") - tiled_products > 1);
+  CHECK(standin::calls_of("cublasCgemmStridedBatched") + standin::calls_of("cublasZgemmStridedBatched") == gemms);
+  // Two images of one channel are a batch: the batch executor's.
+  layer_case batch = c;
+  batch.n = 2;
+  batch.opt.tune.gpu_fft.reset();
+  run_layer_case<float>(batch, rng, entry::conv2d);
+  CHECK(standin::calls_of("cublasCgemmStridedBatched") > gemms);
+  CHECK(cached<detail::cufft_batch_workspace<float>>() == 1);
+}
+
+TEST_CASE("cufft::plan makes room in the cache whose memory its cap counted as free", "[cufft][reuse][cache]") {
+  // A one-shot call keeps an untiled workspace; a plan of another size, which fits the device but
+  // not beside it, must release the cache first (cufft_make_room), not fail in cudaMalloc.
+  const size_t limit = size_t(6) << 20;
+  device_session session;
+  standin::set_device_limit(limit);
+  const standin::counters& n = standin::stats();
+  std::mt19937_64 rng(run_seed() + 709);
+  cufft::config untiled;
+  untiled.tiles = cufft::tiling::never;
+  cufft::workspace_cache mine;
+  for (cufft::workspace_cache* cache : {static_cast<cufft::workspace_cache*>(nullptr), &mine}) {
+    cufft::workspace_cache& used = cache != nullptr ? *cache : cufft::default_cache();
+    INFO((cache != nullptr ? "a user's cache" : "the process cache"));
+    untiled.cache = cache;
+    options o;
+    o.mode = output::same;
+    o.algo = algorithm::cufft;
+    o.tune.gpu_fft = untiled;
+    array2d<float> k(3, 3);
+    fill_random(k.view(), rng);
+    (void)conv2d(array2d<float>(512, 512), k, o);
+    REQUIRE(used.count<detail::cufft_workspace<float>>() == 1);
+    REQUIRE(used.device_bytes(standin::api()) > 0);
+    const index_t held = index_t(n.device_bytes);  // as cudaMalloc counts it (rounded allocations)
+    problem_case c{};
+    c.rows = c.cols = 500;
+    c.k_rows = c.k_cols = 3;
+    c.opt = o;
+    const detail::conv_problem p = problem_of<float>(c);
+    const detail::fft::tile_plan t = detail::cufft_tile_plan(p, 0);
+    const index_t need = detail::cufft_device_bytes(t, 4, 1);
+    REQUIRE(need <= index_t(limit) / 5 * 4);       // within the cap (80% of the device)...
+    REQUIRE(held + need > index_t(limit));           // ...but not beside the cached workspace
+    {
+      const cufft::plan<float> made(c.rows, c.cols, k, c.opt);
+      CHECK(made.tiles() == 1);
+      CHECK(used.count<detail::cufft_workspace<float>>() == 0);
+      CHECK(n.device_peak_bytes <= static_cast<long long>(limit));
+    }
+    run_case<float>(c, rng, entry::plan_host);  // such a plan computes as it should
+  }
+}
+
+/// The cufft backend's cost estimate for p, with the built-in constants (an empty profile).
+double cufft_cost_of(const detail::conv_problem& p) { return detail::cufft_cost(p, cost_profile{}); }
 
 /// A dense 1-image, 8-channel layer of `size` x `size` with a `kernel` x `kernel` kernel, padded 1.
 layer_case layer_on(index_t size, index_t kernel) {
@@ -405,8 +583,9 @@ TEST_CASE("cufft without a device: unavailable with the runtime's reason, never 
   const problem_case c = small_case();
   const array2d<float> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
   options big;
-  big.size = output::same;
-  CHECK(detail::cufft_cost(problem_of(small_case())) < detail::never);
+  big.mode = output::same;
+  CHECK(cufft_cost_of(problem_of<float>(small_case())) < detail::never);
+  CHECK(cufft_cost_of(problem_of<float>(layer_on(8, 3))) < detail::never);
   for (cudaError_t status : {cudaErrorNoDevice, cudaErrorInsufficientDriver}) {
     standin::set_device_status(status);
     const std::string name = cudaGetErrorName(status);
@@ -416,7 +595,8 @@ TEST_CASE("cufft without a device: unavailable with the runtime's reason, never 
     options o = c.opt;
     o.algo = algorithm::cufft;
     CHECK_THROWS_AS(conv2d(in, k, o), unavailable);
-    CHECK(detail::cufft_cost(problem_of(c)) == detail::never);
+    CHECK(cufft_cost_of(problem_of<float>(c)) == detail::never);
+    CHECK(cufft_cost_of(problem_of<double>(c)) == detail::never);
     CHECK(automatic_choice(9000, 9000, 15, 15, big) != algorithm::cufft);
     o.algo = algorithm::automatic;
     CHECK(conv2d(in, k, o).rows() == c.rows);
@@ -425,26 +605,159 @@ TEST_CASE("cufft without a device: unavailable with the runtime's reason, never 
     lo.algo = algorithm::cufft;
     CHECK_THROWS_WITH(layer_plan<float>({1, 2, 8, 8}, array4d<float>(2, 2, 3, 3), nullptr, lo),
                       Catch::Contains("algorithm::cufft: ") && Catch::Contains(name));
-    CHECK(detail::cufft_layer_cost(layer_problem_of(layer_on(8, 3))) == detail::never);
+    // A single plane through the layer front door runs on the single-plane engine: alike.
+    CHECK_THROWS_WITH(layer_plan<float>({1, 1, 8, 8}, array4d<float>(1, 1, 3, 3), nullptr, lo),
+                      Catch::Contains("algorithm::cufft: ") && Catch::Contains(name));
+    CHECK(cufft_cost_of(problem_of<float>(layer_on(8, 3))) == detail::never);
   }
+}
+
+/// A profile under which every CPU backend costs a second per call: automatic picks cufft wherever
+/// it can serve the problem (its cost model has no profile constants).
+std::shared_ptr<const cost_profile> slow_cpu_profile() {
+  auto p = std::make_shared<cost_profile>();
+  for (const char* name : {"direct.call_s", "im2col.call_s", "fft.call_s"}) p->set_value(name, 1.0);
+  return p;
+}
+
+/// True if `got` is NaN or infinite exactly where `want` is (counted in `nonfinite`), and within
+/// `tolerance` of it elsewhere.
+template <class T>
+bool same_nonfinite_pattern(const T* got, const double* want, index_t n, double tolerance, index_t& nonfinite) {
+  index_t wrong = 0;
+  nonfinite = 0;
+  for (index_t i = 0; i < n; ++i) {
+    const bool bad = !std::isfinite(want[i]);
+    nonfinite += bad;
+    if (bad != !std::isfinite(double(got[i])) || (!bad && !(std::abs(double(got[i]) - want[i]) <= tolerance))) ++wrong;
+  }
+  return wrong == 0;
+}
+
+TEST_CASE("cufft under automatic: a NaN or Inf in the input stays where it belongs (windows checked, a fallback computes)", "[cufft][nan]") {
+  device_session session;
+  const standin::counters& n = standin::stats();
+  std::mt19937_64 rng(run_seed() + 710);
+  // A single plane in tiles (several windows checked), through a plan and a one-shot call.
+  options o;
+  o.mode = output::same;
+  o.edge = border::reflect;
+  o.tune.profile = slow_cpu_profile();
+  cufft::config tiled;
+  tiled.tile_rows = 24;
+  o.tune.gpu_fft = tiled;
+  array2d<double> in(96, 80), k(7, 5), out(96, 80);
+  fill_random(in.view(), rng);
+  fill_random(k.view(), rng);
+  plan<double> p(96, 80, k, o);
+  REQUIRE(p.chosen() == algorithm::cufft);
+  const long long transforms = n.transforms;
+  p.execute(in, out);
+  CHECK(n.transforms > transforms);  // computed on the (stand-in) GPU
+  index_t nans = 0;
+  CHECK(same_nonfinite_pattern(out.data(), reference::conv2d<double>(in, k, o).data(), out.size(), 1e-12, nans));
+  for (double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+    INFO("input holds " << bad);
+    array2d<double> spoiled = in;
+    spoiled(70, 40) = bad;  // in a later tile than the first
+    const array2d<double> want = reference::conv2d<double>(spoiled, k, o);
+    p.execute(spoiled, out);
+    CHECK(same_nonfinite_pattern(out.data(), want.data(), out.size(), 1e-12, nans));
+    CHECK(nans > 0);
+    CHECK(nans < out.size() / 4);
+    options one_shot = o;
+    one_shot.tune.gpu_fft.reset();
+    conv2d<double>(spoiled, k, out, one_shot);
+    CHECK(same_nonfinite_pattern(out.data(), want.data(), out.size(), 1e-12, nans));
+    CHECK(nans > 0);
+  }
+  // The plan still computes finite inputs on the GPU afterwards.
+  const long long after = n.transforms;
+  p.execute(in, out);
+  CHECK(n.transforms > after);
+  CHECK(same_nonfinite_pattern(out.data(), reference::conv2d<double>(in, k, o).data(), out.size(), 1e-12, nans));
+
+  // A layer in passes of one image (the memory cap allows no more): the NaN is in the second.
+  layer_case c = small_layer();
+  c.n = 3;
+  c.opt.tune.profile = slow_cpu_profile();
+  const detail::conv_problem g = problem_of<double>(c);
+  cufft::config one_image;
+  one_image.memory_cap = detail::cufft_batch_bytes(g, detail::cufft_batch_tiles(g).layout(), 8).bytes(1);
+  c.opt.tune.gpu_fft = one_image;
+  array4d<double> input(c.n, c.c, c.h, c.w), weights(c.k, c.c / c.opt.groups, c.r, c.s);
+  fill_random(input.view(), rng);
+  fill_random(weights.view(), rng);
+  const std::vector<double> bias(std::size_t(c.k), 0.25);
+  layer_plan<double> lp(c.input(), weights, bias.data(), c.opt);
+  REQUIRE(lp.chosen() == algorithm::cufft);
+  const long long passes = standin::calls_of("cufftExecD2Z");
+  array4d<double> lout = lp(input);
+  CHECK(standin::calls_of("cufftExecD2Z") - passes == 3);
+  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(), lout.size(),
+                         1e-12, nans));
+  input(1, 3, 5, 4) = std::numeric_limits<double>::quiet_NaN();
+  lout = lp(input);
+  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(), lout.size(),
+                         1e-12, nans));
+  CHECK(nans > 0);
+  CHECK(nans < lout.size() / 3);  // image 1's group 1 only, near the NaN
+  layer_options lo = c.opt;
+  lo.tune.gpu_fft.reset();
+  lout = conv2d<double>(input, weights, bias.data(), lo);
+  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(), lout.size(),
+                         1e-12, nans));
+  CHECK(nans > 0);
 }
 
 TEST_CASE("cufft layer cost: never for 1x1 kernels, non-finite weights or layers beyond the memory cap", "[cufft][layers]") {
   device_session session;
-  CHECK(detail::cufft_layer_cost(layer_problem_of(layer_on(64, 3))) < detail::never);
-  CHECK(detail::cufft_layer_cost(layer_problem_of(layer_on(64, 1))) == detail::never);
-  detail::layer_problem nan = layer_problem_of(layer_on(64, 3));
+  CHECK(cufft_cost_of(problem_of<float>(layer_on(64, 3))) < detail::never);
+  CHECK(cufft_cost_of(problem_of<float>(layer_on(64, 1))) == detail::never);
+  detail::conv_problem nan = problem_of<float>(layer_on(64, 3));
   nan.finite = false;
-  CHECK(detail::cufft_layer_cost(nan) == detail::never);
-  // 16 MiB of device: a 64x64 layer fits (in double precision, which the cost assumes), 512x512 not.
+  CHECK(cufft_cost_of(nan) == detail::never);
+  // 16 MiB of device: a 64x64 layer fits in either precision (the cost counts the problem's), 512x512 not.
   standin::set_device_limit(size_t(16) << 20);
-  CHECK(detail::cufft_layer_cost(layer_problem_of(layer_on(64, 3))) < detail::never);
-  CHECK(detail::cufft_layer_cost(layer_problem_of(layer_on(512, 3))) == detail::never);
+  CHECK(cufft_cost_of(problem_of<float>(layer_on(64, 3))) < detail::never);
+  CHECK(cufft_cost_of(problem_of<double>(layer_on(64, 3))) < detail::never);
+  CHECK(cufft_cost_of(problem_of<float>(layer_on(512, 3))) == detail::never);
+  CHECK(cufft_cost_of(problem_of<double>(layer_on(512, 3))) == detail::never);
+  // A memory cap in the problem's tuning. 1 KiB: not one image of the layer fits, nor a double
+  // plane's smallest tiles (the cost counts the problem's precision: a float plane's 8x5 tiles fit,
+  // and a plan is made with them); 512 bytes: not even those.
   cufft::config capped;
   capped.memory_cap = 1 << 10;
-  scoped_cufft_config scoped(capped);
-  CHECK(detail::cufft_layer_cost(layer_problem_of(layer_on(64, 3))) == detail::never);
-  CHECK(detail::cufft_cost(problem_of(small_case())) == detail::never);  // not even the smallest tiles fit
+  layer_case capped_layer = layer_on(64, 3);
+  capped_layer.opt.tune.gpu_fft = capped;
+  problem_case capped_image = small_case();
+  capped_image.opt.tune.gpu_fft = capped;
+  CHECK(cufft_cost_of(problem_of<float>(capped_layer)) == detail::never);
+  CHECK(cufft_cost_of(problem_of<double>(capped_image)) == detail::never);
+  CHECK_THROWS_WITH(cufft::plan<double>(capped_image.rows, capped_image.cols, array2d<double>(5, 4), capped_image.opt),
+                    Catch::Contains("memory cap"));
+  CHECK(cufft_cost_of(problem_of<float>(capped_image)) < detail::never);
+  CHECK(cufft::plan<float>(capped_image.rows, capped_image.cols, array2d<float>(5, 4), capped_image.opt).tiles() > 1);
+  capped.memory_cap = 512;
+  capped_image.opt.tune.gpu_fft = capped;
+  CHECK(cufft_cost_of(problem_of<float>(capped_image)) == detail::never);
+  CHECK_THROWS_WITH(cufft::plan<float>(capped_image.rows, capped_image.cols, array2d<float>(5, 4), capped_image.opt),
+                    Catch::Contains("memory cap"));
+  // The same cap as the process default reaches problems whose tuning leaves gpu_fft unset, and
+  // only those.
+  {
+    scoped_default_cufft_config scoped(capped);
+    CHECK(cufft_cost_of(problem_of<float>(layer_on(64, 3))) == detail::never);
+    CHECK(cufft_cost_of(problem_of<float>(small_case())) == detail::never);
+    layer_case own = layer_on(64, 3);
+    own.opt.tune.gpu_fft = cufft::config{};
+    CHECK(cufft_cost_of(problem_of<float>(own)) < detail::never);
+    problem_case own_image = small_case();
+    own_image.opt.tune.gpu_fft = cufft::config{};
+    CHECK(cufft_cost_of(problem_of<float>(own_image)) < detail::never);
+  }
+  CHECK(cufft_cost_of(problem_of<float>(layer_on(64, 3))) < detail::never);
+  CHECK(cufft_cost_of(problem_of<float>(small_case())) < detail::never);
 }
 
 TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output exactly once", "[cufft][planner]") {
@@ -458,17 +771,18 @@ TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output 
   wide.opt.stride_cols = 3;
   cases.push_back(wide);
   index_t checked = 0;
-  for (const problem_case& c : cases) {
-    const detail::problem p = problem_of(c);
-    for (index_t element_bytes : {index_t(4), index_t(8)})
+  for (problem_case c : cases) {
+    c.opt.tune.gpu_fft = cufft::config{};  // automatic tiling, under each cap below
+    for (const detail::conv_problem& p : {problem_of<float>(c), problem_of<double>(c)})
       for (index_t cap : {index_t(2) << 10, index_t(20) << 10, index_t(200) << 10, index_t(1) << 30}) {
+        const index_t element_bytes = p.element_bytes;
         INFO(c.describe() << ", " << element_bytes << "-byte reals, cap " << cap);
-        const detail::fft::tile_plan t = detail::cufft_tile_plan(p, element_bytes, {}, cap);
+        const detail::fft::tile_plan t = detail::cufft_tile_plan(p, cap);
         const index_t slots = std::min<index_t>(2, t.tiles());
         if (detail::cufft_device_bytes(t, element_bytes, slots) > cap) continue;  // the plan throws instead
         ++checked;
         for (const detail::fft::axis_tiles* a : {&t.rows, &t.cols}) {
-          const detail::axis_geometry& g = a == &t.rows ? p.geo.rows : p.geo.cols;
+          const detail::axis_geometry& g = a == &t.rows ? p.rows : p.cols;
           // No result of a tile reads a wrapped-around element.
           if (!t.circular) CHECK(a->transform >= a->block + g.span - 1);
           // Never larger than one transform of the whole extended input, except the circular
@@ -478,7 +792,7 @@ TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output 
           else
             CHECK(a->transform <= detail::fft::next_fast_size(g.extent));
         }
-        array2d<int> covered(p.geo.rows.out, p.geo.cols.out);
+        array2d<int> covered(p.rows.out, p.cols.out);
         for (index_t tr = 0; tr < t.rows.tiles; ++tr)
           for (index_t tc = 0; tc < t.cols.tiles; ++tc) {
             const detail::fft::tile_outputs rows = t.rows.outputs(tr), cols = t.cols.outputs(tc);
@@ -501,13 +815,13 @@ TEST_CASE("cufft layer passes: the most images that fit, evened out, every image
     for (index_t n : {index_t(1), index_t(7), index_t(64)}) {
       layer_case x = c;
       x.n = n;
-      const detail::layer_geometry g = detail::make_layer_geometry(x.input(), x.weights(), x.opt);
-      const detail::fft::spectrum_layout l = detail::cufft_layer_tiles({g, x.opt, true}, 4).layout();
+      const detail::conv_problem g = problem_of<float>(x);
+      const detail::fft::spectrum_layout l = detail::cufft_batch_tiles(g).layout();
       for (index_t element_bytes : {index_t(4), index_t(8)}) {
-        const detail::cufft_layer_memory m = detail::cufft_layer_bytes(g, l, element_bytes);
+        const detail::cufft_batch_memory m = detail::cufft_batch_bytes(g, l, element_bytes);
         for (index_t cap : {m.bytes(1) - 1, m.bytes(1), m.bytes(3), m.bytes(5) + m.per_image / 2, m.bytes(n), index_t(1) << 40}) {
           INFO(x.describe() << ", " << element_bytes << "-byte reals, cap " << cap);
-          const index_t chunk = detail::cufft_layer_chunk(g, l, element_bytes, cap);
+          const index_t chunk = detail::cufft_batch_chunk(g, l, element_bytes, cap);
           index_t most = 0;  // by brute force: the most images whose buffers fit
           while (most < n && m.bytes(most + 1) <= cap) ++most;
           if (most == 0) {
@@ -528,12 +842,12 @@ TEST_CASE("cufft layer passes: the most images that fit, evened out, every image
   layer_case wide = layer_on(256, 3);
   wide.n = 64;
   wide.c = wide.k = 1024;
-  const detail::layer_geometry g = detail::make_layer_geometry(wide.input(), wide.weights(), wide.opt);
-  const detail::fft::spectrum_layout l = detail::cufft_layer_tiles({g, wide.opt, true}, 4).layout();
-  CHECK(detail::cufft_layer_chunk(g, l, 4, index_t(1) << 50) == 0);  // the filters' 2^20 planes alone overflow
+  const detail::conv_problem g = problem_of<float>(wide);
+  const detail::fft::spectrum_layout l = detail::cufft_batch_tiles(g).layout();
+  CHECK(detail::cufft_batch_chunk(g, l, 4, index_t(1) << 50) == 0);  // the filters' 2^20 planes alone overflow
   wide.opt.groups = 1024;                                          // depthwise: 1024 filter planes
-  const detail::layer_geometry gd = detail::make_layer_geometry(wide.input(), wide.weights(), wide.opt);
-  const index_t chunk = detail::cufft_layer_chunk(gd, l, 4, index_t(1) << 50);
+  const detail::conv_problem gd = problem_of<float>(wide);
+  const index_t chunk = detail::cufft_batch_chunk(gd, l, 4, index_t(1) << 50);
   CHECK(chunk >= 1);
   CHECK(chunk < wide.n);
   CHECK(double(chunk) * 1024 * double(std::max(l.real_count(), 2 * l.complex_count())) <= double(INT_MAX));
@@ -550,9 +864,9 @@ TEST_CASE("cufft layers on a device smaller than the batch: passes from cudaMemG
   c.opt.pad_rows = c.opt.pad_cols = 1;
   c.opt.edge = border::reflect;
   c.opt.groups = 2;
-  const detail::layer_geometry g = detail::make_layer_geometry(c.input(), c.weights(), c.opt);
-  const detail::fft::spectrum_layout l = detail::cufft_layer_tiles({g, c.opt, true}, 4).layout();
-  const detail::cufft_layer_memory m = detail::cufft_layer_bytes(g, l, 4);
+  const detail::conv_problem g = problem_of<float>(c);
+  const detail::fft::spectrum_layout l = detail::cufft_batch_tiles(g).layout();
+  const detail::cufft_batch_memory m = detail::cufft_batch_bytes(g, l, 4);
   // The cap is 80% of what is free: room for three images, not five.
   const size_t limit = size_t(m.bytes(3) + m.per_image / 2) * 5 / 4;
   device_session session;

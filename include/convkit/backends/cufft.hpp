@@ -6,7 +6,10 @@
 // (detail/cufft_engine.hpp); batches as passes of images with batched transforms and one batched
 // complex GEMM per group (detail/cufft_batch.hpp). Every CUDA, cuFFT and cuBLAS status is checked
 // (convkit::error names the call and status); no device means convkit::unavailable, and automatic
-// then never picks cufft, nor for data holding NaN or Inf (an FFT spreads them).
+// then never picks cufft. Nor does it keep cufft for data holding NaN or Inf (an FFT spreads them):
+// weights and a constant border are known when the plan is made, and the executors check the input
+// as they extend each window into pinned memory (executor::execute_finite), so that automatic's
+// fallback computes a call that meets one. Device inputs (cufft::plan::execute_device) are not checked.
 #pragma once
 
 #include <memory>
@@ -132,7 +135,8 @@ class device_array {
 
 /// A convolution prepared on the GPU once and applied to many inputs: cuFFT plans, device and
 /// pinned buffers and the kernel spectrum are made by the constructor, execute() allocates nothing,
-/// and the destructor releases them all (they go to no workspace_cache).
+/// and the destructor releases them all (they go to no workspace_cache; but the memory cap counts
+/// what the configuration's cache holds as free, and that cache is released if the plan needs its room).
 /// Movable, not copyable; one thread at a time (it owns its streams and buffers).
 template <class T>
 class plan {
@@ -145,9 +149,9 @@ class plan {
   /// output_shape), a memory cap too small for the smallest tile, or a failed CUDA call;
   /// convkit::unavailable if there is no usable device.
   plan(index_t rows, index_t cols, view2d<const T> kernel, const options& opt = {})
-      : problem_(convkit::detail::image_problem<T>(rows, cols, kernel, opt, nullptr, true)),
+      : problem_(convkit::detail::image_problem<T>(rows, cols, kernel, opt, true)),
         engine_(std::make_unique<engine>(problem_, convkit::detail::correlation_order(kernel, opt.correlate).data(),
-                                         nullptr, nullptr)) {}
+                                         nullptr, convkit::detail::cufft_reuse::owned)) {}
 
   /// out = input (*) kernel, both in host memory: the input goes to the device through pinned
   /// buffers, the results come back the same way. Fills *measured if it is not null.
@@ -185,9 +189,15 @@ template <class T>
 class cufft_image_executor final : public executor<T> {
  public:
   cufft_image_executor(const conv_problem& p, const T* kernel, const T* bias)
-      : p_(p), engine_(p, kernel, bias, &cufft_cache_of(p.tune.gpu_fft)) {}
+      : p_(p), engine_(p, kernel, bias, cufft_reuse::pooled) {}
   void execute(planes<const T> in, planes<T> out) override {
     engine_.run_host(in.view(0, 0, p_.rows.in, p_.cols.in), out.view(0, 0, p_.rows.out, p_.cols.out), nullptr);
+  }
+  /// Each window is checked for NaN and Inf as it is extended into pinned memory.
+  bool execute_finite(planes<const T> in, planes<T> out) override {
+    bool spoiled = false;
+    engine_.run_host(in.view(0, 0, p_.rows.in, p_.cols.in), out.view(0, 0, p_.rows.out, p_.cols.out), nullptr, &spoiled);
+    return !spoiled;
   }
 
  private:
@@ -197,6 +207,7 @@ class cufft_image_executor final : public executor<T> {
 
 template <class T>
 std::unique_ptr<executor<T>> make_cufft(const conv_problem& p, const T* weights, const T* bias) {
+  refuse_sparse(p.sparse(), "cufft");
   if (p.single_plane()) return std::make_unique<cufft_image_executor<T>>(p, weights, bias);
   return std::make_unique<cufft_batch_executor<T>>(p, weights, bias);
 }

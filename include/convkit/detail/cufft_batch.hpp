@@ -10,6 +10,7 @@
 
 #include "../padding.hpp"
 #include "backend.hpp"
+#include "choice.hpp"
 #include "cuda/handles.hpp"
 #include "cuda/precision.hpp"
 #include "cufft_cost.hpp"
@@ -145,7 +146,7 @@ class cufft_batch_executor final : public executor<T> {
                   "sizes or one copy's pitch); algorithm::fft tiles such layers");
     if (bias != nullptr) bias_.assign(bias, bias + g.k);
     ws_.acquire(api, {&api, current_device(api), layout.rows, layout.cols, chunk_, g.c, g.k, g.c_per_group()},
-                memory.bytes(chunk_), &cufft_cache_of(p.tune.gpu_fft));
+                memory.bytes(chunk_), cufft_cache_of(p.tune.gpu_fft), cufft_reuse::pooled);
     try {
       make_filter_spectra(weights);
     } catch (...) {
@@ -157,16 +158,29 @@ class cufft_batch_executor final : public executor<T> {
   cufft_batch_executor(const cufft_batch_executor&) = delete;
   cufft_batch_executor& operator=(const cufft_batch_executor&) = delete;
 
-  void execute(planes<const T> in, planes<T> out) override {
+  void execute(planes<const T> in, planes<T> out) override { run(in, out, nullptr); }
+
+  /// Each plane is checked for NaN and Inf as it is extended into pinned memory.
+  bool execute_finite(planes<const T> in, planes<T> out) override {
+    bool spoiled = false;
+    run(in, out, &spoiled);
+    return !spoiled;
+  }
+
+ private:
+  /// The passes; `spoiled`: see pass().
+  void run(planes<const T> in, planes<T> out, bool* spoiled) {
     try {
-      for (index_t first = 0; first < p_.n; first += chunk_) pass(in, out, first, std::min(chunk_, p_.n - first));
+      for (index_t first = 0; first < p_.n; first += chunk_) {
+        pass(in, out, first, std::min(chunk_, p_.n - first), spoiled);
+        if (spoiled != nullptr && *spoiled) return;
+      }
     } catch (...) {
       ws_.fail();  // still usable by this executor, not handed on
       throw;
     }
   }
 
- private:
   /// Filter k's channel c is plane (g * K/groups * C/groups + c * K/groups + k mod K/groups), g its
   /// group: within each frequency, group g's K/groups x C/groups matrix, column-major (W[f][g][c][k]).
   void make_filter_spectra(const T* weights) {
@@ -187,14 +201,22 @@ class cufft_batch_executor final : public executor<T> {
   }
 
   /// Images [first, first + count) of the batch (count <= chunk_; the plans always transform
-  /// chunk_ images, and what belongs to absent ones is never read back).
-  void pass(planes<const T> in, planes<T> out, index_t first, index_t count) {
+  /// chunk_ images, and what belongs to absent ones is never read back). `spoiled`: if not null,
+  /// each extended plane is checked for NaN and Inf; at the first one met, *spoiled is set and the
+  /// pass returns before queueing anything (the output is then unspecified).
+  void pass(planes<const T> in, planes<T> out, index_t first, index_t count, bool* spoiled) {
     workspace& w = *ws_;
     const conv_problem& g = p_;
     for (index_t i = 0; i < count; ++i)
-      for (index_t c = 0; c < g.c; ++c)
-        extend<T>(in.view(first + i, c, g.rows.in, g.cols.in), w.plane_view(w.host.get(), i * g.c + c),
-                  tiles_.rows.read_top(0), tiles_.cols.read_top(0), p_.edge, fill_);
+      for (index_t c = 0; c < g.c; ++c) {
+        const view2d<T> plane = w.plane_view(w.host.get(), i * g.c + c);
+        extend<T>(in.view(first + i, c, g.rows.in, g.cols.in), plane, tiles_.rows.read_top(0), tiles_.cols.read_top(0),
+                  p_.edge, fill_);
+        if (spoiled != nullptr && !all_finite<T>(plane)) {
+          *spoiled = true;
+          return;
+        }
+      }
     w.copy_planes(w.real.get(), w.host.get(), count * g.c, cudaMemcpyHostToDevice);
     check_cufft(precision::forward(w.api, w.forward.get(), w.real.get(), w.inputs.get()), precision::forward_name);
     // Per group, at every frequency f: Y_f[group's filters, n] = W_f,g X_f[group's channels, n].

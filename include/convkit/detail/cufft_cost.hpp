@@ -46,7 +46,7 @@ inline fft::tile_plan cufft_batch_tiles(const conv_problem& p) {
 /// transforms. Plus, unless amortised, cufft_setup_seconds, so that only calls large enough to
 /// amortise it go to the GPU.
 inline double cufft_cost(const conv_problem& p, const cost_profile&) {
-  if (!p.finite) return never;
+  if (!p.finite || p.sparse()) return never;
   const cuda_api& api = active_cuda_api();
   if (!cuda_unavailable_reason(api).empty()) return never;
   index_t cap = 0;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../padding.hpp"
+#include "choice.hpp"
 #include "cuda/handles.hpp"
 #include "cuda/precision.hpp"
 #include "cufft_cost.hpp"
@@ -139,9 +140,11 @@ class cufft_engine {
 
  public:
   /// `kernel`: rows.kernel x cols.kernel values in correlation order; `bias` null or one value.
-  /// `cache`: where the workspace comes from and goes back to, or null: made and released with the
-  /// engine (cufft::plan: a caller who holds a plan manages its memory).
-  cufft_engine(const conv_problem& p, const T* kernel, const T* bias, cufft_cache* cache)
+  /// `reuse`: whether the workspace comes from and goes back to the problem's cache
+  /// (cufft_cache_of(p.tune.gpu_fft)), or is made and released with the engine (cufft::plan: a
+  /// caller who holds a plan manages its memory). Either way the memory cap counts that cache's
+  /// memory as free, and a new workspace makes its room there.
+  cufft_engine(const conv_problem& p, const T* kernel, const T* bias, cufft_reuse reuse)
       : p_(p), api_(active_cuda_api()), fill_(p.fill<T>()), bias_(bias != nullptr ? *bias : T(0)) {
     const gpu_fft_config& cfg = p.tune.gpu_fft;
     const std::string reason = cuda_unavailable_reason(api_);
@@ -158,7 +161,7 @@ class cufft_engine {
       throw error("cufft: tiles of " + std::to_string(layout_.rows) + "x" + std::to_string(layout_.cols) + " need " +
                   std::to_string(need) + " bytes of device memory, more than the " + std::to_string(cap) +
                   "-byte memory cap (the smallest tiles the kernel allows, unless tiling was forced)");
-    ws_.acquire(api_, {&api_, current_device(api_), layout_.rows, layout_.cols, slots}, need, cache);
+    ws_.acquire(api_, {&api_, current_device(api_), layout_.rows, layout_.cols, slots}, need, cufft_cache_of(cfg), reuse);
     try {
       upload_constants(kernel);
     } catch (...) {
@@ -172,15 +175,22 @@ class cufft_engine {
 
   const fft::tile_plan& tiles() const noexcept { return tiles_; }
 
-  /// out = in (*) kernel, with in and out in host memory.
-  void run_host(view2d<const T> in, view2d<T> out, cufft_timing* t) {
-    run(t, true, [&](index_t tile, slot& s, bool timed) { stage_host(tile, s, in, timed); },
+  /// out = in (*) kernel, with in and out in host memory. `spoiled`: if not null, each tile's window
+  /// is checked for NaN and Inf as it is extended into pinned memory (executor::execute_finite); at
+  /// the first one met, *spoiled is set, no further tile starts, and `out` is left unspecified.
+  void run_host(view2d<const T> in, view2d<T> out, cufft_timing* t, bool* spoiled = nullptr) {
+    run(t, true, [&](index_t tile, slot& s, bool timed) { return stage_host(tile, s, in, timed, spoiled); },
         [&](const slot& s) { gather(s, out); });
   }
 
   /// out = in (*) kernel, with in and out in device memory: no host transfer at all.
   void run_device(view2d<const T> in, view2d<T> out, cufft_timing* t) {
-    run(t, false, [&](index_t tile, slot& s, bool timed) { stage_device(tile, s, in, out, timed); }, [](const slot&) {});
+    run(t, false,
+        [&](index_t tile, slot& s, bool timed) {
+          stage_device(tile, s, in, out, timed);
+          return true;
+        },
+        [](const slot&) {});
   }
 
  private:
@@ -246,13 +256,20 @@ class cufft_engine {
   fft::tile_outputs col_outputs(index_t tile) const noexcept { return tiles_.cols.outputs(tile % tiles_.cols.tiles); }
 
   /// Host input: extend into pinned memory, copy up, transform, copy the row-strided results down.
-  void stage_host(index_t tile, slot& s, view2d<const T> in, bool timed) {
+  /// False, with nothing queued and *spoiled set, if `spoiled` is given and the window holds a NaN
+  /// or Inf.
+  bool stage_host(index_t tile, slot& s, view2d<const T> in, bool timed, bool* spoiled) {
     const index_t sz = sizeof(T), pitch = layout_.real_row_stride() * sz;
     const auto started = std::chrono::steady_clock::now();
     const view2d<T> window(static_cast<T*>(s.staging.get()), layout_.rows, layout_.cols, layout_.real_row_stride());
     extend<T>(in, window, tiles_.rows.read_top(tile / tiles_.cols.tiles), tiles_.cols.read_top(tile % tiles_.cols.tiles),
               p_.edge, fill_);
+    const bool finite = spoiled == nullptr || all_finite<T>(window);
     host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    if (!finite) {
+      *spoiled = true;
+      return false;
+    }
     if (timed) record(s, before_input);
     copy(s.buffer.get(), pitch, s.staging.get(), pitch, layout_.cols * sz, layout_.rows, cudaMemcpyHostToDevice, s);
     if (timed) record(s, after_input);
@@ -263,6 +280,7 @@ class cufft_engine {
     const T* first = static_cast<const T*>(s.buffer.get()) + rows.local * layout_.real_row_stride() + cols.local;
     copy(s.results.get(), width * sz, first, tiles_.rows.stride * pitch, width * sz, rows.count, cudaMemcpyDeviceToHost, s);
     if (timed) record(s, after_output);
+    return true;
   }
 
   /// After the slot's stream is synchronised: its results, from pinned memory to `out`.
@@ -318,6 +336,7 @@ class cufft_engine {
   /// Tiles round-robin over the slots: before a slot takes a new tile, the tile it holds is finished
   /// (its stream synchronised, its results gathered), so one slot's copies overlap the other's work.
   /// `host`: the input and output stages are transfers (else on-device copies, counted as compute).
+  /// A stage that returns false queued nothing and ends the run (the tiles in flight are finished).
   template <class Stage, class Finish>
   void run(cufft_timing* t, bool host, Stage&& stage, Finish&& finish_results) {
     const auto started = std::chrono::steady_clock::now();
@@ -345,7 +364,7 @@ class cufft_engine {
         slot& s = ws_->slots[std::size_t(next)];
         next = (next + 1) % n;
         if (s.tile >= 0) finish(s);
-        stage(tile, s, timed);
+        if (!stage(tile, s, timed)) break;
         s.tile = tile;
       }
       for (index_t k = 0; k < n; ++k) {  // oldest first

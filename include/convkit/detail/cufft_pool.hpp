@@ -158,10 +158,14 @@ inline void cufft_make_room(const cuda_api& api, cufft_cache& cache, index_t nee
   if (index_t(free_bytes) < need) cache.release();
 }
 
+/// Whether an executor's workspace comes from a cache and goes back to it when the executor ends
+/// (one-shot calls, convkit::plan, layer_plan), or is made for it and released with it (cufft::plan:
+/// a caller who holds a plan manages its memory).
+enum class cufft_reuse { pooled, owned };
+
 /// The workspace an executor works with: taken from a cache or made (after cufft_make_room), and
-/// handed back to that cache when the executor ends, unless it is not pooled (cufft::plan: a caller
-/// who holds a plan manages its memory) or failed (after a failure it serves its executor still, but
-/// is not handed on).
+/// handed back to that cache when the executor ends, unless it is owned (cufft_reuse::owned) or
+/// failed (after a failure it serves its executor still, but is not handed on).
 template <class Workspace>
 class cufft_lease {
  public:
@@ -175,12 +179,14 @@ class cufft_lease {
     }
   }
 
-  /// `need`: about the device bytes a new workspace takes; `cache` null: not pooled.
-  void acquire(const cuda_api& api, const typename Workspace::key& k, index_t need, cufft_cache* cache) {
-    cache_ = cache;
-    if (cache != nullptr) ws_ = cache->take<Workspace>(k);
+  /// `need`: about the device bytes a new workspace takes. `cache`: the one whose memory
+  /// cufft_memory_cap counted as free, so a new workspace makes its room there (cufft_make_room)
+  /// whether or not it is pooled; pooled, the workspace is also taken from and handed back to it.
+  void acquire(const cuda_api& api, const typename Workspace::key& k, index_t need, cufft_cache& cache, cufft_reuse reuse) {
+    cache_ = reuse == cufft_reuse::pooled ? &cache : nullptr;
+    if (cache_ != nullptr) ws_ = cache.take<Workspace>(k);
     if (ws_) return;
-    if (cache != nullptr) cufft_make_room(api, *cache, need);
+    cufft_make_room(api, cache, need);
     ws_ = std::make_unique<Workspace>(api, k);
   }
 
