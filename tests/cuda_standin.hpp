@@ -34,6 +34,7 @@
 #include <climits>
 #include <complex>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -335,6 +336,13 @@ inline cudaError_t get_device_count(int* count) {
 inline cudaError_t get_device(int* device) {
   if (injected("cudaGetDevice")) return cudaErrorNoDevice;
   *device = 0;
+  return the().device_status;
+}
+
+inline cudaError_t get_device_name(int device, char* name, int length) {
+  if (injected("cudaGetDeviceProperties")) return cudaErrorInvalidDevice;
+  if (device != 0) return cudaErrorInvalidDevice;
+  std::snprintf(name, std::size_t(length), "%s", "convkit CPU stand-in");
   return the().device_status;
 }
 
@@ -871,6 +879,7 @@ inline const convkit::detail::cuda_api& table() {
     convkit::detail::cuda_api a{};
     a.get_device_count = &get_device_count;
     a.get_device = &get_device;
+    a.get_device_name = &get_device_name;
     a.mem_get_info = &mem_get_info;
     a.device_malloc = &device_malloc;
     a.device_free = &device_free;

@@ -8,7 +8,8 @@
 #   3. the concurrency tests under ThreadSanitizer;
 #   4. the core alone (no FFTW, BLAS or CUDA), as a user without them builds it (the packaging
 #      tests again: the components it lacks must fail find_package clearly);
-#   5. the README's main command, bench/run.sh, in its quick CI form (--smoke): it installs the
+#   5. the fuzz target under libFuzzer (clang, ASan + UBSan) for a bounded time (tests/fuzz/run.sh);
+#   6. the README's main command, bench/run.sh, in its quick CI form (--smoke): it installs the
 #      benchmark peers, configures, builds against every one of them and runs a short slice.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,6 +50,9 @@ cmake -S "$root" -B "$out/core" -DCMAKE_BUILD_TYPE=Release -DCONVKIT_WITH_FFTW=O
   -DCONVKIT_WITH_CUDA=OFF -DCONVKIT_BUILD_BENCHMARKS=OFF > /dev/null
 cmake --build "$out/core" -j "$jobs"
 ctest --test-dir "$out/core" --output-on-failure -j "$jobs"
+
+step "Fuzzing: libFuzzer for ${CONVKIT_FUZZ_SECONDS:-150} s"
+CONVKIT_BUILD_ROOT="$out" bash "$root/tests/fuzz/run.sh" "${CONVKIT_FUZZ_SECONDS:-150}"
 
 step "The README's main command: bash bench/run.sh --smoke"
 CONVKIT_BUILD_ROOT="$out/bench" bash "$root/bench/run.sh" --smoke

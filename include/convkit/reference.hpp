@@ -36,7 +36,8 @@ array2d<double> conv2d(view2d<const T> input, view2d<const T> kernel, const opti
     }
     return 0;
   };
-  const double fill = opt.edge == border::constant ? opt.edge_value : 0.0;
+  // The border holds values of T, like the image: the constant is rounded to T (and may overflow it).
+  const double fill = opt.edge == border::constant ? static_cast<double>(detail::to_element<T>(opt.edge_value)) : 0.0;
   const auto pixel = [&](index_t i, index_t j) -> double {  // the input extended by the border rule
     const index_t r = border_index(i, H, opt.edge), c = border_index(j, W, opt.edge);
     if (r < 0 || c < 0) return fill;

@@ -22,6 +22,16 @@ inline index_t checked_add(index_t a, index_t b, const char* what) {
   return r;
 }
 
+/// v rounded to T as IEEE arithmetic does: beyond T's range, +-infinity (a plain conversion would be
+/// undefined behaviour there).
+template <class T>
+T to_element(double v) noexcept {
+  constexpr double top = double(std::numeric_limits<T>::max());
+  if (v > top) return std::numeric_limits<T>::infinity();
+  if (v < -top) return -std::numeric_limits<T>::infinity();
+  return static_cast<T>(v);
+}
+
 /// x as an index, saturating at a quarter of the largest (so that sums of a few stay representable).
 inline index_t saturated_index(double x) noexcept {
   constexpr index_t top = std::numeric_limits<index_t>::max() / 4;

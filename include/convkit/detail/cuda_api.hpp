@@ -28,6 +28,7 @@
 #include <cufft.h>
 
 #include <atomic>
+#include <cstring>
 #include <string>
 
 #include "../types.hpp"
@@ -39,6 +40,8 @@ struct cuda_api {
   // CUDA runtime: devices, memory, copies, streams, events, errors.
   cudaError_t (*get_device_count)(int* count);
   cudaError_t (*get_device)(int* device);  ///< the calling thread's current device
+  /// The name of a device (cudaGetDeviceProperties' name) into `name` (`length` bytes, terminated).
+  cudaError_t (*get_device_name)(int device, char* name, int length);
   cudaError_t (*mem_get_info)(size_t* free_bytes, size_t* total_bytes);
   cudaError_t (*device_malloc)(void** ptr, size_t bytes);
   cudaError_t (*device_free)(void* ptr);
@@ -97,6 +100,15 @@ inline const cuda_api& cuda_runtime_api() noexcept {
     cuda_api a{};
     a.get_device_count = &cudaGetDeviceCount;
     a.get_device = &cudaGetDevice;
+    a.get_device_name = [](int device, char* name, int length) {
+      cudaDeviceProp props{};
+      const cudaError_t s = cudaGetDeviceProperties(&props, device);
+      if (s == cudaSuccess && length > 0) {
+        std::strncpy(name, props.name, std::size_t(length) - 1);
+        name[length - 1] = '\0';
+      }
+      return s;
+    };
     a.mem_get_info = &cudaMemGetInfo;
     a.device_malloc = &cudaMalloc;
     a.device_free = &cudaFree;

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <algorithm>
+#include <string>
 
 #include "backend.hpp"
+#include "calibration.hpp"
 #include "cuda_api.hpp"
 #include "cufft_layout.hpp"
 #include "cufft_pool.hpp"
@@ -14,7 +16,8 @@
 namespace convkit::detail {
 
 /// Per real element of a tile: an H100-class transform rate, and the host-side pass plus PCIe
-/// transfer that every host element costs (estimated).
+/// transfer that every host element costs (estimated; calibrate() scales them by "cufft.scale", the
+/// measured time of a 2048 x 2048 tile against this model, where a GPU exists).
 inline constexpr fft::fft_cost_model cufft_cost_model{5e-13, 2e-9, 4.0, 0.0};
 
 /// Seconds per complex multiply-add of a batch's channel sums on the GPU (8 flops at ~20 TFLOP/s in
@@ -45,7 +48,7 @@ inline fft::tile_plan cufft_batch_tiles(const conv_problem& p) {
 /// transforms and the channel sums, plus, unless a plan pays them once, the K C/groups filter
 /// transforms. Plus, unless amortised, cufft_setup_seconds, so that only calls large enough to
 /// amortise it go to the GPU.
-inline double cufft_cost(const conv_problem& p, const cost_profile&) {
+inline double cufft_cost(const conv_problem& p, const cost_profile& profile) {
   if (!p.finite || p.sparse()) return never;
   const cuda_api& api = active_cuda_api();
   if (!cuda_unavailable_reason(api).empty()) return never;
@@ -56,10 +59,11 @@ inline double cufft_cost(const conv_problem& p, const cost_profile&) {
     return never;
   }
   const double setup = p.amortised ? 0.0 : cufft_setup_seconds;
+  const double scale = profile_value(profile, "cufft.scale", 1.0);
   if (p.single_plane()) {
     const fft::tile_plan t = cufft_tile_plan(p, cap);
     if (cufft_device_bytes(t, p.element_bytes, std::min<index_t>(2, t.tiles())) > cap) return never;
-    return setup + t.seconds;
+    return setup + t.seconds * scale;
   }
   if (p.rows.kernel * p.cols.kernel == 1) return never;
   const fft::tile_plan t = cufft_batch_tiles(p);
@@ -67,8 +71,37 @@ inline double cufft_cost(const conv_problem& p, const cost_profile&) {
   const double filter_planes = p.amortised ? 0.0 : double(p.k) * double(p.c_per_group());
   const double planes = double(p.n) * double(p.c + p.k) + filter_planes;
   const double cmacs = double(p.n) * double(p.k) * double(p.c_per_group()) * double(t.layout().complex_count());
-  return setup + planes * fft::tile_seconds(t.rows.transform, t.cols.transform, cufft_cost_model) +
-         cmacs * cufft_batch_cmac_seconds;
+  return setup + (planes * fft::tile_seconds(t.rows.transform, t.cols.transform, cufft_cost_model) +
+                  cmacs * cufft_batch_cmac_seconds) * scale;
+}
+
+/// Measures cufft.scale where a device is usable: one 2048 x 2048 tile (host views, transfers
+/// included) against the model.
+inline void cufft_calibrate(calibration& c) {
+  if (!cuda_unavailable_reason(active_cuda_api()).empty()) {
+    c.step("cufft: no usable device, nothing to measure");
+    return;
+  }
+  c.step("cufft: one 2048 x 2048 tile, transfers included");
+  tuning t;
+  t.gpu_fft = gpu_fft_config{};
+  t.gpu_fft->tiles = fft_tiling::never;
+  const conv_problem p = calibration::problem(1, 1, 1, 2048, 2048, 1, 1, 0, 1, algorithm::cufft, 1, t, false);
+  c.set("cufft.scale", c.seconds(p) / fft::tile_seconds(2048, 2048, cufft_cost_model));
+}
+
+/// The GPU for the machine fingerprint: its name, or none.
+inline std::string cufft_library() {
+  const cuda_api& api = active_cuda_api();
+  if (!cuda_unavailable_reason(api).empty()) return "gpu=none";
+  int device = 0;
+  char name[256] = {};
+  if (api.get_device(&device) != cudaSuccess || api.get_device_name(device, name, int(sizeof name)) != cudaSuccess)
+    return "gpu=unknown";
+  std::string n = name;
+  for (char& ch : n)
+    if (ch == ' ') ch = '_';
+  return "gpu=" + n;
 }
 
 }  // namespace convkit::detail

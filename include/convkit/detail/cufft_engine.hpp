@@ -147,6 +147,7 @@ class cufft_engine {
   cufft_engine(const conv_problem& p, const T* kernel, const T* bias, cufft_reuse reuse)
       : p_(p), api_(active_cuda_api()), fill_(p.fill<T>()), bias_(bias != nullptr ? *bias : T(0)) {
     const gpu_fft_config& cfg = p.tune.gpu_fft;
+    refuse_sparse(p.sparse(), "cufft");
     const std::string reason = cuda_unavailable_reason(api_);
     if (!reason.empty()) throw unavailable("algorithm::cufft: " + reason);
     const index_t cap = cufft_memory_cap(api_, cfg);

@@ -85,8 +85,11 @@ class cufft_cache {
     std::lock_guard<std::mutex> lock(mutex_);
     std::size_t same = 0;
     auto oldest = cached_.end();
-    for (auto it = cached_.begin(); it != cached_.end(); ++it)
-      if (typeid(**it) == typeid(*w) && same++ == 0) oldest = it;
+    const cufft_workspace_base& given = *w;
+    for (auto it = cached_.begin(); it != cached_.end(); ++it) {
+      const cufft_workspace_base& cached = **it;
+      if (typeid(cached) == typeid(given) && same++ == 0) oldest = it;
+    }
     if (same >= per_kind || cached_.size() == cached_.capacity()) {
       evicted = std::move(oldest != cached_.end() ? *oldest : cached_.front());
       cached_.erase(oldest != cached_.end() ? oldest : cached_.begin());

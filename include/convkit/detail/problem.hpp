@@ -95,7 +95,7 @@ struct conv_problem {
   /// The fill value of the border, in T.
   template <class T>
   T fill() const noexcept {
-    return edge == border::constant ? static_cast<T>(edge_value) : T(0);
+    return edge == border::constant ? to_element<T>(edge_value) : T(0);
   }
   /// Multiply-adds of a direct evaluation: N * K * OH * OW outputs of C/groups * R * S taps each.
   double macs() const noexcept {

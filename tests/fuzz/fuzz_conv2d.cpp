@@ -1,0 +1,332 @@
+// The fuzz target: bytes -> one whole call of convkit's public API, checked against the float64
+// reference or against the error contract.
+//
+// A call is decoded byte by byte (bytes past the end read as 0): the front door (conv2d or a plan,
+// single image or layer), the precision, shapes (empty, negative and huge ones too), view gaps, every
+// option field including values outside their enumerators, extreme strides, dilations and
+// paddings, tuning fields, aliasing between output and input, and data with NaN and Inf. Then:
+//   - the call throws convkit::error or convkit::unavailable: the contract (a bad argument, named;
+//     or a backend not here). Anything else thrown, a crash, a sanitizer report or a hang is a
+//     finding;
+//   - the call succeeds: every output element is compared with reference::conv2d within the error
+//     bound of the backend that ran (local bound for direct and im2col; the transform bound for an
+//     FFT; NaN and Inf exactly where the definition puts them unless an FFT was asked for by name).
+//
+// Built with clang's -fsanitize=fuzzer,address,undefined (CONVKIT_LIBFUZZER) it is a libFuzzer target;
+// built otherwise it has a main() that runs the seed corpus files given as arguments, then random
+// inputs: fuzz_conv2d [--runs N] [--seed S] [files...].
+#include <convkit/convkit.hpp>
+#include <convkit/reference.hpp>
+
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace convkit;
+
+/// Reads the input a byte at a time; past the end, zeros.
+class bytes {
+ public:
+  bytes(const std::uint8_t* d, std::size_t n) : d_(d), n_(n) {}
+  std::uint8_t u8() { return at_ < n_ ? d_[at_++] : 0; }
+  bool flag() { return u8() & 1; }
+  /// A small count in [lo, hi].
+  index_t small(index_t lo, index_t hi) { return lo + index_t(u8()) % (hi - lo + 1); }
+  /// Mostly small (1..4), sometimes extreme: 0, negative, huge.
+  int step() {
+    const std::uint8_t b = u8();
+    switch (b % 16) {
+      case 0: return 0;
+      case 1: return -1;
+      case 2: return INT_MAX;
+      case 3: return 1 << 30;
+      case 4: return 1000 + b;
+      default: return 1 + b % 4;
+    }
+  }
+  int pad() {
+    const std::uint8_t b = u8();
+    switch (b % 16) {
+      case 0: return -1;
+      case 1: return INT_MAX;
+      case 2: return 1 << 30;
+      default: return b % 5;
+    }
+  }
+  /// An extent: mostly 1..max, sometimes 0 or negative.
+  index_t extent(index_t max) {
+    const std::uint8_t b = u8();
+    if (b == 0) return 0;
+    if (b == 1) return -3;
+    return 1 + index_t(b) % max;
+  }
+  template <class E>
+  E enumerator(int count) {
+    const std::uint8_t b = u8();
+    if (b % 23 == 22) return static_cast<E>(b % 3 == 0 ? 77 : b % 3 == 1 ? -1 : count);  // outside
+    return static_cast<E>(b % count);
+  }
+  double value() {
+    const std::uint8_t b = u8();
+    switch (b % 32) {
+      case 0: return std::numeric_limits<double>::quiet_NaN();
+      case 1: return std::numeric_limits<double>::infinity();
+      case 2: return -std::numeric_limits<double>::infinity();
+      case 3: return 1e300;
+      case 4: return 0.0;
+      default: return double(int(b) - 128) / 64.0;
+    }
+  }
+
+ private:
+  const std::uint8_t* d_;
+  std::size_t n_, at_ = 0;
+};
+
+[[noreturn]] void finding(const std::string& what) {
+  std::fprintf(stderr, "fuzz_conv2d finding: %s\n", what.c_str());
+  std::abort();
+}
+
+/// Tuning fields, valid or not.
+void decode_tuning(bytes& in, tuning& t) {
+  const std::uint8_t which = in.u8();
+  if (which & 1) {
+    fft_config c;
+    c.tiles = in.enumerator<fft_tiling>(3);
+    c.tile_rows = index_t(in.u8() % 8) - 1;
+    c.tile_cols = index_t(in.u8() % 8) - 1;
+    c.memory_cap = in.flag() ? index_t(in.u8()) << 10 : index_t(64) << 20;
+    t.fft = c;
+  }
+  if (which & 2) t.im2col_workspace = index_t(in.u8()) * 512 - 1024;
+  if (which & 4) t.instruction_set = in.enumerator<cpu::isa>(3);
+  if (which & 8) t.single_threaded_blas = in.flag();
+  if (which & 16) t.choice = in.enumerator<choice_rule>(2);
+}
+
+template <class T>
+void fill(bytes& in, T* p, index_t n, bool specials) {
+  const std::uint8_t seed = in.u8();
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<double> d(-1, 1);
+  for (index_t i = 0; i < n; ++i) p[i] = T(d(g));
+  if (specials && n > 0) {
+    const int count = in.u8() % 3;
+    for (int k = 0; k < count; ++k) {
+      const index_t at = index_t(in.u8()) * 131 % n;
+      p[at] = T(k == 0 ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity());
+    }
+  }
+}
+
+/// got vs want: where want is finite, within eps * (local * magnitude + global * scale); where it is
+/// NaN or Inf, NaN or Inf too (unless `spread` allows a transform to have spread them).
+void compare(const double* want, const double* mag, const double* got, index_t n, double eps, double local,
+             double global_scale, bool spread, const std::string& what) {
+  for (index_t i = 0; i < n; ++i) {
+    const double w = want[i], g = got[i];
+    if (!std::isfinite(w)) {
+      if (spread) continue;
+      if (std::isnan(w) ? !std::isnan(g) : !(std::isinf(g) || std::isnan(g)))
+        finding(what + ": element " + std::to_string(i) + " should be NaN/Inf, got " + std::to_string(g));
+      continue;
+    }
+    if (spread && !std::isfinite(g)) continue;
+    const double allowed = eps * (local * mag[i] + global_scale) + 1e-300;
+    if (!(std::abs(g - w) <= allowed))
+      finding(what + ": element " + std::to_string(i) + " got " + std::to_string(g) + ", want " + std::to_string(w) +
+              " (allowed " + std::to_string(allowed) + ")");
+  }
+}
+
+template <class T>
+void single_image(bytes& in) {
+  const index_t rows = in.extent(40), cols = in.extent(40), k_rows = in.extent(9), k_cols = in.extent(9);
+  const index_t gap = in.small(0, 3);
+  options o;
+  o.mode = in.enumerator<output>(3);
+  o.edge = in.enumerator<border>(6);
+  o.edge_value = in.value();
+  o.stride_rows = in.step();
+  o.stride_cols = in.step();
+  o.dilation_rows = in.step();
+  o.dilation_cols = in.step();
+  o.correlate = in.flag();
+  o.algo = in.enumerator<algorithm>(5);
+  o.threads = int(in.u8() % 5) - 1;
+  decode_tuning(in, o.tune);
+  const bool as_plan = in.flag(), alias = in.u8() % 13 == 0, specials = in.u8() % 4 == 0;
+  const index_t r = std::max<index_t>(rows, 1), c = std::max<index_t>(cols, 1);
+  std::vector<T> storage(std::size_t(r * (c + gap) + 64 * 64)), kstore(std::size_t(std::max<index_t>(k_rows, 1) * std::max<index_t>(k_cols, 1)));
+  fill(in, storage.data(), index_t(storage.size()), specials);
+  fill(in, kstore.data(), index_t(kstore.size()), specials && in.flag());
+  try {
+    const view2d<const T> image(storage.data(), rows, cols, cols < 0 ? -1 : cols + gap);
+    const view2d<const T> kernel(kstore.data(), k_rows, k_cols);
+    const shape2d s = output_shape(rows, cols, k_rows, k_cols, o);
+    if (double(s.rows) * double(s.cols) > 2e5) return;  // a legal but large output: not this target's subject
+    std::vector<T> out_store(std::size_t(s.rows * (s.cols + gap) + 1));
+    T* out_data = alias ? storage.data() + 1 : out_store.data();
+    const view2d<T> out(out_data, s.rows, s.cols, s.cols + gap);
+    algorithm ran;
+    if (as_plan) {
+      plan<T> p(rows, cols, kernel, o);
+      ran = p.chosen();
+      p.execute(image, out);
+    } else {
+      options probe = o;
+      probe.tune.choice.reset();
+      ran = o.algo == algorithm::automatic ? algorithm::automatic : plan<T>(rows, cols, kernel, probe).chosen();
+      conv2d<T>(image, kernel, out, o);
+    }
+    if (alias) finding("an output overlapping the input was accepted");
+    const array2d<double> want = reference::conv2d<T>(image, kernel, o), mag = reference::conv2d<T>(image, kernel, o, true);
+    array2d<double> got(s.rows, s.cols);
+    for (index_t i = 0; i < s.rows; ++i)
+      for (index_t j = 0; j < s.cols; ++j) got(i, j) = double(out(i, j));
+    // automatic may have run an FFT (one-shot calls and plans may choose differently): it is held
+    // to the looser of the two bounds, but must keep NaN and Inf where the definition puts them.
+    const bool fft = ran == algorithm::fft || ran == algorithm::cufft || ran == algorithm::automatic;
+    double scale = 0;
+    const detail::conv_problem p = detail::make_problem(detail::image_request(rows, cols, k_rows, k_cols, o, sizeof(T)));
+    if (fft && !p.sparse()) {  // the transform bound: eps log2(N) ||extended input|| ||kernel||, N < 4 * extent^2
+      array2d<T> ext(p.rows.extent, p.cols.extent);
+      extend<T>(image, ext.view(), p.rows.pad_before, p.cols.pad_before, o.edge, detail::to_element<T>(o.edge_value));
+      double e2 = 0, k2 = 0;
+      for (index_t i = 0; i < ext.size(); ++i) e2 += double(ext.data()[i]) * double(ext.data()[i]);
+      for (index_t i = 0; i < kernel.rows(); ++i)
+        for (index_t j = 0; j < kernel.cols(); ++j) k2 += double(kernel(i, j)) * double(kernel(i, j));
+      scale = std::log2(4.0 * double(p.rows.extent + p.rows.in) * double(p.cols.extent + p.cols.in)) * std::sqrt(e2 * k2);
+    }
+    const bool spread = fft && o.algo != algorithm::automatic;  // asked for by name: may spread NaN
+    compare(want.data(), mag.data(), got.data(), got.size(), std::numeric_limits<T>::epsilon(),
+            double(k_rows * k_cols + 1), std::isfinite(scale) ? scale : 0.0, spread, "single image");
+  } catch (const error&) {
+  } catch (const unavailable&) {
+  } catch (const std::exception& e) {
+    finding(std::string("unexpected exception: ") + e.what());
+  }
+}
+
+template <class T>
+void layer(bytes& in) {
+  const index_t n = in.extent(3), groups_raw = in.small(0, 4), c = in.extent(6), k = in.extent(6);
+  const index_t h = in.extent(20), w = in.extent(20), r = in.extent(5), s = in.extent(5);
+  layer_options o;
+  o.groups = int(groups_raw);
+  o.stride_rows = in.step();
+  o.stride_cols = in.step();
+  o.dilation_rows = in.step();
+  o.dilation_cols = in.step();
+  o.pad_rows = in.pad();
+  o.pad_cols = in.pad();
+  o.edge = in.enumerator<border>(6);
+  o.algo = in.enumerator<algorithm>(5);
+  o.threads = int(in.u8() % 4);
+  decode_tuning(in, o.tune);
+  const bool with_bias = in.flag(), as_plan = in.flag(), specials = in.u8() % 4 == 0;
+  const index_t wc = groups_raw > 0 && c > 0 ? c / groups_raw + (in.u8() % 11 == 0) : 1;
+  const auto cnt = [](std::initializer_list<index_t> e) {
+    double p = 1;
+    for (index_t x : e) p *= double(std::max<index_t>(x, 0));
+    return p;
+  };
+  if (cnt({n, c, h, w}) > 1e5 || cnt({k, wc, r, s}) > 1e5) return;
+  std::vector<T> input(std::size_t(cnt({n, c, h, w})) + 1), weights(std::size_t(cnt({k, wc, r, s})) + 1),
+      bias(std::size_t(std::max<index_t>(k, 1)));
+  fill(in, input.data(), index_t(input.size()), specials);
+  fill(in, weights.data(), index_t(weights.size()), false);
+  fill(in, bias.data(), index_t(bias.size()), false);
+  try {
+    const view4d<const T> x(input.data(), n, c, h, w), wt(weights.data(), k, wc, r, s);
+    const T* b = with_bias ? bias.data() : nullptr;
+    const shape4d os = layer_output_shape(x.shape(), wt.shape(), o);
+    if (cnt({os.n, os.c, os.h, os.w}) > 2e5) return;
+    array4d<T> out(os.n, os.c, os.h, os.w);
+    algorithm ran = o.algo;
+    if (as_plan) {
+      layer_plan<T> p(x.shape(), wt, b, o);
+      ran = p.chosen();
+      p.execute(x, out);
+    } else {
+      conv2d<T>(x, wt, b, out.view(), o);
+    }
+    const array4d<double> want = reference::conv2d<T>(x, wt, b, o), mag = reference::conv2d<T>(x, wt, b, o, true);
+    std::vector<double> got(std::size_t(out.size()));
+    for (index_t i = 0; i < out.size(); ++i) got[std::size_t(i)] = double(out.data()[i]);
+    const bool fft = ran == algorithm::fft || ran == algorithm::cufft || ran == algorithm::automatic;
+    double scale = 0;
+    if (fft) {  // a generous transform bound (automatic may have run an FFT): sum of |x| * sum of |w|
+      double xs = 0, ws = 0;
+      for (index_t i = 0; i < x.size(); ++i) xs += std::abs(double(x.data()[i]));
+      for (index_t i = 0; i < wt.size(); ++i) ws += std::abs(double(wt.data()[i]));
+      scale = 64.0 * (xs * ws + (b != nullptr ? 1.0 : 0.0));
+    }
+    const bool spread = (ran == algorithm::fft || ran == algorithm::cufft) && o.algo != algorithm::automatic;
+    compare(want.data(), mag.data(), got.data(), index_t(got.size()), std::numeric_limits<T>::epsilon(),
+            double(wc * r * s + 1), std::isfinite(scale) ? scale : 0.0, spread, "layer");
+  } catch (const error&) {
+  } catch (const unavailable&) {
+  } catch (const std::exception& e) {
+    finding(std::string("unexpected exception: ") + e.what());
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  bytes in(data, size);
+  const std::uint8_t what = in.u8();
+  switch (what % 4) {
+    case 0: single_image<float>(in); break;
+    case 1: single_image<double>(in); break;
+    case 2: layer<float>(in); break;
+    case 3: layer<double>(in); break;
+  }
+  return 0;
+}
+
+#if !defined(CONVKIT_LIBFUZZER)
+#include <fstream>
+#include <iterator>
+
+int main(int argc, char** argv) {
+  long runs = 2000;
+  std::uint64_t seed = std::random_device{}();
+  std::vector<std::string> files;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc)
+      runs = std::atol(argv[++i]);
+    else if (a == "--seed" && i + 1 < argc)
+      seed = std::strtoull(argv[++i], nullptr, 10);
+    else
+      files.push_back(a);
+  }
+  for (const std::string& f : files) {
+    std::ifstream s(f, std::ios::binary);
+    const std::vector<std::uint8_t> d((std::istreambuf_iterator<char>(s)), std::istreambuf_iterator<char>());
+    LLVMFuzzerTestOneInput(d.data(), d.size());
+  }
+  std::printf("fuzz_conv2d: %zu corpus files; %ld random inputs from seed %llu\n", files.size(), runs,
+              static_cast<unsigned long long>(seed));
+  std::mt19937_64 g(seed);
+  std::vector<std::uint8_t> d;
+  for (long r = 0; r < runs; ++r) {
+    d.resize(std::size_t(g() % 96));
+    for (auto& b : d) b = std::uint8_t(g());
+    LLVMFuzzerTestOneInput(d.data(), d.size());
+  }
+  return 0;
+}
+#endif
