@@ -100,7 +100,10 @@ class summary_reporter : public benchmark::ConsoleReporter {
       if (r.error_occurred) continue;
       result res;
       res.seconds = r.GetAdjustedRealTime() * unit_seconds(r.time_unit);
-      const auto get = [&](const char* k) { auto it = r.counters.find(k); return it == r.counters.end() ? 0.0 : double(it->second); };
+      const auto get = [&](const char* k) {
+        auto it = r.counters.find(k);
+        return it == r.counters.end() ? 0.0 : double(it->second);
+      };
       res.allocs = get("allocs");
       res.bytes = get("alloc_bytes");
       results_[r.run_name.function_name + (r.run_name.args.empty() ? "" : "/" + r.run_name.args)] = res;
@@ -121,9 +124,9 @@ class summary_reporter : public benchmark::ConsoleReporter {
         std::snprintf(buf, sizeof buf, "%.1fx", base->second.seconds / res.seconds);
         speedup = buf;
       }
-      std::printf("%-12s %-42s %7d %10s %7.0f %11s %9s %8.1f%s\n", info.workload.c_str(), info.method.c_str(), info.threads,
-                  format_time(res.seconds).c_str(), res.allocs, format_bytes(res.bytes).c_str(), speedup.c_str(),
-                  info.flops / res.seconds / 1e9, info.note.empty() ? "" : ("  " + info.note).c_str());
+      std::printf("%-12s %-42s %7d %10s %7.0f %11s %9s %8.1f%s\n", info.workload.c_str(), info.method.c_str(),
+                  info.threads, format_time(res.seconds).c_str(), res.allocs, format_bytes(res.bytes).c_str(),
+                  speedup.c_str(), info.flops / res.seconds / 1e9, info.note.empty() ? "" : ("  " + info.note).c_str());
     }
   }
 
@@ -148,16 +151,22 @@ class summary_reporter : public benchmark::ConsoleReporter {
   }
   static std::string format_time(double s) {
     char buf[32];
-    if (s >= 1) std::snprintf(buf, sizeof buf, "%.2f s", s);
-    else if (s >= 1e-3) std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
-    else std::snprintf(buf, sizeof buf, "%.1f us", s * 1e6);
+    if (s >= 1)
+      std::snprintf(buf, sizeof buf, "%.2f s", s);
+    else if (s >= 1e-3)
+      std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
+    else
+      std::snprintf(buf, sizeof buf, "%.1f us", s * 1e6);
     return buf;
   }
   static std::string format_bytes(double b) {
     char buf[32];
-    if (b >= 1 << 20) std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1 << 20));
-    else if (b >= 1 << 10) std::snprintf(buf, sizeof buf, "%.1f KiB", b / (1 << 10));
-    else std::snprintf(buf, sizeof buf, "%.0f B", b);
+    if (b >= 1 << 20)
+      std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1 << 20));
+    else if (b >= 1 << 10)
+      std::snprintf(buf, sizeof buf, "%.1f KiB", b / (1 << 10));
+    else
+      std::snprintf(buf, sizeof buf, "%.0f B", b);
     return buf;
   }
   std::map<std::string, result> results_;

@@ -54,95 +54,111 @@ options with_config(const cufft::config& cfg) {
 }
 
 std::string tiles_note(const cufft::plan<float>& p) {
-  return "transform " + std::to_string(p.transform_shape().rows) + "x" + std::to_string(p.transform_shape().cols) + " x" +
-         std::to_string(p.tiles());
+  return "transform " + std::to_string(p.transform_shape().rows) + "x" + std::to_string(p.transform_shape().cols) +
+         " x" + std::to_string(p.tiles());
 }
 
 void register_cufft(const workload& w) {
   const std::string base = "cufft/" + w.label() + "/";
   const std::string fftw_name = base + "fftw";
   rows()[base + "host"] = {w.label(), "cufft, host views", "", 1, w.flops(), fftw_name};
-  benchmark::RegisterBenchmark((base + "host").c_str(), [w, base](benchmark::State& state) {
-    if (!have_gpu(state)) return;
-    cufft::plan<float> p(w.n, w.n, kernel(), with_config(w.cfg));
-    rows()[base + "host"].note = tiles_note(p);
-    array2d<float> out(p.output_shape().rows, p.output_shape().cols);
-    p.execute(image(w.n), out);  // warm up: first touch of pages, cuFFT's lazy set-up
-    cufft::timing t, sum;
-    count_allocations counting(state);
-    for (auto _ : state) {
-      p.execute(image(w.n), out, &t);
-      sum.host_to_device_ms += t.host_to_device_ms;
-      sum.compute_ms += t.compute_ms;
-      sum.device_to_host_ms += t.device_to_host_ms;
-      sum.host_ms += t.host_ms;
-    }
-    using counter = benchmark::Counter;
-    state.counters["h2d_ms"] = counter(sum.host_to_device_ms, counter::kAvgIterations);
-    state.counters["compute_ms"] = counter(sum.compute_ms, counter::kAvgIterations);
-    state.counters["d2h_ms"] = counter(sum.device_to_host_ms, counter::kAvgIterations);
-    state.counters["host_ms"] = counter(sum.host_ms, counter::kAvgIterations);
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark((base + "host").c_str(),
+                               [w, base](benchmark::State& state) {
+                                 if (!have_gpu(state)) return;
+                                 cufft::plan<float> p(w.n, w.n, kernel(), with_config(w.cfg));
+                                 rows()[base + "host"].note = tiles_note(p);
+                                 array2d<float> out(p.output_shape().rows, p.output_shape().cols);
+                                 p.execute(image(w.n), out);  // warm up: first touch of pages, cuFFT's lazy set-up
+                                 cufft::timing t, sum;
+                                 count_allocations counting(state);
+                                 for (auto _ : state) {
+                                   p.execute(image(w.n), out, &t);
+                                   sum.host_to_device_ms += t.host_to_device_ms;
+                                   sum.compute_ms += t.compute_ms;
+                                   sum.device_to_host_ms += t.device_to_host_ms;
+                                   sum.host_ms += t.host_ms;
+                                 }
+                                 using counter = benchmark::Counter;
+                                 state.counters["h2d_ms"] = counter(sum.host_to_device_ms, counter::kAvgIterations);
+                                 state.counters["compute_ms"] = counter(sum.compute_ms, counter::kAvgIterations);
+                                 state.counters["d2h_ms"] = counter(sum.device_to_host_ms, counter::kAvgIterations);
+                                 state.counters["host_ms"] = counter(sum.host_ms, counter::kAvgIterations);
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 
   rows()[base + "device"] = {w.label(), "cufft, device memory", "no transfers", 1, w.flops(), fftw_name};
-  benchmark::RegisterBenchmark((base + "device").c_str(), [w](benchmark::State& state) {
-    if (!have_gpu(state)) return;
-    cufft::plan<float> p(w.n, w.n, kernel(), with_config(w.cfg));
-    cufft::device_array<float> in(w.n, w.n), out(p.output_shape().rows, p.output_shape().cols);
-    in.upload(image(w.n));
-    p.execute_device(in.view(), out.view());
-    cufft::timing t;
-    double compute_ms = 0;
-    for (auto _ : state) {
-      p.execute_device(in.view(), out.view(), &t);
-      compute_ms += t.compute_ms;
-    }
-    state.counters["compute_ms"] = benchmark::Counter(compute_ms, benchmark::Counter::kAvgIterations);
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark(
+      (base + "device").c_str(),
+      [w](benchmark::State& state) {
+        if (!have_gpu(state)) return;
+        cufft::plan<float> p(w.n, w.n, kernel(), with_config(w.cfg));
+        cufft::device_array<float> in(w.n, w.n), out(p.output_shape().rows, p.output_shape().cols);
+        in.upload(image(w.n));
+        p.execute_device(in.view(), out.view());
+        cufft::timing t;
+        double compute_ms = 0;
+        for (auto _ : state) {
+          p.execute_device(in.view(), out.view(), &t);
+          compute_ms += t.compute_ms;
+        }
+        state.counters["compute_ms"] = benchmark::Counter(compute_ms, benchmark::Counter::kAvgIterations);
+      })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 
   rows()[base + "plan"] = {w.label(), "cufft: plan", "", 1, 0, ""};
-  benchmark::RegisterBenchmark((base + "plan").c_str(), [w](benchmark::State& state) {
-    if (!have_gpu(state)) return;
-    for (auto _ : state) {
-      cufft::plan<float> p(w.n, w.n, kernel(), with_config(w.cfg));
-      benchmark::DoNotOptimize(&p);
-    }
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark((base + "plan").c_str(),
+                               [w](benchmark::State& state) {
+                                 if (!have_gpu(state)) return;
+                                 for (auto _ : state) {
+                                   cufft::plan<float> p(w.n, w.n, kernel(), with_config(w.cfg));
+                                   benchmark::DoNotOptimize(&p);
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 
   // One-shot calls: the first makes the cuFFT plans and buffers, later ones of the same size reuse
   // them (cufft::release_cached), so each timed call pays the kernel spectrum and the copies only.
   rows()[base + "conv2d"] = {w.label(), "cufft: one-shot conv2d", "plans reused", 1, w.flops(), fftw_name};
-  benchmark::RegisterBenchmark((base + "conv2d").c_str(), [w](benchmark::State& state) {
-    if (!have_gpu(state)) return;
-    const options o = with_config(w.cfg);
-    const shape2d s = output_shape(w.n, w.n, kernel_size, kernel_size, o);
-    array2d<float> out(s.rows, s.cols);
-    conv2d<float>(image(w.n), kernel(), out, o);
-    for (auto _ : state) {
-      conv2d<float>(image(w.n), kernel(), out, o);
-      benchmark::DoNotOptimize(out.data());
-    }
-    cufft::release_cached();
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark((base + "conv2d").c_str(),
+                               [w](benchmark::State& state) {
+                                 if (!have_gpu(state)) return;
+                                 const options o = with_config(w.cfg);
+                                 const shape2d s = output_shape(w.n, w.n, kernel_size, kernel_size, o);
+                                 array2d<float> out(s.rows, s.cols);
+                                 conv2d<float>(image(w.n), kernel(), out, o);
+                                 for (auto _ : state) {
+                                   conv2d<float>(image(w.n), kernel(), out, o);
+                                   benchmark::DoNotOptimize(out.data());
+                                 }
+                                 cufft::release_cached();
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 
   const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
   rows()[fftw_name] = {w.label(), "fft (FFTW) on the CPU", "", threads, w.flops(), ""};
-  benchmark::RegisterBenchmark(fftw_name.c_str(), [w](benchmark::State& state) {
-    options o = valid_correlation(algorithm::fft);
-    std::unique_ptr<plan<float>> p;
-    try {
-      p = std::make_unique<plan<float>>(w.n, w.n, kernel(), o);
-    } catch (const unavailable& e) {
-      state.SkipWithError(e.what());
-      return;
-    }
-    array2d<float> out(p->output_shape().rows, p->output_shape().cols);
-    p->execute(image(w.n), out);
-    for (auto _ : state) {
-      p->execute(image(w.n), out);
-      benchmark::DoNotOptimize(out.data());
-    }
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark(fftw_name.c_str(),
+                               [w](benchmark::State& state) {
+                                 options o = valid_correlation(algorithm::fft);
+                                 std::unique_ptr<plan<float>> p;
+                                 try {
+                                   p = std::make_unique<plan<float>>(w.n, w.n, kernel(), o);
+                                 } catch (const unavailable& e) {
+                                   state.SkipWithError(e.what());
+                                   return;
+                                 }
+                                 array2d<float> out(p->output_shape().rows, p->output_shape().cols);
+                                 p->execute(image(w.n), out);
+                                 for (auto _ : state) {
+                                   p->execute(image(w.n), out);
+                                   benchmark::DoNotOptimize(out.data());
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 
 }  // namespace

@@ -57,28 +57,34 @@ void register_plan_run(const std::string& name, const std::string& workload, con
   const double flops = 2.0 * double(n - k + 1) * double(n - k + 1) * double(k * k);
   const std::string note = a == algorithm::fft ? "transform " + describe_tiles(n, k, threads, cfg) : "";
   rows()[name] = {workload, method, note, threads, flops, baseline};
-  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-    plan<float> p = make_plan(n, k, a, threads, cfg);
-    array2d<float> out(p.output_shape().rows, p.output_shape().cols);
-    p.execute(image(n), out);  // warm up: first touch of the output and workspace pages
-    count_allocations counting(state);
-    for (auto _ : state) {
-      p.execute(image(n), out);
-      benchmark::DoNotOptimize(out.data());
-    }
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark(name.c_str(),
+                               [=](benchmark::State& state) {
+                                 plan<float> p = make_plan(n, k, a, threads, cfg);
+                                 array2d<float> out(p.output_shape().rows, p.output_shape().cols);
+                                 p.execute(image(n), out);  // warm up: first touch of the output and workspace pages
+                                 count_allocations counting(state);
+                                 for (auto _ : state) {
+                                   p.execute(image(n), out);
+                                   benchmark::DoNotOptimize(out.data());
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 
 void register_plan_creation(const std::string& name, const std::string& workload, const std::string& method, index_t n,
                             algorithm a, int threads, const fftw::config& cfg) {
   rows()[name] = {workload, method + ": plan", "", threads, 0, ""};
-  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-    count_allocations counting(state);
-    for (auto _ : state) {
-      plan<float> p = make_plan(n, kernel_size, a, threads, cfg);
-      benchmark::DoNotOptimize(&p);
-    }
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark(name.c_str(),
+                               [=](benchmark::State& state) {
+                                 count_allocations counting(state);
+                                 for (auto _ : state) {
+                                   plan<float> p = make_plan(n, kernel_size, a, threads, cfg);
+                                   benchmark::DoNotOptimize(&p);
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 
 std::string floor_name(index_t n, int threads) {
@@ -88,30 +94,40 @@ std::string floor_name(index_t n, int threads) {
 void register_floor(index_t n, int threads) {
   const detail::conv_problem g = detail::make_problem(
       detail::image_request(n, n, kernel_size, kernel_size, valid_correlation(algorithm::fft, 1), sizeof(float)));
-  const int rows_n = int(detail::fft::next_fast_size(g.rows.extent)), cols_n = int(detail::fft::next_fast_size(g.cols.extent));
+  const int rows_n = int(detail::fft::next_fast_size(g.rows.extent)),
+            cols_n = int(detail::fft::next_fast_size(g.cols.extent));
   const std::string name = floor_name(n, threads);
   const std::string workload = std::to_string(n) + "x" + std::to_string(n);
-  const double flops = 2.0 * double(n - kernel_size + 1) * double(n - kernel_size + 1) * double(kernel_size * kernel_size);
-  rows()[name] = {workload, "bare FFTW floor (r2c, product, c2r)",
-                  "transform " + std::to_string(rows_n) + "x" + std::to_string(cols_n), threads, flops, ""};
-  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-    bare_fftw floor(rows_n, cols_n, int(n), int(n), int(kernel_size), threads);
-    floor.run();
-    count_allocations counting(state);
-    for (auto _ : state) {
-      floor.run();
-      benchmark::DoNotOptimize(floor.result());
-    }
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  const double flops =
+      2.0 * double(n - kernel_size + 1) * double(n - kernel_size + 1) * double(kernel_size * kernel_size);
+  rows()[name] = {workload,
+                  "bare FFTW floor (r2c, product, c2r)",
+                  "transform " + std::to_string(rows_n) + "x" + std::to_string(cols_n),
+                  threads,
+                  flops,
+                  ""};
+  benchmark::RegisterBenchmark(name.c_str(),
+                               [=](benchmark::State& state) {
+                                 bare_fftw floor(rows_n, cols_n, int(n), int(n), int(kernel_size), threads);
+                                 floor.run();
+                                 count_allocations counting(state);
+                                 for (auto _ : state) {
+                                   floor.run();
+                                   benchmark::DoNotOptimize(floor.result());
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 
 void register_workload(index_t n, int threads) {
   const std::string workload = std::to_string(n) + "x" + std::to_string(n);
   const std::string base = "fft/" + workload + "/";
   const std::string t = "/threads:" + std::to_string(threads);
-  register_plan_run(base + "direct" + t, workload, "convkit direct", n, kernel_size, algorithm::direct, threads, {}, "");
-  const std::pair<const char*, fftw::tiling> variants[] = {{"untiled", fftw::tiling::never}, {"tiled", fftw::tiling::always},
-                                                           {"automatic", fftw::tiling::automatic}};
+  register_plan_run(base + "direct" + t, workload, "convkit direct", n, kernel_size, algorithm::direct, threads, {},
+                    "");
+  const std::pair<const char*, fftw::tiling> variants[] = {
+      {"untiled", fftw::tiling::never}, {"tiled", fftw::tiling::always}, {"automatic", fftw::tiling::automatic}};
   for (const auto& [label, tiling] : variants) {
     const std::string name = base + "fft_" + label + t;
     register_plan_run(name, workload, std::string("convkit fft, ") + label, n, kernel_size, algorithm::fft, threads,
@@ -127,9 +143,11 @@ void register_crossover(index_t k) {
   const std::string workload = "1000x1000*" + std::to_string(k) + "x" + std::to_string(k);
   const std::string base = "crossover/k:" + std::to_string(k) + "/";
   register_plan_run(base + "direct", workload, "convkit direct", 1000, k, algorithm::direct, 1, {}, "");
-  register_plan_run(base + "fft", workload, "convkit fft (automatic tiles)", 1000, k, algorithm::fft, 1, {}, base + "direct");
-  rows()[base + "fft"].note += std::string(", automatic picks ") +
-                               to_string(automatic_choice(1000, 1000, k, k, valid_correlation(algorithm::automatic, 1)));
+  register_plan_run(base + "fft", workload, "convkit fft (automatic tiles)", 1000, k, algorithm::fft, 1, {},
+                    base + "direct");
+  rows()[base + "fft"].note +=
+      std::string(", automatic picks ") +
+      to_string(automatic_choice(1000, 1000, k, k, valid_correlation(algorithm::automatic, 1)));
 }
 
 long peak_rss_kib() {
@@ -149,10 +167,11 @@ int peak_rss(const std::string& mode, int threads) {
   plan<float> p = make_plan(n, kernel_size, algorithm::fft, threads, cfg);
   p.execute(in, out);
   const long after = peak_rss_kib();
-  std::printf("fft %s, %s, %d thread(s): peak RSS %.1f MiB, of which %.1f MiB beyond the input and output arrays "
-              "(%.1f MiB per thread)\n",
-              mode.c_str(), describe_tiles(n, kernel_size, threads, cfg).c_str(), threads, after / 1024.0,
-              (after - before) / 1024.0, (after - before) / 1024.0 / threads);
+  std::printf(
+      "fft %s, %s, %d thread(s): peak RSS %.1f MiB, of which %.1f MiB beyond the input and output arrays "
+      "(%.1f MiB per thread)\n",
+      mode.c_str(), describe_tiles(n, kernel_size, threads, cfg).c_str(), threads, after / 1024.0,
+      (after - before) / 1024.0, (after - before) / 1024.0 / threads);
   return 0;
 }
 
@@ -165,9 +184,12 @@ int main(int argc, char** argv) {
   int rss_threads = 1;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--peak-rss=", 11) == 0) rss_mode = argv[i] + 11;
-    else if (std::strncmp(argv[i], "--threads=", 10) == 0) rss_threads = std::atoi(argv[i] + 10);
-    else args.push_back(argv[i]);
+    if (std::strncmp(argv[i], "--peak-rss=", 11) == 0)
+      rss_mode = argv[i] + 11;
+    else if (std::strncmp(argv[i], "--threads=", 10) == 0)
+      rss_threads = std::atoi(argv[i] + 10);
+    else
+      args.push_back(argv[i]);
   }
   if (!rss_mode.empty()) return peak_rss(rss_mode, rss_threads);
   int n_args = int(args.size());

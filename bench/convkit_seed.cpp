@@ -3,9 +3,9 @@
 // A float image (1000x1000, and 10000x10000; 9000x9000 on a GPU) is correlated with a 15x15
 // kernel ('valid', as the post's naive loop does) by the post's naive loop, by every backend in
 // this build and by the peers found at configure time (OpenCV's filter2D), with 1 thread and all
-// threads. Plans are made outside the timed loop and timed on their own ("plan"). Each run prints time and heap allocations per call;
-// the summary table at the end gives the median time, allocations, speed-up over the naive loop and
-// GFLOP/s (2 * outputs * taps per call: the work of a direct evaluation, for every method).
+// threads. Plans are made outside the timed loop and timed on their own ("plan"). Each run prints time and heap
+// allocations per call; the summary table at the end gives the median time, allocations, speed-up over the naive loop
+// and GFLOP/s (2 * outputs * taps per call: the work of a direct evaluation, for every method).
 //
 //   convkit_seed            quick mode: the naive loop at 10000x10000 is estimated from 2000x2000
 //   convkit_seed --full     runs it (about a minute)
@@ -46,15 +46,20 @@ std::string naive_name(const workload& w) { return "seed/" + w.name() + "/naive"
 
 void register_naive(const workload& w, const std::string& name, const std::string& note) {
   rows()[name] = {w.name(), "naive loop (the post)", note, 1, w.flops(), naive_name(w)};
-  benchmark::RegisterBenchmark(name.c_str(), [w](benchmark::State& state) {
-    const array2d<float>& img = image(w.n);
-    array2d<float> out(w.n - kernel_size + 1, w.n - kernel_size + 1);
-    count_allocations counting(state);
-    for (auto _ : state) {
-      seed::naive_conv2d(img, kernel(), out);
-      benchmark::DoNotOptimize(out.data());
-    }
-  })->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(1);
+  benchmark::RegisterBenchmark(name.c_str(),
+                               [w](benchmark::State& state) {
+                                 const array2d<float>& img = image(w.n);
+                                 array2d<float> out(w.n - kernel_size + 1, w.n - kernel_size + 1);
+                                 count_allocations counting(state);
+                                 for (auto _ : state) {
+                                   seed::naive_conv2d(img, kernel(), out);
+                                   benchmark::DoNotOptimize(out.data());
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->Iterations(1)
+      ->Repetitions(1);
 }
 
 /// A backend's setting for one benchmark row (e.g. fft tiled or untiled): `apply` sets it in the
@@ -81,27 +86,34 @@ void register_backend(const workload& w, algorithm a, int threads, const variant
   std::string method = std::string("convkit ") + to_string(a) + v.label;
   if (a == algorithm::direct) method += std::string(" (") + direct::to_string(direct::instruction_set()) + ")";
   if (a == algorithm::automatic)
-    method += std::string(" (picks ") + to_string(plan<float>(w.n, w.n, kernel(), options_for(a, threads, v)).chosen()) + ")";
+    method +=
+        std::string(" (picks ") + to_string(plan<float>(w.n, w.n, kernel(), options_for(a, threads, v)).chosen()) + ")";
   rows()[base] = {w.name(), method, "", threads, w.flops(), naive_name(w)};
-  benchmark::RegisterBenchmark(base.c_str(), [w, a, threads, v](benchmark::State& state) {
-    plan<float> p(w.n, w.n, kernel(), options_for(a, threads, v));
-    array2d<float> out(p.output_shape().rows, p.output_shape().cols);
-    p.execute(image(w.n), out);  // warm up: first touch of the output and workspace pages
-    count_allocations counting(state);
-    for (auto _ : state) {
-      p.execute(image(w.n), out);
-      benchmark::DoNotOptimize(out.data());
-    }
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark(base.c_str(),
+                               [w, a, threads, v](benchmark::State& state) {
+                                 plan<float> p(w.n, w.n, kernel(), options_for(a, threads, v));
+                                 array2d<float> out(p.output_shape().rows, p.output_shape().cols);
+                                 p.execute(image(w.n), out);  // warm up: first touch of the output and workspace pages
+                                 count_allocations counting(state);
+                                 for (auto _ : state) {
+                                   p.execute(image(w.n), out);
+                                   benchmark::DoNotOptimize(out.data());
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   rows()[base + "/plan"] = {w.name(), method + ": plan", "", threads, 0, ""};
-  benchmark::RegisterBenchmark((base + "/plan").c_str(), [w, a, threads, v](benchmark::State& state) {
-    const options o = options_for(a, threads, v);
-    count_allocations counting(state);
-    for (auto _ : state) {
-      plan<float> p(w.n, w.n, kernel(), o);
-      benchmark::DoNotOptimize(&p);
-    }
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark((base + "/plan").c_str(),
+                               [w, a, threads, v](benchmark::State& state) {
+                                 const options o = options_for(a, threads, v);
+                                 count_allocations counting(state);
+                                 for (auto _ : state) {
+                                   plan<float> p(w.n, w.n, kernel(), o);
+                                   benchmark::DoNotOptimize(&p);
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 
 #if defined(CONVKIT_HAS_FFTW)
@@ -112,22 +124,30 @@ fftw::config& fft_settings(options& o) {
 const variant fft_untiled{"_untiled", " (untiled)", [](options& o) { fft_settings(o).tiles = fftw::tiling::never; }};
 const variant fft_tiled{"_tiled", " (tiled)", [](options& o) { fft_settings(o).tiles = fftw::tiling::always; }};
 // FFTW_MEASURE plans: slower to make (timed in the ": plan" row), faster to run.
-const variant fft_measure{"_measure", " (FFTW_MEASURE)", [](options& o) { fft_settings(o).planning = fftw::rigour::measure; }};
+const variant fft_measure{"_measure", " (FFTW_MEASURE)",
+                          [](options& o) { fft_settings(o).planning = fftw::rigour::measure; }};
 
 /// The floor: FFTW alone on a pre-padded image (r2c, product, c2r), plans made outside the loop.
 void register_bare_fftw(const workload& w, int threads, unsigned flags) {
   const bool measure = flags == FFTW_MEASURE;
-  const std::string name = "seed/" + w.name() + "/bare_fftw" + (measure ? "_measure" : "") + "/threads:" + std::to_string(threads);
-  rows()[name] = {w.name(), std::string("bare FFTW pipeline (floor") + (measure ? ", FFTW_MEASURE)" : ")"), "", threads,
+  const std::string name =
+      "seed/" + w.name() + "/bare_fftw" + (measure ? "_measure" : "") + "/threads:" + std::to_string(threads);
+  rows()[name] = {w.name(),  std::string("bare FFTW pipeline (floor") + (measure ? ", FFTW_MEASURE)" : ")"),
+                  "",        threads,
                   w.flops(), naive_name(w)};
-  benchmark::RegisterBenchmark(name.c_str(), [w, threads, flags](benchmark::State& state) {
-    const detail::conv_problem g = detail::make_problem(
-        detail::image_request(w.n, w.n, kernel_size, kernel_size, valid_correlation(algorithm::fft, threads), sizeof(float)));
-    const int rows = int(detail::fft::next_fast_size(g.rows.extent)), cols = int(detail::fft::next_fast_size(g.cols.extent));
-    bare_fftw floor(rows, cols, int(w.n), int(w.n), int(kernel_size), threads, flags);
-    count_allocations counting(state);
-    for (auto _ : state) floor.run();
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark(
+      name.c_str(),
+      [w, threads, flags](benchmark::State& state) {
+        const detail::conv_problem g = detail::make_problem(detail::image_request(
+            w.n, w.n, kernel_size, kernel_size, valid_correlation(algorithm::fft, threads), sizeof(float)));
+        const int rows = int(detail::fft::next_fast_size(g.rows.extent)),
+                  cols = int(detail::fft::next_fast_size(g.cols.extent));
+        bare_fftw floor(rows, cols, int(w.n), int(w.n), int(kernel_size), threads, flags);
+        count_allocations counting(state);
+        for (auto _ : state) floor.run();
+      })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 #endif
 
@@ -135,19 +155,24 @@ void register_bare_fftw(const workload& w, int threads, unsigned flags) {
 void register_opencv(const workload& w, int threads) {
   const std::string name = "seed/" + w.name() + "/opencv_filter2D/threads:" + std::to_string(threads);
   rows()[name] = {w.name(), "OpenCV filter2D (same size)", "", threads, w.flops(), naive_name(w)};
-  benchmark::RegisterBenchmark(name.c_str(), [w, threads](benchmark::State& state) {
-    cv::setNumThreads(threads);
-    const array2d<float>& img = image(w.n);
-    cv::Mat src(static_cast<int>(w.n), static_cast<int>(w.n), CV_32F, const_cast<float*>(img.data()));
-    cv::Mat k(static_cast<int>(kernel_size), static_cast<int>(kernel_size), CV_32F, const_cast<float*>(kernel().data()));
-    cv::Mat dst(static_cast<int>(w.n), static_cast<int>(w.n), CV_32F);
-    cv::filter2D(src, dst, CV_32F, k, cv::Point(0, 0), 0, cv::BORDER_CONSTANT);
-    count_allocations counting(state);
-    for (auto _ : state) {
-      cv::filter2D(src, dst, CV_32F, k, cv::Point(0, 0), 0, cv::BORDER_CONSTANT);
-      benchmark::DoNotOptimize(dst.data);
-    }
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark(name.c_str(),
+                               [w, threads](benchmark::State& state) {
+                                 cv::setNumThreads(threads);
+                                 const array2d<float>& img = image(w.n);
+                                 cv::Mat src(static_cast<int>(w.n), static_cast<int>(w.n), CV_32F,
+                                             const_cast<float*>(img.data()));
+                                 cv::Mat k(static_cast<int>(kernel_size), static_cast<int>(kernel_size), CV_32F,
+                                           const_cast<float*>(kernel().data()));
+                                 cv::Mat dst(static_cast<int>(w.n), static_cast<int>(w.n), CV_32F);
+                                 cv::filter2D(src, dst, CV_32F, k, cv::Point(0, 0), 0, cv::BORDER_CONSTANT);
+                                 count_allocations counting(state);
+                                 for (auto _ : state) {
+                                   cv::filter2D(src, dst, CV_32F, k, cv::Point(0, 0), 0, cv::BORDER_CONSTANT);
+                                   benchmark::DoNotOptimize(dst.data);
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 #endif
 
@@ -182,8 +207,10 @@ int main(int argc, char** argv) {
   bool full = false;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--full") == 0) full = true;
-    else args.push_back(argv[i]);
+    if (std::strcmp(argv[i], "--full") == 0)
+      full = true;
+    else
+      args.push_back(argv[i]);
   }
   int n_args = int(args.size());
   benchmark::Initialize(&n_args, args.data());
@@ -195,8 +222,10 @@ int main(int argc, char** argv) {
 
   const workload small{1000}, large{10000}, probe{2000};
   register_naive(small, naive_name(small), "");
-  if (full) register_naive(large, naive_name(large), "");
-  else register_naive(probe, "seed/2000x2000/naive", "");
+  if (full)
+    register_naive(large, naive_name(large), "");
+  else
+    register_naive(probe, "seed/2000x2000/naive", "");
   for (const workload& w : {small, large})
     for (int t : thread_counts) {
       for (convkit::algorithm a : {convkit::algorithm::direct, convkit::algorithm::im2col, convkit::algorithm::fft,
@@ -227,7 +256,8 @@ int main(int argc, char** argv) {
     // Estimate the naive loop at 10000x10000 from 2000x2000: its time is proportional to the work.
     const double t = reporter.seconds("seed/2000x2000/naive");
     if (t > 0) {
-      rows()[naive_name(large)] = {large.name(), "naive loop (the post)", "(estimated from 2000x2000)", 1, large.flops(), naive_name(large)};
+      rows()[naive_name(large)] = {large.name(),  "naive loop (the post)", "(estimated from 2000x2000)", 1,
+                                   large.flops(), naive_name(large)};
       reporter.add(naive_name(large), t * large.flops() / probe.flops());
     }
     rows().erase("seed/2000x2000/naive");

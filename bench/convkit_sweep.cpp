@@ -63,8 +63,10 @@ int main(int argc, char** argv) {
     } else if (a == "--json" && i + 1 < argc) {
       json = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--quick] [--images a,b] [--kernels a,b] [--rounds n] [--threads n] [--plans] "
-                           "[--im2col] [--json path]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--images a,b] [--kernels a,b] [--rounds n] [--threads n] [--plans] "
+                   "[--im2col] [--json path]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -79,10 +81,11 @@ int main(int argc, char** argv) {
     } catch (const unavailable&) {
     }
   }
-  std::printf("convkit_sweep: 'same' float convolution, zero border, %s, %s threads, %d+ interleaved rounds; "
-              "direct ISA %s\n%s\n\n",
-              plans ? "plans" : "one-shot conv2d calls", threads == 0 ? "all" : std::to_string(threads).c_str(), rounds,
-              cpu::to_string(direct::instruction_set()), machine_fingerprint().c_str());
+  std::printf(
+      "convkit_sweep: 'same' float convolution, zero border, %s, %s threads, %d+ interleaved rounds; "
+      "direct ISA %s\n%s\n\n",
+      plans ? "plans" : "one-shot conv2d calls", threads == 0 ? "all" : std::to_string(threads).c_str(), rounds,
+      cpu::to_string(direct::instruction_set()), machine_fingerprint().c_str());
   std::printf("%6s %6s", "image", "kernel");
   for (algorithm a : backends) std::printf(" %11s", to_string(a));
   std::printf(" %11s %9s %6s  %s\n", "automatic", "picked", "/best", "spread of automatic (fastest..slowest)");
@@ -135,13 +138,15 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       for (std::size_t i = 0; i < variants.size(); ++i) {
         char row[200];
-        std::snprintf(row, sizeof row, "%s{\"name\": \"sweep/%s/image:%td/kernel:%td\", \"real_time\": %.6f, \"time_unit\": \"ms\"}",
+        std::snprintf(row, sizeof row,
+                      "%s{\"name\": \"sweep/%s/image:%td/kernel:%td\", \"real_time\": %.6f, \"time_unit\": \"ms\"}",
                       json_rows.empty() ? "" : ",\n    ", to_string(variants[i]), n, k, t[i].median * 1e3);
         json_rows += row;
       }
     }
   const bench::ratio_summary s = bench::summarise(ratios);
-  std::printf("\nautomatic / best over %zu points: geometric mean %.3f, worst %.3f\n", ratios.size(), s.geomean, s.worst);
+  std::printf("\nautomatic / best over %zu points: geometric mean %.3f, worst %.3f\n", ratios.size(), s.geomean,
+              s.worst);
   if (json != nullptr) {
     std::FILE* f = std::fopen(json, "w");
     if (f == nullptr) {

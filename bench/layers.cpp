@@ -43,18 +43,12 @@ struct layer_shape {
 // ResNet-50's conv1, the 3x3 layers of its four stages and a 1x1 reduction, and VGG-16's
 // first layer.
 const layer_shape layers[] = {
-    {"resnet50_conv1_3to64_7x7s2_224", 3, 64, 224, 7, 2, 3},
-    {"resnet50_64to64_3x3_56", 64, 64, 56, 3, 1, 1},
-    {"resnet50_128to128_3x3_28", 128, 128, 28, 3, 1, 1},
-    {"resnet50_256to256_3x3_14", 256, 256, 14, 3, 1, 1},
-    {"resnet50_512to512_3x3_7", 512, 512, 7, 3, 1, 1},
-    {"resnet50_256to64_1x1_56", 256, 64, 56, 1, 1, 0},
-    {"vgg16_conv1_1_3to64_3x3_224", 3, 64, 224, 3, 1, 1},
-    {"mobilenet_dw32_3x3_112", 32, 32, 112, 3, 1, 1, 32},
-    {"mobilenet_dw512_3x3_14", 512, 512, 14, 3, 1, 1, 512},
-    {"resnext_128to128_3x3_g32_28", 128, 128, 28, 3, 1, 1, 32},
-    {"large_32to32_11x11_64", 32, 32, 64, 11, 1, 5},
-    {"large_16to16_21x21_64", 16, 16, 64, 21, 1, 10},
+    {"resnet50_conv1_3to64_7x7s2_224", 3, 64, 224, 7, 2, 3}, {"resnet50_64to64_3x3_56", 64, 64, 56, 3, 1, 1},
+    {"resnet50_128to128_3x3_28", 128, 128, 28, 3, 1, 1},     {"resnet50_256to256_3x3_14", 256, 256, 14, 3, 1, 1},
+    {"resnet50_512to512_3x3_7", 512, 512, 7, 3, 1, 1},       {"resnet50_256to64_1x1_56", 256, 64, 56, 1, 1, 0},
+    {"vgg16_conv1_1_3to64_3x3_224", 3, 64, 224, 3, 1, 1},    {"mobilenet_dw32_3x3_112", 32, 32, 112, 3, 1, 1, 32},
+    {"mobilenet_dw512_3x3_14", 512, 512, 14, 3, 1, 1, 512},  {"resnext_128to128_3x3_g32_28", 128, 128, 28, 3, 1, 1, 32},
+    {"large_32to32_11x11_64", 32, 32, 64, 11, 1, 5},         {"large_16to16_21x21_64", 16, 16, 64, 21, 1, 10},
 };
 
 convkit::layer_options options_for(const layer_shape& l, int threads) {
@@ -144,7 +138,8 @@ void register_all() {
   for (const layer_shape& l : layers)
     for (index_t n : {index_t(1), index_t(8)})
       for (int threads : {1, 2}) {
-        const std::string suffix = std::string(l.name) + "/batch:" + std::to_string(n) + "/threads:" + std::to_string(threads);
+        const std::string suffix =
+            std::string(l.name) + "/batch:" + std::to_string(n) + "/threads:" + std::to_string(threads);
         for (convkit::algorithm a : {convkit::algorithm::direct, convkit::algorithm::im2col, convkit::algorithm::fft,
                                      convkit::algorithm::cufft, convkit::algorithm::automatic}) {
           convkit::layer_options o;
@@ -220,7 +215,8 @@ int compare(int rounds) {
       std::fflush(stdout);
     }
   const bench::ratio_summary r = bench::summarise(ratios);
-  std::printf("\nautomatic / best over %zu layers: geometric mean %.3f, worst %.3f\n", ratios.size(), r.geomean, r.worst);
+  std::printf("\nautomatic / best over %zu layers: geometric mean %.3f, worst %.3f\n", ratios.size(), r.geomean,
+              r.worst);
   return 0;
 }
 

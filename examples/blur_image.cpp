@@ -22,7 +22,8 @@ convkit::array2d<float> read_pgm(const std::string& path) {
   std::string magic;
   long w = 0, h = 0, maxval = 0;
   f >> magic >> w >> h >> maxval;
-  if (!f || magic != "P5" || maxval != 255 || w <= 0 || h <= 0) throw std::runtime_error(path + ": not an 8-bit binary PGM");
+  if (!f || magic != "P5" || maxval != 255 || w <= 0 || h <= 0)
+    throw std::runtime_error(path + ": not an 8-bit binary PGM");
   f.get();  // the single whitespace after maxval
   convkit::array2d<float> img(h, w);
   for (convkit::index_t i = 0; i < img.size(); ++i) img.data()[i] = float(static_cast<unsigned char>(f.get())) / 255.0f;
@@ -89,9 +90,10 @@ int main(int argc, char** argv) {
   mean_in /= double(image.size());
   mean_out /= double(image.size());
   std::printf("%s: %lldx%lld, %lldx%lld Gaussian (sigma %.1f), border %s, backend %s -> %s\n", in_path.c_str(),
-              (long long)image.rows(), (long long)image.cols(), (long long)kernel.rows(), (long long)kernel.cols(), sigma,
-              to_string(opt.edge), to_string(blur.chosen()), out_path.c_str());
-  std::printf("mean brightness %.4f -> %.4f, largest difference from the float64 reference %.2e\n", mean_in, mean_out, worst);
+              (long long)image.rows(), (long long)image.cols(), (long long)kernel.rows(), (long long)kernel.cols(),
+              sigma, to_string(opt.edge), to_string(blur.chosen()), out_path.c_str());
+  std::printf("mean brightness %.4f -> %.4f, largest difference from the float64 reference %.2e\n", mean_in, mean_out,
+              worst);
   const bool ok = worst < 1e-5 && (opt.edge != border::reflect || std::fabs(mean_in - mean_out) < 0.01);
   return ok ? 0 : 1;
 }

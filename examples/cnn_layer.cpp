@@ -25,7 +25,8 @@ int main() {
 
   convkit::layer_options opt;
   opt.pad_rows = opt.pad_cols = 1;  // "same" padding for a 3x3 kernel
-  const convkit::array4d<double> want = convkit::reference::conv2d<float>(input.view(), weights.view(), bias.data(), opt);
+  const convkit::array4d<double> want =
+      convkit::reference::conv2d<float>(input.view(), weights.view(), bias.data(), opt);
 
   bool ok = true;
   for (convkit::algorithm a : {convkit::algorithm::automatic, convkit::algorithm::direct, convkit::algorithm::im2col,
@@ -44,7 +45,8 @@ int main() {
       }
       const double flops = 2.0 * double(batch * filters * channels * r * r * size * size);
       std::printf("%-9s -> %-7s %7.2f ms %6.1f GFLOP/s   largest error %.1e (relative to max |out| %.1f)\n",
-                  convkit::to_string(a), convkit::to_string(layer.chosen()), ms, flops / ms / 1e6, worst / scale, scale);
+                  convkit::to_string(a), convkit::to_string(layer.chosen()), ms, flops / ms / 1e6, worst / scale,
+                  scale);
       ok = ok && worst / scale < 1e-5;
     } catch (const convkit::unavailable& e) {
       std::printf("%-9s    not available here: %s\n", convkit::to_string(a), e.what());

@@ -27,10 +27,11 @@ int main() {
   array2d<float> out(n, n);
   cufft::timing t;
   gpu.execute(image, out, &t);  // host memory in, host memory out
-  std::printf("%lldx%lld * %lldx%lld on the GPU (%lld tile(s)): to GPU %.2f ms, FFT+product+inverse %.2f ms, "
-              "back %.2f ms, CPU staging %.2f ms, total %.2f ms\n",
-              (long long)n, (long long)n, (long long)k, (long long)k, (long long)t.tiles, t.host_to_device_ms,
-              t.compute_ms, t.device_to_host_ms, t.host_ms, t.total_ms);
+  std::printf(
+      "%lldx%lld * %lldx%lld on the GPU (%lld tile(s)): to GPU %.2f ms, FFT+product+inverse %.2f ms, "
+      "back %.2f ms, CPU staging %.2f ms, total %.2f ms\n",
+      (long long)n, (long long)n, (long long)k, (long long)k, (long long)t.tiles, t.host_to_device_ms, t.compute_ms,
+      t.device_to_host_ms, t.host_ms, t.total_ms);
 
   // Data that lives on the GPU: no transfer at all.
   cufft::device_array<float> d_image(n, n), d_out(n, n);

@@ -53,8 +53,9 @@ spectrum to_spectrum(convkit::view2d<const double> a, std::size_t n) {
 }
 
 /// IDFT(DFT(image) x DFT(kernel_array)), with x element-wise or (the post's mistake) a matrix product.
-convkit::array2d<double> fft_convolve(const convkit::array2d<double>& image, const convkit::array2d<double>& kernel_array,
-                                      std::size_t n, bool matrix_product) {
+convkit::array2d<double> fft_convolve(const convkit::array2d<double>& image,
+                                      const convkit::array2d<double>& kernel_array, std::size_t n,
+                                      bool matrix_product) {
   const spectrum fi = dft2(to_spectrum(image, n), -1), fk = dft2(to_spectrum(kernel_array, n), -1);
   spectrum prod(n, std::vector<cplx>(n));
   for (std::size_t r = 0; r < n; ++r)
@@ -73,7 +74,8 @@ convkit::array2d<double> fft_convolve(const convkit::array2d<double>& image, con
 }
 
 /// Largest |got - want| over want's shape, with got read from offset (r0, c0), relative to max |want|.
-double rel_error(const convkit::array2d<double>& got, const convkit::array2d<double>& want, index_t r0 = 0, index_t c0 = 0) {
+double rel_error(const convkit::array2d<double>& got, const convkit::array2d<double>& want, index_t r0 = 0,
+                 index_t c0 = 0) {
   double worst = 0, scale = 0;
   for (index_t r = 0; r < want.rows(); ++r)
     for (index_t c = 0; c < want.cols(); ++c) {
@@ -92,7 +94,8 @@ int main() {
   for (index_t r = 0; r < n; ++r)
     for (index_t c = 0; c < n; ++c) image(r, c) = std::sin(0.3 * double(r)) * std::cos(0.2 * double(c)) + 0.5;
   for (index_t r = 0; r < k; ++r)
-    for (index_t c = 0; c < k; ++c) kernel(r, c) = std::exp(-double((r - radius) * (r - radius) + (c - radius) * (c - radius)) / 4.0);
+    for (index_t c = 0; c < k; ++c)
+      kernel(r, c) = std::exp(-double((r - radius) * (r - radius) + (c - radius) * (c - radius)) / 4.0);
 
   convkit::options same;
   same.mode = convkit::output::same;
@@ -125,7 +128,8 @@ int main() {
   const std::size_t big = std::size_t(n + k - 1);
   convkit::array2d<double> placed{index_t(big), index_t(big)};
   convkit::padded_kernel<double>(kernel, placed.view());
-  report("convkit: size H+K-1, kernel at the origin, zeros, element-wise", rel_error(fft_convolve(image, placed, big, false), want, radius, radius), true);
+  report("convkit: size H+K-1, kernel at the origin, zeros, element-wise",
+         rel_error(fft_convolve(image, placed, big, false), want, radius, radius), true);
 
   // The post's kernel array: image-sized, kernel centred, the rest sigmoid(0) = 0.5.
   convkit::array2d<double> centred(n, n);

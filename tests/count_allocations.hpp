@@ -15,7 +15,8 @@ inline std::atomic<long long> allocations{0};
 inline void* counted_alloc(std::size_t n, std::size_t align) {
   ++allocations;
   if (n == 0) n = 1;
-  void* p = align <= alignof(std::max_align_t) ? std::malloc(n) : std::aligned_alloc(align, (n + align - 1) / align * align);
+  void* p =
+      align <= alignof(std::max_align_t) ? std::malloc(n) : std::aligned_alloc(align, (n + align - 1) / align * align);
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
@@ -38,16 +39,32 @@ void* operator new[](std::size_t n, std::align_val_t a) { return convkit::testin
 // The nothrow forms too: otherwise their memory (e.g. Catch2's) comes from the sanitizer's operator
 // new and goes back through the free() below, which AddressSanitizer reports as a mismatch.
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try { return convkit::testing::counted_alloc(n, 0); } catch (...) { return nullptr; }
+  try {
+    return convkit::testing::counted_alloc(n, 0);
+  } catch (...) {
+    return nullptr;
+  }
 }
 void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try { return convkit::testing::counted_alloc(n, 0); } catch (...) { return nullptr; }
+  try {
+    return convkit::testing::counted_alloc(n, 0);
+  } catch (...) {
+    return nullptr;
+  }
 }
 void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  try { return convkit::testing::counted_alloc(n, std::size_t(a)); } catch (...) { return nullptr; }
+  try {
+    return convkit::testing::counted_alloc(n, std::size_t(a));
+  } catch (...) {
+    return nullptr;
+  }
 }
 void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  try { return convkit::testing::counted_alloc(n, std::size_t(a)); } catch (...) { return nullptr; }
+  try {
+    return convkit::testing::counted_alloc(n, std::size_t(a));
+  } catch (...) {
+    return nullptr;
+  }
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }

@@ -141,7 +141,9 @@ class arena {
     return nullptr;
   }
 
-  static size_t rounded_size(size_t bytes) { return (std::max<size_t>(bytes, 1) + alignment - 1) / alignment * alignment; }
+  static size_t rounded_size(size_t bytes) {
+    return (std::max<size_t>(bytes, 1) + alignment - 1) / alignment * alignment;
+  }
 
   /// The (rounded) size of the live allocation that starts at p, or 0 if none does.
   size_t release(void* p) {
@@ -219,7 +221,7 @@ struct state {
   std::vector<std::unique_ptr<fft_plan_state>> plans;  // cufftHandle h is plans[h]
   std::vector<std::unique_ptr<blas_state>> blas;
   counters count;
-  std::map<std::string, long long> calls;   // calls per entry point since reset()
+  std::map<std::string, long long> calls;    // calls per entry point since reset()
   std::map<std::string, long long> fail_at;  // entry point -> the call number that fails
   std::vector<std::string> violations;
 };
@@ -263,7 +265,8 @@ Handle make_object(std::vector<std::unique_ptr<State>>& objects, long long& made
 /// Marks a live object destroyed and counts it in `destroyed`; false (a violation naming `call`) if
 /// it is unknown or destroyed already.
 template <class State>
-bool destroy_object(const char* call, const std::vector<std::unique_ptr<State>>& objects, State* p, long long& destroyed) {
+bool destroy_object(const char* call, const std::vector<std::unique_ptr<State>>& objects, State* p,
+                    long long& destroyed) {
   if (!alive_in(objects, p)) {
     violation(std::string(call) + ": unknown or destroyed handle");
     return false;
@@ -447,13 +450,16 @@ inline cudaError_t memcpy_2d_async(void* dst, size_t dpitch, const void* src, si
       return cudaErrorInvalidMemcpyDirection;
   }
   if (!ok) {
-    violation("cudaMemcpy2DAsync: an extent is not inside one live allocation of the kind the direction says "
-              "(asynchronous copies need pinned host memory)");
+    violation(
+        "cudaMemcpy2DAsync: an extent is not inside one live allocation of the kind the direction says "
+        "(asynchronous copies need pinned host memory)");
     return cudaErrorInvalidValue;
   }
   const bool queued = enqueue(as_stream(stream), "cudaMemcpy2DAsync", [=] {
-    const bool src_live = kind == cudaMemcpyHostToDevice ? pinned_range(src, src_extent) : device_range(src, src_extent);
-    const bool dst_live = kind == cudaMemcpyDeviceToHost ? pinned_range(dst, dst_extent) : device_range(dst, dst_extent);
+    const bool src_live =
+        kind == cudaMemcpyHostToDevice ? pinned_range(src, src_extent) : device_range(src, src_extent);
+    const bool dst_live =
+        kind == cudaMemcpyDeviceToHost ? pinned_range(dst, dst_extent) : device_range(dst, dst_extent);
     if (!src_live || !dst_live) {
       violation("cudaMemcpy2DAsync: memory was freed before the copy ran");
       return;
@@ -564,8 +570,8 @@ inline cufftResult fft_set_auto_allocation(cufftHandle h, int automatic) {
   return CUFFT_SUCCESS;
 }
 
-inline cufftResult fft_make_plan_many(cufftHandle h, int rank, int* n, int* inembed, int istride, int idist, int* onembed,
-                                      int ostride, int odist, cufftType type, int batch, size_t* work) {
+inline cufftResult fft_make_plan_many(cufftHandle h, int rank, int* n, int* inembed, int istride, int idist,
+                                      int* onembed, int ostride, int odist, cufftType type, int batch, size_t* work) {
   if (injected("cufftMakePlanMany")) return CUFFT_ALLOC_FAILED;
   fft_plan_state* p = plan_of(h);
   if (p == nullptr) return CUFFT_INVALID_PLAN;
@@ -631,7 +637,8 @@ inline cufftResult fft_destroy(cufftHandle h) {
 
 /// Elements a layout spans: batch blocks of dist, the last one rows x cols at `embed` and `stride`.
 inline size_t span_elements(const int* n0, const int* embed, int stride, int dist, int batch, int cols) {
-  return size_t(batch - 1) * size_t(dist) + (size_t(*n0 - 1) * size_t(embed[1]) + size_t(cols - 1)) * size_t(stride) + 1;
+  return size_t(batch - 1) * size_t(dist) + (size_t(*n0 - 1) * size_t(embed[1]) + size_t(cols - 1)) * size_t(stride) +
+         1;
 }
 
 template <class Real>
@@ -671,9 +678,11 @@ cufftResult exec(const char* call, cufftHandle h, cufftType expected, void* in, 
     return CUFFT_INVALID_TYPE;
   }
   const bool forward = is_forward(p->type);
-  const size_t in_elem = forward ? sizeof(Real) : 2 * sizeof(Real), out_elem = forward ? 2 * sizeof(Real) : sizeof(Real);
+  const size_t in_elem = forward ? sizeof(Real) : 2 * sizeof(Real),
+               out_elem = forward ? 2 * sizeof(Real) : sizeof(Real);
   const int half = p->n[1] / 2 + 1;
-  const size_t in_bytes = span_elements(p->n, p->inembed, p->istride, p->idist, p->batch, forward ? p->n[1] : half) * in_elem;
+  const size_t in_bytes =
+      span_elements(p->n, p->inembed, p->istride, p->idist, p->batch, forward ? p->n[1] : half) * in_elem;
   const size_t out_bytes =
       span_elements(p->n, p->onembed, p->ostride, p->odist, p->batch, forward ? half : p->n[1]) * out_elem;
   if (!device_range(in, in_bytes) || !device_range(out, out_bytes)) {
@@ -788,16 +797,16 @@ inline cublasStatus_t blas_cdgmm(cublasHandle_t h, cublasSideMode_t mode, int m,
                                  const cuComplex* x, int incx, cuComplex* c, int ldc) {
   return dgmm("cublasCdgmm", h, mode, m, n, a, lda, x, incx, c, ldc);
 }
-inline cublasStatus_t blas_zdgmm(cublasHandle_t h, cublasSideMode_t mode, int m, int n, const cuDoubleComplex* a, int lda,
-                                 const cuDoubleComplex* x, int incx, cuDoubleComplex* c, int ldc) {
+inline cublasStatus_t blas_zdgmm(cublasHandle_t h, cublasSideMode_t mode, int m, int n, const cuDoubleComplex* a,
+                                 int lda, const cuDoubleComplex* x, int incx, cuDoubleComplex* c, int ldc) {
   return dgmm("cublasZdgmm", h, mode, m, n, a, lda, x, incx, c, ldc);
 }
 
 /// C_b = alpha A_b B_b + beta C_b for b < batch, column-major (A_b = a + b * stride_a, m x k; B_b
 /// k x n; C_b m x n), without transposes: what the layer path asks for.
 template <class Complex>
-cublasStatus_t gemm_strided_batched(const char* call, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
-                                    int n, int k, const Complex* alpha, const Complex* a, int lda, long long sa,
+cublasStatus_t gemm_strided_batched(const char* call, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                                    int m, int n, int k, const Complex* alpha, const Complex* a, int lda, long long sa,
                                     const Complex* b, int ldb, long long sb, const Complex* beta, Complex* c, int ldc,
                                     long long sc, int batch) {
   if (injected(call)) return CUBLAS_STATUS_EXECUTION_FAILED;
@@ -836,30 +845,34 @@ cublasStatus_t gemm_strided_batched(const char* call, cublasHandle_t h, cublasOp
       for (int j = 0; j < n; ++j)
         for (int i = 0; i < m; ++i) {
           std::complex<real> sum = 0;
-          for (int l = 0; l < k; ++l) sum += at(a, e * sa + i + (long long)l * lda) * at(b, e * sb + l + (long long)j * ldb);
+          for (int l = 0; l < k; ++l)
+            sum += at(a, e * sa + i + (long long)l * lda) * at(b, e * sb + l + (long long)j * ldb);
           Complex& out = c[e * sc + i + (long long)j * ldc];
           // beta == 0 ignores C (it may hold NaN), as BLAS specifies.
-          const std::complex<real> r = al * sum + (be == std::complex<real>(0) ? std::complex<real>(0) : be * at(c, e * sc + i + (long long)j * ldc));
+          const std::complex<real> r =
+              al * sum +
+              (be == std::complex<real>(0) ? std::complex<real>(0) : be * at(c, e * sc + i + (long long)j * ldc));
           out = Complex{r.real(), r.imag()};
         }
   });
   return queued ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
-inline cublasStatus_t blas_cgemm_strided_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
-                                                 int k, const cuComplex* alpha, const cuComplex* a, int lda, long long sa,
-                                                 const cuComplex* b, int ldb, long long sb, const cuComplex* beta,
-                                                 cuComplex* c, int ldc, long long sc, int batch) {
-  return gemm_strided_batched("cublasCgemmStridedBatched", h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
-                              batch);
+inline cublasStatus_t blas_cgemm_strided_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                                 int n, int k, const cuComplex* alpha, const cuComplex* a, int lda,
+                                                 long long sa, const cuComplex* b, int ldb, long long sb,
+                                                 const cuComplex* beta, cuComplex* c, int ldc, long long sc,
+                                                 int batch) {
+  return gemm_strided_batched("cublasCgemmStridedBatched", h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c,
+                              ldc, sc, batch);
 }
-inline cublasStatus_t blas_zgemm_strided_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
-                                                 int k, const cuDoubleComplex* alpha, const cuDoubleComplex* a, int lda,
-                                                 long long sa, const cuDoubleComplex* b, int ldb, long long sb,
+inline cublasStatus_t blas_zgemm_strided_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                                 int n, int k, const cuDoubleComplex* alpha, const cuDoubleComplex* a,
+                                                 int lda, long long sa, const cuDoubleComplex* b, int ldb, long long sb,
                                                  const cuDoubleComplex* beta, cuDoubleComplex* c, int ldc, long long sc,
                                                  int batch) {
-  return gemm_strided_batched("cublasZgemmStridedBatched", h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
-                              batch);
+  return gemm_strided_batched("cublasZgemmStridedBatched", h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c,
+                              ldc, sc, batch);
 }
 
 inline const char* blas_status_name(cublasStatus_t s) {

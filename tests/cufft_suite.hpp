@@ -101,7 +101,8 @@ inline std::vector<problem_case> tile_cases() {
   std::vector<problem_case> cases;
   int n = 0;
   for (output size : {output::full, output::same, output::valid})
-    for (border edge : {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular}) {
+    for (border edge :
+         {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular}) {
       problem_case c{};
       c.rows = 61 + n % 5;
       c.cols = 47 + 3 * (n % 4);
@@ -211,7 +212,8 @@ TEST_CASE("a cufft plan is reusable: a second input's result does not depend on 
   }
 }
 
-TEST_CASE("cufft layers match the reference over the layer grid (float, double; conv2d and layer_plan)", "[cufft][layers]") {
+TEST_CASE("cufft layers match the reference over the layer grid (float, double; conv2d and layer_plan)",
+          "[cufft][layers]") {
   device_session session;
   std::mt19937_64 rng(run_seed() + 606);
   const std::vector<layer_case> grid = layer_grid();

@@ -61,7 +61,8 @@ struct problem_case {
 
 /// The shared grid (deterministic coverage) followed by `random_cases` cases drawn from the seed.
 inline std::vector<problem_case> problem_grid(int random_cases = 64) {
-  static const index_t kernels[][2] = {{1, 1}, {3, 3}, {2, 2}, {5, 4}, {4, 7}, {9, 9}, {1, 6}, {8, 1}, {6, 6}, {7, 3}, {2, 9}};
+  static const index_t kernels[][2] = {{1, 1}, {3, 3}, {2, 2}, {5, 4}, {4, 7}, {9, 9},
+                                       {1, 6}, {8, 1}, {6, 6}, {7, 3}, {2, 9}};
   static const index_t images[][2] = {{17, 23}, {32, 8}, {5, 40}, {3, 4}, {24, 24}, {1, 13}, {11, 1}, {2, 2}};
   std::vector<problem_case> cases;
   const auto add = [&](problem_case c) {
@@ -74,7 +75,8 @@ inline std::vector<problem_case> problem_grid(int random_cases = 64) {
   };
   int n = 0;
   for (output size : {output::full, output::same, output::valid})
-    for (border edge : {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular})
+    for (border edge :
+         {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular})
       for (bool correlate : {false, true})
         for (int i = 0; i < 4; ++i, ++n) {
           problem_case c{};
@@ -136,7 +138,8 @@ template <class T>
 struct padded {
   array2d<T> storage;
   view2d<T> view;
-  padded(index_t rows, index_t cols, index_t pad) : storage(rows, cols + pad), view(storage.data(), rows, cols, cols + pad) {}
+  padded(index_t rows, index_t cols, index_t pad)
+      : storage(rows, cols + pad), view(storage.data(), rows, cols, cols + pad) {}
 };
 
 /// How much rounding error a backend may make, in units of T's epsilon, for one output element:
@@ -289,7 +292,8 @@ inline std::vector<layer_case> layer_grid(int random_cases = 64) {
     c.r = pick(1, 7);
     c.s = pick(1, 7);
     c.bias = pick(0, 1) == 1;
-    static const border edges[] = {border::zero, border::reflect, border::replicate, border::circular, border::symmetric};
+    static const border edges[] = {border::zero, border::reflect, border::replicate, border::circular,
+                                   border::symmetric};
     c.opt.edge = edges[pick(0, 4)];
     c.opt.stride_rows = int(pick(1, 3));
     c.opt.stride_cols = int(pick(1, 3));
@@ -356,8 +360,10 @@ void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compu
   for (index_t n = 0; n < s.n; ++n)
     for (index_t k = 0; k < s.c; ++k) {
       double w2 = 0, x2 = 0;
-      for (index_t i = 0; i < ws.c * ws.h * ws.w; ++i) w2 += std::pow(double(weights.data()[k * ws.c * ws.h * ws.w + i]), 2);
-      for (index_t ch = 0; ch < g.c_per_group(); ++ch) x2 += plane_norm2(n, (k / g.k_per_group()) * g.c_per_group() + ch);
+      for (index_t i = 0; i < ws.c * ws.h * ws.w; ++i)
+        w2 += std::pow(double(weights.data()[k * ws.c * ws.h * ws.w + i]), 2);
+      for (index_t ch = 0; ch < g.c_per_group(); ++ch)
+        x2 += plane_norm2(n, (k / g.k_per_group()) * g.c_per_group() + ch);
       const double scale = std::sqrt(w2) * std::sqrt(x2) + (c.bias ? std::abs(double(bias.data()[k])) : 0.0);
       for (index_t i = 0; i < s.h; ++i)
         for (index_t j = 0; j < s.w; ++j) {
@@ -380,9 +386,7 @@ void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compu
 
 /// Roundoff bound of a direct evaluation of a layer: C/groups * R * S products and the bias summed,
 /// relative to the magnitude sum.
-inline error_model layer_direct_error(const layer_case& c) {
-  return {double(c.c / c.opt.groups * c.r * c.s + 1), 0.0};
-}
+inline error_model layer_direct_error(const layer_case& c) { return {double(c.c / c.opt.groups * c.r * c.s + 1), 0.0}; }
 
 /// Runs check(i, rng) for i < count from `threads` threads at once (i on thread i % threads, each
 /// thread with its own generator from `seed`); check returns "" or what went wrong. Failures are

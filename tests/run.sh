@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # convkit's whole test suite on a fresh Debian machine (as root; installs what is missing):
+#   0. every C++ file formatted as .clang-format says;
 #   1. Release build of everything (every backend; the CUDA backend is compiled and linked, its
 #      device tests report "skipped" without a GPU), all tests, examples, every public header
 #      compiled alone, and the packaging tests (ctest label "packaging": consumer projects using
@@ -24,6 +25,9 @@ if [ -n "${CI:-}" ] || [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc > /dev
 backends=(-DCONVKIT_WITH_FFTW=ON -DCONVKIT_WITH_BLAS=ON -DCONVKIT_WITH_CUDA=$cuda)
 
 step() { printf '\n==== %s ====\n' "$*"; }
+
+step "Formatting: every C++ file as .clang-format says"
+(cd "$root" && git ls-files -- '*.hpp' '*.cpp' '*.inl' | xargs clang-format --dry-run -Werror)
 
 step "Release: build and test everything"
 cmake -S "$root" -B "$out/release" -DCMAKE_BUILD_TYPE=Release "${backends[@]}" > /dev/null

@@ -197,7 +197,8 @@ TEST_CASE("profile: 8 threads making their first automatic plans at once read it
   CHECK(seen[0]->value("direct.call_s") == 1e-6);
 }
 
-TEST_CASE("calibrate: measures constants for every backend, quickly, and automatic uses them", "[automatic][calibrate]") {
+TEST_CASE("calibrate: measures constants for every backend, quickly, and automatic uses them",
+          "[automatic][calibrate]") {
   scoped_profile_file file("convkit_test_calibrate.txt");
   calibration_options opt;
   opt.quick = true;
@@ -322,9 +323,12 @@ TEST_CASE("automatic: no profile changes a result beyond the chosen backend's er
 #if defined(CONVKIT_HAS_FFTW)
       if (chosen == algorithm::fft) model = fft_error<double>(c);
 #endif
-      check_case<double>(c, rng, [](view2d<const double> in, view2d<const double> k, view2d<double> out, const options& o) {
-        conv2d<double>(in, k, out, o);
-      }, [&](const problem_case&) { return model; });
+      check_case<double>(
+          c, rng,
+          [](view2d<const double> in, view2d<const double> k, view2d<double> out, const options& o) {
+            conv2d<double>(in, k, out, o);
+          },
+          [&](const problem_case&) { return model; });
     }
 }
 

@@ -43,7 +43,10 @@ void run_grid(algorithm a) {
   const auto model = [a](const problem_case& c) { return model_for<T>(a, c); };
   for (problem_case c : problem_grid()) {
     c.opt.algo = a;
-    check_case<T>(c, rng, [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); }, model);
+    check_case<T>(
+        c, rng,
+        [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); },
+        model);
   }
 }
 
@@ -57,14 +60,17 @@ void run_plan_reuse(algorithm a) {
   for (std::size_t i = 0; i < grid.size(); i += 7) {
     problem_case c = grid[i];
     c.opt.algo = a;
-    check_case<T>(c, rng, [&](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) {
-      plan<T> p(in.rows(), in.cols(), k, o);
-      CHECK(p.chosen() == a);
-      array2d<T> other(in.rows(), in.cols()), scratch(out.rows(), out.cols());
-      fill_random(other.view(), rng);
-      p.execute(other, scratch);  // a first input, whose traces must not reach the second result
-      p.execute(in, out);
-    }, model);
+    check_case<T>(
+        c, rng,
+        [&](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) {
+          plan<T> p(in.rows(), in.cols(), k, o);
+          CHECK(p.chosen() == a);
+          array2d<T> other(in.rows(), in.cols()), scratch(out.rows(), out.cols());
+          fill_random(other.view(), rng);
+          p.execute(other, scratch);  // a first input, whose traces must not reach the second result
+          p.execute(in, out);
+        },
+        model);
   }
 }
 
@@ -128,8 +134,18 @@ TEST_CASE("direct: large blocks, long rows and thread splits match the reference
       c.opt.threads = threads;
       c.opt.algo = algorithm::direct;
       INFO("threads " << threads);
-      check_case<float>(c, rng, [](view2d<const float> in, view2d<const float> kk, view2d<float> out, const options& o) { conv2d<float>(in, kk, out, o); }, model);
-      check_case<double>(c, rng, [](view2d<const double> in, view2d<const double> kk, view2d<double> out, const options& o) { conv2d<double>(in, kk, out, o); }, model);
+      check_case<float>(
+          c, rng,
+          [](view2d<const float> in, view2d<const float> kk, view2d<float> out, const options& o) {
+            conv2d<float>(in, kk, out, o);
+          },
+          model);
+      check_case<double>(
+          c, rng,
+          [](view2d<const double> in, view2d<const double> kk, view2d<double> out, const options& o) {
+            conv2d<double>(in, kk, out, o);
+          },
+          model);
     }
   }
 }

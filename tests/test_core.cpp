@@ -50,7 +50,7 @@ TEST_CASE("view2d and array2d", "[view]") {
   CHECK(reinterpret_cast<std::uintptr_t>(a.data()) % 64 == 0);
   for (index_t i = 0; i < a.size(); ++i) CHECK(a.data()[i] == 0.0f);
   a(2, 4) = 7;
-  view2d<float> v = a;  // array2d converts to a view without a cast
+  view2d<float> v = a;         // array2d converts to a view without a cast
   view2d<const float> cv = v;  // and a view to its const form
   CHECK(cv(2, 4) == 7);
   CHECK(cv.row_stride() == 5);
@@ -82,7 +82,7 @@ TEST_CASE("output_shape follows SciPy's modes, dilation and stride", "[shape]") 
   CHECK(output_shape(10, 7, 3, 4, o) == shape2d{2, 2});
   o.mode = output::full;
   o.dilation_rows = 1;
-  CHECK(output_shape(10, 7, 3, 4, o) == shape2d{3, 4});  // 12 -> (11)/4+1 = 3; 10 -> 9/3+1 = 4
+  CHECK(output_shape(10, 7, 3, 4, o) == shape2d{3, 4});           // 12 -> (11)/4+1 = 3; 10 -> 9/3+1 = 4
   CHECK(output_shape(2, 2, 9, 9, options{}) == shape2d{10, 10});  // kernel larger than the image
 }
 
@@ -92,8 +92,10 @@ TEST_CASE("border_index matches numpy.pad for widths beyond the image", "[paddin
   const std::vector<int> reflect = {4, 3, 2, 1, 2, 3, 4, 3, 2, 1, 2, 3, 4, 3, 2, 1, 2, 3, 4, 3};
   const std::vector<int> symmetric = {1, 1, 2, 3, 4, 4, 3, 2, 1, 1, 2, 3, 4, 4, 3, 2, 1, 1, 2, 3};
   const std::vector<int> wrap = {4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3};
-  const std::pair<border, const std::vector<int>*> cases[] = {
-      {border::replicate, &edge}, {border::reflect, &reflect}, {border::symmetric, &symmetric}, {border::circular, &wrap}};
+  const std::pair<border, const std::vector<int>*> cases[] = {{border::replicate, &edge},
+                                                              {border::reflect, &reflect},
+                                                              {border::symmetric, &symmetric},
+                                                              {border::circular, &wrap}};
   for (const auto& [b, want] : cases) {
     INFO(to_string(b));
     for (index_t i = -9; i < 4 + 7; ++i) CHECK(border_index(i, 4, b) + 1 == (*want)[std::size_t(i + 9)]);
@@ -108,9 +110,9 @@ TEST_CASE("border_index matches numpy.pad for widths beyond the image", "[paddin
 TEST_CASE("extend pads and crops on four sides", "[padding]") {
   const array2d<int> img = make<int>(2, 3, {1, 2, 3, 4, 5, 6});
   // numpy.pad(arange(1, 7).reshape(2, 3), ((3, 2), (4, 1)), mode='reflect')
-  const array2d<int> want = make<int>(7, 8, {4, 5, 6, 5, 4, 5, 6, 5, 1, 2, 3, 2, 1, 2, 3, 2, 4, 5, 6, 5, 4, 5, 6, 5,
-                                             1, 2, 3, 2, 1, 2, 3, 2, 4, 5, 6, 5, 4, 5, 6, 5, 1, 2, 3, 2, 1, 2, 3, 2,
-                                             4, 5, 6, 5, 4, 5, 6, 5});
+  const array2d<int> want =
+      make<int>(7, 8, {4, 5, 6, 5, 4, 5, 6, 5, 1, 2, 3, 2, 1, 2, 3, 2, 4, 5, 6, 5, 4, 5, 6, 5, 1, 2, 3, 2,
+                       1, 2, 3, 2, 4, 5, 6, 5, 4, 5, 6, 5, 1, 2, 3, 2, 1, 2, 3, 2, 4, 5, 6, 5, 4, 5, 6, 5});
   require_equal(extend<int>(img, 3, 2, 4, 1, border::reflect), want);
   const array2d<int> constant = extend<int>(img, 1, 0, 0, 2, border::constant, 9);
   require_equal(constant, make<int>(3, 5, {9, 9, 9, 9, 9, 1, 2, 3, 9, 9, 4, 5, 6, 9, 9}));

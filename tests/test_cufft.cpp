@@ -25,9 +25,10 @@ class device_session {
     for (const std::string& v : standin::violations()) FAIL_CHECK("stand-in violation: " << v);
     const standin::counters& c = standin::stats();
     INFO("device allocs " << c.device_allocs << " frees " << c.device_frees << ", pinned " << c.pinned_allocs << "/"
-                          << c.pinned_frees << ", streams " << c.streams_made << "/" << c.streams_destroyed << ", events "
-                          << c.events_made << "/" << c.events_destroyed << ", cufft plans " << c.fft_plans_made << "/"
-                          << c.fft_plans_destroyed << ", cublas " << c.blas_made << "/" << c.blas_destroyed);
+                          << c.pinned_frees << ", streams " << c.streams_made << "/" << c.streams_destroyed
+                          << ", events " << c.events_made << "/" << c.events_destroyed << ", cufft plans "
+                          << c.fft_plans_made << "/" << c.fft_plans_destroyed << ", cublas " << c.blas_made << "/"
+                          << c.blas_destroyed);
     CHECK(c.balanced());
   }
   device_session(const device_session&) = delete;
@@ -77,7 +78,8 @@ TEST_CASE("stand-in: device memory is closed to host code, and results exist onl
   detail::gpu_handle<void*> up = detail::pinned_alloc(api, 256), down = detail::pinned_alloc(api, 256);
   cudaStream_t raw = nullptr;
   REQUIRE(api.stream_create_with_flags(&raw, cudaStreamNonBlocking) == cudaSuccess);
-  detail::gpu_handle<cudaStream_t> stream(api, raw, [](const detail::cuda_api& a, cudaStream_t s) { a.stream_destroy(s); });
+  detail::gpu_handle<cudaStream_t> stream(api, raw,
+                                          [](const detail::cuda_api& a, cudaStream_t s) { a.stream_destroy(s); });
   static_cast<float*>(up.get())[0] = 1.5f;
   REQUIRE(api.memcpy_2d_async(device.get(), 4, up.get(), 4, 4, 1, cudaMemcpyHostToDevice, raw) == cudaSuccess);
   REQUIRE(api.memcpy_2d_async(down.get(), 4, device.get(), 4, 4, 1, cudaMemcpyDeviceToHost, raw) == cudaSuccess);
@@ -88,7 +90,8 @@ TEST_CASE("stand-in: device memory is closed to host code, and results exist onl
 
   // Misuse that real CUDA would not (or not always) catch is refused and recorded.
   std::vector<float> pageable(4);
-  CHECK(api.memcpy_2d_async(device.get(), 4, pageable.data(), 4, 4, 1, cudaMemcpyHostToDevice, raw) == cudaErrorInvalidValue);
+  CHECK(api.memcpy_2d_async(device.get(), 4, pageable.data(), 4, 4, 1, cudaMemcpyHostToDevice, raw) ==
+        cudaErrorInvalidValue);
   CHECK(api.memcpy_2d_async(up.get(), 4, device.get(), 4, 4, 1, cudaMemcpyHostToDevice, raw) == cudaErrorInvalidValue);
   CHECK(api.memcpy_2d_async(device.get(), 4, up.get(), 4, 4, 1, cudaMemcpyHostToDevice, nullptr) ==
         cudaErrorInvalidResourceHandle);
@@ -106,7 +109,8 @@ TEST_CASE("stand-in: plans are checked against the buffers and the exec function
   REQUIRE(api.fft_make_plan_many(h, 2, n, nullptr, 1, 0, nullptr, 1, 0, CUFFT_R2C, 1, &work) == CUFFT_SUCCESS);
   cudaStream_t raw = nullptr;
   REQUIRE(api.stream_create_with_flags(&raw, cudaStreamNonBlocking) == cudaSuccess);
-  detail::gpu_handle<cudaStream_t> stream(api, raw, [](const detail::cuda_api& a, cudaStream_t s) { a.stream_destroy(s); });
+  detail::gpu_handle<cudaStream_t> stream(api, raw,
+                                          [](const detail::cuda_api& a, cudaStream_t s) { a.stream_destroy(s); });
   REQUIRE(api.fft_set_stream(h, raw) == CUFFT_SUCCESS);
   detail::gpu_handle<void*> real = detail::device_alloc(api, 64 * 4), small = detail::device_alloc(api, 8 * 5 * 8 - 8),
                             spectrum = detail::device_alloc(api, 8 * 5 * 8);
@@ -118,7 +122,8 @@ TEST_CASE("stand-in: plans are checked against the buffers and the exec function
   CHECK(standin::take_violations().size() == 3);
 }
 
-TEST_CASE("cufft transfers: two per plain convolution, none with device pointers, plan work done once", "[cufft][transfers]") {
+TEST_CASE("cufft transfers: two per plain convolution, none with device pointers, plan work done once",
+          "[cufft][transfers]") {
   device_session session;
   const standin::counters& n = standin::stats();
   std::mt19937_64 rng(run_seed() + 701);
@@ -188,7 +193,8 @@ TEST_CASE("cufft on a device smaller than the image: tiles from cudaMemGetInfo, 
     CHECK(p.tiles() > 1);
     // The untiled transform alone would need more than the whole device.
     const detail::conv_problem g = problem_of<float>(c);
-    CHECK(detail::fft::next_fast_size(g.rows.extent) * detail::fft::next_fast_size(g.cols.extent) * 4 * 3 > index_t(limit));
+    CHECK(detail::fft::next_fast_size(g.rows.extent) * detail::fft::next_fast_size(g.cols.extent) * 4 * 3 >
+          index_t(limit));
   }
   run_case<float>(c, rng, entry::plan_host);
   run_case<float>(c, rng, entry::conv2d);
@@ -228,19 +234,39 @@ void every_call_once() {
   (void)conv2d<float>(array4d<float>(1, 1, 9, 7), array4d<float>(1, 1, 3, 3), bias.data(), ld);
 }
 
-TEST_CASE("cufft failure injection: each failing call throws an error naming it, and nothing leaks", "[cufft][failures]") {
+TEST_CASE("cufft failure injection: each failing call throws an error naming it, and nothing leaks",
+          "[cufft][failures]") {
   std::map<std::string, long long> calls;
   {
     device_session session;
     every_call_once();
     calls = standin::calls();
   }
-  for (const char* expected : {"cudaGetDeviceCount", "cudaMemGetInfo", "cudaMalloc", "cudaMallocHost", "cudaMemcpy2DAsync",
-                               "cudaStreamCreateWithFlags", "cudaStreamSynchronize", "cudaEventCreate", "cudaEventRecord",
-                               "cudaEventElapsedTime", "cufftCreate", "cufftSetAutoAllocation", "cufftMakePlanMany",
-                               "cufftSetWorkArea", "cufftSetStream", "cufftExecR2C", "cufftExecC2R", "cufftExecD2Z",
-                               "cufftExecZ2D", "cublasCreate", "cublasSetStream", "cublasCdgmm", "cublasZdgmm",
-                               "cublasCgemmStridedBatched", "cublasZgemmStridedBatched"})
+  for (const char* expected : {"cudaGetDeviceCount",
+                               "cudaMemGetInfo",
+                               "cudaMalloc",
+                               "cudaMallocHost",
+                               "cudaMemcpy2DAsync",
+                               "cudaStreamCreateWithFlags",
+                               "cudaStreamSynchronize",
+                               "cudaEventCreate",
+                               "cudaEventRecord",
+                               "cudaEventElapsedTime",
+                               "cufftCreate",
+                               "cufftSetAutoAllocation",
+                               "cufftMakePlanMany",
+                               "cufftSetWorkArea",
+                               "cufftSetStream",
+                               "cufftExecR2C",
+                               "cufftExecC2R",
+                               "cufftExecD2Z",
+                               "cufftExecZ2D",
+                               "cublasCreate",
+                               "cublasSetStream",
+                               "cublasCdgmm",
+                               "cublasZdgmm",
+                               "cublasCgemmStridedBatched",
+                               "cublasZgemmStridedBatched"})
     CHECK(calls.count(expected) == 1);
   long long injected = 0;
   for (const auto& [call, count] : calls) {
@@ -308,7 +334,8 @@ void check_nothing_made_since(const standin::counters& before) {
   CHECK(n.blas_made == before.blas_made);
 }
 
-TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers, each with its own kernel", "[cufft][reuse]") {
+TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers, each with its own kernel",
+          "[cufft][reuse]") {
   device_session session;
   const standin::counters& n = standin::stats();
   std::mt19937_64 rng(run_seed() + 704);
@@ -374,7 +401,8 @@ layer_case small_layer() {
   return c;
 }
 
-TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each with its own weights", "[cufft][reuse][layers]") {
+TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each with its own weights",
+          "[cufft][reuse][layers]") {
   device_session session;
   const standin::counters& n = standin::stats();
   std::mt19937_64 rng(run_seed() + 706);
@@ -408,7 +436,8 @@ std::size_t cached_in(const cufft::workspace_cache& cache) {
          cache.count<detail::cufft_batch_workspace<float>>() + cache.count<detail::cufft_batch_workspace<double>>();
 }
 
-TEST_CASE("cufft workspace_cache in options::tune: one-shot calls and plans keep their workspaces there", "[cufft][reuse][cache]") {
+TEST_CASE("cufft workspace_cache in options::tune: one-shot calls and plans keep their workspaces there",
+          "[cufft][reuse][cache]") {
   device_session session;
   const standin::counters& n = standin::stats();
   const detail::cuda_api& api = standin::api();
@@ -454,9 +483,7 @@ TEST_CASE("cufft workspace_cache in options::tune: one-shot calls and plans keep
   CHECK(cached_in(mine) == 2);
   CHECK(cached_in(cufft::default_cache()) == 0);
   // A cufft::plan owns its workspace: none goes to the cache.
-  {
-    const cufft::plan<double> p(c.rows, c.cols, array2d<double>(c.k_rows, c.k_cols), c.opt);
-  }
+  { const cufft::plan<double> p(c.rows, c.cols, array2d<double>(c.k_rows, c.k_cols), c.opt); }
   CHECK(cached_in(mine) == 2);
 
   // release() frees everything the cache holds.
@@ -492,7 +519,8 @@ TEST_CASE("cufft: a single plane through the layer front door runs on the single
   c.opt.pad_cols = 1;
   c.opt.stride_cols = 2;
   c.opt.edge = border::reflect;
-  const long long gemms = standin::calls_of("cublasCgemmStridedBatched") + standin::calls_of("cublasZgemmStridedBatched");
+  const long long gemms =
+      standin::calls_of("cublasCgemmStridedBatched") + standin::calls_of("cublasZgemmStridedBatched");
   const long long products = standin::calls_of("cublasCdgmm");
   run_layer_case<float>(c, rng, entry::conv2d);
   CHECK(standin::calls_of("cublasCdgmm") - products == 1);  // one untiled spectrum product...
@@ -552,8 +580,8 @@ TEST_CASE("cufft::plan makes room in the cache whose memory its cap counted as f
     const detail::conv_problem p = problem_of<float>(c);
     const detail::fft::tile_plan t = detail::cufft_tile_plan(p, 0);
     const index_t need = detail::cufft_device_bytes(t, 4, 1);
-    REQUIRE(need <= index_t(limit) / 5 * 4);       // within the cap (80% of the device)...
-    REQUIRE(held + need > index_t(limit));           // ...but not beside the cached workspace
+    REQUIRE(need <= index_t(limit) / 5 * 4);  // within the cap (80% of the device)...
+    REQUIRE(held + need > index_t(limit));    // ...but not beside the cached workspace
     {
       const cufft::plan<float> made(c.rows, c.cols, k, c.opt);
       CHECK(made.tiles() == 1);
@@ -578,7 +606,8 @@ layer_case layer_on(index_t size, index_t kernel) {
   return c;
 }
 
-TEST_CASE("cufft without a device: unavailable with the runtime's reason, never chosen automatically", "[cufft][nodevice]") {
+TEST_CASE("cufft without a device: unavailable with the runtime's reason, never chosen automatically",
+          "[cufft][nodevice]") {
   device_session session;
   const problem_case c = small_case();
   const array2d<float> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
@@ -591,7 +620,8 @@ TEST_CASE("cufft without a device: unavailable with the runtime's reason, never 
     const std::string name = cudaGetErrorName(status);
     CHECK_FALSE(cufft::available());
     CHECK_THAT(cufft::unavailable_reason(), Catch::Contains(name));
-    CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt), Catch::Contains("algorithm::cufft: ") && Catch::Contains(name));
+    CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt),
+                      Catch::Contains("algorithm::cufft: ") && Catch::Contains(name));
     options o = c.opt;
     o.algo = algorithm::cufft;
     CHECK_THROWS_AS(conv2d(in, k, o), unavailable);
@@ -634,7 +664,9 @@ bool same_nonfinite_pattern(const T* got, const double* want, index_t n, double 
   return wrong == 0;
 }
 
-TEST_CASE("cufft under automatic: a NaN or Inf in the input stays where it belongs (windows checked, a fallback computes)", "[cufft][nan]") {
+TEST_CASE(
+    "cufft under automatic: a NaN or Inf in the input stays where it belongs (windows checked, a fallback computes)",
+    "[cufft][nan]") {
   device_session session;
   const standin::counters& n = standin::stats();
   std::mt19937_64 rng(run_seed() + 710);
@@ -694,23 +726,24 @@ TEST_CASE("cufft under automatic: a NaN or Inf in the input stays where it belon
   const long long passes = standin::calls_of("cufftExecD2Z");
   array4d<double> lout = lp(input);
   CHECK(standin::calls_of("cufftExecD2Z") - passes == 3);
-  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(), lout.size(),
-                         1e-12, nans));
+  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(),
+                               lout.size(), 1e-12, nans));
   input(1, 3, 5, 4) = std::numeric_limits<double>::quiet_NaN();
   lout = lp(input);
-  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(), lout.size(),
-                         1e-12, nans));
+  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(),
+                               lout.size(), 1e-12, nans));
   CHECK(nans > 0);
   CHECK(nans < lout.size() / 3);  // image 1's group 1 only, near the NaN
   layer_options lo = c.opt;
   lo.tune.gpu_fft.reset();
   lout = conv2d<double>(input, weights, bias.data(), lo);
-  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(), lout.size(),
-                         1e-12, nans));
+  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(),
+                               lout.size(), 1e-12, nans));
   CHECK(nans > 0);
 }
 
-TEST_CASE("cufft layer cost: never for 1x1 kernels, non-finite weights or layers beyond the memory cap", "[cufft][layers]") {
+TEST_CASE("cufft layer cost: never for 1x1 kernels, non-finite weights or layers beyond the memory cap",
+          "[cufft][layers]") {
   device_session session;
   CHECK(cufft_cost_of(problem_of<float>(layer_on(64, 3))) < detail::never);
   CHECK(cufft_cost_of(problem_of<float>(layer_on(64, 1))) == detail::never);
@@ -809,7 +842,8 @@ TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output 
   CHECK(checked > 500);
 }
 
-TEST_CASE("cufft layer passes: the most images that fit, evened out, every image in exactly one pass", "[cufft][planner]") {
+TEST_CASE("cufft layer passes: the most images that fit, evened out, every image in exactly one pass",
+          "[cufft][planner]") {
   index_t checked = 0;
   for (const layer_case& c : layer_grid(16)) {
     for (index_t n : {index_t(1), index_t(7), index_t(64)}) {
@@ -819,7 +853,8 @@ TEST_CASE("cufft layer passes: the most images that fit, evened out, every image
       const detail::fft::spectrum_layout l = detail::cufft_batch_tiles(g).layout();
       for (index_t element_bytes : {index_t(4), index_t(8)}) {
         const detail::cufft_batch_memory m = detail::cufft_batch_bytes(g, l, element_bytes);
-        for (index_t cap : {m.bytes(1) - 1, m.bytes(1), m.bytes(3), m.bytes(5) + m.per_image / 2, m.bytes(n), index_t(1) << 40}) {
+        for (index_t cap :
+             {m.bytes(1) - 1, m.bytes(1), m.bytes(3), m.bytes(5) + m.per_image / 2, m.bytes(n), index_t(1) << 40}) {
           INFO(x.describe() << ", " << element_bytes << "-byte reals, cap " << cap);
           const index_t chunk = detail::cufft_batch_chunk(g, l, element_bytes, cap);
           index_t most = 0;  // by brute force: the most images whose buffers fit
@@ -845,7 +880,7 @@ TEST_CASE("cufft layer passes: the most images that fit, evened out, every image
   const detail::conv_problem g = problem_of<float>(wide);
   const detail::fft::spectrum_layout l = detail::cufft_batch_tiles(g).layout();
   CHECK(detail::cufft_batch_chunk(g, l, 4, index_t(1) << 50) == 0);  // the filters' 2^20 planes alone overflow
-  wide.opt.groups = 1024;                                          // depthwise: 1024 filter planes
+  wide.opt.groups = 1024;                                            // depthwise: 1024 filter planes
   const detail::conv_problem gd = problem_of<float>(wide);
   const index_t chunk = detail::cufft_batch_chunk(gd, l, 4, index_t(1) << 50);
   CHECK(chunk >= 1);
@@ -853,7 +888,8 @@ TEST_CASE("cufft layer passes: the most images that fit, evened out, every image
   CHECK(double(chunk) * 1024 * double(std::max(l.real_count(), 2 * l.complex_count())) <= double(INT_MAX));
 }
 
-TEST_CASE("cufft layers on a device smaller than the batch: passes from cudaMemGetInfo, within its memory", "[cufft][layers]") {
+TEST_CASE("cufft layers on a device smaller than the batch: passes from cudaMemGetInfo, within its memory",
+          "[cufft][layers]") {
   layer_case c{};
   c.n = 5;
   c.c = 4;
@@ -898,7 +934,8 @@ TEST_CASE("cufft device-side windows: the block copies rebuild convkit::extend e
   std::mt19937_64 rng(run_seed() + 704);
   using from = detail::block_copy::from;
   index_t checked = 0;
-  for (border b : {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular})
+  for (border b :
+       {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular})
     for (index_t rows : {1, 2, 7})
       for (index_t cols : {1, 3, 8})
         for (index_t top : {-9, -2, 0, 3, 11})
@@ -939,17 +976,19 @@ TEST_CASE("cufft output copies place every (strided) result exactly once", "[cuf
           array2d<double> buffer(40, pitch), out(14, out_pitch);
           for (index_t i = 0; i < buffer.size(); ++i) buffer.data()[i] = double(i);
           std::fill_n(out.data(), out.size(), -1.0);
-          detail::for_each_output_copy(rows, cols, stride_rows, stride_cols, pitch, out_pitch, [&](const detail::pitched_copy& c) {
-            for (index_t r = 0; r < c.height; ++r)
-              for (index_t e = 0; e < c.width; ++e) {
-                double& dst = out.data()[c.dst_offset + r * c.dst_pitch + e];
-                CHECK(dst == -1.0);  // written once
-                dst = buffer.data()[c.src_offset + r * c.src_pitch + e];
-              }
-          });
+          detail::for_each_output_copy(rows, cols, stride_rows, stride_cols, pitch, out_pitch,
+                                       [&](const detail::pitched_copy& c) {
+                                         for (index_t r = 0; r < c.height; ++r)
+                                           for (index_t e = 0; e < c.width; ++e) {
+                                             double& dst = out.data()[c.dst_offset + r * c.dst_pitch + e];
+                                             CHECK(dst == -1.0);  // written once
+                                             dst = buffer.data()[c.src_offset + r * c.src_pitch + e];
+                                           }
+                                       });
           for (index_t r = 0; r < out.rows(); ++r)
             for (index_t c = 0; c < out_pitch; ++c) {
-              const bool inside = r >= rows.first && r < rows.first + count_rows && c >= cols.first && c < cols.first + count_cols;
+              const bool inside =
+                  r >= rows.first && r < rows.first + count_rows && c >= cols.first && c < cols.first + count_cols;
               const double want = inside ? buffer(rows.local + (r - rows.first) * stride_rows,
                                                   cols.local + (c - cols.first) * stride_cols)
                                          : -1.0;
@@ -967,7 +1006,8 @@ TEST_CASE("cufft errors name the call and the status", "[cufft][errors]") {
                     "cufft: cudaMalloc failed: cudaErrorMemoryAllocation (out of memory)");
   standin::clear_failures();
   standin::fail_call("cufftMakePlanMany", standin::calls_of("cufftMakePlanMany") + 2);
-  CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt), "cufft: cufftMakePlanMany failed: CUFFT_ALLOC_FAILED");
+  CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt),
+                    "cufft: cufftMakePlanMany failed: CUFFT_ALLOC_FAILED");
   standin::clear_failures();
   cufft::plan<float> p(c.rows, c.cols, k, c.opt);
   array2d<float> in(c.rows, c.cols), out(c.rows, c.cols);

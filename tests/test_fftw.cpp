@@ -25,8 +25,10 @@ void run_grid(std::uint64_t salt, const fftw::config& cfg = {}) {
   for (problem_case c : problem_grid()) {
     c.opt.algo = algorithm::fft;
     c.opt.tune.fft = cfg;
-    check_case<T>(c, rng, [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); },
-                  fft_error<T>);
+    check_case<T>(
+        c, rng,
+        [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); },
+        fft_error<T>);
   }
 }
 
@@ -130,8 +132,12 @@ TEST_CASE("fft: border::circular with output::same uses image-sized transforms w
       const detail::fft::tile_plan t = fftw_tiles_of(problem_of<double>(c));
       shortcut += t.circular;
       if (t.circular) CHECK(t.rows.transform == c.rows);
-      check_case<double>(c, rng, [](view2d<const double> in, view2d<const double> k, view2d<double> out, const options& o) { conv2d<double>(in, k, out, o); },
-                         fft_error<double>);
+      check_case<double>(
+          c, rng,
+          [](view2d<const double> in, view2d<const double> k, view2d<double> out, const options& o) {
+            conv2d<double>(in, k, out, o);
+          },
+          fft_error<double>);
     }
   }
   CHECK(shortcut > 0);
@@ -151,7 +157,8 @@ TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
     for (index_t tile : {0, 1, 4, 7}) {
       for (index_t cap : {index_t(64) << 20, index_t(64) << 10}) {
         const detail::fft::tiling_request req{fft_tiling::automatic, tile, tile == 0 ? 0 : tile + 2};
-        const detail::fft::tile_plan t = detail::fft::plan_tiles(p.rows, p.cols, c.opt.edge, 4, 2, req, detail::fftw_model(*active_profile()), cap);
+        const detail::fft::tile_plan t =
+            detail::fft::plan_tiles(p.rows, p.cols, c.opt.edge, 4, 2, req, detail::fftw_model(*active_profile()), cap);
         INFO(c.describe() << ", forced tile " << tile << ", cap " << cap);
         const shape2d s = p.out_plane();
         array2d<int> hits(s.rows, s.cols);
@@ -185,7 +192,8 @@ TEST_CASE("fft: the tiled workspace stays under the cap at 10000x10000 * 15x15",
     p.threads = threads;
     p.tune.fft = fftw::config{};
     const detail::fft::tile_plan t = detail::fftw_tile_plan(p, *detail::profile_of(p));
-    INFO(threads << " threads: transform " << t.rows.transform << "x" << t.cols.transform << ", " << t.tiles() << " tiles");
+    INFO(threads << " threads: transform " << t.rows.transform << "x" << t.cols.transform << ", " << t.tiles()
+                 << " tiles");
     CHECK(t.tiles() > 1);
     CHECK(t.workspace_bytes(sizeof(float), threads) <= (index_t(64) << 20) * threads);
   }
@@ -198,10 +206,11 @@ TEST_CASE("fft: a large dynamic range (1e-3..1e3) stays within the transform bou
   for (const fftw::config& cfg : {fftw::config{}, tiled}) {
     const range_errors f = dynamic_range_case<float>(256, 15, cfg, rng);
     const range_errors d = dynamic_range_case<double>(256, 15, cfg, rng);
-    std::printf("fft, 256x256 * 15x15 full, values 1e-3..1e3, %s: relative L2 error float %.2g, double %.2g; "
-                "worst element relative error float %.2g, double %.2g (%.2f and %.2f of the per-element bound)\n",
-                cfg.tiles == fftw::tiling::always ? "tiled" : "automatic", f.l2, d.l2, f.relative, d.relative, f.of_bound,
-                d.of_bound);
+    std::printf(
+        "fft, 256x256 * 15x15 full, values 1e-3..1e3, %s: relative L2 error float %.2g, double %.2g; "
+        "worst element relative error float %.2g, double %.2g (%.2f and %.2f of the per-element bound)\n",
+        cfg.tiles == fftw::tiling::always ? "tiled" : "automatic", f.l2, d.l2, f.relative, d.relative, f.of_bound,
+        d.of_bound);
     CHECK(f.of_bound <= 1.0);
     CHECK(d.of_bound <= 1.0);
     // The bound in L2 form: relative L2 error <= c * eps * log2(transform size).
@@ -244,24 +253,24 @@ TEST_CASE("fft: plan<T>::execute allocates nothing", "[fft][plans]") {
   tiled.tile_rows = 20;
   tiled.tile_cols = 30;
   for (const fftw::config& cfg : {fftw::config{}, tiled})
-  for (int threads : {1, 2}) {
-    INFO(threads << " threads, " << (cfg.tile_rows > 0 ? "tiled" : "untiled"));
-    options o;
-    o.algo = algorithm::fft;
-    o.tune.fft = cfg;
-    o.threads = threads;
-    o.edge = border::reflect;
-    o.mode = output::same;
-    array2d<float> in(600, 500), k(7, 7), out(600, 500);  // large enough to use both threads
-    fill_random(in.view(), rng);
-    fill_random(k.view(), rng);
-    plan<float> p(600, 500, k, o);
-    CHECK(allocations_per_three_runs([&] { p.execute(in, out); }) == 0);
-    const array2d<double> want = reference::conv2d<float>(in, k, o);
-    double worst = 0;
-    for (index_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
-    CHECK(worst < 1e-4);
-  }
+    for (int threads : {1, 2}) {
+      INFO(threads << " threads, " << (cfg.tile_rows > 0 ? "tiled" : "untiled"));
+      options o;
+      o.algo = algorithm::fft;
+      o.tune.fft = cfg;
+      o.threads = threads;
+      o.edge = border::reflect;
+      o.mode = output::same;
+      array2d<float> in(600, 500), k(7, 7), out(600, 500);  // large enough to use both threads
+      fill_random(in.view(), rng);
+      fill_random(k.view(), rng);
+      plan<float> p(600, 500, k, o);
+      CHECK(allocations_per_three_runs([&] { p.execute(in, out); }) == 0);
+      const array2d<double> want = reference::conv2d<float>(in, k, o);
+      double worst = 0;
+      for (index_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out.data()[i] - want.data()[i]));
+      CHECK(worst < 1e-4);
+    }
 }
 
 TEST_CASE("fft: 8 threads convolve different shapes at once", "[fft][threads]") {
@@ -323,10 +332,14 @@ TEST_CASE("fft: settings travel with each call and plan; fftw::set_config only s
   std::mt19937_64 rng(run_seed() ^ 0x3e);
   problem_case c{40, 50, 3, 3, 0, {}};
   c.opt.algo = algorithm::fft;
-  c.opt.tune.fft = cfg;  // this call's settings
+  c.opt.tune.fft = cfg;                                         // this call's settings
   CHECK(fftw_tiles_of(problem_of<float>(c)).tiles() == 3 * 4);  // 42 x 52 dense full results
-  check_case<float>(c, rng, [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& o) { conv2d<float>(in, k, out, o); },
-                    fft_error<float>);
+  check_case<float>(
+      c, rng,
+      [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& o) {
+        conv2d<float>(in, k, out, o);
+      },
+      fft_error<float>);
   CHECK(fftw::get_config().planning == fftw::rigour::estimate);  // the default is untouched
 
   // The default applies to plans made after it is set, and a plan keeps what it was made with.
@@ -473,7 +486,8 @@ TEST_CASE("fft layers: groups, depthwise and wide channel counts match the refer
   CHECK(fftw_tiles_of(problem_of<float>(depthwise)).circular);
 }
 
-TEST_CASE("fft layers: forced tiles, untiled transforms and several sweeps match the reference", "[fft][layers][tiles]") {
+TEST_CASE("fft layers: forced tiles, untiled transforms and several sweeps match the reference",
+          "[fft][layers][tiles]") {
   const std::vector<layer_case> grid = layer_grid(32);
   const auto run_with = [&](const fftw::config& cfg, std::uint64_t salt) {
     run_layer_cases<float>(grid, salt, cfg);
@@ -611,7 +625,8 @@ TEST_CASE("fft layers: automatic's choice", "[fft][layers][dispatch]") {
   check_layer_case<float>(wide, rng, fft_layer<float>, fft_layer_error<float>);
 }
 
-TEST_CASE("automatic: plans leave out what they pay once, so they take fft where one-shot calls do not", "[fft][dispatch]") {
+TEST_CASE("automatic: plans leave out what they pay once, so they take fft where one-shot calls do not",
+          "[fft][dispatch]") {
   // The kernel's (or filters') spectrum is made per conv2d call but once per plan.
   problem_case c{};
   c.rows = c.cols = 256;

@@ -6,8 +6,8 @@
 #include <convkit/layer.hpp>
 
 #include "count_allocations.hpp"
-#include "problems.hpp"
 #include "fft_error.hpp"
+#include "problems.hpp"
 
 namespace convkit::testing {
 
@@ -50,7 +50,9 @@ void run_layer_grid(algorithm a) {
     c.opt.threads = 1 + int(c.n % 2);
     check_layer_case<T>(
         c, rng,
-        [](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) { conv2d<T>(in, w, b, out, o); },
+        [](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) {
+          conv2d<T>(in, w, b, out, o);
+        },
         [a](const layer_case& x) { return layer_model_for<T>(a, x); });
   }
 }
@@ -66,7 +68,8 @@ void run_layer_plan_reuse(algorithm a) {
     std::unique_ptr<layer_plan<T>> p;
     std::vector<T> bias_copy;
     array4d<T> weights_copy;
-    const auto through_plan = [&](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) {
+    const auto through_plan = [&](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out,
+                                  const layer_options& o) {
       p = std::make_unique<layer_plan<T>>(in.shape(), w, b, o);
       weights_copy = array4d<T>(w.n(), w.c(), w.h(), w.w());
       std::copy(w.data(), w.data() + w.size(), weights_copy.data());
@@ -181,9 +184,17 @@ TEST_CASE("automatic's choice for layers follows the cost models", "[layers]") {
 
 TEST_CASE("layer output shape follows PyTorch's formula", "[layers]") {
   layer_options o;
-  CHECK(layer_output_shape({2, 3, 224, 224}, {64, 3, 7, 7}, [] { layer_options x; x.stride_rows = x.stride_cols = 2; x.pad_rows = x.pad_cols = 3; return x; }()) ==
-        shape4d{2, 64, 112, 112});
-  CHECK(layer_output_shape({1, 4, 5, 5}, {6, 2, 3, 3}, [] { layer_options x; x.groups = 2; return x; }()) == shape4d{1, 6, 3, 3});
+  CHECK(layer_output_shape({2, 3, 224, 224}, {64, 3, 7, 7}, [] {
+          layer_options x;
+          x.stride_rows = x.stride_cols = 2;
+          x.pad_rows = x.pad_cols = 3;
+          return x;
+        }()) == shape4d{2, 64, 112, 112});
+  CHECK(layer_output_shape({1, 4, 5, 5}, {6, 2, 3, 3}, [] {
+          layer_options x;
+          x.groups = 2;
+          return x;
+        }()) == shape4d{1, 6, 3, 3});
   o.pad_rows = 1;
   o.dilation_rows = 2;
   o.stride_rows = 3;
@@ -191,7 +202,10 @@ TEST_CASE("layer output shape follows PyTorch's formula", "[layers]") {
   CHECK(layer_output_shape({1, 1, 10, 9}, {1, 1, 4, 2}, o) == shape4d{1, 1, 2, 8});
   // A hand-computed case: 1 image, 1 channel 2x2 [[1, 2], [3, 4]], one 1x1 filter of 2, bias 1, zero padding 1.
   array4d<double> in(1, 1, 2, 2), w(1, 1, 1, 1);
-  in(0, 0, 0, 0) = 1; in(0, 0, 0, 1) = 2; in(0, 0, 1, 0) = 3; in(0, 0, 1, 1) = 4;
+  in(0, 0, 0, 0) = 1;
+  in(0, 0, 0, 1) = 2;
+  in(0, 0, 1, 0) = 3;
+  in(0, 0, 1, 1) = 4;
   w(0, 0, 0, 0) = 2;
   const double bias = 1;
   layer_options p;
@@ -211,9 +225,8 @@ TEST_CASE("layer argument errors name the argument", "[layers][errors]") {
   float bias[6] = {};
   layer_options g2;
   g2.groups = 2;
-  const auto call = [&](view4d<const float> i, view4d<const float> k, const float* b, view4d<float> o, const layer_options& opt) {
-    return message_of([&] { conv2d<float>(i, k, b, o, opt); });
-  };
+  const auto call = [&](view4d<const float> i, view4d<const float> k, const float* b, view4d<float> o,
+                        const layer_options& opt) { return message_of([&] { conv2d<float>(i, k, b, o, opt); }); };
   // The good call works.
   CHECK_NOTHROW(conv2d(in, w, bias, out, g2));
 
@@ -225,7 +238,8 @@ TEST_CASE("layer argument errors name the argument", "[layers][errors]") {
   array4d<float> w_bad_c(6, 3, 3, 3);
   CHECK_THAT(call(in, w_bad_c, bias, out, g2), Catch::Contains("weights have 3 channels, expected input C / groups"));
   array4d<float> out_bad(2, 6, 6, 5);
-  CHECK_THAT(call(in, w, bias, out_bad, g2), Catch::Contains("out is [2, 6, 6, 5], expected [N, K, OH, OW] = [2, 6, 6, 6]"));
+  CHECK_THAT(call(in, w, bias, out_bad, g2),
+             Catch::Contains("out is [2, 6, 6, 5], expected [N, K, OH, OW] = [2, 6, 6, 6]"));
   layer_options neg = g2;
   neg.pad_cols = -1;
   CHECK_THAT(call(in, w, bias, out, neg), Catch::Contains("pad_cols must be >= 0, got -1"));
@@ -259,14 +273,17 @@ TEST_CASE("layer argument errors name the argument", "[layers][errors]") {
 
   // Bias of the wrong length, through the overloads that take its length.
   CHECK_NOTHROW(conv2d<float>(in, w, bias, 6, out, g2));
-  CHECK_THAT(message_of([&] { conv2d<float>(in, w, bias, 5, out, g2); }), Catch::Contains("bias has 5 values, expected 6"));
-  CHECK_THAT(message_of([&] { (void)conv2d<float>(in, w, bias, 7, g2); }), Catch::Contains("bias has 7 values, expected 6"));
+  CHECK_THAT(message_of([&] { conv2d<float>(in, w, bias, 5, out, g2); }),
+             Catch::Contains("bias has 5 values, expected 6"));
+  CHECK_THAT(message_of([&] { (void)conv2d<float>(in, w, bias, 7, g2); }),
+             Catch::Contains("bias has 7 values, expected 6"));
   CHECK_THAT(message_of([&] { (void)conv2d<float>(in, w, nullptr, 6, g2); }), Catch::Contains("bias is null"));
 
   // Plans check the input and output of every execute.
   layer_plan<float> p(in.shape(), w, bias, g2);
   array4d<float> in_bad(2, 4, 8, 7);
-  CHECK_THAT(message_of([&] { p.execute(in_bad, out); }), Catch::Contains("input is [2, 4, 8, 7], expected [2, 4, 8, 8]"));
+  CHECK_THAT(message_of([&] { p.execute(in_bad, out); }),
+             Catch::Contains("input is [2, 4, 8, 7], expected [2, 4, 8, 8]"));
   CHECK_THAT(message_of([&] { p.execute(in, out_bad); }), Catch::Contains("out is [2, 6, 6, 5]"));
 
   // An algorithm this program lacks, or one that does not compute layers, is unavailable.
@@ -310,7 +327,8 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   const detail::conv_problem g = problem_of<float>(problem_case{10000, 10000, 15, 15, 0, o});
   const detail::im2col_shape s{g.rows, g.cols, 1, 1, 1, false};
   const index_t bound = im2col::default_workspace_limit;
-  const detail::im2col_tiling t = detail::plan_im2col_tiles(s, 1, bound / index_t(sizeof(float)), bound / index_t(sizeof(float)), 1);
+  const detail::im2col_tiling t =
+      detail::plan_im2col_tiles(s, 1, bound / index_t(sizeof(float)), bound / index_t(sizeof(float)), 1);
   CHECK(t.workspace_elems() * index_t(sizeof(float)) <= bound);
   CHECK(t.tiles > 1);
   // Making the plan allocates the tiled workspace only (a 90 GB request would throw bad_alloc).
@@ -325,13 +343,16 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   for (output size : {output::valid, output::same, output::full}) {
     c.opt.mode = size;
     c.opt.edge = border::reflect;
-    check_case<float>(c, rng, [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& x) {
-      conv2d<float>(in, k, out, x);
-    }, direct_error);
+    check_case<float>(
+        c, rng,
+        [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& x) {
+          conv2d<float>(in, k, out, x);
+        },
+        direct_error);
   }
   const detail::conv_problem small = problem_of<float>(c);
-  const detail::im2col_tiling pieces =
-      detail::plan_im2col_tiles({small.rows, small.cols, 1, 1, 1, false}, 1, (16 << 10) / 4 / 2, detail::im2col_cache_bytes / 4, 2);
+  const detail::im2col_tiling pieces = detail::plan_im2col_tiles({small.rows, small.cols, 1, 1, 1, false}, 1,
+                                                                 (16 << 10) / 4 / 2, detail::im2col_cache_bytes / 4, 2);
   CHECK(pieces.rows_per_tile == 0);  // one output row's columns (225 x 314 floats) exceed 8 KiB: pieces of rows
   CHECK(pieces.tiles > small.rows.out);
   // Layers too: a layer whose column matrix is ~1 MB, under a 64 KiB bound.
@@ -341,9 +362,12 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   lc.opt.algo = algorithm::im2col;
   lc.opt.threads = 2;
   lc.opt.tune.im2col_workspace = 64 << 10;
-  check_layer_case<float>(lc, rng, [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& x) {
-    conv2d<float>(in, w, b, out, x);
-  }, layer_direct_error);
+  check_layer_case<float>(
+      lc, rng,
+      [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& x) {
+        conv2d<float>(in, w, b, out, x);
+      },
+      layer_direct_error);
   CHECK_THROWS_AS(im2col::set_workspace_limit(0), error);
   lc.opt.tune.im2col_workspace = 0;
   CHECK_THROWS_WITH(layer_output_shape(lc.input(), lc.weights(), lc.opt), Catch::Contains("tuning.im2col_workspace"));
@@ -361,7 +385,7 @@ TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1
   wide.n = 1;
   wide.h = wide.w = 40;
   layer_case pointwise{2, 8, 4, 40, 40, 1, 1, false, {}};  // 1x1, stride 1, unpadded: no lowering
-  layer_case deep{1, 4, 64, 5, 5, 3, 3, true, {}};        // 25 outputs, 64 filters: threads split the filters
+  layer_case deep{1, 4, 64, 5, 5, 3, 3, true, {}};         // 25 outputs, 64 filters: threads split the filters
   deep.opt.pad_rows = deep.opt.pad_cols = 1;
   deep.opt.groups = 2;
   const detail::im2col_tiling t_small = tiling(small, im2col::default_workspace_limit, 1);
@@ -381,9 +405,8 @@ TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1
   CHECK(tiling(deep, im2col::default_workspace_limit, 3).filter_blocks == 2);  // 32 filters per group: 2 blocks of 16
   // Each of them (and the pieces) computes the layer correctly.
   std::mt19937_64 rng(run_seed() + 6);
-  const auto run = [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& x) {
-    conv2d<float>(in, w, b, out, x);
-  };
+  const auto run = [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out,
+                      const layer_options& x) { conv2d<float>(in, w, b, out, x); };
   for (layer_case c : {small, wide, pointwise, deep})
     for (int threads : {1, 2, 3}) {
       c.opt.algo = algorithm::im2col;

@@ -9,6 +9,8 @@
 //   write_profile(p)     (profile.hpp) saves it where automatic finds it; convkit_calibrate does both.
 #pragma once
 
+#include "version.hpp"
+
 #include <functional>
 #include <string>
 #include <thread>
@@ -17,7 +19,7 @@
 #include "detail/calibration.hpp"
 #include "profile.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 struct calibration_options {
   bool quick = false;  ///< a few seconds: fewer sizes and shorter timings
@@ -37,4 +39,4 @@ inline cost_profile calibrate(const calibration_options& opt = {}) {
   return profile;
 }
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

@@ -12,9 +12,11 @@
 // shape, keep a plan.
 #pragma once
 
+#include "version.hpp"
+
 #include "plan.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 template <class T>
 void conv2d(view2d<const T> input, view2d<const T> kernel, view2d<T> out, const options& opt = {}) {
@@ -55,4 +57,4 @@ void conv2d(const In& input, const K& kernel, Out&& out, const options& opt = {}
   conv2d<T>(view2d<const T>(input), view2d<const T>(kernel), view2d<T>(out), opt);
 }
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

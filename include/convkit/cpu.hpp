@@ -9,6 +9,8 @@
 // set_default_tuning() chose another (tests and benchmarks compare kernels that way).
 #pragma once
 
+#include "version.hpp"
+
 #include "types.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
@@ -17,7 +19,8 @@
 #define CONVKIT_ISA_X86 0
 #endif
 
-namespace convkit::cpu {
+CONVKIT_NAMESPACE_BEGIN
+namespace cpu {
 
 /// The instruction sets convkit has kernels for, in increasing order of capability.
 enum class isa { portable, avx2, avx512 };
@@ -42,4 +45,5 @@ inline isa best_instruction_set() noexcept {
   return isa::portable;
 }
 
-}  // namespace convkit::cpu
+}  // namespace cpu
+CONVKIT_NAMESPACE_END

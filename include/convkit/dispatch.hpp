@@ -13,12 +13,13 @@
 // instead, once per problem.
 #pragma once
 
+#include "version.hpp"
+
 #include "detail/backend.hpp"
 #include "detail/choice.hpp"
 #include "options.hpp"
 
-namespace convkit {
-
+CONVKIT_NAMESPACE_BEGIN
 
 /// The algorithm that algorithm::automatic picks for a float image of rows x cols and a kernel of
 /// k_rows x k_cols with finite data (for reports). Throws like output_shape().
@@ -29,4 +30,4 @@ inline algorithm automatic_choice(index_t rows, index_t cols, index_t k_rows, in
   return detail::estimate_backend(p, [] { return true; }).chosen->algo;
 }
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

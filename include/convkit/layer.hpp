@@ -8,16 +8,18 @@
 // layer_options.hpp; the layout of 4-D arrays (NCHW) in view4d.hpp. T is float or double; input and
 // weights are view4d<const T> (array4d<T> and view4d<T> convert implicitly). `bias` is null or points
 // to K = weights.n() values: a pointer carries no length, so the spelled form cannot check it; the
-// overloads that also take `bias_length` do, and throw if it is not K. Padding modes are border::zero, reflect, replicate and circular
-// (PyTorch's padding_mode 'zeros', 'reflect', 'replicate', 'circular') and symmetric; every backend
-// reads the input through convkit::extend, one channel plane at a time. Unlike PyTorch, reflect and
-// circular also accept padding as large as or larger than the input (they continue periodically).
+// overloads that also take `bias_length` do, and throw if it is not K. Padding modes are border::zero, reflect,
+// replicate and circular (PyTorch's padding_mode 'zeros', 'reflect', 'replicate', 'circular') and symmetric; every
+// backend reads the input through convkit::extend, one channel plane at a time. Unlike PyTorch, reflect and circular
+// also accept padding as large as or larger than the input (they continue periodically).
 //
 // Throws convkit::error, naming the argument, for everything layer_output_shape() rejects and for an
 // `out` of the wrong shape or one that overlaps the input, the weights or the bias; and
 // convkit::unavailable when layer_options::algo names a backend that is not in this program or does
 // not compute layers.
 #pragma once
+
+#include "version.hpp"
 
 #include <string>
 #include <type_traits>
@@ -27,13 +29,13 @@
 #include "layer_options.hpp"
 #include "view4d.hpp"
 
-namespace convkit {
-
+CONVKIT_NAMESPACE_BEGIN
 
 /// out = the layer (see layer_options.hpp) of input [N, C, H, W] with weights [K, C/groups, R, S]
 /// and bias (null or K values); out must be [N, K, OH, OW] and overlap none of the others.
 template <class T>
-void conv2d(view4d<const T> input, view4d<const T> weights, const T* bias, view4d<T> out, const layer_options& opt = {}) {
+void conv2d(view4d<const T> input, view4d<const T> weights, const T* bias, view4d<T> out,
+            const layer_options& opt = {}) {
   const detail::conv_problem p = detail::layer_problem<T>(input.shape(), weights, bias, opt, false);
   detail::check_layer_call<T>(input, out, input.shape(), p.output_shape());
   detail::check_layer_parameters<T>(weights, bias, out);
@@ -130,4 +132,4 @@ class layer_plan {
   detail::prepared<T> core_;
 };
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

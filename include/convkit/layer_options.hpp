@@ -20,23 +20,25 @@
 // validation and shape rule as single images.
 #pragma once
 
+#include "version.hpp"
+
 #include "detail/problem.hpp"
 #include "tuning.hpp"
 #include "types.hpp"
 #include "view4d.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
-struct layer_options {                  // torch.nn.functional.conv2d semantics: cross-correlation
+struct layer_options {  // torch.nn.functional.conv2d semantics: cross-correlation
   int stride_rows = 1, stride_cols = 1;
-  int pad_rows = 0, pad_cols = 0;       // added on both sides
+  int pad_rows = 0, pad_cols = 0;  // added on both sides
   int dilation_rows = 1, dilation_cols = 1;
   int groups = 1;
-  border edge = border::zero;           // PyTorch padding_mode: zero, reflect, replicate, circular
-                                        // (symmetric works too; constant has no value here: rejected)
+  border edge = border::zero;  // PyTorch padding_mode: zero, reflect, replicate, circular
+                               // (symmetric works too; constant has no value here: rejected)
   algorithm algo = algorithm::automatic;
-  int threads = 0;                      // 0: all hardware threads
-  tuning tune;                          // backend settings (tuning.hpp); unset fields: the defaults
+  int threads = 0;  // 0: all hardware threads
+  tuning tune;      // backend settings (tuning.hpp); unset fields: the defaults
 };
 
 namespace detail {
@@ -53,10 +55,10 @@ inline problem_request layer_request(shape4d input, shape4d weights, bool bias, 
   r.k = weights.n;
   r.groups = opt.groups;
   r.weights_c = weights.c;
-  r.rows = {input.h, weights.h, opt.stride_rows, opt.dilation_rows, false, output::valid, opt.pad_rows, opt.pad_rows,
-            "rows", "input H", "weights R", "H", "R", "2 * pad_rows"};
-  r.cols = {input.w, weights.w, opt.stride_cols, opt.dilation_cols, false, output::valid, opt.pad_cols, opt.pad_cols,
-            "cols", "input W", "weights S", "W", "S", "2 * pad_cols"};
+  r.rows = {input.h,      weights.h, opt.stride_rows, opt.dilation_rows, false, output::valid, opt.pad_rows,
+            opt.pad_rows, "rows",    "input H",       "weights R",       "H",   "R",           "2 * pad_rows"};
+  r.cols = {input.w,      weights.w, opt.stride_cols, opt.dilation_cols, false, output::valid, opt.pad_cols,
+            opt.pad_cols, "cols",    "input W",       "weights S",       "W",   "S",           "2 * pad_cols"};
   r.edge = opt.edge;
   r.bias = bias;
   r.packed_input = true;
@@ -76,4 +78,4 @@ inline shape4d layer_output_shape(shape4d input, shape4d weights, const layer_op
   return detail::make_problem(detail::layer_request(input, weights, false, opt, sizeof(float))).output_shape();
 }
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

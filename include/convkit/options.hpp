@@ -5,11 +5,13 @@
 // mode becomes the paddings), and every entry point validates it through detail::make_problem.
 #pragma once
 
+#include "version.hpp"
+
 #include "detail/problem.hpp"
 #include "tuning.hpp"
 #include "types.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 struct options {
   output mode = output::full;  ///< full, same or valid (SciPy's modes; see types.hpp)
@@ -28,10 +30,10 @@ namespace detail {
 inline problem_request image_request(index_t rows, index_t cols, index_t k_rows, index_t k_cols, const options& opt,
                                      index_t element_bytes) {
   problem_request r;
-  r.rows = {rows, k_rows, opt.stride_rows, opt.dilation_rows, true, opt.mode, 0, 0,
-            "rows", "input rows", "kernel rows", "rows", "kernel rows", "padding"};
-  r.cols = {cols, k_cols, opt.stride_cols, opt.dilation_cols, true, opt.mode, 0, 0,
-            "cols", "input cols", "kernel cols", "cols", "kernel cols", "padding"};
+  r.rows = {rows, k_rows, opt.stride_rows, opt.dilation_rows, true,   opt.mode,      0,
+            0,    "rows", "input rows",    "kernel rows",     "rows", "kernel rows", "padding"};
+  r.cols = {cols, k_cols, opt.stride_cols, opt.dilation_cols, true,   opt.mode,      0,
+            0,    "cols", "input cols",    "kernel cols",     "cols", "kernel cols", "padding"};
   r.edge = opt.edge;
   r.edge_value = opt.edge_value;
   r.element_bytes = element_bytes;
@@ -49,4 +51,4 @@ inline shape2d output_shape(index_t rows, index_t cols, index_t k_rows, index_t 
   return detail::make_problem(detail::image_request(rows, cols, k_rows, k_cols, opt, sizeof(float))).out_plane();
 }
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

@@ -12,6 +12,8 @@
 // Border names differ between libraries; convkit's are NumPy's (README, "Borders", has the table).
 #pragma once
 
+#include "version.hpp"
+
 #include <algorithm>
 #include <limits>
 #include <string>
@@ -20,7 +22,7 @@
 #include "types.hpp"
 #include "view.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 /// Source index for index i of an axis of length n >= 1 under border b; -1 means "the constant".
 inline index_t border_index(index_t i, index_t n, border b) noexcept {
@@ -92,9 +94,12 @@ void extend(view2d<const T> in, view2d<T> out, index_t top, index_t left, border
 /// negative widths crop). Throws convkit::error if the input is empty or the result would have a
 /// negative size.
 template <class T>
-array2d<T> extend(view2d<const T> in, index_t top, index_t bottom, index_t left, index_t right, border b, T fill = T(0)) {
-  const index_t rows = detail::checked_add(detail::checked_add(in.rows(), top, "extend: top"), bottom, "extend: bottom");
-  const index_t cols = detail::checked_add(detail::checked_add(in.cols(), left, "extend: left"), right, "extend: right");
+array2d<T> extend(view2d<const T> in, index_t top, index_t bottom, index_t left, index_t right, border b,
+                  T fill = T(0)) {
+  const index_t rows =
+      detail::checked_add(detail::checked_add(in.rows(), top, "extend: top"), bottom, "extend: bottom");
+  const index_t cols =
+      detail::checked_add(detail::checked_add(in.cols(), left, "extend: left"), right, "extend: right");
   if (rows < 0 || cols < 0) throw error("extend: widths crop more than the whole input");
   array2d<T> out(rows, cols);
   extend<T>(in, out.view(), top, left, b, fill);
@@ -103,7 +108,7 @@ array2d<T> extend(view2d<const T> in, index_t top, index_t bottom, index_t left,
 
 /// Where and how padded_kernel places a kernel.
 struct kernel_placement {
-  bool flip = false;               ///< reverse both axes (correlation through a convolution)
+  bool flip = false;  ///< reverse both axes (correlation through a convolution)
   int dilation_rows = 1, dilation_cols = 1;
   index_t origin_row = 0, origin_col = 0;  ///< position in the dilated kernel that lands on (0, 0)
 };
@@ -119,13 +124,18 @@ void padded_kernel(view2d<const T> kernel, view2d<T> out, const kernel_placement
   if (kernel.empty()) throw error("padded_kernel: kernel is empty");
   if (where.dilation_rows < 1 || where.dilation_cols < 1) throw error("padded_kernel: dilation must be >= 1");
   if (detail::overlaps<T>(kernel, out)) throw error("padded_kernel: out aliases kernel");
-  const index_t span_r = detail::checked_add(detail::checked_mul(kernel.rows() - 1, where.dilation_rows, "padded_kernel: dilation_rows"), 1, "padded_kernel");
-  const index_t span_c = detail::checked_add(detail::checked_mul(kernel.cols() - 1, where.dilation_cols, "padded_kernel: dilation_cols"), 1, "padded_kernel");
+  const index_t span_r = detail::checked_add(
+      detail::checked_mul(kernel.rows() - 1, where.dilation_rows, "padded_kernel: dilation_rows"), 1, "padded_kernel");
+  const index_t span_c = detail::checked_add(
+      detail::checked_mul(kernel.cols() - 1, where.dilation_cols, "padded_kernel: dilation_cols"), 1, "padded_kernel");
   if (span_r > out.rows() || span_c > out.cols())
     throw error("padded_kernel: out (" + std::to_string(out.rows()) + "x" + std::to_string(out.cols()) +
                 ") is smaller than the dilated kernel (" + std::to_string(span_r) + "x" + std::to_string(span_c) + ")");
   for (index_t r = 0; r < out.rows(); ++r) std::fill(out.row(r), out.row(r) + out.cols(), T(0));
-  const auto wrap = [](index_t i, index_t n) { const index_t m = i % n; return m < 0 ? m + n : m; };
+  const auto wrap = [](index_t i, index_t n) {
+    const index_t m = i % n;
+    return m < 0 ? m + n : m;
+  };
   for (index_t u = 0; u < kernel.rows(); ++u) {
     const index_t su = where.flip ? kernel.rows() - 1 - u : u;
     const index_t r = wrap(u * where.dilation_rows - where.origin_row, out.rows());
@@ -136,4 +146,4 @@ void padded_kernel(view2d<const T> kernel, view2d<T> out, const kernel_placement
   }
 }
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

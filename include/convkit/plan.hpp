@@ -7,6 +7,8 @@
 // workspace): give each thread its own plan. A moved-from plan throws convkit::error on use.
 #pragma once
 
+#include "version.hpp"
+
 #include <string>
 #include <type_traits>
 
@@ -15,7 +17,7 @@
 #include "options.hpp"
 #include "view.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 template <class T>
 class plan {
@@ -56,4 +58,4 @@ class plan {
   detail::prepared<T> core_;
 };
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

@@ -51,7 +51,7 @@
 #include "types.hpp"
 #include "version.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 /// Receives notices: what a caller may want to know that is no error (e.g. a profile that could
 /// not be used). Called at most once per event, from the thread that met it.
@@ -128,8 +128,7 @@ class cost_profile {
  private:
   static void check_name(const std::string& name, const char* what) {
     bool ok = !name.empty() && name != "choice" && name != "end";
-    for (char c : name)
-      ok = ok && c > ' ' && c < 127 && c != '[' && c != ']';
+    for (char c : name) ok = ok && c > ' ' && c < 127 && c != '[' && c != ']';
     if (!ok) throw error(std::string(what) + " '" + name + "' must be one printable word");
   }
 
@@ -204,7 +203,8 @@ inline std::vector<profile_section> parse_profile_file(const std::string& text, 
     }
     if (first == "choice") {
       if (third.empty() || !extra.empty()) fail("a choice line is 'choice <key> <algorithm>'");
-      if (third != "direct" && third != "im2col" && third != "fft" && third != "cufft") fail("unknown algorithm '" + third + "'");
+      if (third != "direct" && third != "im2col" && third != "fft" && third != "cufft")
+        fail("unknown algorithm '" + third + "'");
     } else {
       if (second.empty() || !third.empty()) fail("a value line is '<name> <number>'");
       char* end = nullptr;
@@ -230,7 +230,7 @@ inline cost_profile profile_of(const profile_section& s) {
     words >> first >> second >> third;
     if (first == "end") break;
     if (first == "choice") {
-      const algorithm a = third == "direct" ? algorithm::direct
+      const algorithm a = third == "direct"   ? algorithm::direct
                           : third == "im2col" ? algorithm::im2col
                           : third == "fft"    ? algorithm::fft
                                               : algorithm::cufft;
@@ -300,8 +300,10 @@ inline std::string machine_fingerprint() {
 /// $HOME/.cache/convkit/profile.txt (else convkit-profile.txt in the working folder).
 inline std::string profile_path() {
   if (const char* p = std::getenv("CONVKIT_PROFILE"); p != nullptr && *p != '\0') return p;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x == '/') return std::string(x) + "/convkit/profile.txt";
-  if (const char* h = std::getenv("HOME"); h != nullptr && *h == '/') return std::string(h) + "/.cache/convkit/profile.txt";
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x == '/')
+    return std::string(x) + "/convkit/profile.txt";
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h == '/')
+    return std::string(h) + "/.cache/convkit/profile.txt";
   return "convkit-profile.txt";
 }
 
@@ -334,8 +336,9 @@ inline void write_profile(const cost_profile& p, const std::string& path = profi
     }
   }
   cost_profile mine(p.fingerprint());
-  std::string text = "# convkit cost profile: written by convkit_calibrate and choice_rule::measure, read by\n"
-                     "# algorithm::automatic. One section per machine; values are the cost models' constants.\n";
+  std::string text =
+      "# convkit cost profile: written by convkit_calibrate and choice_rule::measure, read by\n"
+      "# algorithm::automatic. One section per machine; values are the cost models' constants.\n";
   for (const auto& s : sections) {
     if (s.fingerprint == p.fingerprint())
       mine = detail::profile_of(s);
@@ -380,12 +383,14 @@ class active_profile_slot {
   static cost_profile load() {
     const std::string path = profile_path(), fingerprint = machine_fingerprint();
     if (::access(path.c_str(), F_OK) != 0) {
-      notify("convkit: no cost profile at '" + path + "': automatic uses the built-in constants (run convkit_calibrate)");
+      notify("convkit: no cost profile at '" + path +
+             "': automatic uses the built-in constants (run convkit_calibrate)");
       return cost_profile(fingerprint);
     }
     try {
       cost_profile p = read_profile(path, fingerprint);
-      if (p.empty()) notify("convkit: the profile '" + path + "' has no section for this machine (" + fingerprint + ")");
+      if (p.empty())
+        notify("convkit: the profile '" + path + "' has no section for this machine (" + fingerprint + ")");
       return p;
     } catch (const std::exception& e) {
       notify(std::string("convkit: ignoring the cost profile: ") + e.what());
@@ -408,6 +413,8 @@ inline std::shared_ptr<const cost_profile> active_profile() { return detail::act
 
 /// Replaces the active profile for plans made from now on; null: read the profile file again on
 /// next use.
-inline void set_active_profile(std::shared_ptr<const cost_profile> p) { detail::active_profile_slot::set(std::move(p)); }
+inline void set_active_profile(std::shared_ptr<const cost_profile> p) {
+  detail::active_profile_slot::set(std::move(p));
+}
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

@@ -7,6 +7,8 @@
 // definitions in types.hpp (single images) and layer_options.hpp (layers).
 #pragma once
 
+#include "version.hpp"
+
 #include <cmath>
 
 #include "layer_options.hpp"
@@ -15,7 +17,8 @@
 #include "view.hpp"
 #include "view4d.hpp"
 
-namespace convkit::reference {
+CONVKIT_NAMESPACE_BEGIN
+namespace reference {
 
 /// conv2d(input, kernel, opt) computed in double. Same contract as convkit::conv2d (algo and threads
 /// are ignored). With `magnitude`, returns instead sum |input| * |kernel| over the same taps: the
@@ -102,4 +105,5 @@ array4d<double> conv2d(view4d<const T> input, view4d<const T> weights, const T* 
   return out;
 }
 
-}  // namespace convkit::reference
+}  // namespace reference
+CONVKIT_NAMESPACE_END

@@ -14,6 +14,8 @@
 // single-threaded for the whole process, is off unless tuning::single_threaded_blas asks for it.
 #pragma once
 
+#include "version.hpp"
+
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,7 +24,7 @@
 #include "cpu.hpp"
 #include "types.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 namespace detail {
 class cufft_cache;
@@ -223,4 +225,4 @@ inline void set_default_tuning(const tuning& t) {
   });
 }
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

@@ -18,10 +18,12 @@
 //   backend         one way of computing the same function: direct, im2col (GEMM), fft (FFTW), cufft.
 #pragma once
 
+#include "version.hpp"
+
 #include <cstddef>
 #include <stdexcept>
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 /// Signed size and index type of every extent, offset and stride. (Not `index`: POSIX declares a
 /// function index() in <strings.h>, which `using namespace convkit;` would make ambiguous.)
@@ -94,4 +96,4 @@ inline const char* to_string(algorithm a) noexcept {
   return "?";
 }
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

@@ -17,6 +17,15 @@
 #define CONVKIT_VERSION_STRING "0.2.0"
 #define CONVKIT_VERSION (CONVKIT_VERSION_MAJOR * 10000 + CONVKIT_VERSION_MINOR * 100 + CONVKIT_VERSION_PATCH)
 
-// ---------------------------------------------------------------------------------------------------
-// Versioned inline namespace: reserved for its macros (added with the API change that needs them).
-// ---------------------------------------------------------------------------------------------------
+// Every convkit name lives in an inline namespace named after the release (convkit::v0_2::...), so
+// that two translation units built against different convkit releases cannot silently share one
+// symbol (an ODR violation the linker would not report): they link to different names. Users write
+// convkit::conv2d as always. The backends' availability is not part of the name: which backends a
+// program has is decided at run time (detail/backend.hpp), so the API is the same in every build.
+#define CONVKIT_ABI_NAMESPACE v0_2
+#define CONVKIT_NAMESPACE_BEGIN \
+  namespace convkit {           \
+  inline namespace CONVKIT_ABI_NAMESPACE {
+#define CONVKIT_NAMESPACE_END \
+  }                           \
+  }

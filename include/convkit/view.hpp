@@ -8,9 +8,11 @@
 //               to view2d<T> and view2d<const T>, so it can be passed wherever a view is expected.
 #pragma once
 
+#include "version.hpp"
+
 #include <cstdlib>
-#include <functional>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -19,7 +21,7 @@
 #include "detail/checked.hpp"
 #include "types.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 template <class T>
 class view2d {
@@ -37,8 +39,8 @@ class view2d {
     if (rows < 0) throw error("view2d: rows must be >= 0, got " + std::to_string(rows));
     if (cols < 0) throw error("view2d: cols must be >= 0, got " + std::to_string(cols));
     if (row_stride_ < cols_)
-      throw error("view2d: row_stride (" + std::to_string(row_stride_) + ") must be >= cols (" +
-                  std::to_string(cols_) + ")");
+      throw error("view2d: row_stride (" + std::to_string(row_stride_) + ") must be >= cols (" + std::to_string(cols_) +
+                  ")");
     if (data_ == nullptr && rows_ > 0 && cols_ > 0) throw error("view2d: data is null for a non-empty view");
     if (rows_ > 0 && cols_ > 0) {
       const index_t span = detail::checked_add(detail::checked_mul(rows_ - 1, row_stride_, "view2d: rows * row_stride"),
@@ -63,8 +65,7 @@ class view2d {
 
   /// The sub-rectangle of `rows x cols` elements starting at (r0, c0). Throws if it does not fit.
   view2d block(index_t r0, index_t c0, index_t rows, index_t cols) const {
-    if (r0 < 0 || c0 < 0 || rows < 0 || cols < 0 || r0 > rows_ || c0 > cols_ || rows > rows_ - r0 ||
-        cols > cols_ - c0)
+    if (r0 < 0 || c0 < 0 || rows < 0 || cols < 0 || r0 > rows_ || c0 > cols_ || rows > rows_ - r0 || cols > cols_ - c0)
       throw error("view2d::block: the block does not lie inside the view");
     return view2d(data_ + r0 * row_stride_ + c0, rows, cols, row_stride_);
   }
@@ -112,9 +113,8 @@ class array2d {
   array2d() = default;
   /// rows x cols zeros. Throws convkit::error on negative sizes or if rows * cols overflows.
   array2d(index_t rows, index_t cols)
-      : data_(detail::aligned_zeros<T>(detail::checked_mul(check(rows, "rows"), check(cols, "cols"),
-                                                           "array2d: rows * cols"),
-                                       "array2d")),
+      : data_(detail::aligned_zeros<T>(
+            detail::checked_mul(check(rows, "rows"), check(cols, "cols"), "array2d: rows * cols"), "array2d")),
         rows_(rows),
         cols_(cols) {}
 
@@ -130,8 +130,8 @@ class array2d {
 
   view2d<T> view() noexcept { return {data_.get(), rows_, cols_, cols_}; }
   view2d<const T> view() const noexcept { return {data_.get(), rows_, cols_, cols_}; }
-  operator view2d<T>() noexcept { return view(); }                   // NOLINT: by design
-  operator view2d<const T>() const noexcept { return view(); }       // NOLINT: by design
+  operator view2d<T>() noexcept { return view(); }              // NOLINT: by design
+  operator view2d<const T>() const noexcept { return view(); }  // NOLINT: by design
 
   T* data() noexcept { return data_.get(); }
   const T* data() const noexcept { return data_.get(); }
@@ -153,11 +153,20 @@ class array2d {
 
 namespace detail {
 /// True for view2d<X> and array2d<X>: the things conv2d accepts as a 2-D argument.
-template <class A> struct is_2d : std::false_type {};
-template <class X> struct is_2d<view2d<X>> : std::true_type { using value_type = std::remove_const_t<X>; };
-template <class X> struct is_2d<array2d<X>> : std::true_type { using value_type = X; };
-template <class A> inline constexpr bool is_2d_v = is_2d<std::remove_cv_t<std::remove_reference_t<A>>>::value;
-template <class A> using value_type_2d = typename is_2d<std::remove_cv_t<std::remove_reference_t<A>>>::value_type;
+template <class A>
+struct is_2d : std::false_type {};
+template <class X>
+struct is_2d<view2d<X>> : std::true_type {
+  using value_type = std::remove_const_t<X>;
+};
+template <class X>
+struct is_2d<array2d<X>> : std::true_type {
+  using value_type = X;
+};
+template <class A>
+inline constexpr bool is_2d_v = is_2d<std::remove_cv_t<std::remove_reference_t<A>>>::value;
+template <class A>
+using value_type_2d = typename is_2d<std::remove_cv_t<std::remove_reference_t<A>>>::value_type;
 
 /// Half-open address range [begin, end) that a view can touch; used to detect aliasing.
 template <class T>
@@ -171,4 +180,4 @@ bool overlaps(view2d<const T> a, view2d<const T> b) noexcept {
 }
 }  // namespace detail
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

@@ -12,6 +12,8 @@
 //               implicitly to view4d<T> and view4d<const T>.
 #pragma once
 
+#include "version.hpp"
+
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -22,7 +24,7 @@
 #include "types.hpp"
 #include "view.hpp"
 
-namespace convkit {
+CONVKIT_NAMESPACE_BEGIN
 
 /// The four extents of an NCHW array.
 struct shape4d {
@@ -104,7 +106,8 @@ class array4d {
   array4d() = default;
   /// n x c x h x w zeros. Throws convkit::error on negative extents or if their product overflows.
   array4d(index_t n, index_t c, index_t h, index_t w)
-      : data_(detail::aligned_zeros<T>(detail::checked_size4({n, c, h, w}, "array4d"), "array4d")), shape_{n, c, h, w} {}
+      : data_(detail::aligned_zeros<T>(detail::checked_size4({n, c, h, w}, "array4d"), "array4d")),
+        shape_{n, c, h, w} {}
 
   array4d(array4d&&) noexcept = default;
   array4d& operator=(array4d&&) noexcept = default;
@@ -129,7 +132,9 @@ class array4d {
   index_t w() const noexcept { return shape_.w; }
   shape4d shape() const noexcept { return shape_; }
   index_t size() const noexcept { return shape_.n * shape_.c * shape_.h * shape_.w; }
-  T& operator()(index_t n, index_t c, index_t h, index_t w) noexcept { return data_[((n * shape_.c + c) * shape_.h + h) * shape_.w + w]; }
+  T& operator()(index_t n, index_t c, index_t h, index_t w) noexcept {
+    return data_[((n * shape_.c + c) * shape_.h + h) * shape_.w + w];
+  }
   const T& operator()(index_t n, index_t c, index_t h, index_t w) const noexcept {
     return data_[((n * shape_.c + c) * shape_.h + h) * shape_.w + w];
   }
@@ -141,11 +146,20 @@ class array4d {
 
 namespace detail {
 /// True for view4d<X> and array4d<X>: the things the layer conv2d accepts as a 4-D argument.
-template <class A> struct is_4d : std::false_type {};
-template <class X> struct is_4d<view4d<X>> : std::true_type { using value_type = std::remove_const_t<X>; };
-template <class X> struct is_4d<array4d<X>> : std::true_type { using value_type = X; };
-template <class A> inline constexpr bool is_4d_v = is_4d<std::remove_cv_t<std::remove_reference_t<A>>>::value;
-template <class A> using value_type_4d = typename is_4d<std::remove_cv_t<std::remove_reference_t<A>>>::value_type;
+template <class A>
+struct is_4d : std::false_type {};
+template <class X>
+struct is_4d<view4d<X>> : std::true_type {
+  using value_type = std::remove_const_t<X>;
+};
+template <class X>
+struct is_4d<array4d<X>> : std::true_type {
+  using value_type = X;
+};
+template <class A>
+inline constexpr bool is_4d_v = is_4d<std::remove_cv_t<std::remove_reference_t<A>>>::value;
+template <class A>
+using value_type_4d = typename is_4d<std::remove_cv_t<std::remove_reference_t<A>>>::value_type;
 
 /// Whether the address ranges [a, a + na) and [b, b + nb) share an element (empty ranges share none).
 template <class T>
@@ -155,4 +169,4 @@ bool overlaps(const T* a, index_t na, const T* b, index_t nb) noexcept {
 }
 }  // namespace detail
 
-}  // namespace convkit
+CONVKIT_NAMESPACE_END

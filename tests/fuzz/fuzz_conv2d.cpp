@@ -92,9 +92,25 @@ class bytes {
   std::size_t n_, at_ = 0;
 };
 
+/// What the current input decoded to, for the report of a finding.
+std::string& current_call() {
+  static std::string call;
+  return call;
+}
+
 [[noreturn]] void finding(const std::string& what) {
-  std::fprintf(stderr, "fuzz_conv2d finding: %s\n", what.c_str());
+  std::fprintf(stderr, "fuzz_conv2d finding: %s\n  call: %s\n", what.c_str(), current_call().c_str());
   std::abort();
+}
+
+std::string describe(const options& o) {
+  return std::string("mode ") + std::to_string(int(o.mode)) + " edge " + std::to_string(int(o.edge)) + " value " +
+         std::to_string(o.edge_value) + " stride " + std::to_string(o.stride_rows) + "," + std::to_string(o.stride_cols) +
+         " dilation " + std::to_string(o.dilation_rows) + "," + std::to_string(o.dilation_cols) +
+         (o.correlate ? " correlate" : " convolve") + " algo " + std::to_string(int(o.algo)) + " threads " +
+         std::to_string(o.threads) + (o.tune.fft ? " fft-tuned" : "") +
+         (o.tune.instruction_set ? " isa " + std::to_string(int(*o.tune.instruction_set)) : "") +
+         (o.tune.choice ? " choice " + std::to_string(int(*o.tune.choice)) : "");
 }
 
 /// Tuning fields, valid or not.
@@ -129,8 +145,9 @@ void fill(bytes& in, T* p, index_t n, bool specials) {
   }
 }
 
-/// got vs want: where want is finite, within eps * (local * magnitude + global * scale); where it is
-/// NaN or Inf, NaN or Inf too (unless `spread` allows a transform to have spread them).
+/// got vs want: where want is finite, within eps * (local * magnitude + global_scale); where it is
+/// NaN or Inf, NaN or Inf too (unless `spread` allows a transform to have spread them). A transform's
+/// global_scale can overflow (values near double's range): then it bounds nothing, as the bound says.
 void compare(const double* want, const double* mag, const double* got, index_t n, double eps, double local,
              double global_scale, bool spread, const std::string& what) {
   for (index_t i = 0; i < n; ++i) {
@@ -166,8 +183,13 @@ void single_image(bytes& in) {
   o.threads = int(in.u8() % 5) - 1;
   decode_tuning(in, o.tune);
   const bool as_plan = in.flag(), alias = in.u8() % 13 == 0, specials = in.u8() % 4 == 0;
+  current_call() = std::string(sizeof(T) == 4 ? "float" : "double") + (as_plan ? " plan " : " conv2d ") +
+                   std::to_string(rows) + "x" + std::to_string(cols) + " gap " + std::to_string(gap) + " * " +
+                   std::to_string(k_rows) + "x" + std::to_string(k_cols) + " " + describe(o) +
+                   (alias ? " aliased" : "") + (specials ? " specials" : "");
   const index_t r = std::max<index_t>(rows, 1), c = std::max<index_t>(cols, 1);
-  std::vector<T> storage(std::size_t(r * (c + gap) + 64 * 64)), kstore(std::size_t(std::max<index_t>(k_rows, 1) * std::max<index_t>(k_cols, 1)));
+  std::vector<T> storage(std::size_t(r * (c + gap) + 64 * 64)),
+      kstore(std::size_t(std::max<index_t>(k_rows, 1) * std::max<index_t>(k_cols, 1)));
   fill(in, storage.data(), index_t(storage.size()), specials);
   fill(in, kstore.data(), index_t(kstore.size()), specials && in.flag());
   try {
@@ -190,7 +212,8 @@ void single_image(bytes& in) {
       conv2d<T>(image, kernel, out, o);
     }
     if (alias) finding("an output overlapping the input was accepted");
-    const array2d<double> want = reference::conv2d<T>(image, kernel, o), mag = reference::conv2d<T>(image, kernel, o, true);
+    const array2d<double> want = reference::conv2d<T>(image, kernel, o),
+                          mag = reference::conv2d<T>(image, kernel, o, true);
     array2d<double> got(s.rows, s.cols);
     for (index_t i = 0; i < s.rows; ++i)
       for (index_t j = 0; j < s.cols; ++j) got(i, j) = double(out(i, j));
@@ -198,19 +221,26 @@ void single_image(bytes& in) {
     // to the looser of the two bounds, but must keep NaN and Inf where the definition puts them.
     const bool fft = ran == algorithm::fft || ran == algorithm::cufft || ran == algorithm::automatic;
     double scale = 0;
-    const detail::conv_problem p = detail::make_problem(detail::image_request(rows, cols, k_rows, k_cols, o, sizeof(T)));
-    if (fft && !p.sparse()) {  // the transform bound: eps log2(N) ||extended input|| ||kernel||, N < 4 * extent^2
+    const detail::conv_problem p =
+        detail::make_problem(detail::image_request(rows, cols, k_rows, k_cols, o, sizeof(T)));
+    // With NaN or Inf in the data, automatic must not have run an FFT: only the local bound holds.
+    bool finite = std::isfinite(double(detail::to_element<T>(o.edge == border::constant ? o.edge_value : 0.0)));
+    for (index_t i = 0; i < rows && finite; ++i) finite = detail::all_finite(image.row(i), cols);
+    for (index_t i = 0; i < k_rows && finite; ++i) finite = detail::all_finite(kernel.row(i), k_cols);
+    if (fft && !p.sparse() && (finite || o.algo != algorithm::automatic)) {  // the transform bound: eps log2(N) ||extended input|| ||kernel||, N < 4 * extent^2
       array2d<T> ext(p.rows.extent, p.cols.extent);
       extend<T>(image, ext.view(), p.rows.pad_before, p.cols.pad_before, o.edge, detail::to_element<T>(o.edge_value));
       double e2 = 0, k2 = 0;
       for (index_t i = 0; i < ext.size(); ++i) e2 += double(ext.data()[i]) * double(ext.data()[i]);
       for (index_t i = 0; i < kernel.rows(); ++i)
         for (index_t j = 0; j < kernel.cols(); ++j) k2 += double(kernel(i, j)) * double(kernel(i, j));
-      scale = std::log2(4.0 * double(p.rows.extent + p.rows.in) * double(p.cols.extent + p.cols.in)) * std::sqrt(e2 * k2);
+      scale =
+          std::log2(4.0 * double(p.rows.extent + p.rows.in) * double(p.cols.extent + p.cols.in)) * std::sqrt(e2 * k2);
     }
     const bool spread = fft && o.algo != algorithm::automatic;  // asked for by name: may spread NaN
+    if (std::isnan(scale)) scale = std::numeric_limits<double>::infinity();  // NaN data: an FFT bounds nothing
     compare(want.data(), mag.data(), got.data(), got.size(), std::numeric_limits<T>::epsilon(),
-            double(k_rows * k_cols + 1), std::isfinite(scale) ? scale : 0.0, spread, "single image");
+            double(k_rows * k_cols + 1), scale, spread, "single image");
   } catch (const error&) {
   } catch (const unavailable&) {
   } catch (const std::exception& e) {
@@ -273,8 +303,9 @@ void layer(bytes& in) {
       scale = 64.0 * (xs * ws + (b != nullptr ? 1.0 : 0.0));
     }
     const bool spread = (ran == algorithm::fft || ran == algorithm::cufft) && o.algo != algorithm::automatic;
+    if (std::isnan(scale) || (specials && !spread)) scale = spread ? std::numeric_limits<double>::infinity() : 0.0;
     compare(want.data(), mag.data(), got.data(), index_t(got.size()), std::numeric_limits<T>::epsilon(),
-            double(wc * r * s + 1), std::isfinite(scale) ? scale : 0.0, spread, "layer");
+            double(wc * r * s + 1), scale, spread, "layer");
   } catch (const error&) {
   } catch (const unavailable&) {
   } catch (const std::exception& e) {

@@ -12,20 +12,23 @@
 // fallback computes a call that meets one. Device inputs (cufft::plan::execute_device) are not checked.
 #pragma once
 
+#include "../version.hpp"
+
 #include <memory>
 #include <string>
 
+#include "../detail/arguments.hpp"
 #include "../detail/backend.hpp"
 #include "../detail/cuda/handles.hpp"
 #include "../detail/cufft_batch.hpp"
 #include "../detail/cufft_cost.hpp"
 #include "../detail/cufft_engine.hpp"
 #include "../detail/cufft_pool.hpp"
-#include "../detail/arguments.hpp"
 #include "../options.hpp"
 #include "../tuning.hpp"
 
-namespace convkit::cufft {
+CONVKIT_NAMESPACE_BEGIN
+namespace cufft {
 
 /// The cufft backend's settings (tuning.hpp): tiling, device-memory cap, workspace cache.
 using config = gpu_fft_config;
@@ -52,7 +55,9 @@ using timing = convkit::detail::cufft_timing;
 
 /// Why this program cannot run algorithm::cufft here ("" if it can): no driver, a driver older than
 /// the CUDA runtime it was built with, or no device.
-inline std::string unavailable_reason() { return convkit::detail::cuda_unavailable_reason(convkit::detail::active_cuda_api()); }
+inline std::string unavailable_reason() {
+  return convkit::detail::cuda_unavailable_reason(convkit::detail::active_cuda_api());
+}
 
 /// True if a CUDA device is usable.
 inline bool available() { return unavailable_reason().empty(); }
@@ -84,7 +89,7 @@ class device_array {
     const std::string reason = convkit::detail::cuda_unavailable_reason(*api_);
     if (!reason.empty()) throw unavailable("cufft::device_array: " + reason);
     const index_t bytes = convkit::detail::checked_mul(convkit::detail::checked_mul(rows, cols, "device_array"),
-                                                     index_t(sizeof(T)), "device_array");
+                                                       index_t(sizeof(T)), "device_array");
     data_ = convkit::detail::device_alloc(*api_, bytes);
     staging_ = convkit::detail::pinned_alloc(*api_, bytes);
     stream_ = convkit::detail::make_stream(*api_);
@@ -115,8 +120,8 @@ class device_array {
  private:
   void check_shape(shape2d s) const {
     if (s != shape2d{rows_, cols_})
-      throw error("device_array: host view is " + std::to_string(s.rows) + "x" + std::to_string(s.cols) + ", expected " +
-                  std::to_string(rows_) + "x" + std::to_string(cols_));
+      throw error("device_array: host view is " + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
+                  ", expected " + std::to_string(rows_) + "x" + std::to_string(cols_));
   }
   void copy(void* dst, const void* src, cudaMemcpyKind kind) {
     if (rows_ == 0 || cols_ == 0) return;
@@ -181,9 +186,11 @@ class plan {
   std::unique_ptr<engine> engine_;
 };
 
-}  // namespace convkit::cufft
+}  // namespace cufft
+CONVKIT_NAMESPACE_END
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 template <class T>
 class cufft_image_executor final : public executor<T> {
@@ -196,7 +203,8 @@ class cufft_image_executor final : public executor<T> {
   /// Each window is checked for NaN and Inf as it is extended into pinned memory.
   bool execute_finite(planes<const T> in, planes<T> out) override {
     bool spoiled = false;
-    engine_.run_host(in.view(0, 0, p_.rows.in, p_.cols.in), out.view(0, 0, p_.rows.out, p_.cols.out), nullptr, &spoiled);
+    engine_.run_host(in.view(0, 0, p_.rows.in, p_.cols.in), out.view(0, 0, p_.rows.out, p_.cols.out), nullptr,
+                     &spoiled);
     return !spoiled;
   }
 
@@ -212,9 +220,9 @@ std::unique_ptr<executor<T>> make_cufft(const conv_problem& p, const T* weights,
   return std::make_unique<cufft_batch_executor<T>>(p, weights, bias);
 }
 
-inline const backend cufft_backend{algorithm::cufft,     "convkit::cufft",    &cufft_cost,
-                                   &make_cufft<float>, &make_cufft<double>, &cufft_calibrate,
-                                   &cufft_library};
+inline const backend cufft_backend{algorithm::cufft,    "convkit::cufft", &cufft_cost,   &make_cufft<float>,
+                                   &make_cufft<double>, &cufft_calibrate, &cufft_library};
 inline const bool cufft_registered = register_backend(cufft_backend);
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

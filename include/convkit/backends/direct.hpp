@@ -14,6 +14,8 @@
 // of tuning::instruction_set.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -30,7 +32,8 @@
 #include "../padding.hpp"
 #include "../tuning.hpp"
 
-namespace convkit::direct {
+CONVKIT_NAMESPACE_BEGIN
+namespace direct {
 
 using isa = cpu::isa;
 using cpu::best_instruction_set;
@@ -48,9 +51,11 @@ inline void force_instruction_set(isa i) {
   set_default_tuning(t);
 }
 
-}  // namespace convkit::direct
+}  // namespace direct
+CONVKIT_NAMESPACE_END
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// How the micro-kernel walks one plane: the strided, dilated valid correlation of an extended plane
 /// (rows.extent x cols.extent, as axis_geometry defines it) with a kernel of rows.kernel x cols.kernel
@@ -120,14 +125,20 @@ class direct_plane {
   }
 
   /// Output row blocks [b0, b1) of out = correlation of src with k (or out += it, with accumulate).
-  void run(direct_kernel_fn<T> kernel, source src, const T* k, view2d<T> out, bool accumulate, index_t b0, index_t b1) const {
+  void run(direct_kernel_fn<T> kernel, source src, const T* k, view2d<T> out, bool accumulate, index_t b0,
+           index_t b1) const {
     for (index_t b = b0; b < b1; ++b) {
       const row_block& rb = blocks_[static_cast<std::size_t>(b)];
-      const direct_job<T> job{src.base + rb.in_row * src.ld,   rb.in_step * src.ld,
-                              col_off_.data(),                 k,
-                              int(rows_.kernel),               int(cols_.kernel),
-                              out.row(rb.out_row),             rb.out_step * out.row_stride(),
-                              cols_.out,                       rb.rows,
+      const direct_job<T> job{src.base + rb.in_row * src.ld,
+                              rb.in_step * src.ld,
+                              col_off_.data(),
+                              k,
+                              int(rows_.kernel),
+                              int(cols_.kernel),
+                              out.row(rb.out_row),
+                              rb.out_step * out.row_stride(),
+                              cols_.out,
+                              rb.rows,
                               accumulate};
       kernel(job);
     }
@@ -136,8 +147,8 @@ class direct_plane {
   /// Block b alone, from `src` holding the block's band(b) rows one after the other.
   void run_band(direct_kernel_fn<T> kernel, source src, const T* k, view2d<T> out, bool accumulate, index_t b) const {
     const row_block& rb = blocks_[static_cast<std::size_t>(b)];
-    kernel(direct_job<T>{src.base, src.ld, col_off_.data(), k, int(rows_.kernel), int(cols_.kernel), out.row(rb.out_row),
-                         rb.out_step * out.row_stride(), cols_.out, rb.rows, accumulate});
+    kernel(direct_job<T>{src.base, src.ld, col_off_.data(), k, int(rows_.kernel), int(cols_.kernel),
+                         out.row(rb.out_row), rb.out_step * out.row_stride(), cols_.out, rb.rows, accumulate});
   }
 
  private:
@@ -363,9 +374,9 @@ class direct_executor final : public executor<T> {
   std::unique_ptr<direct_gather<T>> gather_;  // sparse problems
   int threads_ = 1;
   array2d<T> weights_, bias_;
-  array2d<T> work_;                // single plane: one band (and its column phases) per thread
-  array4d<T> ext_;                 // batch: every extended input plane
-  array2d<T> phases_;              // batch: the column phases of every plane
+  array2d<T> work_;                                        // single plane: one band (and its column phases) per thread
+  array4d<T> ext_;                                         // batch: every extended input plane
+  array2d<T> phases_;                                      // batch: the column phases of every plane
   std::vector<typename direct_plane<T>::source> sources_;  // batch: one per input plane, filled by execute()
 };
 
@@ -503,8 +514,9 @@ inline void direct_calibrate(calibration& c) {
   c.set("direct.call_s", c.seconds(tiny));
 }
 
-inline const backend direct_backend{algorithm::direct, "convkit::convkit", &direct_cost, &make_direct<float>,
-                                    &make_direct<double>, &direct_calibrate};
+inline const backend direct_backend{algorithm::direct,   "convkit::convkit",   &direct_cost,
+                                    &make_direct<float>, &make_direct<double>, &direct_calibrate};
 inline const bool direct_registered = register_backend(direct_backend);
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -9,6 +9,8 @@
 // Settings travel in options::tune.fft (tuning.hpp); fftw::set_config changes their default.
 #pragma once
 
+#include "../version.hpp"
+
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -22,7 +24,8 @@
 #include "../detail/fftw_traits.hpp"
 #include "../tuning.hpp"
 
-namespace convkit::fftw {
+CONVKIT_NAMESPACE_BEGIN
+namespace fftw {
 
 using config = fft_config;
 using rigour = fft_rigour;
@@ -90,9 +93,11 @@ inline void forget_wisdom() {
   convkit::detail::fftw_traits<float>::forget_wisdom();
 }
 
-}  // namespace convkit::fftw
+}  // namespace fftw
+CONVKIT_NAMESPACE_END
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 template <class T>
 std::unique_ptr<executor<T>> make_fftw(const conv_problem& p, const T* weights, const T* bias) {
@@ -109,8 +114,9 @@ inline std::string fftw_library() {
   return "fftw=" + v;
 }
 
-inline const backend fftw_backend{algorithm::fft,       "convkit::fftw",    &fftw_cost,    &make_fftw<float>,
+inline const backend fftw_backend{algorithm::fft,     "convkit::fftw", &fftw_cost,   &make_fftw<float>,
                                   &make_fftw<double>, &fftw_calibrate, &fftw_library};
 inline const bool fftw_registered = register_backend(fftw_backend);
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

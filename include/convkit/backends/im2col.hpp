@@ -12,6 +12,8 @@
 // tuning::im2col_workspace.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -21,7 +23,8 @@
 #include "../detail/im2col_impl.hpp"
 #include "../tuning.hpp"
 
-namespace convkit::im2col {
+CONVKIT_NAMESPACE_BEGIN
+namespace im2col {
 
 /// The default workspace bound: 64 MiB.
 inline constexpr index_t default_workspace_limit = index_t(64) << 20;
@@ -38,16 +41,19 @@ inline void set_workspace_limit(index_t bytes) {
 /// The process default of tuning::im2col_workspace, in bytes.
 inline index_t workspace_limit() { return convkit::detail::default_settings::get().im2col_workspace; }
 
-}  // namespace convkit::im2col
+}  // namespace im2col
+CONVKIT_NAMESPACE_END
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 template <class T>
 class im2col_executor final : public executor<T> {
  public:
   im2col_executor(const conv_problem& p, const T* weights, const T* bias)
-      : engine_({p.rows, p.cols, p.c_per_group(), p.k_per_group(), p.groups, p.packed_input}, p.n, weights, bias, p.edge,
-                p.fill<T>(), blas_compatible_threads(p.threads, p.tune.single_threaded_blas), p.tune.im2col_workspace),
+      : engine_({p.rows, p.cols, p.c_per_group(), p.k_per_group(), p.groups, p.packed_input}, p.n, weights, bias,
+                p.edge, p.fill<T>(), blas_compatible_threads(p.threads, p.tune.single_threaded_blas),
+                p.tune.im2col_workspace),
         rows_(p.rows.in),
         cols_(p.cols.in) {}
 
@@ -64,16 +70,16 @@ std::unique_ptr<executor<T>> make_im2col(const conv_problem& p, const T* weights
   return std::make_unique<im2col_executor<T>>(p, weights, bias);
 }
 
-/// Cost model, in seconds: im2col.call_s per call, plus: the GEMM runs at im2col.gemm_macs_per_s (one thread) scaled by m / (m + 12)
-/// for its row count m (the filters per group: m = 1 is a memory-bound matrix-vector product),
-/// lowering costs im2col.lower_s per column-matrix element, and both divide over the threads. Built
-/// in: 65e9 and 0.3 ns, fitted to bench_layers on the AVX-512 Xeon this project ran on first;
-/// calibrate() measures both here.
+/// Cost model, in seconds: im2col.call_s per call, plus: the GEMM runs at im2col.gemm_macs_per_s (one thread) scaled by
+/// m / (m + 12) for its row count m (the filters per group: m = 1 is a memory-bound matrix-vector product), lowering
+/// costs im2col.lower_s per column-matrix element, and both divide over the threads. Built in: 65e9 and 0.3 ns, fitted
+/// to bench_layers on the AVX-512 Xeon this project ran on first; calibrate() measures both here.
 inline double im2col_cost(const conv_problem& p, const cost_profile& profile) {
   if (p.sparse()) return never;
   const im2col_shape s{p.rows, p.cols, p.c_per_group(), p.k_per_group(), p.groups, p.packed_input};
   const double lowered =
-      s.one_by_one() ? 0.0 : double(p.n) * double(p.groups) * double(s.depth()) * double(p.rows.out) * double(p.cols.out);
+      s.one_by_one() ? 0.0
+                     : double(p.n) * double(p.groups) * double(s.depth()) * double(p.rows.out) * double(p.cols.out);
   const double m = double(p.k_per_group());
   const double rate = profile_value(profile, "im2col.gemm_macs_per_s", 65e9);
   return profile_value(profile, "im2col.call_s", 3e-6) +
@@ -112,9 +118,9 @@ inline std::string im2col_library() {
 #endif
 }
 
-inline const backend im2col_backend{algorithm::im2col,   "convkit::blas",      &im2col_cost,
-                                    &make_im2col<float>, &make_im2col<double>, &im2col_calibrate,
-                                    &im2col_library};
+inline const backend im2col_backend{algorithm::im2col,    "convkit::blas",   &im2col_cost,   &make_im2col<float>,
+                                    &make_im2col<double>, &im2col_calibrate, &im2col_library};
 inline const bool im2col_registered = register_backend(im2col_backend);
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -3,6 +3,8 @@
 // call or plan is given (shapes, aliasing, the bias's length).
 #pragma once
 
+#include "../version.hpp"
+
 #include <string>
 #include <type_traits>
 
@@ -13,7 +15,8 @@
 #include "prepared.hpp"
 #include "problem.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// Validates a single-image request. (Its data are scanned for NaN and Inf later, and only if the
 /// choice of backend depends on it: choice.hpp.)
@@ -46,8 +49,10 @@ conv_problem layer_problem(shape4d input_shape, view4d<const T> weights, const T
 
 template <class T>
 void check_layer_call(view4d<const T> input, view4d<const T> out, shape4d in_shape, shape4d out_shape) {
-  if (input.shape() != in_shape) throw error("input is " + to_string(input.shape()) + ", expected " + to_string(in_shape));
-  if (out.shape() != out_shape) throw error("out is " + to_string(out.shape()) + ", expected [N, K, OH, OW] = " + to_string(out_shape));
+  if (input.shape() != in_shape)
+    throw error("input is " + to_string(input.shape()) + ", expected " + to_string(in_shape));
+  if (out.shape() != out_shape)
+    throw error("out is " + to_string(out.shape()) + ", expected [N, K, OH, OW] = " + to_string(out_shape));
   if (overlaps(input.data(), input.size(), out.data(), out.size()))
     throw error("out aliases input: convolution cannot run in place");
 }
@@ -64,4 +69,5 @@ void check_layer_parameters(view4d<const T> weights, const T* bias, view4d<const
   if (overlaps(weights.data(), weights.size(), out.data(), out.size())) throw error("out aliases weights");
   if (bias != nullptr && overlaps(bias, weights.n(), out.data(), out.size())) throw error("out aliases bias");
 }
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

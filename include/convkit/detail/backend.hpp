@@ -9,6 +9,8 @@
 // run special paths inside (a single plane, a 1x1 kernel); the contract it implements is this one.
 #pragma once
 
+#include "../version.hpp"
+
 #include <array>
 #include <limits>
 #include <memory>
@@ -18,7 +20,8 @@
 #include "../profile.hpp"
 #include "problem.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 class calibration;  // calibration.hpp
 
@@ -61,7 +64,10 @@ struct backend {
 
   template <class T>
   executor_factory<T> factory() const noexcept {
-    if constexpr (std::is_same_v<T, float>) return make_float; else return make_double;
+    if constexpr (std::is_same_v<T, float>)
+      return make_float;
+    else
+      return make_double;
   }
 };
 
@@ -124,4 +130,5 @@ inline std::shared_ptr<const cost_profile> profile_of(const conv_problem& p) {
   return p.tune.profile ? p.tune.profile : active_profile();
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -3,6 +3,8 @@
 // runs (a warm-up run first), so that this machine's 10-40% drift between runs moves them less.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,7 +18,8 @@
 #include "backend.hpp"
 #include "problem.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 class calibration {
  public:
@@ -95,4 +98,5 @@ inline double profile_value(const cost_profile& profile, const std::string& name
   return v ? *v : fallback;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -3,12 +3,15 @@
 // Cost models, which rate candidates without allocating them, saturate instead (saturated_index).
 #pragma once
 
+#include "../version.hpp"
+
 #include <limits>
 #include <string>
 
 #include "../types.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 inline index_t checked_mul(index_t a, index_t b, const char* what) {
   index_t r;
@@ -38,4 +41,5 @@ inline index_t saturated_index(double x) noexcept {
   return x < double(top) ? index_t(x) : top;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

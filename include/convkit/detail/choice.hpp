@@ -2,9 +2,12 @@
 // remembered per problem, so the second call of a shape does no planning at all. NaN and Inf are
 // looked for only when the backend the shapes point to is one that they would spoil (an FFT
 // backend): in the (small) weights when the plan is made, and in the input by that backend itself,
-// as it copies each window in (executor::execute_finite), with a fallback backend ready if it meets one. choice_rule::measure adds timing: prepared.hpp times the
-// candidates the first time it meets a problem and remembers the fastest (here, and in the profile).
+// as it copies each window in (executor::execute_finite), with a fallback backend ready if it meets one.
+// choice_rule::measure adds timing: prepared.hpp times the candidates the first time it meets a problem and remembers
+// the fastest (here, and in the profile).
 #pragma once
+
+#include "../version.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -22,7 +25,8 @@
 #include "backend.hpp"
 #include "threads.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// True if none of the n values at p is NaN or Inf. Tests the exponent bits rather than comparing
 /// values, so that code built with -ffast-math (which lets compilers assume NaN never occurs) still
@@ -58,14 +62,15 @@ inline std::string choice_key(const conv_problem& p) {
   const fft_config& f = p.tune.fft;
   const gpu_fft_config& g = p.tune.gpu_fft;
   std::string k = (p.element_bytes == 4 ? "f32" : "f64");
-  k += "/n" + std::to_string(p.n) + "c" + std::to_string(p.c) + "k" + std::to_string(p.k) + "g" + std::to_string(p.groups);
+  k += "/n" + std::to_string(p.n) + "c" + std::to_string(p.c) + "k" + std::to_string(p.k) + "g" +
+       std::to_string(p.groups);
   k += "/r" + axis(p.rows) + "/c" + axis(p.cols);
   k += std::string("/") + to_string(p.edge) + (p.bias ? "/bias" : "") + (p.packed_input ? "/packed" : "");
   k += "/t" + std::to_string(p.threads) + (p.finite ? "/finite" : "/nonfinite") + (p.amortised ? "/plan" : "/call");
-  k += "/fft" + std::to_string(int(f.planning)) + std::to_string(int(f.tiles)) + "," + std::to_string(f.tile_rows) + "," +
-       std::to_string(f.tile_cols) + "," + std::to_string(f.memory_cap);
-  k += "/gpu" + std::to_string(int(g.tiles)) + "," + std::to_string(g.tile_rows) + "," + std::to_string(g.tile_cols) + "," +
-       std::to_string(g.memory_cap);
+  k += "/fft" + std::to_string(int(f.planning)) + std::to_string(int(f.tiles)) + "," + std::to_string(f.tile_rows) +
+       "," + std::to_string(f.tile_cols) + "," + std::to_string(f.memory_cap);
+  k += "/gpu" + std::to_string(int(g.tiles)) + "," + std::to_string(g.tile_rows) + "," + std::to_string(g.tile_cols) +
+       "," + std::to_string(g.memory_cap);
   k += "/im2col" + std::to_string(p.tune.im2col_workspace) + (p.tune.single_threaded_blas ? "st" : "");
   k += "/isa" + std::to_string(int(p.tune.instruction_set));
   return k;
@@ -181,4 +186,5 @@ estimated_backend estimate_backend(conv_problem& p, WeightsFinite&& weights_fini
   return {&find_backend(c->if_finite), c->if_not_finite};
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

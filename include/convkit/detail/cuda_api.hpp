@@ -23,6 +23,8 @@
 // compiler, and a g++-compiled .cpp can use it.
 #pragma once
 
+#include "../version.hpp"
+
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <cufft.h>
@@ -33,7 +35,8 @@
 
 #include "../types.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// Every CUDA, cuFFT and cuBLAS function the cuFFT backend calls, with the libraries' signatures.
 struct cuda_api {
@@ -78,19 +81,21 @@ struct cuda_api {
   cublasStatus_t (*blas_create)(cublasHandle_t* handle);
   cublasStatus_t (*blas_destroy)(cublasHandle_t handle);
   cublasStatus_t (*blas_set_stream)(cublasHandle_t handle, cudaStream_t stream);
-  cublasStatus_t (*blas_cdgmm)(cublasHandle_t handle, cublasSideMode_t mode, int m, int n, const cuComplex* a,
-                               int lda, const cuComplex* x, int incx, cuComplex* c, int ldc);
+  cublasStatus_t (*blas_cdgmm)(cublasHandle_t handle, cublasSideMode_t mode, int m, int n, const cuComplex* a, int lda,
+                               const cuComplex* x, int incx, cuComplex* c, int ldc);
   cublasStatus_t (*blas_zdgmm)(cublasHandle_t handle, cublasSideMode_t mode, int m, int n, const cuDoubleComplex* a,
                                int lda, const cuDoubleComplex* x, int incx, cuDoubleComplex* c, int ldc);
-  cublasStatus_t (*blas_cgemm_strided_batched)(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
-                                               int m, int n, int k, const cuComplex* alpha, const cuComplex* a, int lda,
-                                               long long stride_a, const cuComplex* b, int ldb, long long stride_b,
-                                               const cuComplex* beta, cuComplex* c, int ldc, long long stride_c, int batch);
-  cublasStatus_t (*blas_zgemm_strided_batched)(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
-                                               int m, int n, int k, const cuDoubleComplex* alpha, const cuDoubleComplex* a,
-                                               int lda, long long stride_a, const cuDoubleComplex* b, int ldb,
-                                               long long stride_b, const cuDoubleComplex* beta, cuDoubleComplex* c, int ldc,
-                                               long long stride_c, int batch);
+  cublasStatus_t (*blas_cgemm_strided_batched)(cublasHandle_t handle, cublasOperation_t transa,
+                                               cublasOperation_t transb, int m, int n, int k, const cuComplex* alpha,
+                                               const cuComplex* a, int lda, long long stride_a, const cuComplex* b,
+                                               int ldb, long long stride_b, const cuComplex* beta, cuComplex* c,
+                                               int ldc, long long stride_c, int batch);
+  cublasStatus_t (*blas_zgemm_strided_batched)(cublasHandle_t handle, cublasOperation_t transa,
+                                               cublasOperation_t transb, int m, int n, int k,
+                                               const cuDoubleComplex* alpha, const cuDoubleComplex* a, int lda,
+                                               long long stride_a, const cuDoubleComplex* b, int ldb,
+                                               long long stride_b, const cuDoubleComplex* beta, cuDoubleComplex* c,
+                                               int ldc, long long stride_c, int batch);
   const char* (*blas_status_name)(cublasStatus_t status);
 };
 
@@ -226,4 +231,5 @@ inline std::string cuda_unavailable_reason(const cuda_api& api) {
   return reason;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -4,6 +4,8 @@
 // one batched c2r. Host views only.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -18,7 +20,8 @@
 #include "cufft_layout.hpp"
 #include "cufft_pool.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// The GPU resources of a cuFFT batch executor that depend only on the transform layout, the
 /// images per pass and the channel counts (its key): a stream and cuBLAS handle; the filters'
@@ -73,7 +76,8 @@ struct cufft_batch_workspace final : cufft_workspace_base {
     return {static_cast<T*>(base) + plane * layout.real_count(), layout.rows, layout.cols, layout.real_row_stride()};
   }
   index_t reals_bytes(index_t planes) const {
-    return checked_mul(checked_mul(planes, layout.real_count(), "cufft layer planes"), index_t(sizeof(T)), "cufft layer planes");
+    return checked_mul(checked_mul(planes, layout.real_count(), "cufft layer planes"), index_t(sizeof(T)),
+                       "cufft layer planes");
   }
   index_t spectra_bytes(index_t planes) const {
     return checked_mul(checked_mul(planes, layout.complex_count(), "cufft layer spectra"), 2 * index_t(sizeof(T)),
@@ -193,7 +197,8 @@ class cufft_batch_executor final : public executor<T> {
     for (index_t k = 0; k < g.k; ++k)
       for (index_t c = 0; c < cg; ++c)
         scaled_padded_kernel<T>(view2d<const T>(weights + (k * cg + c) * taps, g.rows.kernel, g.cols.kernel),
-                                w.plane_view(w.filter_staging.get(), (k / kg) * kg * cg + c * kg + k % kg), where, scale);
+                                w.plane_view(w.filter_staging.get(), (k / kg) * kg * cg + c * kg + k % kg), where,
+                                scale);
     w.copy_planes(w.filter_real.get(), w.filter_staging.get(), planes, cudaMemcpyHostToDevice);
     check_cufft(precision::forward(w.api, w.filter_forward.get(), w.filter_real.get(), w.filters.get()),
                 precision::forward_name);
@@ -227,7 +232,7 @@ class cufft_batch_executor final : public executor<T> {
       char* yg = static_cast<char*>(w.outputs.get()) + group * kg * complex_bytes;
       check_cublas(w.api,
                    gemm_batched<T>(w.api, w.blas.get(), int(kg), int(chunk_), int(cg), wg, int(kg), g.k * cg, xg,
-                                           int(g.c), chunk_ * g.c, yg, int(g.k), chunk_ * g.k, int(w.layout.complex_count())),
+                                   int(g.c), chunk_ * g.c, yg, int(g.k), chunk_ * g.k, int(w.layout.complex_count())),
                    precision::gemm_name);
     }
     check_cufft(precision::inverse(w.api, w.inverse.get(), w.outputs.get(), w.real.get()), precision::inverse_name);
@@ -238,7 +243,8 @@ class cufft_batch_executor final : public executor<T> {
     const fft::tile_outputs orow = ar.outputs(0), ocol = ac.outputs(0);
     for (index_t i = 0; i < count; ++i)
       for (index_t k = 0; k < g.k; ++k) {
-        const view2d<T> real = w.plane_view(w.host.get(), i * g.k + k), o = out.view(first + i, k, g.rows.out, g.cols.out);
+        const view2d<T> real = w.plane_view(w.host.get(), i * g.k + k),
+                        o = out.view(first + i, k, g.rows.out, g.cols.out);
         const T b = bias_.empty() ? T(0) : bias_[std::size_t(k)];
         for (index_t r = 0; r < orow.count; ++r) {
           const T* src = real.row(orow.local + r * ar.stride) + ocol.local;
@@ -256,4 +262,5 @@ class cufft_batch_executor final : public executor<T> {
   cufft_lease<workspace> ws_;
 };
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

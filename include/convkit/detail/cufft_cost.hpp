@@ -3,6 +3,8 @@
 // PCIe transfers), not measurements: no GPU has run this code yet.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <string>
 
@@ -13,7 +15,8 @@
 #include "cufft_pool.hpp"
 #include "fft_sizes.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// Per real element of a tile: an H100-class transform rate, and the host-side pass plus PCIe
 /// transfer that every host element costs (estimated; calibrate() scales them by "cufft.scale", the
@@ -72,7 +75,8 @@ inline double cufft_cost(const conv_problem& p, const cost_profile& profile) {
   const double planes = double(p.n) * double(p.c + p.k) + filter_planes;
   const double cmacs = double(p.n) * double(p.k) * double(p.c_per_group()) * double(t.layout().complex_count());
   return setup + (planes * fft::tile_seconds(t.rows.transform, t.cols.transform, cufft_cost_model) +
-                  cmacs * cufft_batch_cmac_seconds) * scale;
+                  cmacs * cufft_batch_cmac_seconds) *
+                     scale;
 }
 
 /// Measures cufft.scale where a device is usable: one 2048 x 2048 tile (host views, transfers
@@ -104,4 +108,5 @@ inline std::string cufft_library() {
   return "gpu=" + n;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

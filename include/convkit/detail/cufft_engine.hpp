@@ -13,6 +13,8 @@
 // tile's copies overlap the other's transforms.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -29,7 +31,8 @@
 #include "cufft_pool.hpp"
 #include "problem.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// Where one execute() spent its time (cufft::timing documents it).
 struct cufft_timing {
@@ -59,11 +62,11 @@ struct cufft_workspace final : cufft_workspace_base {
   struct slot {
     gpu_handle<cudaStream_t> stream;
     std::array<gpu_handle<cudaEvent_t>, 4> events;  // indexed by mark
-    gpu_handle<void*> work, buffer;          // device
-    gpu_handle<void*> staging, results;      // pinned host
+    gpu_handle<void*> work, buffer;                 // device
+    gpu_handle<void*> staging, results;             // pinned host
     gpu_handle<cufftHandle> forward, inverse;
-    index_t tile = -1;                         // the tile whose results it holds, -1 for none
-    bool busy = false;                       // work queued since the last synchronisation
+    index_t tile = -1;  // the tile whose results it holds, -1 for none
+    bool busy = false;  // work queued since the last synchronisation
   };
 
   /// What makes two workspaces interchangeable (cufft_pool's key).
@@ -162,7 +165,8 @@ class cufft_engine {
       throw error("cufft: tiles of " + std::to_string(layout_.rows) + "x" + std::to_string(layout_.cols) + " need " +
                   std::to_string(need) + " bytes of device memory, more than the " + std::to_string(cap) +
                   "-byte memory cap (the smallest tiles the kernel allows, unless tiling was forced)");
-    ws_.acquire(api_, {&api_, current_device(api_), layout_.rows, layout_.cols, slots}, need, cufft_cache_of(cfg), reuse);
+    ws_.acquire(api_, {&api_, current_device(api_), layout_.rows, layout_.cols, slots}, need, cufft_cache_of(cfg),
+                reuse);
     try {
       upload_constants(kernel);
     } catch (...) {
@@ -180,13 +184,15 @@ class cufft_engine {
   /// is checked for NaN and Inf as it is extended into pinned memory (executor::execute_finite); at
   /// the first one met, *spoiled is set, no further tile starts, and `out` is left unspecified.
   void run_host(view2d<const T> in, view2d<T> out, cufft_timing* t, bool* spoiled = nullptr) {
-    run(t, true, [&](index_t tile, slot& s, bool timed) { return stage_host(tile, s, in, timed, spoiled); },
+    run(
+        t, true, [&](index_t tile, slot& s, bool timed) { return stage_host(tile, s, in, timed, spoiled); },
         [&](const slot& s) { gather(s, out); });
   }
 
   /// out = in (*) kernel, with in and out in device memory: no host transfer at all.
   void run_device(view2d<const T> in, view2d<T> out, cufft_timing* t) {
-    run(t, false,
+    run(
+        t, false,
         [&](index_t tile, slot& s, bool timed) {
           stage_device(tile, s, in, out, timed);
           return true;
@@ -214,12 +220,13 @@ class cufft_engine {
     const index_t pitch = layout_.real_row_stride() * sz;
     copy(ws_->spectrum.get(), pitch, staging, pitch, layout_.cols * sz, layout_.rows, cudaMemcpyHostToDevice, s);
     s.busy = true;
-    check_cufft(precision::forward(api_, s.forward.get(), ws_->spectrum.get(), ws_->spectrum.get()), precision::forward_name);
+    check_cufft(precision::forward(api_, s.forward.get(), ws_->spectrum.get(), ws_->spectrum.get()),
+                precision::forward_name);
     sync(s);
   }
 
-  void copy(void* dst, index_t dst_pitch, const void* src, index_t src_pitch, index_t width, index_t rows, cudaMemcpyKind kind,
-            slot& s) {
+  void copy(void* dst, index_t dst_pitch, const void* src, index_t src_pitch, index_t width, index_t rows,
+            cudaMemcpyKind kind, slot& s) {
     s.busy = true;
     check_cuda(api_,
                api_.memcpy_2d_async(dst, size_t(dst_pitch), src, size_t(src_pitch), size_t(width), size_t(rows), kind,
@@ -248,8 +255,10 @@ class cufft_engine {
     s.busy = true;
     check_cufft(precision::forward(api_, s.forward.get(), s.buffer.get(), s.buffer.get()), precision::forward_name);
     check_cublas(api_, api_.blas_set_stream(ws_->blas.get(), s.stream.get()), "cublasSetStream");
-    check_cublas(api_, spectrum_product<T>(api_, ws_->blas.get(), int(layout_.complex_count()), s.buffer.get(), ws_->spectrum.get()),
-                 precision::product_name);
+    check_cublas(
+        api_,
+        spectrum_product<T>(api_, ws_->blas.get(), int(layout_.complex_count()), s.buffer.get(), ws_->spectrum.get()),
+        precision::product_name);
     check_cufft(precision::inverse(api_, s.inverse.get(), s.buffer.get(), s.buffer.get()), precision::inverse_name);
   }
 
@@ -263,8 +272,8 @@ class cufft_engine {
     const index_t sz = sizeof(T), pitch = layout_.real_row_stride() * sz;
     const auto started = std::chrono::steady_clock::now();
     const view2d<T> window(static_cast<T*>(s.staging.get()), layout_.rows, layout_.cols, layout_.real_row_stride());
-    extend<T>(in, window, tiles_.rows.read_top(tile / tiles_.cols.tiles), tiles_.cols.read_top(tile % tiles_.cols.tiles),
-              p_.edge, fill_);
+    extend<T>(in, window, tiles_.rows.read_top(tile / tiles_.cols.tiles),
+              tiles_.cols.read_top(tile % tiles_.cols.tiles), p_.edge, fill_);
     const bool finite = spoiled == nullptr || all_finite<T>(window);
     host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     if (!finite) {
@@ -279,7 +288,8 @@ class cufft_engine {
     const fft::tile_outputs rows = row_outputs(tile), cols = col_outputs(tile);
     const index_t width = (cols.count - 1) * tiles_.cols.stride + 1;
     const T* first = static_cast<const T*>(s.buffer.get()) + rows.local * layout_.real_row_stride() + cols.local;
-    copy(s.results.get(), width * sz, first, tiles_.rows.stride * pitch, width * sz, rows.count, cudaMemcpyDeviceToHost, s);
+    copy(s.results.get(), width * sz, first, tiles_.rows.stride * pitch, width * sz, rows.count, cudaMemcpyDeviceToHost,
+         s);
     if (timed) record(s, after_output);
     return true;
   }
@@ -310,8 +320,8 @@ class cufft_engine {
                            T* dst = buffer + b.dst_row * ld + b.dst_col;
                            switch (b.source) {
                              case block_copy::from::input:
-                               copy(dst, ld * sz, in.data() + b.src_row * in.row_stride() + b.src_col, in.row_stride() * sz,
-                                    b.cols * sz, b.rows, cudaMemcpyDeviceToDevice, s);
+                               copy(dst, ld * sz, in.data() + b.src_row * in.row_stride() + b.src_col,
+                                    in.row_stride() * sz, b.cols * sz, b.rows, cudaMemcpyDeviceToDevice, s);
                                break;
                              case block_copy::from::window:
                                copy(dst, ld * sz, buffer + b.src_row * ld + b.src_col, ld * sz, b.cols * sz, b.rows,
@@ -394,4 +404,5 @@ class cufft_engine {
   cufft_lease<workspace> ws_;
 };
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -10,13 +10,16 @@
 // convkit::border_index. Host inputs are extended by convkit::extend itself, into pinned memory.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 
 #include "../padding.hpp"
 #include "fft_sizes.hpp"
 #include "problem.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// One rectangular copy into a window: window(dst_row + i, dst_col + j) = source(src_row + i, src_col + j)
 /// for i < rows, j < cols. Sources: the input, rows of the window already assembled, or a vector of
@@ -50,8 +53,8 @@ void for_each_column_run(index_t in_cols, index_t left, index_t win_cols, border
 /// About (2 + border rows) x (border columns) copies: a tile's rows inside the image are copied in
 /// one block per run of columns; each other row is a copy of a row already there, or of the fill.
 template <class Emit>
-void for_each_window_copy(index_t in_rows, index_t in_cols, index_t top, index_t left, index_t win_rows, index_t win_cols, border b,
-                          Emit&& emit) {
+void for_each_window_copy(index_t in_rows, index_t in_cols, index_t top, index_t left, index_t win_rows,
+                          index_t win_cols, border b, Emit&& emit) {
   using from = block_copy::from;
   // Window rows [ra, rb) read input rows r - top without the border rule.
   const index_t ra = std::clamp<index_t>(top, 0, win_rows), rb = std::clamp<index_t>(top + in_rows, ra, win_rows);
@@ -115,7 +118,8 @@ void for_each_output_copy(fft::tile_outputs rows, fft::tile_outputs cols, index_
 /// assumption, not yet checked on a GPU.)
 inline index_t cufft_device_bytes(const fft::tile_plan& t, index_t element_bytes, index_t slots) {
   const index_t buffer = t.buffer_bytes(element_bytes);
-  const index_t buffers = checked_mul(checked_add(checked_mul(2, slots, "cufft slots"), 1, "cufft slots"), buffer, "cufft device memory");
+  const index_t buffers =
+      checked_mul(checked_add(checked_mul(2, slots, "cufft slots"), 1, "cufft slots"), buffer, "cufft device memory");
   const index_t fill = checked_mul(std::max(t.rows.transform, t.cols.transform), element_bytes, "cufft fill vector");
   return checked_add(buffers, fill, "cufft device memory");
 }
@@ -132,7 +136,9 @@ struct cufft_batch_memory {
   index_t kept = 0, per_image = 0;
 
   /// Everything at once for passes of `images` images.
-  index_t bytes(index_t images) const noexcept { return saturated_index(double(kept) + double(images) * double(per_image)); }
+  index_t bytes(index_t images) const noexcept {
+    return saturated_index(double(kept) + double(images) * double(per_image));
+  }
 };
 
 inline cufft_batch_memory cufft_batch_bytes(const conv_problem& g, fft::spectrum_layout l, index_t element_bytes) {
@@ -154,7 +160,7 @@ inline index_t cufft_batch_chunk(const conv_problem& g, fft::spectrum_layout l, 
   if (m.bytes(1) > cap) return 0;
   const double int_limit = double(std::numeric_limits<int>::max());
   const double plane = double(std::max(l.real_count(), 2 * l.complex_count()));
-  if (double(g.k) * double(g.c_per_group()) * plane > int_limit) return 0;  // the filters' one transform
+  if (double(g.k) * double(g.c_per_group()) * plane > int_limit) return 0;   // the filters' one transform
   if (double(l.real_count()) * double(element_bytes) > int_limit) return 0;  // a plane is one copy's pitch
   const double by_memory = std::floor((double(cap) - double(m.kept)) / double(m.per_image));
   const double by_int = std::floor(int_limit / (plane * double(std::max(g.c, g.k))));
@@ -164,4 +170,5 @@ inline index_t cufft_batch_chunk(const conv_problem& g, fft::spectrum_layout l, 
   return (g.n + passes - 1) / passes;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -10,6 +10,8 @@
 //                          handed back when the executor ends unless it failed
 #pragma once
 
+#include "../version.hpp"
+
 #include <array>
 #include <memory>
 #include <mutex>
@@ -20,7 +22,8 @@
 #include "../tuning.hpp"
 #include "cuda/handles.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// The part every cached workspace type shares.
 class cufft_workspace_base {
@@ -185,7 +188,8 @@ class cufft_lease {
   /// `need`: about the device bytes a new workspace takes. `cache`: the one whose memory
   /// cufft_memory_cap counted as free, so a new workspace makes its room there (cufft_make_room)
   /// whether or not it is pooled; pooled, the workspace is also taken from and handed back to it.
-  void acquire(const cuda_api& api, const typename Workspace::key& k, index_t need, cufft_cache& cache, cufft_reuse reuse) {
+  void acquire(const cuda_api& api, const typename Workspace::key& k, index_t need, cufft_cache& cache,
+               cufft_reuse reuse) {
     cache_ = reuse == cufft_reuse::pooled ? &cache : nullptr;
     if (cache_ != nullptr) ws_ = cache.take<Workspace>(k);
     if (ws_) return;
@@ -208,4 +212,5 @@ class cufft_lease {
   bool failed_ = false;
 };
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

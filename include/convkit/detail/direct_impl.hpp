@@ -2,12 +2,15 @@
 // run-time choice among the copies.
 #pragma once
 
+#include "../version.hpp"
+
 #include <utility>
 
 #include "../types.hpp"
 #include "simd/isa.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// Output rows computed together by one micro-kernel call (they share input rows). With 4 rows, a
 /// block holds 4 x 4 AVX-512 accumulators (16 of the 32 zmm registers, leaving room for 4 input
@@ -50,4 +53,5 @@ direct_kernel_fn<T> direct_kernel_for(cpu::isa i) noexcept {
   return &direct_generic::run<T>;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

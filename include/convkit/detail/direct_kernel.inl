@@ -13,35 +13,50 @@
 // compiler keep all of them in registers.
 
 #if CONVKIT_ISA_LEVEL == 2
-template <class T> struct simd;
-template <> struct simd<float> {
+template <class T>
+struct simd;
+template <>
+struct simd<float> {
   using reg = __m512;
   static constexpr int lanes = 16, vecs = 4;
   static CONVKIT_ALWAYS_INLINE reg zero() { return _mm512_setzero_ps(); }
   static CONVKIT_ALWAYS_INLINE reg load(const float* p) { return _mm512_loadu_ps(p); }
-  static CONVKIT_ALWAYS_INLINE reg load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), p); }
+  static CONVKIT_ALWAYS_INLINE reg load_n(const float* p, int n) {
+    return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), p);
+  }
   static CONVKIT_ALWAYS_INLINE reg bcast(const float* p) { return _mm512_set1_ps(*p); }
   static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static CONVKIT_ALWAYS_INLINE void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
-  static CONVKIT_ALWAYS_INLINE void store_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1u), v); }
+  static CONVKIT_ALWAYS_INLINE void store_n(float* p, reg v, int n) {
+    _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1u), v);
+  }
 };
-template <> struct simd<double> {
+template <>
+struct simd<double> {
   using reg = __m512d;
   static constexpr int lanes = 8, vecs = 4;
   static CONVKIT_ALWAYS_INLINE reg zero() { return _mm512_setzero_pd(); }
   static CONVKIT_ALWAYS_INLINE reg load(const double* p) { return _mm512_loadu_pd(p); }
-  static CONVKIT_ALWAYS_INLINE reg load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1u), p); }
+  static CONVKIT_ALWAYS_INLINE reg load_n(const double* p, int n) {
+    return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1u), p);
+  }
   static CONVKIT_ALWAYS_INLINE reg bcast(const double* p) { return _mm512_set1_pd(*p); }
   static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
   static CONVKIT_ALWAYS_INLINE void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
-  static CONVKIT_ALWAYS_INLINE void store_n(double* p, reg v, int n) { _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1u), v); }
+  static CONVKIT_ALWAYS_INLINE void store_n(double* p, reg v, int n) {
+    _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1u), v);
+  }
 };
 #elif CONVKIT_ISA_LEVEL == 1
-template <class T> struct simd;
-template <> struct simd<float> {
+template <class T>
+struct simd;
+template <>
+struct simd<float> {
   using reg = __m256;
   static constexpr int lanes = 8, vecs = 2;
-  static CONVKIT_ALWAYS_INLINE __m256i mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static CONVKIT_ALWAYS_INLINE __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
   static CONVKIT_ALWAYS_INLINE reg zero() { return _mm256_setzero_ps(); }
   static CONVKIT_ALWAYS_INLINE reg load(const float* p) { return _mm256_loadu_ps(p); }
   static CONVKIT_ALWAYS_INLINE reg load_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
@@ -50,10 +65,13 @@ template <> struct simd<float> {
   static CONVKIT_ALWAYS_INLINE void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static CONVKIT_ALWAYS_INLINE void store_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
 };
-template <> struct simd<double> {
+template <>
+struct simd<double> {
   using reg = __m256d;
   static constexpr int lanes = 4, vecs = 2;
-  static CONVKIT_ALWAYS_INLINE __m256i mask(int n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
+  static CONVKIT_ALWAYS_INLINE __m256i mask(int n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
   static CONVKIT_ALWAYS_INLINE reg zero() { return _mm256_setzero_pd(); }
   static CONVKIT_ALWAYS_INLINE reg load(const double* p) { return _mm256_loadu_pd(p); }
   static CONVKIT_ALWAYS_INLINE reg load_n(const double* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
@@ -63,7 +81,8 @@ template <> struct simd<double> {
   static CONVKIT_ALWAYS_INLINE void store_n(double* p, reg v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
 };
 #else
-template <class T> struct simd {  // portable: one element per "register"; partial vectors never occur
+template <class T>
+struct simd {  // portable: one element per "register"; partial vectors never occur
   using reg = T;
   static constexpr int lanes = 1, vecs = 4;
   static CONVKIT_ALWAYS_INLINE reg zero() { return T(0); }
@@ -93,18 +112,23 @@ struct block_kernel {
 
   // acc[r][j] += w[r] * x[j] for the active rows r in [LO, HI]; I runs over r * V + j.
   template <int LO, int HI, int... I>
-  static CONVKIT_ALWAYS_INLINE void multiply(state& s, const reg (&w)[R], const reg (&x)[V], std::integer_sequence<int, I...>) {
-    ((void)((I / V >= LO && I / V <= HI) ? (s.acc[I / V][I % V] = S::fma(w[I / V], x[I % V], s.acc[I / V][I % V])) : reg{}), ...);
+  static CONVKIT_ALWAYS_INLINE void multiply(state& s, const reg (&w)[R], const reg (&x)[V],
+                                             std::integer_sequence<int, I...>) {
+    ((void)((I / V >= LO && I / V <= HI) ? (s.acc[I / V][I % V] = S::fma(w[I / V], x[I % V], s.acc[I / V][I % V]))
+                                         : reg{}),
+     ...);
   }
 
   template <int LO, int HI, int... Rs>
-  static CONVKIT_ALWAYS_INLINE void weights(reg (&w)[R], const T* k, index_t k_off, int KW, std::integer_sequence<int, Rs...>) {
+  static CONVKIT_ALWAYS_INLINE void weights(reg (&w)[R], const T* k, index_t k_off, int KW,
+                                            std::integer_sequence<int, Rs...>) {
     ((void)((Rs >= LO && Rs <= HI) ? (w[Rs] = S::bcast(k + k_off - index_t(Rs) * KW)) : reg{}), ...);
   }
 
   // One input row (at `in`) against kernel row (i - r) of every active output row r.
   template <int LO, int HI>
-  static CONVKIT_ALWAYS_INLINE void pass(state& s, const T* in, const index_t* col_off, const T* k, index_t k_row_off, int KW, int n_last) {
+  static CONVKIT_ALWAYS_INLINE void pass(state& s, const T* in, const index_t* col_off, const T* k, index_t k_row_off,
+                                         int KW, int n_last) {
     for (int v = 0; v < KW; ++v) {
       reg x[V];
       load_row(x, in + col_off[v], n_last, std::make_integer_sequence<int, V>{});
@@ -116,7 +140,8 @@ struct block_kernel {
 
   // Runs pass<lo, hi> with lo and hi compiled in: a chain of comparisons over the R(R+1)/2 ranges.
   template <int LO, int HI>
-  static CONVKIT_ALWAYS_INLINE void dispatch(int lo, int hi, state& s, const T* in, const index_t* col_off, const T* k, index_t k_row_off, int KW, int n_last) {
+  static CONVKIT_ALWAYS_INLINE void dispatch(int lo, int hi, state& s, const T* in, const index_t* col_off, const T* k,
+                                             index_t k_row_off, int KW, int n_last) {
     if (lo == LO && hi == HI) {
       pass<LO, HI>(s, in, col_off, k, k_row_off, KW, n_last);
     } else if constexpr (HI + 1 < R) {
@@ -127,9 +152,11 @@ struct block_kernel {
   }
 
   template <int... I>
-  static CONVKIT_ALWAYS_INLINE void store_all(const state& s, T* out, index_t out_step, int n_last, std::integer_sequence<int, I...>) {
-    ((void)((Partial && I % V == V - 1) ? S::store_n(out + (I / V) * out_step + (I % V) * L, s.acc[I / V][I % V], n_last)
-                                        : S::store(out + (I / V) * out_step + (I % V) * L, s.acc[I / V][I % V])),
+  static CONVKIT_ALWAYS_INLINE void store_all(const state& s, T* out, index_t out_step, int n_last,
+                                              std::integer_sequence<int, I...>) {
+    ((void)((Partial && I % V == V - 1)
+                ? S::store_n(out + (I / V) * out_step + (I % V) * L, s.acc[I / V][I % V], n_last)
+                : S::store(out + (I / V) * out_step + (I % V) * L, s.acc[I / V][I % V])),
      ...);
   }
 
@@ -140,7 +167,8 @@ struct block_kernel {
 
   // For job.accumulate: the accumulators start from the output's current values.
   template <int... I>
-  static CONVKIT_ALWAYS_INLINE void load_all(state& s, const T* out, index_t out_step, int n_last, std::integer_sequence<int, I...>) {
+  static CONVKIT_ALWAYS_INLINE void load_all(state& s, const T* out, index_t out_step, int n_last,
+                                             std::integer_sequence<int, I...>) {
     ((s.acc[I / V][I % V] = (Partial && I % V == V - 1) ? S::load_n(out + (I / V) * out_step + (I % V) * L, n_last)
                                                         : S::load(out + (I / V) * out_step + (I % V) * L)),
      ...);

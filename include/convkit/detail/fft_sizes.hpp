@@ -35,6 +35,8 @@
 // the same search with the caller's own time and memory estimates (the FFTW backend's layers).
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -45,7 +47,9 @@
 #include "checked.hpp"
 #include "geometry.hpp"
 
-namespace convkit::detail::fft {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
+namespace fft {
 
 /// True if n >= 1 has no prime factor other than 2, 3, 5, 7.
 inline bool is_fast_size(index_t n) noexcept {
@@ -105,8 +109,8 @@ struct axis_tiles {
   index_t tiles = 0;      ///< ceil(dense / block)
   index_t dense = 0;      ///< (out - 1) * stride + 1
   index_t stride = 1;
-  index_t origin = 0;     ///< kernel_placement origin: the dilated kernel position that lands on 0
-  index_t top0 = 0;       ///< read_top(0)
+  index_t origin = 0;  ///< kernel_placement origin: the dilated kernel position that lands on 0
+  index_t top0 = 0;    ///< read_top(0)
 
   /// The `top` (or `left`) argument of convkit::extend that fills tile t's buffer.
   index_t read_top(index_t t) const noexcept { return top0 - t * block; }
@@ -157,11 +161,14 @@ inline double radix_factor(index_t n, const fft_cost_model& m) noexcept {
 }
 
 /// Estimated seconds of one tile (see fft_cost_model).
-inline double tile_seconds(index_t n_rows, index_t n_cols, const fft_cost_model& m, index_t element_bytes = 4) noexcept {
+inline double tile_seconds(index_t n_rows, index_t n_cols, const fft_cost_model& m,
+                           index_t element_bytes = 4) noexcept {
   const double n = double(n_rows) * double(n_cols);
   const double radix = std::max(radix_factor(n_rows, m), radix_factor(n_cols, m));
-  const double spill = m.cache_bytes > 0 ? std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(m.cache_bytes))) : 0.0;
-  return m.tile_unit + n * (m.transform_unit * std::log2(std::max(n, 2.0)) * radix + m.element_unit + m.cache_unit * spill);
+  const double spill =
+      m.cache_bytes > 0 ? std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(m.cache_bytes))) : 0.0;
+  return m.tile_unit +
+         n * (m.transform_unit * std::log2(std::max(n, 2.0)) * radix + m.element_unit + m.cache_unit * spill);
 }
 
 /// Estimated seconds of `tiles` tiles of n_rows x n_cols on `threads` threads.
@@ -261,17 +268,21 @@ tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border
   }
 
   const index_t untiled_r = next_fast_size(gr.extent), untiled_c = next_fast_size(gc.extent);
-  tile_plan best = make(overlap_save_axis(gr, untiled_r, untiled_r), overlap_save_axis(gc, untiled_c, untiled_c), false);
+  tile_plan best =
+      make(overlap_save_axis(gr, untiled_r, untiled_r), overlap_save_axis(gc, untiled_c, untiled_c), false);
   // A periodic extended input whose dense result fits in one period (output::same, or valid) needs
   // no padding at all: the image-sized circular convolution is the answer.
-  const auto periodic_fits = [](const axis_geometry& g) { return g.span <= g.in && (g.out - 1) * g.stride + 1 <= g.in; };
+  const auto periodic_fits = [](const axis_geometry& g) {
+    return g.span <= g.in && (g.out - 1) * g.stride + 1 <= g.in;
+  };
   if (req.mode != fft_tiling::always && edge == border::circular && periodic_fits(gr) && periodic_fits(gc)) {
     const tile_plan circ = make(circular_axis(gr), circular_axis(gc), true);
     if (circ.seconds < best.seconds) best = circ;
   }
   if (req.mode == fft_tiling::never) return best;
 
-  const std::vector<index_t> sizes_r = tile_lengths(gr.span, untiled_r, model), sizes_c = tile_lengths(gc.span, untiled_c, model);
+  const std::vector<index_t> sizes_r = tile_lengths(gr.span, untiled_r, model),
+                             sizes_c = tile_lengths(gc.span, untiled_c, model);
   bool have = false;
   tile_plan best_fit{}, smallest{};
   if (req.mode == fft_tiling::automatic && bytes(best) <= memory_cap) {
@@ -280,7 +291,8 @@ tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border
   }
   for (index_t nr : sizes_r)
     for (index_t nc : sizes_c) {
-      const tile_plan p = make(overlap_save_axis(gr, nr, nr - gr.span + 1), overlap_save_axis(gc, nc, nc - gc.span + 1), false);
+      const tile_plan p =
+          make(overlap_save_axis(gr, nr, nr - gr.span + 1), overlap_save_axis(gc, nc, nc - gc.span + 1), false);
       if (req.mode == fft_tiling::always && p.tiles() < 2) continue;
       const index_t p_bytes = bytes(p);
       if (smallest.tiles() == 0 || p_bytes < bytes(smallest)) smallest = p;
@@ -309,4 +321,6 @@ inline tile_plan plan_tiles(const axis_geometry& rows, const axis_geometry& cols
       [&](const tile_plan& p) { return p.buffer_bytes(element_bytes) * 2; });
 }
 
-}  // namespace convkit::detail::fft
+}  // namespace fft
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -4,6 +4,8 @@
 // back once.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -18,7 +20,8 @@
 #include "spectrum_product.hpp"
 #include "threads.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// A batch (N images, C channels, K filters) through FFTW, per sweep of (image, tile) pairs:
 ///   1. each input channel plane (tile) of each image: convkit::extend writes the window of the
@@ -45,10 +48,12 @@ class fftw_batch_executor final : public executor<T> {
     plans_ = fftw_cached_plans<T>(layout, 1, fftw_flags(p.tune.fft.planning));
     const index_t filters = g.k * g.c_per_group();
     weights_ = aligned_zeros<T>(checked_mul(filters, l_.spectrum_reals, "fft: filter spectra"), "fft: filter spectra");
-    inputs_ = aligned_zeros<T>(checked_mul(checked_mul(l_.sweep, g.c, "fft: input spectra"), l_.spectrum_reals, "fft: input spectra"),
-                               "fft: input spectra");
-    outputs_ = aligned_zeros<T>(checked_mul(checked_mul(l_.sweep, g.k, "fft: output spectra"), l_.spectrum_reals, "fft: output spectra"),
-                                "fft: output spectra");
+    inputs_ = aligned_zeros<T>(
+        checked_mul(checked_mul(l_.sweep, g.c, "fft: input spectra"), l_.spectrum_reals, "fft: input spectra"),
+        "fft: input spectra");
+    outputs_ = aligned_zeros<T>(
+        checked_mul(checked_mul(l_.sweep, g.k, "fft: output spectra"), l_.spectrum_reals, "fft: output spectra"),
+        "fft: output spectra");
 
     if (bias != nullptr) {
       bias_ = aligned_zeros<T>(g.k, "fft: bias");
@@ -127,7 +132,8 @@ class fftw_batch_executor final : public executor<T> {
   }
 
   // Phase 1: input plane `channel` of sweep pair `p`'s image and tile -> r2c in scratch -> inputs_.
-  void forward(planes<const T> in, index_t first, index_t p, index_t channel, T* scratch, std::atomic<bool>* spoiled) const {
+  void forward(planes<const T> in, index_t first, index_t p, index_t channel, T* scratch,
+               std::atomic<bool>* spoiled) const {
     const fft::axis_tiles& ar = l_.tiles.rows;
     const fft::axis_tiles& ac = l_.tiles.cols;
     const index_t pair = first + p, image = pair / l_.tiles.tiles(), t = pair % l_.tiles.tiles();
@@ -138,7 +144,8 @@ class fftw_batch_executor final : public executor<T> {
       return;
     }
     plans_->forward(scratch);
-    for (index_t b = 0; b < l_.spectrum_reals / block; ++b) std::memcpy(input_block(b, p, channel), scratch + b * block, spectrum_block_bytes);
+    for (index_t b = 0; b < l_.spectrum_reals / block; ++b)
+      std::memcpy(input_block(b, p, channel), scratch + b * block, spectrum_block_bytes);
   }
 
   // Phase 2: frequency block b of the output spectra of group `group` for sweep pairs [first,
@@ -165,7 +172,8 @@ class fftw_batch_executor final : public executor<T> {
   // Phase 3: output spectrum `filter` of sweep pair p -> scratch -> c2r -> bias, strides and crop
   // into out.
   void inverse(planes<T> out, index_t first, index_t p, index_t filter, T* scratch) const {
-    for (index_t b = 0; b < l_.spectrum_reals / block; ++b) std::memcpy(scratch + b * block, output_block(b, p, filter), spectrum_block_bytes);
+    for (index_t b = 0; b < l_.spectrum_reals / block; ++b)
+      std::memcpy(scratch + b * block, output_block(b, p, filter), spectrum_block_bytes);
     plans_->inverse(scratch);
     const index_t pair = first + p;
     const fft::axis_tiles& ar = l_.tiles.rows;
@@ -199,4 +207,5 @@ class fftw_batch_executor final : public executor<T> {
   int threads_ = 1;
 };
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -4,6 +4,8 @@
 // ("fft.*"), and both the choice of backend and the executor's choice of tiles use the profile's.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -16,7 +18,8 @@
 #include "spectrum_product.hpp"
 #include "threads.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// A single plane, per tile (fill, r2c, product, c2r, copy-out), square lengths 16..2048 on one core
 /// of a 2-core AVX-512 Xeon (2 MiB L2 per core): ~0.31 ns per element per log2(N) + 0.4 ns; odd
@@ -60,7 +63,8 @@ struct fftw_batch_cost_model {
   index_t sweep_bytes;         ///< a sweep's buffers stay under this where the workspace bound allows:
                                ///< larger sweeps fall out of cache (1.7x slower at 38 MiB)
 };
-inline constexpr fftw_batch_cost_model fftw_batch_costs{1.12e-10, 7.8e-10, 4.1e-8, 6.1e-11, 1.5e-11, 0.65, index_t(8) << 20};
+inline constexpr fftw_batch_cost_model fftw_batch_costs{1.12e-10, 7.8e-10, 4.1e-8,          6.1e-11,
+                                                        1.5e-11,  0.65,    index_t(8) << 20};
 
 /// An fft executor spreads its work over threads only when each gets ~0.5 ms of it (waking a pool
 /// thread and splitting caches cost the rest).
@@ -92,8 +96,8 @@ inline double fftw_plane_seconds(index_t rows, index_t cols, index_t element_byt
   const fftw_batch_cost_model& m = fftw_batch_costs;
   const double n = double(rows) * double(cols);
   const double factor = std::max(fftw_length_factor(rows), fftw_length_factor(cols));
-  const double spill = single.cache_unit *
-                       std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(single.cache_bytes)));
+  const double spill =
+      single.cache_unit * std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(single.cache_bytes)));
   return m.plane_unit + n * (m.transform_unit * std::log2(std::max(n, 2.0)) * factor + m.element_unit + spill);
 }
 
@@ -102,12 +106,12 @@ inline double fftw_plane_seconds(index_t rows, index_t cols, index_t element_byt
 /// padded with zeros to a whole number of blocks (spectrum_product.hpp).
 struct fftw_batch_layout {
   fft::tile_plan tiles;
-  index_t spectrum_reals = 0; ///< reals per spectrum buffer
-  index_t pairs = 0;          ///< (image, tile) pairs: N * tiles
-  index_t sweep = 0;          ///< pairs transformed, multiplied and inverted together (bounded by the workspace)
-  index_t weight_reals = 0;   ///< the filters' spectra: K * C/groups buffers, made once per plan
-  index_t pair_reals = 0;     ///< one pair's buffers: C input spectra and K output spectra
-  index_t scratch_reals = 0;  ///< one in-place transform per thread
+  index_t spectrum_reals = 0;  ///< reals per spectrum buffer
+  index_t pairs = 0;           ///< (image, tile) pairs: N * tiles
+  index_t sweep = 0;           ///< pairs transformed, multiplied and inverted together (bounded by the workspace)
+  index_t weight_reals = 0;    ///< the filters' spectra: K * C/groups buffers, made once per plan
+  index_t pair_reals = 0;      ///< one pair's buffers: C input spectra and K output spectra
+  index_t scratch_reals = 0;   ///< one in-place transform per thread
   index_t sweeps() const noexcept { return (pairs + sweep - 1) / sweep; }
   /// Bytes of every buffer the executor holds (saturating).
   index_t bytes(index_t element_bytes) const noexcept {
@@ -131,8 +135,8 @@ inline fftw_batch_layout fftw_batch_layout_for(const conv_problem& p, const fft:
   l.pair_reals = saturated_index(double(p.c + p.k) * double(l.spectrum_reals));
   l.scratch_reals = saturated_index(double(p.threads) * double(l.spectrum_reals));
   const double e = double(p.element_bytes);
-  const double room = std::min(double(budget) - double(l.weight_reals + l.scratch_reals) * e,
-                               double(fftw_batch_costs.sweep_bytes));
+  const double room =
+      std::min(double(budget) - double(l.weight_reals + l.scratch_reals) * e, double(fftw_batch_costs.sweep_bytes));
   l.sweep = std::clamp<index_t>(saturated_index(std::max(room, 0.0) / (double(l.pair_reals) * e)), 1, l.pairs);
   return l;
 }
@@ -172,12 +176,12 @@ inline fftw_batch_layout fftw_batch_plan(const conv_problem& p, const cost_profi
 }
 
 /// Cost model of the fft backend: fft.call_s per call plus what follows. Never for data holding NaN
-/// or Inf (an FFT spreads them over the output), nor for sparse problems (problem.hpp). A single plane: the tile plan's estimate, plus the kernel's transform unless a plan
-/// makes it once (conv_problem::amortised). A batch: the layout's estimate plus, unless amortised,
-/// the filters' spectra; never for 1x1 kernels (the transforms would only multiply each channel by
-/// a number, which im2col's GEMM or direct does without transforming anything), nor for batches
-/// whose buffers exceed the workspace bound even in the smallest tiles (the weights' spectra alone
-/// are K * C/groups transforms; asked for explicitly, fft still runs them in the smallest tiles).
+/// or Inf (an FFT spreads them over the output), nor for sparse problems (problem.hpp). A single plane: the tile plan's
+/// estimate, plus the kernel's transform unless a plan makes it once (conv_problem::amortised). A batch: the layout's
+/// estimate plus, unless amortised, the filters' spectra; never for 1x1 kernels (the transforms would only multiply
+/// each channel by a number, which im2col's GEMM or direct does without transforming anything), nor for batches whose
+/// buffers exceed the workspace bound even in the smallest tiles (the weights' spectra alone are K * C/groups
+/// transforms; asked for explicitly, fft still runs them in the smallest tiles).
 inline double fftw_cost(const conv_problem& p, const cost_profile& profile) {
   if (!p.finite || p.sparse()) return never;
   const double call = profile_value(profile, "fft.call_s", 1e-5);
@@ -222,7 +226,8 @@ inline void fftw_calibrate(calibration& c) {
   double a[3][3] = {}, b[3] = {};
   int sizes = 0;
   for (index_t n : {16, 32, 64, 128, 256, 512}) {
-    if (2.0 * double(n) * double(n) * 4.0 > double(cache) / 2 || (c.quick() && n != 16 && n != 64 && n != 256)) continue;
+    if (2.0 * double(n) * double(n) * 4.0 > double(cache) / 2 || (c.quick() && n != 16 && n != 64 && n != 256))
+      continue;
     const double t = seconds_of(n, 1), big_n = double(n) * double(n);
     const double row[3] = {1.0 / t, big_n * std::log2(big_n) / t, big_n / t};
     for (int i = 0; i < 3; ++i) {
@@ -232,7 +237,7 @@ inline void fftw_calibrate(calibration& c) {
     ++sizes;
   }
   if (sizes < 3) return;  // a cache too small to fit three sizes: keep the built-in constants
-  double x[3];  // Cramer's rule on the 3 x 3 normal equations
+  double x[3];            // Cramer's rule on the 3 x 3 normal equations
   const auto det = [](const double m[3][3]) {
     return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
            m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
@@ -270,7 +275,8 @@ inline void fftw_calibrate(calibration& c) {
   const std::vector<index_t> odd_lengths = c.quick() ? std::vector<index_t>{243} : std::vector<index_t>{243, 375};
   for (index_t n : odd_lengths) {
     const double lg = std::log2(double(n) * double(n)), spill = std::max(0.0, spill_of(n)) * spill_unit;
-    odd += ((seconds_of(n, 1) - tile) / (double(n) * double(n)) - element - spill) / (unit * lg) / double(odd_lengths.size());
+    odd += ((seconds_of(n, 1) - tile) / (double(n) * double(n)) - element - spill) / (unit * lg) /
+           double(odd_lengths.size());
   }
   c.set("fft.odd_length_factor", std::max(1.0, odd));
   if (c.threads() > 1) {  // one transform on FFTW's threads
@@ -287,4 +293,5 @@ inline void fftw_calibrate(calibration& c) {
   c.set("fft.call_s", std::max(0.0, seconds_of(16, 1) - fft::tile_seconds(16, 16, fftw_model(c.profile()))));
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -8,6 +8,8 @@
 //               single transform uses FFTW's own threads instead.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <climits>
@@ -23,7 +25,8 @@
 #include "fftw_traits.hpp"
 #include "threads.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 template <class T>
 class fftw_image_executor final : public executor<T> {
@@ -33,7 +36,8 @@ class fftw_image_executor final : public executor<T> {
     tiles_ = fftw_tile_plan(p, *profile);
     const fft::spectrum_layout layout = tiles_.layout();
     check_fftw_size(layout);
-    const double single = fft::plan_seconds(tiles_.tiles(), layout.rows, layout.cols, 1, fftw_model(*profile), sizeof(T));
+    const double single =
+        fft::plan_seconds(tiles_.tiles(), layout.rows, layout.cols, 1, fftw_model(*profile), sizeof(T));
     const int useful = fftw_useful_threads(single, p.threads);
     workers_ = static_cast<int>(std::min<index_t>(useful, tiles_.tiles()));
     plans_ = fftw_cached_plans<T>(layout, tiles_.tiles() == 1 ? useful : 1, fftw_flags(p.tune.fft.planning));
@@ -127,4 +131,5 @@ class fftw_image_executor final : public executor<T> {
   std::unique_ptr<T[], aligned_free> buffers_, spectrum_;
 };
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

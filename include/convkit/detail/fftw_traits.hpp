@@ -14,6 +14,8 @@
 // that carve several buffers out of one array round each buffer's stride up to 64 bytes.
 #pragma once
 
+#include "../version.hpp"
+
 #include <fftw3.h>
 
 #include <atomic>
@@ -26,7 +28,8 @@
 #include "../view.hpp"
 #include "fft_sizes.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// The one lock around every FFTW call except execute.
 inline std::mutex& fftw_mutex() noexcept {
@@ -38,26 +41,26 @@ template <class T>
 struct fftw_traits;
 
 // One definition for both precisions: PREFIX is fftwf_ or fftw_.
-#define CONVKIT_FFTW_TRAITS(T, PREFIX)                                                                   \
-  template <>                                                                                            \
-  struct fftw_traits<T> {                                                                                \
-    using plan_type = PREFIX##plan;                                                                      \
-    using complex_type = PREFIX##complex;                                                                \
-    static constexpr const char* wisdom_tag = #PREFIX "wisdom";                                          \
-    static plan_type plan_r2c(int rows, int cols, T* in, complex_type* out, unsigned flags) {            \
-      return PREFIX##plan_dft_r2c_2d(rows, cols, in, out, flags);                                        \
-    }                                                                                                    \
-    static plan_type plan_c2r(int rows, int cols, complex_type* in, T* out, unsigned flags) {            \
-      return PREFIX##plan_dft_c2r_2d(rows, cols, in, out, flags);                                        \
-    }                                                                                                    \
-    static void r2c(plan_type p, T* in, complex_type* out) { PREFIX##execute_dft_r2c(p, in, out); }      \
-    static void c2r(plan_type p, complex_type* in, T* out) { PREFIX##execute_dft_c2r(p, in, out); }      \
-    static void destroy(plan_type p) { PREFIX##destroy_plan(p); }                                        \
-    static int init_threads() { return PREFIX##init_threads(); }                                         \
-    static void plan_with_threads(int n) { PREFIX##plan_with_nthreads(n); }                              \
+#define CONVKIT_FFTW_TRAITS(T, PREFIX)                                                                    \
+  template <>                                                                                             \
+  struct fftw_traits<T> {                                                                                 \
+    using plan_type = PREFIX##plan;                                                                       \
+    using complex_type = PREFIX##complex;                                                                 \
+    static constexpr const char* wisdom_tag = #PREFIX "wisdom";                                           \
+    static plan_type plan_r2c(int rows, int cols, T* in, complex_type* out, unsigned flags) {             \
+      return PREFIX##plan_dft_r2c_2d(rows, cols, in, out, flags);                                         \
+    }                                                                                                     \
+    static plan_type plan_c2r(int rows, int cols, complex_type* in, T* out, unsigned flags) {             \
+      return PREFIX##plan_dft_c2r_2d(rows, cols, in, out, flags);                                         \
+    }                                                                                                     \
+    static void r2c(plan_type p, T* in, complex_type* out) { PREFIX##execute_dft_r2c(p, in, out); }       \
+    static void c2r(plan_type p, complex_type* in, T* out) { PREFIX##execute_dft_c2r(p, in, out); }       \
+    static void destroy(plan_type p) { PREFIX##destroy_plan(p); }                                         \
+    static int init_threads() { return PREFIX##init_threads(); }                                          \
+    static void plan_with_threads(int n) { PREFIX##plan_with_nthreads(n); }                               \
     static void export_wisdom(void (*put)(char, void*), void* sink) { PREFIX##export_wisdom(put, sink); } \
-    static int import_wisdom(const char* text) { return PREFIX##import_wisdom_from_string(text); }       \
-    static void forget_wisdom() { PREFIX##forget_wisdom(); }                                             \
+    static int import_wisdom(const char* text) { return PREFIX##import_wisdom_from_string(text); }        \
+    static void forget_wisdom() { PREFIX##forget_wisdom(); }                                              \
   };
 CONVKIT_FFTW_TRAITS(float, fftwf_)
 CONVKIT_FFTW_TRAITS(double, fftw_)
@@ -174,4 +177,5 @@ std::shared_ptr<const fftw_plan_pair<T>> fftw_cached_plans(fft::spectrum_layout 
   return made;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

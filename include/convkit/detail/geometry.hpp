@@ -6,18 +6,21 @@
 // padding is given; a single image's output mode (full, same, valid) becomes the two paddings here.
 #pragma once
 
+#include "../version.hpp"
+
 #include <string>
 
 #include "../types.hpp"
 #include "checked.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// One axis of a convolution (see the top of this file).
 struct axis_geometry {
-  index_t in;          ///< input length
-  index_t kernel;      ///< kernel length (taps)
-  index_t span;        ///< dilated kernel extent, (kernel - 1) * dilation + 1
+  index_t in;      ///< input length
+  index_t kernel;  ///< kernel length (taps)
+  index_t span;    ///< dilated kernel extent, (kernel - 1) * dilation + 1
   int stride, dilation;
   index_t out;         ///< output length
   index_t pad_before;  ///< ext[0] is input[-pad_before]
@@ -42,7 +45,7 @@ struct axis_request {
   bool mode_given = false;
   output mode = output::full;
   index_t pad_before = 0, pad_after = 0;
-  const char* axis;        ///< "rows" or "cols": stride_<axis>, dilation_<axis>, pad_<axis>
+  const char* axis;           ///< "rows" or "cols": stride_<axis>, dilation_<axis>, pad_<axis>
   const char* input_name;     ///< e.g. "input rows" or "input H"
   const char* kernel_name;    ///< e.g. "kernel rows" or "weights R"
   const char* input_symbol;   ///< the input length in formulas, e.g. "H"
@@ -55,7 +58,10 @@ struct axis_request {
 inline void mode_padding(output mode, index_t span, index_t& before, index_t& after) noexcept {
   switch (mode) {
     case output::full: before = after = span - 1; return;
-    case output::same: after = (span - 1) / 2; before = span - 1 - after; return;
+    case output::same:
+      after = (span - 1) / 2;
+      before = span - 1 - after;
+      return;
     case output::valid: before = after = 0; return;
   }
 }
@@ -99,4 +105,5 @@ inline axis_geometry make_axis(const axis_request& r) {
   return g;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -16,6 +16,8 @@
 // lowering when a tile is one image: its columns are the input planes themselves.
 #pragma once
 
+#include "../version.hpp"
+
 #include <mutex>
 
 #include <cblas.h>
@@ -31,14 +33,17 @@
 #include "problem.hpp"
 #include "threads.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// Row-major C (m x n) = A (m x k) * B (k x n) through CBLAS; every size fits an int (checked when planning).
-inline void gemm(index_t m, index_t n, index_t k, const float* a, index_t lda, const float* b, index_t ldb, float* c, index_t ldc) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb), 0.0f, c,
-              int(ldc));
+inline void gemm(index_t m, index_t n, index_t k, const float* a, index_t lda, const float* b, index_t ldb, float* c,
+                 index_t ldc) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb), 0.0f,
+              c, int(ldc));
 }
-inline void gemm(index_t m, index_t n, index_t k, const double* a, index_t lda, const double* b, index_t ldb, double* c, index_t ldc) {
+inline void gemm(index_t m, index_t n, index_t k, const double* a, index_t lda, const double* b, index_t ldb, double* c,
+                 index_t ldc) {
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(n), int(k), 1.0, a, int(lda), b, int(ldb), 0.0, c,
               int(ldc));
 }
@@ -95,7 +100,7 @@ struct im2col_tiling {
   index_t tiles_per_image = 1;  ///< when images_per_tile == 1
   index_t tiles = 0;            ///< tiles in the batch
   index_t filter_blocks = 1;    ///< each tile's filters are split into this many work items
-  bool lowers = true;         ///< false: 1x1 tiles of one image read the input planes as the column matrix
+  bool lowers = true;           ///< false: 1x1 tiles of one image read the input planes as the column matrix
   index_t column_elems = 0;     ///< elements of the largest tile's column matrix
   index_t window_elems = 0;     ///< elements of the largest tile's extended input window (one image, one group)
   index_t output_elems = 0;     ///< elements of the GEMM output buffer of multi-image tiles
@@ -127,7 +132,11 @@ inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index_t images, in
     const index_t positions = checked_mul(n, checked_mul(rows, cols, what), what);
     t.lowers = n > 1 || !s.one_by_one();
     t.column_elems = t.lowers ? checked_mul(depth, positions, what) : 0;
-    t.window_elems = s.extends() ? checked_mul(cg, checked_mul((rows - 1) * gr.stride + gr.span, (cols - 1) * gc.stride + gc.span, what), what) : 0;
+    t.window_elems =
+        s.extends()
+            ? checked_mul(cg, checked_mul((rows - 1) * gr.stride + gr.span, (cols - 1) * gc.stride + gc.span, what),
+                          what)
+            : 0;
     t.output_elems = n > 1 ? checked_mul(kg, positions, what) : 0;
     return t.workspace_elems();
   };
@@ -140,7 +149,10 @@ inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index_t images, in
     index_t lo = 1, hi = std::max<index_t>(1, most);
     while (lo < hi) {
       const index_t mid = lo + (hi - lo + 1) / 2;
-      if (fits_n(mid)) lo = mid; else hi = mid - 1;
+      if (fits_n(mid))
+        lo = mid;
+      else
+        hi = mid - 1;
     }
     return lo;
   };
@@ -159,8 +171,8 @@ inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index_t images, in
     return t;
   }
   // Enough tiles that every thread has one, unless that makes them narrower than the split minimum.
-  const index_t tiles_per_image = std::max<index_t>(
-      1, std::min((threads + images - 1) / images, per_image / im2col_min_split_positions));
+  const index_t tiles_per_image =
+      std::max<index_t>(1, std::min((threads + images - 1) / images, per_image / im2col_min_split_positions));
   if (gr.out >= tiles_per_image && fits(1, 1, gc.out)) {  // runs of whole rows
     const index_t most = std::min(gr.out / tiles_per_image, std::max<index_t>(1, goal / gc.out));
     const index_t rows = largest(most, [&](index_t n) { return fits(1, n, gc.out); });
@@ -178,7 +190,8 @@ inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index_t images, in
   }
   t.tiles = checked_mul(images, t.tiles_per_image, what);
   // Threads still without a tile share the filters of the tiles.
-  t.filter_blocks = std::max<index_t>(1, std::min((threads + t.tiles - 1) / t.tiles, kg / im2col_min_filters_per_block));
+  t.filter_blocks =
+      std::max<index_t>(1, std::min((threads + t.tiles - 1) / t.tiles, kg / im2col_min_filters_per_block));
   return t;
 }
 
@@ -206,8 +219,9 @@ inline im2col_tile tile_at(const im2col_tiling& t, index_t images, const axis_ge
 /// (i - row0) * width + (j - col0). `window` (tiling.window_elems) receives the extended input
 /// under the tile when the problem reads outside the input.
 template <class T>
-void lower_tile(const im2col_shape& s, const im2col_tile& tile, const T* plane0, index_t plane_stride, index_t row_stride,
-                index_t in_rows, index_t in_cols, border edge, T fill, T* window, T* columns, index_t ld) {
+void lower_tile(const im2col_shape& s, const im2col_tile& tile, const T* plane0, index_t plane_stride,
+                index_t row_stride, index_t in_rows, index_t in_cols, border edge, T fill, T* window, T* columns,
+                index_t ld) {
   const axis_geometry& gr = s.rows;
   const axis_geometry& gc = s.cols;
   const index_t width = tile.col1 - tile.col0;
@@ -245,8 +259,9 @@ void lower_tile(const im2col_shape& s, const im2col_tile& tile, const T* plane0,
 
 /// Throws convkit::error unless `n` fits CBLAS's int arguments.
 inline void check_blas_int(index_t n, const char* what) {
-  if (n > INT_MAX) throw error(std::string("algorithm::im2col: ") + what + " (" + std::to_string(n) +
-                               ") exceeds the int range of CBLAS sizes");
+  if (n > INT_MAX)
+    throw error(std::string("algorithm::im2col: ") + what + " (" + std::to_string(n) +
+                ") exceeds the int range of CBLAS sizes");
 }
 
 /// The engine: prepared once for a shape, a batch size and a thread count; run() allocates nothing.
@@ -256,8 +271,8 @@ class im2col_engine {
   /// `weights` is K x depth row-major (K = groups * filters_per_group), copied; bias null or K
   /// values, copied. The workspace of all threads together stays within workspace_bytes (or the
   /// minimum that plan_im2col_tiles states).
-  im2col_engine(const im2col_shape& s, index_t images, const T* weights, const T* bias, border edge, T fill, int threads,
-                index_t workspace_bytes)
+  im2col_engine(const im2col_shape& s, index_t images, const T* weights, const T* bias, border edge, T fill,
+                int threads, index_t workspace_bytes)
       : s_(s), images_(images), edge_(edge), fill_(fill) {
     const index_t k = checked_mul(s.groups, s.filters_per_group, "filters");
     weights_ = array2d<T>(k, s.depth());
@@ -355,4 +370,5 @@ class im2col_engine {
   array2d<T> workspace_;  // one row per thread: extended window, column matrix, GEMM output buffer
 };
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -12,6 +12,8 @@
 // the fastest candidate's time, so a first call costs a bounded multiple of one call.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -27,7 +29,8 @@
 #include "backend.hpp"
 #include "choice.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// The kernel in correlation order as a contiguous array: reversed in both axes for a convolution.
 template <class T>
@@ -71,8 +74,8 @@ class prepared {
     const auto weights_finite = [&] { return all_finite(weights, weight_count); };
     if (problem_.algo == algorithm::automatic && problem_.tune.choice == choice_rule::measure) {
       problem_.finite = problem_.finite && weights_finite() &&
-                        (in == nullptr ||
-                         data_finite(*in, problem_.n, problem_.c, problem_.rows.in, problem_.cols.in, problem_.threads));
+                        (in == nullptr || data_finite(*in, problem_.n, problem_.c, problem_.rows.in, problem_.cols.in,
+                                                      problem_.threads));
       choose_by_measuring(weights, bias, in, out);
       return;
     }
@@ -129,8 +132,7 @@ class prepared {
       executor_ = b.template factory<T>()(problem_, weights, bias);
       return;
     }
-    std::sort(candidates.begin(), candidates.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     // Data to time on: the call's, or synthetic data of the problem's shape (a plan).
     array2d<T> own_in, own_out;
     planes<const T> data_in = in != nullptr ? *in : planes<const T>{};
@@ -193,9 +195,7 @@ class prepared {
     }
   }
 
-  static double seconds_since(clock::time_point t0) {
-    return std::chrono::duration<double>(clock::now() - t0).count();
-  }
+  static double seconds_since(clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); }
 
   conv_problem problem_;
   algorithm chosen_ = algorithm::direct;
@@ -205,4 +205,5 @@ class prepared {
   std::vector<T> weights_, bias_;  // copies, only where there is a fallback to make
 };
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

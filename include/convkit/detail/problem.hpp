@@ -13,6 +13,8 @@
 // make_problem() is the one validation: every entry point builds a problem_request and calls it.
 #pragma once
 
+#include "../version.hpp"
+
 #include <cmath>
 #include <limits>
 #include <string>
@@ -25,7 +27,8 @@
 #include "geometry.hpp"
 #include "threads.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// A batch of planes in memory: plane (n, c) starts at data + n * image_stride + c * plane_stride,
 /// and its rows are row_stride elements apart. An NCHW array and a single view2d image are both one.
@@ -68,13 +71,13 @@ struct conv_problem {
   index_t n = 1, c = 1, k = 1, groups = 1;
   axis_geometry rows{}, cols{};
   border edge = border::zero;
-  double edge_value = 0.0;     ///< for border::constant
-  bool bias = false;           ///< a bias of K values is added
-  bool packed_input = false;   ///< input rows are contiguous (NCHW arrays): planes can serve as matrices
-  index_t element_bytes = 4;   ///< 4 (float) or 8 (double)
+  double edge_value = 0.0;                ///< for border::constant
+  bool bias = false;                      ///< a bias of K values is added
+  bool packed_input = false;              ///< input rows are contiguous (NCHW arrays): planes can serve as matrices
+  index_t element_bytes = 4;              ///< 4 (float) or 8 (double)
   algorithm algo = algorithm::automatic;  ///< what the caller asked for
-  int threads = 1;             ///< resolved: >= 1
-  settings tune;               ///< resolved: what the backends read, never a global
+  int threads = 1;                        ///< resolved: >= 1
+  settings tune;                          ///< resolved: what the backends read, never a global
   /// No NaN or Inf known in the weights, the input (where it is known) or the constant border.
   bool finite = true;
   /// Made for a plan that runs many times: what a backend does once when it is made (kernel
@@ -148,7 +151,8 @@ inline bool valid_algorithm(algorithm a) noexcept {
 inline conv_problem make_problem(const problem_request& r) {
   if (r.threads < 0) throw error("threads must be >= 0, got " + std::to_string(r.threads));
   if (!valid_border(r.edge)) throw error("edge: not a convkit::border (value " + std::to_string(int(r.edge)) + ")");
-  if (!valid_algorithm(r.algo)) throw error("algo: not a convkit::algorithm (value " + std::to_string(int(r.algo)) + ")");
+  if (!valid_algorithm(r.algo))
+    throw error("algo: not a convkit::algorithm (value " + std::to_string(int(r.algo)) + ")");
   if (r.n <= 0) throw error("input N must be > 0, got " + std::to_string(r.n));
   if (r.c <= 0) throw error("input C must be > 0, got " + std::to_string(r.c));
   if (r.k <= 0) throw error("weights K must be > 0, got " + std::to_string(r.k));
@@ -156,7 +160,8 @@ inline conv_problem make_problem(const problem_request& r) {
   if (r.c % r.groups != 0)
     throw error("input C (" + std::to_string(r.c) + ") is not divisible by groups (" + std::to_string(r.groups) + ")");
   if (r.k % r.groups != 0)
-    throw error("weights K (" + std::to_string(r.k) + ") is not divisible by groups (" + std::to_string(r.groups) + ")");
+    throw error("weights K (" + std::to_string(r.k) + ") is not divisible by groups (" + std::to_string(r.groups) +
+                ")");
   if (r.weights_c != r.c / r.groups)
     throw error("weights have " + std::to_string(r.weights_c) + " channels, expected input C / groups = " +
                 std::to_string(r.c) + " / " + std::to_string(r.groups) + " = " + std::to_string(r.c / r.groups));
@@ -183,11 +188,12 @@ inline conv_problem make_problem(const problem_request& r) {
   // A constant border that is not finite in T (NaN, Inf, or beyond T's range) spreads through an FFT
   // like a NaN in the data.
   if (p.edge == border::constant) {
-    const double largest = r.element_bytes == 4 ? double(std::numeric_limits<float>::max())
-                                                : std::numeric_limits<double>::max();
+    const double largest =
+        r.element_bytes == 4 ? double(std::numeric_limits<float>::max()) : std::numeric_limits<double>::max();
     if (!(std::abs(p.edge_value) <= largest)) p.finite = false;
   }
   return p;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

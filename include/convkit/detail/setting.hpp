@@ -2,9 +2,12 @@
 // (fftw::config, cufft::config) are each one of these.
 #pragma once
 
+#include "../version.hpp"
+
 #include <mutex>
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 template <class Value>
 class setting {
@@ -28,4 +31,5 @@ class setting {
   Value value_{};
 };
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -4,6 +4,8 @@
 // backend's micro-kernel (the plan's tuning::instruction_set, cpu.hpp). Names no FFT library.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -11,7 +13,8 @@
 #include "../types.hpp"
 #include "simd/isa.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// A block of a spectrum is one cache line of reals (16 floats, 8 doubles: one AVX-512 vector,
 /// two AVX2 vectors): spectrum lengths handed to multiply_accumulate are multiples of it (buffers
@@ -53,4 +56,5 @@ spectrum_kernel_fn<T> spectrum_kernel_for(cpu::isa i) noexcept {
   return &spectrum_generic::multiply_accumulate<T>;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -14,8 +14,10 @@
 // so that each loaded x serves F filters and each loaded w serves P pairs.
 
 #if CONVKIT_ISA_LEVEL == 2
-template <class T> struct cvec;
-template <> struct cvec<float> {
+template <class T>
+struct cvec;
+template <>
+struct cvec<float> {
   using reg = __m512;
   static constexpr int lanes = 16, max_filters = 4, max_pairs = 3;
   static CONVKIT_ALWAYS_INLINE reg zero() { return _mm512_setzero_ps(); }
@@ -27,7 +29,8 @@ template <> struct cvec<float> {
     return _mm512_mask_blend_ps(__mmask16(0xAAAA), _mm512_sub_ps(a, swap(a)), _mm512_add_ps(b, swap(b)));
   }
 };
-template <> struct cvec<double> {
+template <>
+struct cvec<double> {
   using reg = __m512d;
   static constexpr int lanes = 8, max_filters = 4, max_pairs = 3;
   static CONVKIT_ALWAYS_INLINE reg zero() { return _mm512_setzero_pd(); }
@@ -40,8 +43,10 @@ template <> struct cvec<double> {
   }
 };
 #elif CONVKIT_ISA_LEVEL == 1
-template <class T> struct cvec;
-template <> struct cvec<float> {
+template <class T>
+struct cvec;
+template <>
+struct cvec<float> {
   using reg = __m256;
   static constexpr int lanes = 8, max_filters = 2, max_pairs = 2;
   static CONVKIT_ALWAYS_INLINE reg zero() { return _mm256_setzero_ps(); }
@@ -53,7 +58,8 @@ template <> struct cvec<float> {
     return _mm256_blend_ps(_mm256_sub_ps(a, swap(a)), _mm256_add_ps(b, swap(b)), 0xAA);
   }
 };
-template <> struct cvec<double> {
+template <>
+struct cvec<double> {
   using reg = __m256d;
   static constexpr int lanes = 4, max_filters = 2, max_pairs = 2;
   static CONVKIT_ALWAYS_INLINE reg zero() { return _mm256_setzero_pd(); }
@@ -66,14 +72,18 @@ template <> struct cvec<double> {
   }
 };
 #else
-template <class T> struct cvec {  // portable: one complex number (two lanes) per "register"
+template <class T>
+struct cvec {  // portable: one complex number (two lanes) per "register"
   struct reg {
     T re, im;
   };
   static constexpr int lanes = 2, max_filters = 2, max_pairs = 1;
   static CONVKIT_ALWAYS_INLINE reg zero() { return {T(0), T(0)}; }
   static CONVKIT_ALWAYS_INLINE reg load(const T* p) { return {p[0], p[1]}; }
-  static CONVKIT_ALWAYS_INLINE void store(T* p, reg v) { p[0] = v.re; p[1] = v.im; }
+  static CONVKIT_ALWAYS_INLINE void store(T* p, reg v) {
+    p[0] = v.re;
+    p[1] = v.im;
+  }
   static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return {a.re * b.re + c.re, a.im * b.im + c.im}; }
   static CONVKIT_ALWAYS_INLINE reg swap(reg x) { return {x.im, x.re}; }
   static CONVKIT_ALWAYS_INLINE reg combine(reg a, reg b) { return {a.re - a.im, b.re + b.im}; }
@@ -93,26 +103,27 @@ struct product_tile {
   }
 
   template <int... J>
-  static CONVKIT_ALWAYS_INLINE void load_x(reg (&x)[P], reg (&xs)[P], const T* p, index_t pair_step, std::integer_sequence<int, J...>) {
+  static CONVKIT_ALWAYS_INLINE void load_x(reg (&x)[P], reg (&xs)[P], const T* p, index_t pair_step,
+                                           std::integer_sequence<int, J...>) {
     ((x[J] = S::load(p + J * pair_step), xs[J] = S::swap(x[J])), ...);
   }
 
   // Filter `K`'s w vector times every pair's x.
   template <int K, int... J>
-  static CONVKIT_ALWAYS_INLINE void mac_filter(reg (&a)[F * P], reg (&b)[F * P], const reg (&x)[P], const reg (&xs)[P], const T* w,
-                                               std::integer_sequence<int, J...>) {
+  static CONVKIT_ALWAYS_INLINE void mac_filter(reg (&a)[F * P], reg (&b)[F * P], const reg (&x)[P], const reg (&xs)[P],
+                                               const T* w, std::integer_sequence<int, J...>) {
     const reg wv = S::load(w);
     ((a[K * P + J] = S::fma(x[J], wv, a[K * P + J]), b[K * P + J] = S::fma(xs[J], wv, b[K * P + J])), ...);
   }
   template <int... K>
-  static CONVKIT_ALWAYS_INLINE void mac(reg (&a)[F * P], reg (&b)[F * P], const reg (&x)[P], const reg (&xs)[P], const T* w,
-                                        index_t filter_step, std::integer_sequence<int, K...>) {
+  static CONVKIT_ALWAYS_INLINE void mac(reg (&a)[F * P], reg (&b)[F * P], const reg (&x)[P], const reg (&xs)[P],
+                                        const T* w, index_t filter_step, std::integer_sequence<int, K...>) {
     (mac_filter<K>(a, b, x, xs, w + K * filter_step, std::make_integer_sequence<int, P>{}), ...);
   }
 
   template <int... I>
-  static CONVKIT_ALWAYS_INLINE void store(const reg (&a)[F * P], const reg (&b)[F * P], T* y, index_t filter_step, index_t pair_step,
-                                          std::integer_sequence<int, I...>) {
+  static CONVKIT_ALWAYS_INLINE void store(const reg (&a)[F * P], const reg (&b)[F * P], T* y, index_t filter_step,
+                                          index_t pair_step, std::integer_sequence<int, I...>) {
     (S::store(y + (I / P) * filter_step + (I % P) * pair_step, S::combine(a[I], b[I])), ...);
   }
 
@@ -138,7 +149,8 @@ constexpr std::array<tile_fn<T>, sizeof...(P)> tile_row(std::integer_sequence<in
   return {&product_tile<T, F, P + 1>::run...};
 }
 template <class T, int... F>
-constexpr std::array<std::array<tile_fn<T>, cvec<T>::max_pairs>, sizeof...(F)> tile_table(std::integer_sequence<int, F...>) {
+constexpr std::array<std::array<tile_fn<T>, cvec<T>::max_pairs>, sizeof...(F)> tile_table(
+    std::integer_sequence<int, F...>) {
   return {tile_row<T, F + 1>(std::make_integer_sequence<int, cvec<T>::max_pairs>{})...};
 }
 

@@ -7,6 +7,8 @@
 // taken anyway.
 #pragma once
 
+#include "../version.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -22,7 +24,8 @@
 #include <pthread.h>
 #endif
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// options::threads resolved: 0 means every hardware thread; never less than 1.
 inline int resolve_threads(int requested) noexcept {
@@ -160,4 +163,5 @@ void parallel_for(index_t n, int threads, Body&& body) {
   parallel_slices(n, threads, [&](index_t, index_t b, index_t e) { body(b, e); });
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

@@ -2,6 +2,8 @@
 // table of entry points it was made with (cuda_api.hpp), and the helpers that make them.
 #pragma once
 
+#include "../../version.hpp"
+
 #include <initializer_list>
 #include <utility>
 
@@ -9,7 +11,8 @@
 #include "../cuda_api.hpp"
 #include "../fft_sizes.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 /// A CUDA, cuFFT or cuBLAS object, released through the table it was made with.
 template <class H>
@@ -77,11 +80,10 @@ inline gpu_handle<cufftHandle> make_layout_plan(const cuda_api& api, cufftType t
   check_cufft(api.fft_create(&h), "cufftCreate");
   gpu_handle<cufftHandle> plan(api, h, [](const cuda_api& a, cufftHandle q) { a.fft_destroy(q); });
   check_cufft(api.fft_set_auto_allocation(h, 0), "cufftSetAutoAllocation");
-  const cufftResult made =
-      to_spectrum ? api.fft_make_plan_many(h, 2, n, real_embed, 1, real_dist, complex_embed, complex_stride, complex_dist,
-                                           type, batch, &work_bytes)
-                  : api.fft_make_plan_many(h, 2, n, complex_embed, complex_stride, complex_dist, real_embed, 1, real_dist,
-                                           type, batch, &work_bytes);
+  const cufftResult made = to_spectrum ? api.fft_make_plan_many(h, 2, n, real_embed, 1, real_dist, complex_embed,
+                                                                complex_stride, complex_dist, type, batch, &work_bytes)
+                                       : api.fft_make_plan_many(h, 2, n, complex_embed, complex_stride, complex_dist,
+                                                                real_embed, 1, real_dist, type, batch, &work_bytes);
   check_cufft(made, "cufftMakePlanMany");
   return plan;
 }
@@ -113,4 +115,5 @@ inline int current_device(const cuda_api& api) {
   return device;
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END

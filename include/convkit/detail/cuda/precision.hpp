@@ -3,9 +3,12 @@
 // once for both.
 #pragma once
 
+#include "../../version.hpp"
+
 #include "../cuda_api.hpp"
 
-namespace convkit::detail {
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
 
 template <class T>
 struct cufft_traits;
@@ -57,12 +60,14 @@ cublasStatus_t spectrum_product(const cuda_api& a, cublasHandle_t h, int n, void
 /// For b < batch: C_b = A_b B_b (column-major, no transposes; A_b m x k at a + b * sa, ...).
 template <class T>
 cublasStatus_t gemm_batched(const cuda_api& api, cublasHandle_t h, int m, int n, int k, const void* a, int lda,
-                            long long sa, const void* b, int ldb, long long sb, void* c, int ldc, long long sc, int batch) {
+                            long long sa, const void* b, int ldb, long long sb, void* c, int ldc, long long sc,
+                            int batch) {
   using complex = typename cufft_traits<T>::complex;
   const complex one{1, 0}, zero{0, 0};
-  return (api.*cufft_traits<T>::gemm)(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, static_cast<const complex*>(a), lda, sa,
-                                      static_cast<const complex*>(b), ldb, sb, &zero, static_cast<complex*>(c), ldc, sc,
-                                      batch);
+  return (api.*cufft_traits<T>::gemm)(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, static_cast<const complex*>(a), lda,
+                                      sa, static_cast<const complex*>(b), ldb, sb, &zero, static_cast<complex*>(c), ldc,
+                                      sc, batch);
 }
 
-}  // namespace convkit::detail
+}  // namespace detail
+CONVKIT_NAMESPACE_END
