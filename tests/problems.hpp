@@ -173,14 +173,18 @@ void check_case(const problem_case& c, std::mt19937_64& rng, Compute&& compute, 
   const array2d<double> mag = reference::conv2d<T>(in.view, kernel.view(), c.opt, true);
   const error_model m = model(c);
   // ||extended input||_2 * ||kernel||_2: the scale of a transform's error (Cauchy-Schwarz bounds
-  // every output element by it).
-  const detail::conv_problem g = problem_of<T>(c);
-  array2d<T> ext(g.rows.extent, g.cols.extent);
-  extend<T>(in.view, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, T(c.opt.edge_value));
-  double ext2 = 0, k2 = 0;
-  for (index_t i = 0; i < ext.size(); ++i) ext2 += double(ext.data()[i]) * double(ext.data()[i]);
-  for (index_t i = 0; i < kernel.size(); ++i) k2 += double(kernel.data()[i]) * double(kernel.data()[i]);
-  const double scale = std::sqrt(ext2) * std::sqrt(k2);
+  // every output element by it). Only a transform's model needs it (and a direct method's problem
+  // may have an extended input far too large to make: strides or dilations far beyond the image).
+  double scale = 0;
+  if (m.global > 0) {
+    const detail::conv_problem g = problem_of<T>(c);
+    array2d<T> ext(g.rows.extent, g.cols.extent);
+    extend<T>(in.view, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, T(c.opt.edge_value));
+    double ext2 = 0, k2 = 0;
+    for (index_t i = 0; i < ext.size(); ++i) ext2 += double(ext.data()[i]) * double(ext.data()[i]);
+    for (index_t i = 0; i < kernel.size(); ++i) k2 += double(kernel.data()[i]) * double(kernel.data()[i]);
+    scale = std::sqrt(ext2) * std::sqrt(k2);
+  }
   const double eps = std::numeric_limits<T>::epsilon();
   const auto allowed = [&](double magnitude) { return eps * (m.local * magnitude + m.global * scale) + 1e-300; };
   index_t bad = 0;
@@ -346,15 +350,18 @@ void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compu
   const array4d<double> want = reference::conv2d<T>(input, weights, b, c.opt);
   const array4d<double> mag = reference::conv2d<T>(input, weights, b, c.opt, true);
   const error_model m = model(c);
-  // Global scale per (image, filter): Cauchy-Schwarz over the group's extended planes and the filter.
+  // Global scale per (image, filter): Cauchy-Schwarz over the group's extended planes and the filter
+  // (a transform's model only: see check_case).
   const detail::conv_problem g = problem_of<T>(c);
   array2d<double> plane_norm2(c.n, c.c);
-  array2d<T> ext(g.rows.extent, g.cols.extent);
-  for (index_t n = 0; n < c.n; ++n)
-    for (index_t ch = 0; ch < c.c; ++ch) {
-      extend<T>(input.view().plane(n, ch), ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge);
-      for (index_t i = 0; i < ext.size(); ++i) plane_norm2(n, ch) += double(ext.data()[i]) * double(ext.data()[i]);
-    }
+  if (m.global > 0) {
+    array2d<T> ext(g.rows.extent, g.cols.extent);
+    for (index_t n = 0; n < c.n; ++n)
+      for (index_t ch = 0; ch < c.c; ++ch) {
+        extend<T>(input.view().plane(n, ch), ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge);
+        for (index_t i = 0; i < ext.size(); ++i) plane_norm2(n, ch) += double(ext.data()[i]) * double(ext.data()[i]);
+      }
+  }
   const double eps = std::numeric_limits<T>::epsilon();
   index_t bad = 0;
   for (index_t n = 0; n < s.n; ++n)

@@ -39,7 +39,7 @@ san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 cmake -S "$root" -B "$out/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${backends[@]}" \
   -DCONVKIT_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" > /dev/null
 cmake --build "$out/asan" -j "$jobs"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$out/asan" --output-on-failure -j "$jobs" -LE packaging  # consumer projects, headers: no sanitizer in them
 
 step "ThreadSanitizer: concurrency tests"

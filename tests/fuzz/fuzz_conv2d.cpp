@@ -105,10 +105,10 @@ std::string& current_call() {
 
 std::string describe(const options& o) {
   return std::string("mode ") + std::to_string(int(o.mode)) + " edge " + std::to_string(int(o.edge)) + " value " +
-         std::to_string(o.edge_value) + " stride " + std::to_string(o.stride_rows) + "," + std::to_string(o.stride_cols) +
-         " dilation " + std::to_string(o.dilation_rows) + "," + std::to_string(o.dilation_cols) +
-         (o.correlate ? " correlate" : " convolve") + " algo " + std::to_string(int(o.algo)) + " threads " +
-         std::to_string(o.threads) + (o.tune.fft ? " fft-tuned" : "") +
+         std::to_string(o.edge_value) + " stride " + std::to_string(o.stride_rows) + "," +
+         std::to_string(o.stride_cols) + " dilation " + std::to_string(o.dilation_rows) + "," +
+         std::to_string(o.dilation_cols) + (o.correlate ? " correlate" : " convolve") + " algo " +
+         std::to_string(int(o.algo)) + " threads " + std::to_string(o.threads) + (o.tune.fft ? " fft-tuned" : "") +
          (o.tune.instruction_set ? " isa " + std::to_string(int(*o.tune.instruction_set)) : "") +
          (o.tune.choice ? " choice " + std::to_string(int(*o.tune.choice)) : "");
 }
@@ -227,7 +227,9 @@ void single_image(bytes& in) {
     bool finite = std::isfinite(double(detail::to_element<T>(o.edge == border::constant ? o.edge_value : 0.0)));
     for (index_t i = 0; i < rows && finite; ++i) finite = detail::all_finite(image.row(i), cols);
     for (index_t i = 0; i < k_rows && finite; ++i) finite = detail::all_finite(kernel.row(i), k_cols);
-    if (fft && !p.sparse() && (finite || o.algo != algorithm::automatic)) {  // the transform bound: eps log2(N) ||extended input|| ||kernel||, N < 4 * extent^2
+    if (fft && !p.sparse() &&
+        (finite || o.algo != algorithm::automatic)) {  // the transform bound: eps log2(N) ||extended input||
+                                                       // ||kernel||, N < 4 * extent^2
       array2d<T> ext(p.rows.extent, p.cols.extent);
       extend<T>(image, ext.view(), p.rows.pad_before, p.cols.pad_before, o.edge, detail::to_element<T>(o.edge_value));
       double e2 = 0, k2 = 0;
@@ -237,7 +239,7 @@ void single_image(bytes& in) {
       scale =
           std::log2(4.0 * double(p.rows.extent + p.rows.in) * double(p.cols.extent + p.cols.in)) * std::sqrt(e2 * k2);
     }
-    const bool spread = fft && o.algo != algorithm::automatic;  // asked for by name: may spread NaN
+    const bool spread = fft && o.algo != algorithm::automatic;               // asked for by name: may spread NaN
     if (std::isnan(scale)) scale = std::numeric_limits<double>::infinity();  // NaN data: an FFT bounds nothing
     compare(want.data(), mag.data(), got.data(), got.size(), std::numeric_limits<T>::epsilon(),
             double(k_rows * k_cols + 1), scale, spread, "single image");

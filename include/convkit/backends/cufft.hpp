@@ -162,6 +162,7 @@ class plan {
   /// buffers, the results come back the same way. Fills *measured if it is not null.
   void execute(view2d<const T> input, view2d<T> out, timing* measured = nullptr) {
     convkit::detail::check_call<T>(input, out, input_shape(), output_shape());
+    if (!engine_) throw error("plan is empty: it was moved from");
     engine_->run_host(input, out, measured);
   }
 
@@ -169,15 +170,17 @@ class plan {
   /// elements; never dereference them on the host): no transfer between host and device.
   void execute_device(view2d<const T> device_input, view2d<T> device_out, timing* measured = nullptr) {
     convkit::detail::check_call<T>(device_input, device_out, input_shape(), output_shape());
+    if (!engine_) throw error("plan is empty: it was moved from");
     engine_->run_device(device_input, device_out, measured);
   }
 
   shape2d input_shape() const noexcept { return {problem_.rows.in, problem_.cols.in}; }
   shape2d output_shape() const noexcept { return problem_.out_plane(); }
   /// Overlap-save tiles per execute (1: the whole image in one transform).
-  index_t tiles() const noexcept { return engine_->tiles().tiles(); }
+  index_t tiles() const noexcept { return engine_ ? engine_->tiles().tiles() : 0; }
   /// The transform size of each tile.
   shape2d transform_shape() const noexcept {
+    if (!engine_) return {0, 0};
     return {engine_->tiles().rows.transform, engine_->tiles().cols.transform};
   }
 

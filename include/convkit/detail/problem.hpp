@@ -173,10 +173,10 @@ inline conv_problem make_problem(const problem_request& r) {
   p.rows = make_axis(r.rows);
   p.cols = make_axis(r.cols);
   checked_mul(p.rows.kernel, p.cols.kernel, "kernel rows * cols");
-  checked_size4(p.input_shape(), "input");
-  checked_size4(p.weights_shape(), "weights");
-  checked_size4(p.output_shape(), "output");
-  checked_mul(p.rows.out, p.cols.out, "output rows * cols");
+  // Every array the problem names must fit in memory that index_t can address, in bytes.
+  checked_mul(checked_size4(p.input_shape(), "input"), r.element_bytes, "input: its bytes");
+  checked_mul(checked_size4(p.weights_shape(), "weights"), r.element_bytes, "weights: their bytes");
+  checked_mul(checked_size4(p.output_shape(), "output"), r.element_bytes, "output rows * cols: its bytes");
   p.edge = r.edge;
   p.edge_value = r.edge == border::constant ? r.edge_value : 0.0;
   p.bias = r.bias;
