@@ -177,7 +177,8 @@ struct timing_summary {
   double median = 0, fastest = 0, slowest = 0;
 };
 
-/// Times `variants` interleaved: each round runs every variant once in turn (A B C A B C ...),
+/// Times `variants` interleaved: each round runs every variant once in turn, starting one later each
+/// round (A B C, B C A, C A B, ...: no variant always follows the same one, whose caches it inherits),
 /// after one untimed warm-up round, for at least `rounds` rounds and until `min_seconds` have passed
 /// (at most 4 * rounds), so that drift over time reaches every variant alike.
 inline std::vector<timing_summary> interleaved(const std::vector<std::function<void()>>& variants, int rounds,
@@ -188,7 +189,8 @@ inline std::vector<timing_summary> interleaved(const std::vector<std::function<v
   const auto start = clock::now();
   for (int r = 0; r < 4 * rounds; ++r) {
     if (r >= rounds && std::chrono::duration<double>(clock::now() - start).count() >= min_seconds) break;
-    for (std::size_t i = 0; i < variants.size(); ++i) {
+    for (std::size_t j = 0; j < variants.size(); ++j) {
+      const std::size_t i = (j + std::size_t(r)) % variants.size();  // each round starts one later
       const auto t0 = clock::now();
       variants[i]();
       runs[i].push_back(std::chrono::duration<double>(clock::now() - t0).count());

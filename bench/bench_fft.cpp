@@ -179,6 +179,13 @@ int peak_rss(const std::string& mode, int threads) {
 }  // namespace convkit::bench
 
 int main(int argc, char** argv) {
+  // im2col rows run convkit's threads with a single-threaded OpenBLAS, which a library may not set
+  // behind its user's back but a benchmark program may ask for (tuning.hpp).
+  {
+    convkit::tuning blas;
+    blas.single_threaded_blas = true;
+    convkit::set_default_tuning(blas);
+  }
   using namespace convkit::bench;
   std::string rss_mode;
   int rss_threads = 1;

@@ -213,6 +213,13 @@ int main(int argc, char** argv) {
       args.push_back(argv[i]);
   }
   int n_args = int(args.size());
+  // im2col rows run convkit's threads with a single-threaded OpenBLAS, which a library may not set
+  // behind its user's back but a benchmark program may ask for (tuning.hpp).
+  {
+    convkit::tuning blas;
+    blas.single_threaded_blas = true;
+    convkit::set_default_tuning(blas);
+  }
   benchmark::Initialize(&n_args, args.data());
   const int all = convkit::detail::resolve_threads(0);
   std::vector<int> thread_counts{1};

@@ -70,6 +70,13 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // im2col rows run convkit's threads with a single-threaded OpenBLAS, which a library may not set
+  // behind its user's back but a benchmark program may ask for (tuning.hpp).
+  {
+    convkit::tuning blas;
+    blas.single_threaded_blas = true;
+    convkit::set_default_tuning(blas);
+  }
   std::vector<algorithm> backends;
   for (algorithm a : {algorithm::direct, algorithm::im2col, algorithm::fft, algorithm::cufft}) {
     options probe;

@@ -223,6 +223,13 @@ int compare(int rounds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // im2col rows run convkit's threads with a single-threaded OpenBLAS, which a library may not set
+  // behind its user's back but a benchmark program may ask for (tuning.hpp).
+  {
+    convkit::tuning blas;
+    blas.single_threaded_blas = true;
+    convkit::set_default_tuning(blas);
+  }
   for (int i = 1; i < argc; ++i)
     if (std::string(argv[i]) == "--compare") {
       const int rounds = i + 1 < argc ? std::max(1, std::atoi(argv[i + 1])) : 5;

@@ -33,6 +33,7 @@ struct calibration_options {
 inline cost_profile calibrate(const calibration_options& opt = {}) {
   if (opt.threads < 0) throw error("calibration_options::threads must be >= 0, got " + std::to_string(opt.threads));
   cost_profile profile(machine_fingerprint());
+  for (const auto& [prefix, version] : program_libraries()) profile.set_library(prefix, version);
   detail::calibration c(profile, opt.quick, detail::resolve_threads(opt.threads), opt.progress);
   for (const detail::backend* b : detail::backend_table())
     if (b != nullptr && b->calibrate != nullptr) b->calibrate(c);

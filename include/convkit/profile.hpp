@@ -5,10 +5,14 @@
 //                     choice_rule::measure has made (problem key -> algorithm), for one machine.
 //                     An empty profile means every backend's built-in constants.
 //   fingerprint       what makes two machines alike for the cost models: CPU model, instruction set,
-//                     hardware threads, convkit's version and each backend's library (FFTW, BLAS,
-//                     CUDA runtime and device). A profile measured elsewhere is not used.
+//                     hardware threads and convkit's version. A profile measured elsewhere is not
+//                     used.
+//   libraries         each backend's library as it was measured (FFTW's version, the BLAS, the GPU):
+//                     a program whose library differs ignores that backend's values, and keeps the
+//                     others (a program built without a backend shares the profile too).
 //   profile file      plain text, one section per fingerprint, that a person can read and diff:
 //                       [machine <fingerprint>]
+//                       library <backend prefix> <version>
 //                       <name> <value>
 //                       choice <problem key> <algorithm>
 //                       end <number of entries>
@@ -37,6 +41,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -108,10 +113,26 @@ class cost_profile {
   }
   const std::map<std::string, algorithm>& choices() const noexcept { return choices_; }
 
+  /// The library the values named "<prefix>.*" were measured with (e.g. "fft" -> "fftw-3.3.10").
+  void set_library(const std::string& prefix, const std::string& version) {
+    check_name(prefix, "cost_profile::set_library: prefix");
+    check_name(version, "cost_profile::set_library: version");
+    libraries_[prefix] = version;
+  }
+  const std::map<std::string, std::string>& libraries() const noexcept { return libraries_; }
+
+  /// Removes every value named "<prefix>.*".
+  void drop_values(const std::string& prefix) {
+    for (auto it = values_.begin(); it != values_.end();)
+      it = it->first.rfind(prefix + ".", 0) == 0 ? values_.erase(it) : std::next(it);
+    libraries_.erase(prefix);
+  }
+
   /// Adds `other`'s entries to this profile; where both have one, `other`'s wins.
   void merge(const cost_profile& other) {
     for (const auto& [k, v] : other.values_) values_[k] = v;
     for (const auto& [k, v] : other.choices_) choices_[k] = v;
+    for (const auto& [k, v] : other.libraries_) libraries_[k] = v;
   }
 
   /// The section of a profile file that holds this profile.
@@ -119,15 +140,16 @@ class cost_profile {
     std::ostringstream o;
     o.precision(17);
     o << "[machine " << fingerprint_ << "]\n";
+    for (const auto& [k, v] : libraries_) o << "library " << k << ' ' << v << '\n';
     for (const auto& [k, v] : values_) o << k << ' ' << v << '\n';
     for (const auto& [k, a] : choices_) o << "choice " << k << ' ' << to_string(a) << '\n';
-    o << "end " << values_.size() + choices_.size() << '\n';
+    o << "end " << libraries_.size() + values_.size() + choices_.size() << '\n';
     return o.str();
   }
 
  private:
   static void check_name(const std::string& name, const char* what) {
-    bool ok = !name.empty() && name != "choice" && name != "end";
+    bool ok = !name.empty() && name != "choice" && name != "end" && name != "library";
     for (char c : name) ok = ok && c > ' ' && c < 127 && c != '[' && c != ']';
     if (!ok) throw error(std::string(what) + " '" + name + "' must be one printable word");
   }
@@ -135,6 +157,7 @@ class cost_profile {
   std::string fingerprint_;
   std::map<std::string, double> values_;
   std::map<std::string, algorithm> choices_;
+  std::map<std::string, std::string> libraries_;
 };
 
 namespace detail {
@@ -154,9 +177,9 @@ inline std::string cpu_model() {
   return "unknown";
 }
 
-/// What each backend in the program adds to the fingerprint (its library and version); filled
+/// Each backend's library in this program, "<prefix>=<version>" (e.g. "fft=fftw-3.3.10"); filled
 /// by the backends when they register (backend.hpp).
-inline std::vector<std::string (*)()>& fingerprint_parts() {
+inline std::vector<std::string (*)()>& library_parts() {
   static std::vector<std::string (*)()> parts;
   return parts;
 }
@@ -201,7 +224,9 @@ inline std::vector<profile_section> parse_profile_file(const std::string& text, 
       open = false;
       continue;
     }
-    if (first == "choice") {
+    if (first == "library") {
+      if (third.empty() || !extra.empty()) fail("a library line is 'library <prefix> <version>'");
+    } else if (first == "choice") {
       if (third.empty() || !extra.empty()) fail("a choice line is 'choice <key> <algorithm>'");
       if (third != "direct" && third != "im2col" && third != "fft" && third != "cufft")
         fail("unknown algorithm '" + third + "'");
@@ -229,7 +254,9 @@ inline cost_profile profile_of(const profile_section& s) {
     std::string first, second, third;
     words >> first >> second >> third;
     if (first == "end") break;
-    if (first == "choice") {
+    if (first == "library") {
+      p.set_library(second, third);
+    } else if (first == "choice") {
       const algorithm a = third == "direct"   ? algorithm::direct
                           : third == "im2col" ? algorithm::im2col
                           : third == "fft"    ? algorithm::fft
@@ -292,8 +319,18 @@ inline std::string machine_fingerprint() {
                                                                    : "portable") +
                   " threads=" + std::to_string(std::max(1u, std::thread::hardware_concurrency())) +
                   " convkit=" CONVKIT_VERSION_STRING;
-  for (auto part : detail::fingerprint_parts()) f += " " + part();
   return f;
+}
+
+/// Each backend's library in this program: prefix of its profile values -> version.
+inline std::map<std::string, std::string> program_libraries() {
+  std::map<std::string, std::string> libraries;
+  for (auto part : detail::library_parts()) {
+    const std::string p = part();
+    const auto eq = p.find('=');
+    if (eq != std::string::npos) libraries[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  return libraries;
 }
 
 /// Where the profile file lives: $CONVKIT_PROFILE, else $XDG_CACHE_HOME/convkit/profile.txt, else

@@ -474,8 +474,8 @@ inline double direct_cost(const conv_problem& p, const cost_profile& profile) {
   return call + p.macs() / (rate * batch) + elems * 1e-9;
 }
 
-/// Measures direct_rate's constants: single planes of k x k kernels sized to ~5e7 multiply-adds
-/// (quick: fewer kernels, ~1.5e7), 'same' with a zero border, on 1 thread and on all; a batch for
+/// Measures direct_rate's constants: single planes of k x k kernels sized to ~2e8 multiply-adds
+/// (quick: fewer kernels, ~2e7), 'same' with a zero border, on 1 thread and on all; a batch for
 /// batch_scale; a tiny call for call_s. Every instruction set the CPU runs from AVX2 up.
 inline void direct_calibrate(calibration& c) {
   const int all = c.threads();
@@ -489,8 +489,9 @@ inline void direct_calibrate(calibration& c) {
     const auto run = [&](const auto& sizes) {
       for (int k : sizes)
         for (int threads : thread_counts) {
-          const double target = c.quick() ? 1.5e7 : 5e7;
-          const index_t n = std::clamp<index_t>(index_t(std::sqrt(target / (double(k) * k))), 64, 2048);
+          // Images large enough to leave the caches, as real ones do (the rate drops by ~20% there).
+          const double target = c.quick() ? 2e7 : 2e8;
+          const index_t n = std::clamp<index_t>(index_t(std::sqrt(target / (double(k) * k))), 128, 3000);
           const conv_problem p =
               calibration::problem(1, 1, 1, n, n, k, k, (k - 1) / 2, 1, algorithm::direct, threads, t, false);
           const double s = c.seconds(p);

@@ -106,12 +106,12 @@ std::unique_ptr<executor<T>> make_fftw(const conv_problem& p, const T* weights, 
   return std::make_unique<fftw_batch_executor<T>>(p, weights, bias);
 }
 
-/// FFTW's version, for the machine fingerprint.
+/// FFTW's version, the library the profile's fft.* values were measured with.
 inline std::string fftw_library() {
   std::string v = fftw_version;  // "fftw-3.3.10-sse2-avx"
   for (char& ch : v)
     if (ch == ' ') ch = '-';
-  return "fftw=" + v;
+  return "fft=" + v;
 }
 
 inline const backend fftw_backend{algorithm::fft,     "convkit::fftw", &fftw_cost,   &make_fftw<float>,

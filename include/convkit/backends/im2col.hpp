@@ -104,7 +104,7 @@ inline void im2col_calibrate(calibration& c) {
   c.set("im2col.call_s", c.seconds(calibration::problem(1, 1, 1, 16, 16, 3, 3, 1, 1, algorithm::im2col, 1, t, false)));
 }
 
-/// The BLAS this program links, for the machine fingerprint.
+/// The BLAS this program links, the library the profile's im2col.* values were measured with.
 inline std::string im2col_library() {
 #if defined(OPENBLAS_VERSION)
   std::string v = OPENBLAS_VERSION;  // " OpenBLAS 0.3.21 "
@@ -112,9 +112,9 @@ inline std::string im2col_library() {
   v.erase(v.find_last_not_of(' ') + 1);
   for (char& ch : v)
     if (ch == ' ') ch = '-';
-  return "blas=" + v;
+  return "im2col=" + v;
 #else
-  return "blas=cblas";
+  return "im2col=cblas";
 #endif
 }
 

@@ -59,7 +59,8 @@ struct backend {
   executor_factory<double> make_double;
   /// Measures its cost-model constants on this machine into a profile (calibration.hpp).
   void (*calibrate)(calibration&) = nullptr;
-  /// Its library and version for the machine fingerprint, e.g. "fftw=fftw-3.3.10"; null: none.
+  /// Its library and version, "<prefix of its profile values>=<version>", e.g. "fft=fftw-3.3.10"
+  /// (profile.hpp: values measured with another version are not used); null: none.
   std::string (*library)() = nullptr;
 
   template <class T>
@@ -83,7 +84,7 @@ inline std::array<const backend*, 5>& backend_table() noexcept {
 /// Called (once per backend) from the initialiser of an inline variable in each backend header.
 inline bool register_backend(const backend& b) {
   backend_table()[static_cast<std::size_t>(b.algo)] = &b;
-  if (b.library != nullptr) fingerprint_parts().push_back(b.library);
+  if (b.library != nullptr) library_parts().push_back(b.library);
   return true;
 }
 

@@ -77,8 +77,8 @@ class calibration {
       return std::chrono::duration<double>(clock::now() - t0).count();
     };
     const double first = once();  // warm-up: pages, caches, FFTW's first executes
-    const double target = quick_ ? 0.02 : 0.12;
-    const int reps = std::clamp(int(target / std::max(first, 1e-6)), 3, quick_ ? 15 : 41);
+    const double target = quick_ ? 0.02 : 0.4;
+    const int reps = std::clamp(int(target / std::max(first, 1e-6)), 3, quick_ ? 15 : 101);
     std::vector<double> t;
     for (int i = 0; i < reps; ++i) t.push_back(once());
     std::nth_element(t.begin(), t.begin() + reps / 2, t.end());

@@ -94,18 +94,18 @@ inline void cufft_calibrate(calibration& c) {
   c.set("cufft.scale", c.seconds(p) / fft::tile_seconds(2048, 2048, cufft_cost_model));
 }
 
-/// The GPU for the machine fingerprint: its name, or none.
+/// The GPU the profile's cufft.* values were measured on: its name, or none.
 inline std::string cufft_library() {
   const cuda_api& api = active_cuda_api();
-  if (!cuda_unavailable_reason(api).empty()) return "gpu=none";
+  if (!cuda_unavailable_reason(api).empty()) return "cufft=none";
   int device = 0;
   char name[256] = {};
   if (api.get_device(&device) != cudaSuccess || api.get_device_name(device, name, int(sizeof name)) != cudaSuccess)
-    return "gpu=unknown";
+    return "cufft=unknown";
   std::string n = name;
   for (char& ch : n)
     if (ch == ' ') ch = '_';
-  return "gpu=" + n;
+  return "cufft=" + n;
 }
 
 }  // namespace detail

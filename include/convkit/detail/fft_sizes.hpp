@@ -38,6 +38,7 @@
 #include "../version.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -152,7 +153,24 @@ struct fft_cost_model {
   index_t cache_bytes = 0;
   index_t min_mixed_tile = 0;
   double tile_unit = 0.0;  ///< seconds per tile whatever its size (calls, set-up)
+  /// Measured seconds per element of a whole n x n tile (fill, transforms, product, copy-out, its
+  /// share of the set-up) for n = measured_lengths[i], 0 where not measured: used in place of the
+  /// formula for tiles whose two lengths were both measured (their geometric mean).
+  std::array<double, 12> measured{};
+  /// Tiles spread over several threads run this fraction faster per extra thread (1: perfectly).
+  double tiled_efficiency = 1.0;
 };
+
+/// The tile lengths calibration measures: the powers of two and the 3 * 2^a and 5 * 2^a lengths
+/// that overlap-save tiles are made of (tile_lengths), from 32 to 1024.
+inline constexpr index_t measured_lengths[12] = {32, 64, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024};
+
+/// The measured seconds per element of length n in m, or 0.
+inline double measured_per_element(const fft_cost_model& m, index_t n) noexcept {
+  for (std::size_t i = 0; i < 12; ++i)
+    if (measured_lengths[i] == n) return m.measured[i];
+  return 0.0;
+}
 
 /// The radix factor of one transform length (see fft_cost_model).
 inline double radix_factor(index_t n, const fft_cost_model& m) noexcept {
@@ -177,7 +195,7 @@ inline double plan_seconds(index_t tiles, index_t n_rows, index_t n_cols, int th
   const double one = tile_seconds(n_rows, n_cols, m, element_bytes);
   if (tiles == 1) return one / (1.0 + m.threaded_efficiency * (threads - 1));
   const index_t per_thread = (tiles + threads - 1) / threads;
-  return double(per_thread) * one;
+  return std::max(double(per_thread), double(tiles) / (1.0 + m.tiled_efficiency * (threads - 1))) * one;
 }
 
 /// The chosen transform: sizes, tiles and the estimate that chose them.

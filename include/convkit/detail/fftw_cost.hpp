@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <string>
 
 #include <unistd.h>
 
@@ -47,6 +49,9 @@ inline fft::fft_cost_model fftw_model(const cost_profile& profile) {
   m.threaded_efficiency = profile_value(profile, "fft.threaded_efficiency", m.threaded_efficiency);
   m.cache_bytes = index_t(profile_value(profile, "fft.cache_bytes", double(l2_cache_bytes())));
   m.tile_unit = profile_value(profile, "fft.tile_unit", m.tile_unit);
+  m.tiled_efficiency = profile_value(profile, "fft.tiled_efficiency", m.tiled_efficiency);
+  for (std::size_t i = 0; i < 12; ++i)
+    m.measured[i] = profile_value(profile, "fft.tile." + std::to_string(fft::measured_lengths[i]), 0.0);
   return m;
 }
 
@@ -206,9 +211,10 @@ inline double fftw_cost(const conv_problem& p, const cost_profile& profile) {
 
 /// Measures the single-plane model's constants from untiled transforms of one plane (a 1x1 kernel,
 /// so each execute is one tile: fill, r2c, product, c2r, copy-out): powers of two that fit in L2
-/// give transform_unit and element_unit (least squares of time per element against log2 N), larger
-/// ones cache_unit, odd lengths odd_length_factor, all threads threaded_efficiency; then a layer
-/// gives batch_scale, the batch model's error here.
+/// give tile_unit, transform_unit and element_unit (least squares of the relative error), larger
+/// ones cache_unit, odd lengths odd_length_factor, all threads threaded_efficiency; then whole
+/// overlap-save tiles of every length the planner uses ("fft.tile.<n>", per element) and how tiles
+/// share threads (tiled_efficiency); then a layer gives batch_scale, the batch model's error here.
 inline void fftw_calibrate(calibration& c) {
   c.step("fft: transform times by length, cache spill, threads, a layer");
   const index_t cache = l2_cache_bytes();
@@ -237,19 +243,31 @@ inline void fftw_calibrate(calibration& c) {
     ++sizes;
   }
   if (sizes < 3) return;  // a cache too small to fit three sizes: keep the built-in constants
-  double x[3];            // Cramer's rule on the 3 x 3 normal equations
-  const auto det = [](const double m[3][3]) {
+  // Cramer's rule on the normal equations; where a term comes out negative (noise on a small size),
+  // it is dropped and the others fitted again: first the per-tile constant, then the per-element one.
+  const auto det3 = [](const double m[3][3]) {
     return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
            m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
   };
-  const double d = det(a);
+  double x[3] = {0, 0, 0};
+  const double d = det3(a);
   for (int k = 0; k < 3; ++k) {
     double m[3][3];
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 3; ++j) m[i][j] = j == k ? b[i] : a[i][j];
-    x[k] = det(m) / d;
+    x[k] = det3(m) / d;
   }
-  if (!(x[1] > 0) || !(x[0] >= 0) || !(x[2] >= 0)) return;  // a fit that makes no sense: keep the built-in ones
+  if (!(x[0] >= 0) || !(x[2] >= 0)) {  // without the tile constant: 2 x 2 in (transform, element)
+    const double d2 = a[1][1] * a[2][2] - a[1][2] * a[2][1];
+    x[0] = 0;
+    x[1] = (b[1] * a[2][2] - a[1][2] * b[2]) / d2;
+    x[2] = (a[1][1] * b[2] - b[1] * a[2][1]) / d2;
+  }
+  if (!(x[2] >= 0)) {  // the transform term alone
+    x[2] = 0;
+    x[1] = b[1] / a[1][1];
+  }
+  if (!(x[1] > 0)) return;  // nothing sensible: keep the built-in constants
   const double unit = x[1], element = x[2];
   c.set("fft.tile_unit", x[0]);
   c.set("fft.transform_unit", unit);
@@ -282,6 +300,25 @@ inline void fftw_calibrate(calibration& c) {
   if (c.threads() > 1) {  // one transform on FFTW's threads
     const double one = per_element(1024, 1), all = per_element(1024, c.threads());
     c.set("fft.threaded_efficiency", std::clamp((one / all - 1.0) / (c.threads() - 1), 0.0, 1.0));
+  }
+  // Whole tiles as overlap-save runs them (a 9 x 9 kernel, 2 x 2 forced tiles of each length the
+  // tile planner uses): seconds per element, in place of the formula for those lengths.
+  const std::vector<index_t> lengths =
+      c.quick() ? std::vector<index_t>{64, 128, 160, 192, 256, 512}
+                : std::vector<index_t>(std::begin(fft::measured_lengths), std::end(fft::measured_lengths));
+  const auto tiled = [&](index_t length, index_t per_axis, int threads) {
+    tuning forced;
+    forced.fft = fft_config{};
+    forced.fft->tile_rows = forced.fft->tile_cols = length - 8;
+    const index_t n = per_axis * (length - 8) + 8;
+    const conv_problem p = calibration::problem(1, 1, 1, n, n, 9, 9, 0, 1, algorithm::fft, threads, forced, false);
+    return c.seconds(p) / double(per_axis * per_axis);
+  };
+  for (index_t length : lengths)
+    c.set("fft.tile." + std::to_string(length), tiled(length, 2, 1) / (double(length) * double(length)));
+  if (c.threads() > 1) {  // many tiles over all threads
+    const double one = tiled(256, 4, 1), all = tiled(256, 4, c.threads());
+    c.set("fft.tiled_efficiency", std::clamp((one / all - 1.0) / (c.threads() - 1), 0.0, 1.0));
   }
   // Batches: a 16 -> 16 channel 5x5 layer, against the batch model with scale 1.
   cost_profile so_far = c.profile();
