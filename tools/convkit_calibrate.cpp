@@ -34,6 +34,13 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // im2col is measured with one GEMM per convkit thread, as a program that opts in runs it
+  // (tuning::single_threaded_blas): this tool may make its own OpenBLAS single-threaded.
+  {
+    convkit::tuning blas;
+    blas.single_threaded_blas = true;
+    convkit::set_default_tuning(blas);
+  }
   const auto start = std::chrono::steady_clock::now();
   opt.progress = [&](const std::string& step) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -7,6 +7,9 @@
 //                        cuFFT's where a GPU exists) and returns them as a cost_profile for this
 //                        machine's fingerprint. Under a minute by default, a few seconds with quick.
 //   write_profile(p)     (profile.hpp) saves it where automatic finds it; convkit_calibrate does both.
+// im2col is measured the way this process runs OpenBLAS (tuning::single_threaded_blas's default):
+// convkit_calibrate asks for a single-threaded OpenBLAS, as programs that run im2col on convkit's
+// threads do.
 #pragma once
 
 #include "version.hpp"

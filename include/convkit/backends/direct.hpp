@@ -397,7 +397,8 @@ std::unique_ptr<executor<T>> make_direct(const conv_problem& p, const T* weights
 // AVX-512 Xeon this project ran on first, within 10% for 3x3..31x31), times 0.9 per extra thread.
 // A batch runs one filter-channel pair at a time: its rate also scales with taps / (taps + 16), the
 // fraction of vector lanes a row fills, and 0.6 when strided rows cannot share input rows (fitted
-// to bench_layers there), times the measured direct.<isa>.batch_scale.
+// to bench_layers there), times the measured direct.<isa>.batch_scale (depthwise_scale for layers of
+// one channel per filter, which sum nothing in their output planes).
 
 /// The kernel sizes calibrate() measures (k x k), and the quick subset.
 inline constexpr int direct_kernel_sizes[] = {1, 3, 5, 7, 9, 15, 21, 31};
@@ -468,15 +469,20 @@ inline double direct_cost(const conv_problem& p, const cost_profile& profile) {
   const double lanes = i == cpu::isa::avx512 ? 16 : i == cpu::isa::avx2 ? 8 : 1;
   const double row = double(p.cols.out), filled = row / (std::ceil(row / lanes) * lanes);
   const double shared_rows = p.rows.dilation % p.rows.stride == 0 ? 1.0 : 0.6;
-  const double batch = (taps / (taps + 16)) / (taps / (taps + 30)) * filled * shared_rows *
-                       profile_value(profile, std::string("direct.") + isa_name(i) + ".batch_scale", 1.0);
+  // Dense and grouped batches sum channels in each output plane; depthwise ones (one channel per
+  // filter) do not, and are measured apart.
+  const std::string scale =
+      std::string("direct.") + isa_name(i) + (p.c_per_group() == 1 ? ".depthwise_scale" : ".batch_scale");
+  const double batch =
+      (taps / (taps + 16)) / (taps / (taps + 30)) * filled * shared_rows * profile_value(profile, scale, 1.0);
   const double elems = double(p.n) * double(p.c) * double(p.rows.extent) * double(p.cols.extent);
   return call + p.macs() / (rate * batch) + elems * 1e-9;
 }
 
 /// Measures direct_rate's constants: single planes of k x k kernels sized to ~2e8 multiply-adds
-/// (quick: fewer kernels, ~2e7), 'same' with a zero border, on 1 thread and on all; a batch for
-/// batch_scale; a tiny call for call_s. Every instruction set the CPU runs from AVX2 up.
+/// (quick: fewer kernels, ~2e7), 'same' with a zero border, on 1 thread and on all; a dense and a
+/// depthwise layer for batch_scale and depthwise_scale; a tiny call for call_s. Every instruction set the CPU runs from
+/// AVX2 up.
 inline void direct_calibrate(calibration& c) {
   const int all = c.threads();
   c.set("direct.threads", all);
@@ -507,9 +513,15 @@ inline void direct_calibrate(calibration& c) {
     // Batches: a 16 -> 16 channel 3x3 layer on 56 x 56 planes, against the model with scale 1.
     cost_profile so_far = c.profile();
     so_far.set_value(std::string("direct.") + isa_name(i) + ".batch_scale", 1.0);
+    so_far.set_value(std::string("direct.") + isa_name(i) + ".depthwise_scale", 1.0);
     const conv_problem layer = calibration::problem(2, 16, 16, 56, 56, 3, 3, 1, 1, algorithm::direct, all, t);
     const double predicted = direct_cost(layer, so_far) - profile_value(so_far, "direct.call_s", 1e-6);
     c.set(std::string("direct.") + isa_name(i) + ".batch_scale", predicted / c.seconds(layer));
+    // Depthwise: 256 groups of one channel and one filter, 14 x 14.
+    const conv_problem depthwise =
+        calibration::problem(1, 256, 256, 14, 14, 3, 3, 1, 1, algorithm::direct, all, t, true, 256);
+    const double predicted_dw = direct_cost(depthwise, so_far) - profile_value(so_far, "direct.call_s", 1e-6);
+    c.set(std::string("direct.") + isa_name(i) + ".depthwise_scale", predicted_dw / c.seconds(depthwise));
   }
   const conv_problem tiny = calibration::problem(1, 1, 1, 16, 16, 3, 3, 1, 1, algorithm::direct, 1, {}, false);
   c.set("direct.call_s", c.seconds(tiny));

@@ -82,26 +82,38 @@ inline double im2col_cost(const conv_problem& p, const cost_profile& profile) {
                      : double(p.n) * double(p.groups) * double(s.depth()) * double(p.rows.out) * double(p.cols.out);
   const double m = double(p.k_per_group());
   const double rate = profile_value(profile, "im2col.gemm_macs_per_s", 65e9);
+  const double gemm_calls = double(p.n) * double(p.groups);  // at least one per image and group
   return profile_value(profile, "im2col.call_s", 3e-6) +
-         (p.macs() / (rate * m / (m + 12)) + lowered * profile_value(profile, "im2col.lower_s", 0.3e-9)) / p.threads;
+         (p.macs() / (rate * m / (m + 12)) + lowered * profile_value(profile, "im2col.lower_s", 0.3e-9) +
+          gemm_calls * profile_value(profile, "im2col.gemm_call_s", 1e-6)) /
+             p.threads;
 }
 
 /// Measures the GEMM rate on a 1x1 layer (no lowering: 64 filters x 64 channels x 56 x 56 positions),
-/// then the lowering cost from a 3x3 layer, on one thread, and a tiny call's time.
+/// then the lowering cost per column-matrix element from a 3x3 layer (with what a lowered GEMM loses),
+/// on one thread, a tiny call's time and a GEMM call's.
 inline void im2col_calibrate(calibration& c) {
   c.step("im2col: GEMM rate and lowering cost, 1 thread");
-  tuning t;
-  t.single_threaded_blas = false;
+  const tuning t;  // OpenBLAS threads as the process runs them (tuning::single_threaded_blas's default)
   const conv_problem gemm = calibration::problem(1, 64, 64, 56, 56, 1, 1, 0, 1, algorithm::im2col, 1, t);
   const double m = double(gemm.k_per_group());
   const double rate = gemm.macs() / c.seconds(gemm) / (m / (m + 12));
   c.set("im2col.gemm_macs_per_s", rate);
-  const conv_problem lowering = calibration::problem(1, 16, 16, 56, 56, 3, 3, 1, 1, algorithm::im2col, 1, t);
+  // The lowering, and what a lowered GEMM loses against the 1x1 one (a deep column matrix packed by
+  // the BLAS), from a 128 -> 128 channel 3x3 layer on 28 x 28 planes.
+  const conv_problem lowering = calibration::problem(1, 128, 128, 28, 28, 3, 3, 1, 1, algorithm::im2col, 1, t);
   const double elems = double(lowering.c * 9) * double(lowering.rows.out * lowering.cols.out);
   const double m2 = double(lowering.k_per_group());
   const double gemm_part = lowering.macs() / (rate * m2 / (m2 + 12));
   c.set("im2col.lower_s", std::max(1e-12, (c.seconds(lowering) - gemm_part) / elems));
   c.set("im2col.call_s", c.seconds(calibration::problem(1, 1, 1, 16, 16, 3, 3, 1, 1, algorithm::im2col, 1, t, false)));
+  // Many small GEMMs: a depthwise layer (256 groups of one channel and one filter, 14 x 14).
+  cost_profile so_far = c.profile();
+  so_far.set_value("im2col.gemm_call_s", 0.0);
+  const conv_problem depthwise =
+      calibration::problem(1, 256, 256, 14, 14, 3, 3, 1, 1, algorithm::im2col, 1, t, true, 256);
+  const double predicted = im2col_cost(depthwise, so_far);
+  c.set("im2col.gemm_call_s", std::max(0.0, (c.seconds(depthwise) - predicted) / 256.0));
 }
 
 /// The BLAS this program links, the library the profile's im2col.* values were measured with.

@@ -39,15 +39,17 @@ class calibration {
   /// Records a measured constant.
   void set(const std::string& name, double value) { profile_.set_value(name, value); }
 
-  /// A float problem of N images of C channels, K filters of R x S taps on H x W planes, with the given
-  /// paddings (all four sides `pad`, or a single image's output mode when `mode_given`), border zero.
+  /// A float problem of N images of C channels, K filters of C/groups x R x S taps on H x W planes,
+  /// padded by `pad` on all four sides, border zero.
   static conv_problem problem(index_t n, index_t c, index_t k, index_t h, index_t w, index_t r, index_t s, index_t pad,
-                              int stride, algorithm a, int threads, const tuning& t = {}, bool packed = true) {
+                              int stride, algorithm a, int threads, const tuning& t = {}, bool packed = true,
+                              int groups = 1) {
     problem_request q;
     q.n = n;
     q.c = c;
     q.k = k;
-    q.weights_c = c;
+    q.groups = groups;
+    q.weights_c = c / groups;
     q.rows = {h, r, stride, 1, false, output::valid, pad, pad, "rows", "input rows", "kernel rows", "H", "R", "pad"};
     q.cols = {w, s, stride, 1, false, output::valid, pad, pad, "cols", "input cols", "kernel cols", "W", "S", "pad"};
     q.packed_input = packed;

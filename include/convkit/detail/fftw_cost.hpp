@@ -147,7 +147,8 @@ inline fftw_batch_layout fftw_batch_layout_for(const conv_problem& p, const fft:
 }
 
 /// Estimated seconds of one execute of layout `l` for problem `p` on `threads` threads, with
-/// `profile`'s constants (fft.batch_scale measures this model against a layer).
+/// `profile`'s constants (fft.batch_scale and fft.product_scale: this model's transforms and channel
+/// sums against two layers, one where each dominates).
 inline double fftw_batch_seconds(const conv_problem& p, const fftw_batch_layout& l, int threads,
                                  const cost_profile& profile) {
   const fftw_batch_cost_model& m = fftw_batch_costs;
@@ -157,8 +158,10 @@ inline double fftw_batch_seconds(const conv_problem& p, const fftw_batch_layout&
   const double products = double(l.pairs) * double(p.k) * double(p.c_per_group()) * double(l.spectrum_reals / 2) *
                           m.cmac * double(p.element_bytes) / 4.0;
   const double weights = double(l.sweeps()) * double(l.weight_reals) * double(p.element_bytes) * m.weight_byte;
-  return (transforms + products + weights) / (1.0 + m.threaded_efficiency * (threads - 1)) /
-         profile_value(profile, "fft.batch_scale", 1.0);
+  // Measured here: the transforms' share and the channel sums' (products, filter spectra read) apart.
+  return (transforms / profile_value(profile, "fft.batch_scale", 1.0) +
+          (products + weights) / profile_value(profile, "fft.product_scale", 1.0)) /
+         (1.0 + m.threaded_efficiency * (threads - 1));
 }
 
 /// The workspace bound of a batch: fft_config::memory_cap per thread, for all buffers together (the
@@ -320,12 +323,35 @@ inline void fftw_calibrate(calibration& c) {
     const double one = tiled(256, 4, 1), all = tiled(256, 4, c.threads());
     c.set("fft.tiled_efficiency", std::clamp((one / all - 1.0) / (c.threads() - 1), 0.0, 1.0));
   }
-  // Batches: a 16 -> 16 channel 5x5 layer, against the batch model with scale 1.
+  // Batches, against the batch model with scales 1: its transforms and its channel sums apart, from a
+  // layer whose transforms dominate (16 -> 16 channels, 5 x 5, 56 x 56) and one whose channel sums
+  // do (128 -> 128, 3 x 3, 28 x 28, 4 images): two equations for the two scales.
   cost_profile so_far = c.profile();
   so_far.set_value("fft.batch_scale", 1.0);
-  const conv_problem layer = calibration::problem(2, 16, 16, 56, 56, 5, 5, 2, 1, algorithm::fft, 1);
-  const fftw_batch_layout l = fftw_batch_plan(layer, so_far);
-  c.set("fft.batch_scale", fftw_batch_seconds(layer, l, 1, so_far) / c.seconds(layer));
+  so_far.set_value("fft.product_scale", 1.0);
+  const auto parts = [&](const conv_problem& p, double& transforms, double& sums) {
+    cost_profile only = so_far;
+    only.set_value("fft.product_scale", 1e30);  // the channel sums vanish
+    const fftw_batch_layout l = fftw_batch_plan(p, so_far);
+    transforms = fftw_batch_seconds(p, l, 1, only);
+    sums = fftw_batch_seconds(p, l, 1, so_far) - transforms;
+  };
+  const conv_problem wide = calibration::problem(2, 16, 16, 56, 56, 5, 5, 2, 1, algorithm::fft, 1);
+  const conv_problem deep = calibration::problem(4, 128, 128, 28, 28, 3, 3, 1, 1, algorithm::fft, 1);
+  double ta, pa, tb, pb;
+  parts(wide, ta, pa);
+  parts(deep, tb, pb);
+  const double ma = c.seconds(wide), mb = c.seconds(deep);
+  // ta / s + pa / q = ma, tb / s + pb / q = mb, in the unknowns 1/s and 1/q.
+  const double det = ta * pb - pa * tb;
+  const double inv_s = (ma * pb - pa * mb) / det, inv_q = (ta * mb - ma * tb) / det;
+  if (inv_s > 0 && inv_q > 0) {
+    c.set("fft.batch_scale", 1.0 / inv_s);
+    c.set("fft.product_scale", 1.0 / inv_q);
+  } else {  // one scale for both
+    c.set("fft.batch_scale", (ta + pa + tb + pb) / (ma + mb));
+    c.set("fft.product_scale", (ta + pa + tb + pb) / (ma + mb));
+  }
   // A call's own cost beyond its tiles: a 16 x 16 call against the fitted model of its one tile.
   c.set("fft.call_s", std::max(0.0, seconds_of(16, 1) - fft::tile_seconds(16, 16, fftw_model(c.profile()))));
 }
