@@ -151,17 +151,32 @@ struct error_model {
   double local = 0, global = 0;
 };
 
+/// Uniform random values in [-1, 1), for layers.
+template <class T>
+void fill_random(view4d<T> v, std::mt19937_64& rng) {
+  fill_random(view2d<T>(v.data(), 1, v.size()), rng);
+}
+
+/// The default filling of kernels and weights in the checkers below: uniform random values.
+struct random_fill {
+  template <class View>
+  void operator()(View v, std::mt19937_64& rng) const {
+    fill_random(v, rng);
+  }
+};
+
 /// Runs `compute(input, kernel, out, opt)` on fresh random data for case c and compares with the
 /// reference: every element within the error_model `model(c)` allows (see error_model). The output
 /// is poisoned with NaN first (unwritten elements fail) and the columns beyond it with a sentinel
-/// (elements written outside the view fail).
-template <class T, class Compute, class Model>
-void check_case(const problem_case& c, std::mt19937_64& rng, Compute&& compute, Model&& model) {
+/// (elements written outside the view fail). `fill_kernel(view2d<T>, rng)` makes the kernel.
+template <class T, class Compute, class Model, class Fill = random_fill>
+void check_case(const problem_case& c, std::mt19937_64& rng, Compute&& compute, Model&& model,
+                Fill&& fill_kernel = {}) {
   INFO(c.describe());
   padded<T> in(c.rows, c.cols, c.pad);
   array2d<T> kernel(c.k_rows, c.k_cols);
   fill_random(in.view, rng);
-  fill_random(kernel.view(), rng);
+  fill_kernel(kernel.view(), rng);
   const shape2d s = output_shape(c.rows, c.cols, c.k_rows, c.k_cols, c.opt);
   padded<T> out(s.rows, s.cols, c.pad);
   const T sentinel = T(12345);
@@ -316,27 +331,23 @@ detail::conv_problem problem_of(const layer_case& c) {
   return detail::make_problem(detail::layer_request(c.input(), c.weights(), c.bias, c.opt, sizeof(T)));
 }
 
-/// Uniform random values in [-1, 1).
-template <class T>
-void fill_random(view4d<T> v, std::mt19937_64& rng) {
-  fill_random(view2d<T>(v.data(), 1, v.size()), rng);
-}
-
 /// Runs `compute(input, weights, bias, out, opt)` on fresh random data for case c and compares every
 /// output element with the reference within the error_model `model(c)` allows, where "local" is
 /// relative to |bias| + the sum of |input| * |weights| over the element's taps and "global" to
 /// ||w_k||_2 * sqrt(sum over the group's channels of ||extended input plane||_2^2). The output is
 /// poisoned with NaN first (unwritten elements fail) and guarded by sentinels on both sides
 /// (writes outside it fail). Bias is passed as a pointer to K values, or null.
-template <class T, class Compute, class Model>
-void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compute, Model&& model) {
+/// `fill_weights(view4d<T>, rng)` makes the weights.
+template <class T, class Compute, class Model, class Fill = random_fill>
+void check_layer_case(const layer_case& c, std::mt19937_64& rng, Compute&& compute, Model&& model,
+                      Fill&& fill_weights = {}) {
   INFO(c.describe());
   array4d<T> input(c.n, c.c, c.h, c.w);
   const shape4d ws = c.weights();
   array4d<T> weights(ws.n, ws.c, ws.h, ws.w);
   array2d<T> bias(1, c.k);
   fill_random(input.view(), rng);
-  fill_random(weights.view(), rng);
+  fill_weights(weights.view(), rng);
   fill_random(bias.view(), rng);
   const T* b = c.bias ? bias.data() : nullptr;
   const shape4d s = layer_output_shape(c.input(), ws, c.opt);

@@ -42,6 +42,14 @@ enum class choice_rule {
              ///< remembers the fastest per problem, in memory and in the profile file
 };
 
+/// When the direct backend runs a low-rank kernel (a Gaussian, box, Sobel; a LoG or a difference of
+/// Gaussians as two terms) as pairs of 1-D passes (separable.hpp).
+enum class separable_use {
+  never,         ///< always the dense micro-kernel
+  when_cheaper,  ///< where the cost model says the passes are faster (default)
+  always         ///< whenever the kernel is low-rank (a single image or a depthwise layer)
+};
+
 /// How hard an FFT library looks for a fast algorithm when it plans a transform size it has no
 /// wisdom for.
 enum class fft_rigour {
@@ -99,6 +107,13 @@ struct tuning {
   std::optional<bool> single_threaded_blas;
   /// How automatic decides (default: estimate).
   std::optional<choice_rule> choice;
+  /// When the direct backend runs a low-rank kernel as pairs of 1-D passes (default: when_cheaper).
+  std::optional<separable_use> separable;
+  /// How far a kernel may be from its low-rank approximation, relative (Frobenius), to be run as one:
+  /// 0 (the default) is T's rounding level, which changes nothing a rounding would not. Above that is
+  /// an opt-in to an approximation: each output then differs from the exact one by at most
+  /// separable_tolerance * ||kernel||_F * ||the input window it reads||_2, beyond the rounding.
+  std::optional<double> separable_tolerance;
   /// The cost constants automatic estimates with (profile.hpp); unset: the active profile, read from
   /// the profile file on first use.
   std::shared_ptr<const cost_profile> profile;
@@ -115,6 +130,8 @@ struct settings {
   bool single_threaded_blas = false;
   choice_rule choice = choice_rule::estimate;
   std::shared_ptr<const cost_profile> profile;  ///< null: the active profile
+  separable_use separable = separable_use::when_cheaper;
+  double separable_tolerance = 0;  ///< 0: T's rounding level
 };
 
 inline void check(const fft_config& c, const char* name) {
@@ -198,6 +215,17 @@ inline settings resolve(const tuning& t) {
     s.choice = *t.choice;
   }
   if (t.profile) s.profile = t.profile;
+  if (t.separable) {
+    if (*t.separable != separable_use::never && *t.separable != separable_use::when_cheaper &&
+        *t.separable != separable_use::always)
+      throw error("tuning.separable: not a convkit::separable_use (value " + std::to_string(int(*t.separable)) + ")");
+    s.separable = *t.separable;
+  }
+  if (t.separable_tolerance) {
+    if (!(*t.separable_tolerance >= 0 && *t.separable_tolerance < 1))
+      throw error("tuning.separable_tolerance must be in [0, 1), got " + std::to_string(*t.separable_tolerance));
+    s.separable_tolerance = *t.separable_tolerance;
+  }
   return s;
 }
 
@@ -206,7 +234,17 @@ inline settings resolve(const tuning& t) {
 /// The process defaults, as a tuning with every field set.
 inline tuning default_tuning() {
   const detail::settings s = detail::default_settings::get();
-  return {s.fft, s.gpu_fft, s.im2col_workspace, s.instruction_set, s.single_threaded_blas, s.choice, s.profile};
+  tuning t;
+  t.fft = s.fft;
+  t.gpu_fft = s.gpu_fft;
+  t.im2col_workspace = s.im2col_workspace;
+  t.instruction_set = s.instruction_set;
+  t.single_threaded_blas = s.single_threaded_blas;
+  t.choice = s.choice;
+  t.profile = s.profile;
+  t.separable = s.separable;
+  t.separable_tolerance = s.separable_tolerance;
+  return t;
 }
 
 /// Replaces the process defaults with the fields `t` sets (the others stay) for plans and calls made
@@ -222,6 +260,8 @@ inline void set_default_tuning(const tuning& t) {
     if (t.single_threaded_blas) d.single_threaded_blas = s.single_threaded_blas;
     if (t.choice) d.choice = s.choice;
     if (t.profile) d.profile = s.profile;
+    if (t.separable) d.separable = s.separable;
+    if (t.separable_tolerance) d.separable_tolerance = s.separable_tolerance;
   });
 }
 

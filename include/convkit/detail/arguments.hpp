@@ -14,9 +14,27 @@
 #include "../view4d.hpp"
 #include "prepared.hpp"
 #include "problem.hpp"
+#include "separable.hpp"
 
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
+
+/// The rank of every one of `filters` kernels of p (contiguous, rows.kernel x cols.kernel each) as
+/// separable.hpp finds it, the largest; 0 if one is dense, or the problem does not qualify.
+template <class T>
+int kernel_rank_of(const conv_problem& p, const T* weights, index_t filters, index_t stride) {
+  const index_t r = p.rows.kernel, s = p.cols.kernel;
+  if (p.tune.separable == separable_use::never || useful_rank(r, s) == 0 || p.sparse()) return 0;
+  if (p.algo != algorithm::automatic && p.algo != algorithm::direct) return 0;  // only direct runs it
+  const double tolerance = p.tune.separable_tolerance > 0 ? p.tune.separable_tolerance : rounding_tolerance<T>();
+  int rank = 0;
+  for (index_t f = 0; f < filters; ++f) {
+    const int k = kernel_factors_of(weights + f * stride, r, s, tolerance, useful_rank(r, s))->rank;
+    if (k == 0) return 0;
+    rank = std::max(rank, k);
+  }
+  return rank;
+}
 
 /// Validates a single-image request. (Its data are scanned for NaN and Inf later, and only if the
 /// choice of backend depends on it: choice.hpp.)
@@ -26,6 +44,10 @@ conv_problem image_problem(index_t rows, index_t cols, view2d<const T> kernel, c
   if (kernel.empty()) throw error("kernel is empty (" + shape_str(kernel.shape()) + ")");
   conv_problem p = make_problem(image_request(rows, cols, kernel.rows(), kernel.cols(), opt, sizeof(T)));
   p.amortised = amortised;
+  if (kernel.row_stride() == kernel.cols())
+    p.kernel_rank = kernel_rank_of(p, kernel.data(), 1, 0);
+  else
+    p.kernel_rank = kernel_rank_of(p, correlation_order(kernel, true).data(), 1, 0);
   return p;
 }
 
@@ -44,6 +66,8 @@ conv_problem layer_problem(shape4d input_shape, view4d<const T> weights, const T
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "convkit computes in float or double");
   conv_problem p = make_problem(layer_request(input_shape, weights.shape(), bias != nullptr, opt, sizeof(T)));
   p.amortised = amortised;
+  if (p.c_per_group() == 1)  // depthwise: each filter is one plane, which may be separable
+    p.kernel_rank = kernel_rank_of(p, weights.data(), p.k, p.rows.kernel * p.cols.kernel);
   return p;
 }
 

@@ -61,14 +61,15 @@ class calibration {
     return p;
   }
 
-  /// Median seconds of one execute of problem p (p.algo names the backend) on random float data, the
-  /// executor made outside the timing.
-  double seconds(const conv_problem& p) {
+  /// Median seconds of one execute of problem p (p.algo names the backend) on random float data (and
+  /// `kernel`'s weights where given), the executor made outside the timing.
+  double seconds(const conv_problem& p, const float* kernel = nullptr) {
     const index_t in_plane = p.rows.in * p.cols.in, out_plane = p.rows.out * p.cols.out;
     std::vector<float> in(std::size_t(p.n * p.c * in_plane)), out(std::size_t(p.n * p.k * out_plane)),
         weights(std::size_t(p.k * p.c_per_group() * p.rows.kernel * p.cols.kernel));
     for (std::size_t i = 0; i < in.size(); ++i) in[i] = float((i * 7919) % 23) / 23.0f - 0.5f;
-    for (std::size_t i = 0; i < weights.size(); ++i) weights[i] = float((i * 104729) % 19) / 19.0f - 0.5f;
+    for (std::size_t i = 0; i < weights.size(); ++i)
+      weights[i] = kernel != nullptr ? kernel[i] : float((i * 104729) % 19) / 19.0f - 0.5f;
     std::unique_ptr<executor<float>> e = find_backend(p.algo).factory<float>()(p, weights.data(), nullptr);
     const planes<const float> from{in.data(), p.c * in_plane, in_plane, p.cols.in};
     const planes<float> to{out.data(), p.k * out_plane, out_plane, p.cols.out};

@@ -73,6 +73,7 @@ inline std::string choice_key(const conv_problem& p) {
        "," + std::to_string(g.memory_cap);
   k += "/im2col" + std::to_string(p.tune.im2col_workspace) + (p.tune.single_threaded_blas ? "st" : "");
   k += "/isa" + std::to_string(int(p.tune.instruction_set));
+  k += "/rank" + std::to_string(p.kernel_rank);
   return k;
 }
 

@@ -43,6 +43,31 @@ struct direct_job {
 template <class T>
 using direct_kernel_fn = void (*)(const direct_job<T>&);
 
+/// The separable path's 1-D passes for one instruction set (separable_kernel.inl, compiled with the
+/// micro-kernel): the row pass, and the column pass for one output row or four consecutive ones.
+template <class T>
+struct separable_passes {
+  void (*row)(const T*, index_t, const T*, int, index_t, T*, index_t, bool);
+  void (*column)(const T* const*, const T*, int, T* const*, index_t);
+  void (*column4)(const T* const*, const T*, int, T* const*, index_t);
+  void (*column8)(const T* const*, const T*, int, T* const*, index_t);
+};
+
+template <class T>
+separable_passes<T> separable_passes_for(cpu::isa i) noexcept {
+#if CONVKIT_ISA_X86
+  if (i == cpu::isa::avx512)
+    return {&direct_avx512::row_pass<T>, &direct_avx512::column_pass_rows<1, T>, &direct_avx512::column_pass_rows<4, T>,
+            &direct_avx512::column_pass_rows<8, T>};
+  if (i == cpu::isa::avx2)
+    return {&direct_avx2::row_pass<T>, &direct_avx2::column_pass_rows<1, T>, &direct_avx2::column_pass_rows<4, T>,
+            &direct_avx2::column_pass_rows<8, T>};
+#endif
+  (void)i;
+  return {&direct_generic::row_pass<T>, &direct_generic::column_pass_rows<1, T>,
+          &direct_generic::column_pass_rows<4, T>, &direct_generic::column_pass_rows<8, T>};
+}
+
 template <class T>
 direct_kernel_fn<T> direct_kernel_for(cpu::isa i) noexcept {
 #if CONVKIT_ISA_X86

@@ -30,6 +30,13 @@ struct simd<float> {
   static CONVKIT_ALWAYS_INLINE void store_n(float* p, reg v, int n) {
     _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1u), v);
   }
+  /// Lanes s.. of lo, then lanes ..s of hi: the vector s elements further along. (The zero-masked
+  /// form with every lane kept: GCC's plain one starts from an undefined vector and warns.)
+  template <int s>
+  static CONVKIT_ALWAYS_INLINE reg shift(reg lo, reg hi) {
+    return _mm512_castsi512_ps(
+        _mm512_maskz_alignr_epi32(__mmask16(0xffff), _mm512_castps_si512(hi), _mm512_castps_si512(lo), s));
+  }
 };
 template <>
 struct simd<double> {
@@ -45,6 +52,11 @@ struct simd<double> {
   static CONVKIT_ALWAYS_INLINE void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static CONVKIT_ALWAYS_INLINE void store_n(double* p, reg v, int n) {
     _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1u), v);
+  }
+  template <int s>
+  static CONVKIT_ALWAYS_INLINE reg shift(reg lo, reg hi) {
+    return _mm512_castsi512_pd(
+        _mm512_maskz_alignr_epi64(__mmask8(0xff), _mm512_castpd_si512(hi), _mm512_castpd_si512(lo), s));
   }
 };
 #elif CONVKIT_ISA_LEVEL == 1
@@ -212,3 +224,5 @@ template <class T>
 void run(const direct_job<T>& job) {
   run_up_to<T, direct_block_rows>(job);
 }
+
+#include "separable_kernel.inl"

@@ -83,6 +83,8 @@ struct conv_problem {
   /// Made for a plan that runs many times: what a backend does once when it is made (kernel
   /// spectra, GPU set-up) is left out of its cost per call.
   bool amortised = false;
+  /// Every filter is a sum of this many separable terms (separable.hpp); 0: not analysed, or dense.
+  int kernel_rank = 0;
 
   index_t c_per_group() const noexcept { return c / groups; }
   index_t k_per_group() const noexcept { return k / groups; }

@@ -8,14 +8,16 @@
 //   #include "simd/per_isa.inl"
 //
 // Inside the kernel source CONVKIT_ISA_LEVEL is 0 (portable C++), 1 (AVX2 + FMA) or 2 (AVX-512),
-// and CONVKIT_ALWAYS_INLINE forces inlining. CONVKIT_ISA_FILE, CONVKIT_ISA_NAMESPACE and
-// CONVKIT_ALWAYS_INLINE are undefined afterwards. Deliberately without an include guard: once per
-// kernel.
+// CONVKIT_ALWAYS_INLINE forces inlining and CONVKIT_UNROLL unrolls the loop after it. CONVKIT_ISA_FILE,
+// CONVKIT_ISA_NAMESPACE, CONVKIT_ALWAYS_INLINE and CONVKIT_UNROLL are undefined afterwards. Deliberately without an
+// include guard: once per kernel.
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CONVKIT_ALWAYS_INLINE inline __attribute__((always_inline))
+#define CONVKIT_UNROLL _Pragma("GCC unroll 16")
 #else
 #define CONVKIT_ALWAYS_INLINE inline
+#define CONVKIT_UNROLL
 #endif
 
 namespace CONVKIT_ISA_NAMESPACE(generic) {
@@ -60,3 +62,4 @@ namespace CONVKIT_ISA_NAMESPACE(avx512) {
 #undef CONVKIT_ISA_FILE
 #undef CONVKIT_ISA_NAMESPACE
 #undef CONVKIT_ALWAYS_INLINE
+#undef CONVKIT_UNROLL
