@@ -110,7 +110,9 @@ std::string describe(const options& o) {
          std::to_string(o.dilation_cols) + (o.correlate ? " correlate" : " convolve") + " algo " +
          std::to_string(int(o.algo)) + " threads " + std::to_string(o.threads) + (o.tune.fft ? " fft-tuned" : "") +
          (o.tune.instruction_set ? " isa " + std::to_string(int(*o.tune.instruction_set)) : "") +
-         (o.tune.choice ? " choice " + std::to_string(int(*o.tune.choice)) : "");
+         (o.tune.choice ? " choice " + std::to_string(int(*o.tune.choice)) : "") +
+         (o.tune.separable ? " separable " + std::to_string(int(*o.tune.separable)) : "") +
+         (o.tune.separable_tolerance ? " tolerance " + std::to_string(*o.tune.separable_tolerance) : "");
 }
 
 /// Tuning fields, valid or not.
@@ -128,6 +130,28 @@ void decode_tuning(bytes& in, tuning& t) {
   if (which & 4) t.instruction_set = in.enumerator<cpu::isa>(3);
   if (which & 8) t.single_threaded_blas = in.flag();
   if (which & 16) t.choice = in.enumerator<choice_rule>(2);
+  if (which & 32) t.separable = in.enumerator<separable_use>(3);
+  if (which & 64) {
+    static const double tolerances[] = {0.0, 1e-6, 1e-3, 0.5, 1.0, -1e-3, std::nan("")};
+    t.separable_tolerance = tolerances[in.u8() % 7];
+  }
+}
+
+/// Replaces the rows x cols kernel with a sum of `terms` random outer products (the low-rank kernels
+/// the direct backend runs as 1-D passes).
+template <class T>
+void make_low_rank(bytes& in, T* k, index_t rows, index_t cols, int terms) {
+  std::mt19937 g(in.u8());
+  std::uniform_real_distribution<double> d(-1, 1);
+  std::vector<double> sum(static_cast<std::size_t>(rows * cols), 0.0), column(static_cast<std::size_t>(rows)),
+      row(static_cast<std::size_t>(cols));
+  for (int t = 0; t < terms; ++t) {
+    for (double& x : column) x = d(g);
+    for (double& x : row) x = d(g);
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t j = 0; j < cols; ++j) sum[std::size_t(i * cols + j)] += column[std::size_t(i)] * row[std::size_t(j)];
+  }
+  for (std::size_t i = 0; i < sum.size(); ++i) k[i] = T(sum[i]);
 }
 
 template <class T>
@@ -183,15 +207,18 @@ void single_image(bytes& in) {
   o.threads = int(in.u8() % 5) - 1;
   decode_tuning(in, o.tune);
   const bool as_plan = in.flag(), alias = in.u8() % 13 == 0, specials = in.u8() % 4 == 0;
+  const int terms = in.u8() % 4 == 0 ? 1 + in.u8() % 3 : 0;  // a low-rank kernel
   current_call() = std::string(sizeof(T) == 4 ? "float" : "double") + (as_plan ? " plan " : " conv2d ") +
                    std::to_string(rows) + "x" + std::to_string(cols) + " gap " + std::to_string(gap) + " * " +
                    std::to_string(k_rows) + "x" + std::to_string(k_cols) + " " + describe(o) +
-                   (alias ? " aliased" : "") + (specials ? " specials" : "");
+                   (alias ? " aliased" : "") + (specials ? " specials" : "") +
+                   (terms > 0 ? " rank " + std::to_string(terms) : "");
   const index_t r = std::max<index_t>(rows, 1), c = std::max<index_t>(cols, 1);
   std::vector<T> storage(std::size_t(r * (c + gap) + 64 * 64)),
       kstore(std::size_t(std::max<index_t>(k_rows, 1) * std::max<index_t>(k_cols, 1)));
   fill(in, storage.data(), index_t(storage.size()), specials);
   fill(in, kstore.data(), index_t(kstore.size()), specials && in.flag());
+  if (terms > 0 && k_rows > 0 && k_cols > 0) make_low_rank(in, kstore.data(), k_rows, k_cols, terms);
   try {
     const view2d<const T> image(storage.data(), rows, cols, cols < 0 ? -1 : cols + gap);
     const view2d<const T> kernel(kstore.data(), k_rows, k_cols);
@@ -227,17 +254,31 @@ void single_image(bytes& in) {
     bool finite = std::isfinite(double(detail::to_element<T>(o.edge == border::constant ? o.edge_value : 0.0)));
     for (index_t i = 0; i < rows && finite; ++i) finite = detail::all_finite(image.row(i), cols);
     for (index_t i = 0; i < k_rows && finite; ++i) finite = detail::all_finite(kernel.row(i), k_cols);
-    if (fft && !p.sparse() &&
-        (finite || o.algo != algorithm::automatic)) {  // the transform bound: eps log2(N) ||extended input||
-                                                       // ||kernel||, N < 4 * extent^2
+    // The separable path (direct, a low-rank kernel): per term R + S + 2 roundings of products that
+    // may cancel between terms, the factors' reconstruction error (2 eps) and an opted-in
+    // tolerance, each times ||kernel|| ||window|| (bounded by the whole extended input's norm).
+    const double tolerance = o.tune.separable_tolerance.value_or(0.0);
+    const double separable =
+        ran == algorithm::fft || ran == algorithm::cufft || ran == algorithm::im2col
+            ? 0.0
+            : double((k_rows + k_cols + 2) * detail::max_separable_rank + 2) + tolerance / std::numeric_limits<T>::epsilon();
+    const bool transform = fft && (finite || o.algo != algorithm::automatic);
+    if ((transform || separable > 0) && !p.sparse()) {
       array2d<T> ext(p.rows.extent, p.cols.extent);
       extend<T>(image, ext.view(), p.rows.pad_before, p.cols.pad_before, o.edge, detail::to_element<T>(o.edge_value));
-      double e2 = 0, k2 = 0;
-      for (index_t i = 0; i < ext.size(); ++i) e2 += double(ext.data()[i]) * double(ext.data()[i]);
+      double e2 = 0, finite_e2 = 0, k2 = 0;  // finite_e2 bounds the windows of the finite outputs
+      for (index_t i = 0; i < ext.size(); ++i) {
+        const double x2 = double(ext.data()[i]) * double(ext.data()[i]);
+        e2 += x2;
+        if (std::isfinite(x2)) finite_e2 += x2;
+      }
       for (index_t i = 0; i < kernel.rows(); ++i)
         for (index_t j = 0; j < kernel.cols(); ++j) k2 += double(kernel(i, j)) * double(kernel(i, j));
-      scale =
-          std::log2(4.0 * double(p.rows.extent + p.rows.in) * double(p.cols.extent + p.cols.in)) * std::sqrt(e2 * k2);
+      // The transform bound: eps log2(N) ||extended input|| ||kernel||, N < 4 * extent^2.
+      if (transform)
+        scale = std::log2(4.0 * double(p.rows.extent + p.rows.in) * double(p.cols.extent + p.cols.in)) *
+                std::sqrt(e2 * k2);
+      scale += separable * std::sqrt(finite_e2 * k2);
     }
     const bool spread = fft && o.algo != algorithm::automatic;               // asked for by name: may spread NaN
     if (std::isnan(scale)) scale = std::numeric_limits<double>::infinity();  // NaN data: an FFT bounds nothing
