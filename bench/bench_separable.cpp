@@ -57,7 +57,8 @@ test_kernel separable_kernel(std::string name, const std::vector<std::vector<flo
   test_kernel k{std::move(name), array2d<float>(index_t(columns[0].size()), index_t(rows[0].size())), columns, rows};
   for (std::size_t t = 0; t < columns.size(); ++t)
     for (index_t i = 0; i < k.dense.rows(); ++i)
-      for (index_t j = 0; j < k.dense.cols(); ++j) k.dense(i, j) += columns[t][std::size_t(i)] * rows[t][std::size_t(j)];
+      for (index_t j = 0; j < k.dense.cols(); ++j)
+        k.dense(i, j) += columns[t][std::size_t(i)] * rows[t][std::size_t(j)];
   return k;
 }
 
@@ -125,9 +126,10 @@ int main(int argc, char** argv) {
       return false;
     }
   }();
-  std::printf("bench_separable: float 'same' correlation, reflect border, one-shot calls, %d threads, %d+ interleaved "
-              "rounds, medians (ms); direct instruction set %s%s\n",
-              used, rounds, cpu::to_string(direct::instruction_set()), opencv ? "" : "; OpenCV not found");
+  std::printf(
+      "bench_separable: float 'same' correlation, reflect border, one-shot calls, %d threads, %d+ interleaved "
+      "rounds, medians (ms); direct instruction set %s%s\n",
+      used, rounds, cpu::to_string(direct::instruction_set()), opencv ? "" : "; OpenCV not found");
   std::printf("%-6s %-20s %10s %10s %10s %10s %10s %10s %9s %9s %9s %19s %9s\n", "image", "kernel", "automatic",
               "dense", "fft", "cv sep", "cv Gauss", "cv f2D", "dense/aut", "cvsep/aut", "cvf2D/aut", "automatic spread",
               "max diff");
@@ -173,7 +175,8 @@ int main(int argc, char** argv) {
         });
       }
       cv_f2d = int(runs.size());
-      runs.push_back([&] { cv::filter2D(src, dst_f2d, CV_32F, kernel2d, cv::Point(-1, -1), 0, cv::BORDER_REFLECT_101); });
+      runs.push_back(
+          [&] { cv::filter2D(src, dst_f2d, CV_32F, kernel2d, cv::Point(-1, -1), 0, cv::BORDER_REFLECT_101); });
 #endif
       const std::vector<bench::timing_summary> t = bench::interleaved(runs, rounds, 0.3);
 #if defined(CONVKIT_BENCH_OPENCV)

@@ -258,10 +258,10 @@ void single_image(bytes& in) {
     // may cancel between terms, the factors' reconstruction error (2 eps) and an opted-in
     // tolerance, each times ||kernel|| ||window|| (bounded by the whole extended input's norm).
     const double tolerance = o.tune.separable_tolerance.value_or(0.0);
-    const double separable =
-        ran == algorithm::fft || ran == algorithm::cufft || ran == algorithm::im2col
-            ? 0.0
-            : double((k_rows + k_cols + 2) * detail::max_separable_rank + 2) + tolerance / std::numeric_limits<T>::epsilon();
+    const double separable = ran == algorithm::fft || ran == algorithm::cufft || ran == algorithm::im2col
+                                 ? 0.0
+                                 : double((k_rows + k_cols + 2) * detail::max_separable_rank + 2) +
+                                       tolerance / std::numeric_limits<T>::epsilon();
     const bool transform = fft && (finite || o.algo != algorithm::automatic);
     if ((transform || separable > 0) && !p.sparse()) {
       array2d<T> ext(p.rows.extent, p.cols.extent);
@@ -276,8 +276,8 @@ void single_image(bytes& in) {
         for (index_t j = 0; j < kernel.cols(); ++j) k2 += double(kernel(i, j)) * double(kernel(i, j));
       // The transform bound: eps log2(N) ||extended input|| ||kernel||, N < 4 * extent^2.
       if (transform)
-        scale = std::log2(4.0 * double(p.rows.extent + p.rows.in) * double(p.cols.extent + p.cols.in)) *
-                std::sqrt(e2 * k2);
+        scale =
+            std::log2(4.0 * double(p.rows.extent + p.rows.in) * double(p.cols.extent + p.cols.in)) * std::sqrt(e2 * k2);
       scale += separable * std::sqrt(finite_e2 * k2);
     }
     const bool spread = fft && o.algo != algorithm::automatic;               // asked for by name: may spread NaN
