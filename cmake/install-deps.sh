@@ -2,7 +2,8 @@
 # Installs the Debian packages convkit's build, tests and benchmarks need, if any are missing.
 # Usage: bash cmake/install-deps.sh [extra packages...]   (as root on Debian; otherwise it only checks)
 set -euo pipefail
-packages=(cmake make g++ pkg-config libfftw3-dev catch2 libbenchmark-dev libopenblas-dev clang clang-format libclang-rt-14-dev "$@")
+packages=(cmake make g++ pkg-config libfftw3-dev catch2 libbenchmark-dev libopenblas-dev clang clang-format libclang-rt-14-dev
+  libopenmpi-dev openmpi-bin "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
