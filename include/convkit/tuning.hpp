@@ -69,7 +69,8 @@ enum class fft_tiling {
 struct fft_config {
   fft_rigour planning = fft_rigour::estimate;
   fft_tiling tiles = fft_tiling::automatic;
-  /// > 0: force tiles of this many (dense, stride-1) output rows / cols each; for tests and benchmarks.
+  /// > 0: force tiles of this many (dense, stride-1) output rows / cols each, at least the kernel's
+  /// dilated span; for tests and benchmarks.
   index_t tile_rows = 0, tile_cols = 0;
   /// Workspace per thread that automatic tiling stays under: one tile buffer per thread plus the
   /// shared kernel spectrum, counted as two buffers. Layers: memory_cap * threads bounds all their
@@ -80,7 +81,8 @@ struct fft_config {
 /// The cufft backend's settings.
 struct gpu_fft_config {
   fft_tiling tiles = fft_tiling::automatic;
-  /// > 0: force tiles of this many (dense, stride-1) output rows / cols each; for tests and benchmarks.
+  /// > 0: force tiles of this many (dense, stride-1) output rows / cols each, at least the kernel's
+  /// dilated span; for tests and benchmarks.
   index_t tile_rows = 0, tile_cols = 0;
   /// Device memory a plan may take, in bytes; 0: 80% of what the device reports free when the plan
   /// is made. Automatic tiling picks the cheapest tiles whose buffers fit under it.

@@ -213,6 +213,7 @@ void single_image(bytes& in) {
                    std::to_string(k_rows) + "x" + std::to_string(k_cols) + " " + describe(o) +
                    (alias ? " aliased" : "") + (specials ? " specials" : "") +
                    (terms > 0 ? " rank " + std::to_string(terms) : "");
+  if (std::getenv("CONVKIT_FUZZ_PRINT") != nullptr) std::fprintf(stderr, "%s\n", current_call().c_str());
   const index_t r = std::max<index_t>(rows, 1), c = std::max<index_t>(cols, 1);
   std::vector<T> storage(std::size_t(r * (c + gap) + 64 * 64)),
       kstore(std::size_t(std::max<index_t>(k_rows, 1) * std::max<index_t>(k_cols, 1)));
