@@ -108,7 +108,11 @@ std::string describe(const options& o) {
          std::to_string(o.edge_value) + " stride " + std::to_string(o.stride_rows) + "," +
          std::to_string(o.stride_cols) + " dilation " + std::to_string(o.dilation_rows) + "," +
          std::to_string(o.dilation_cols) + (o.correlate ? " correlate" : " convolve") + " algo " +
-         std::to_string(int(o.algo)) + " threads " + std::to_string(o.threads) + (o.tune.fft ? " fft-tuned" : "") +
+         std::to_string(int(o.algo)) + " threads " + std::to_string(o.threads) +
+         (o.tune.fft
+              ? " fft tiles " + std::to_string(int(o.tune.fft->tiles)) + " " + std::to_string(o.tune.fft->tile_rows) +
+                    "x" + std::to_string(o.tune.fft->tile_cols) + " cap " + std::to_string(o.tune.fft->memory_cap)
+              : "") +
          (o.tune.instruction_set ? " isa " + std::to_string(int(*o.tune.instruction_set)) : "") +
          (o.tune.choice ? " choice " + std::to_string(int(*o.tune.choice)) : "") +
          (o.tune.separable ? " separable " + std::to_string(int(*o.tune.separable)) : "") +

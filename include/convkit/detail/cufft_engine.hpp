@@ -274,6 +274,8 @@ class cufft_engine {
     const view2d<T> window(static_cast<T*>(s.staging.get()), layout_.rows, layout_.cols, layout_.real_row_stride());
     extend<T>(in, window, tiles_.rows.read_top(tile / tiles_.cols.tiles),
               tiles_.cols.read_top(tile % tiles_.cols.tiles), p_.edge, fill_);
+    fft::clear_beyond_extent(window, tiles_.rows, tiles_.cols, tiles_.circular, tile / tiles_.cols.tiles,
+                             tile % tiles_.cols.tiles, p_.rows.extent, p_.cols.extent);
     const bool finite = spoiled == nullptr || all_finite<T>(window);
     host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     if (!finite) {

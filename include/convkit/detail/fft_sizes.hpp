@@ -14,8 +14,10 @@
 // start inside the image, so no backend ever materialises the whole extended image) with the
 // kernel placed by padded_kernel(kernel, ..., placement(correlate)). Because N >= block + span - 1,
 // results m < block never read a wrapped-around element; what the buffer holds beyond the first
-// block + span - 1 elements is irrelevant. One tile of size next_fast_size(extent) is the untiled
-// transform; its size is >= H + KHe - 1 whenever the borders are zero (full or same output).
+// block + span - 1 elements does not reach them, except through rounding: so what lies beyond the
+// extended input (r >= extent - t * block; extend() would fill it by the border rule, e.g. with a
+// constant border value of 1e300) is zeroed (clear_beyond_extent). One tile of size next_fast_size(extent) is the
+// untiled transform; its size is >= H + KHe - 1 whenever the borders are zero (full or same output).
 //
 // Circular shortcut. For border::circular the extended input is periodic with the image's period;
 // when the dense result is no longer than the image (output::same or valid) and the dilated kernel
@@ -123,6 +125,19 @@ struct axis_tiles {
     return {first, end - first, first * stride - d0};
   }
 };
+
+/// Zeroes what tile (tr, tc)'s buffer holds beyond the extended input (see the contract above).
+template <class T>
+void clear_beyond_extent(view2d<T> buffer, const axis_tiles& rows, const axis_tiles& cols, bool circular, index_t tr,
+                         index_t tc, index_t rows_extent, index_t cols_extent) {
+  if (circular) return;  // the buffer is the image itself
+  const index_t keep_rows = std::clamp<index_t>(rows_extent - tr * rows.block, 0, buffer.rows());
+  const index_t keep_cols = std::clamp<index_t>(cols_extent - tc * cols.block, 0, buffer.cols());
+  for (index_t r = 0; r < buffer.rows(); ++r) {
+    T* row = buffer.row(r);
+    std::fill(row + (r < keep_rows ? keep_cols : 0), row + buffer.cols(), T(0));
+  }
+}
 
 /// What the caller asks for: a mode (tuning.hpp), and optionally a forced block (dense results per
 /// tile) per axis.

@@ -91,6 +91,7 @@ class fftw_image_executor final : public executor<T> {
     const index_t tr = t / ac.tiles, tc = t % ac.tiles;
     const view2d<T> real = real_view(buffer);
     extend<T>(in, real, ar.read_top(tr), ac.read_top(tc), p_.edge, fill_);
+    fft::clear_beyond_extent(real, ar, ac, tiles_.circular, tr, tc, p_.rows.extent, p_.cols.extent);
     if (spoiled != nullptr && !all_finite<T>(real)) {
       spoiled->store(true);
       return;
