@@ -38,8 +38,7 @@
 #include <utility>
 #include <vector>
 
-#include "../backends/direct.hpp"
-#include "../conv2d.hpp"
+#include "../convkit.hpp"  // a layer above the front doors: the umbrella, as a program includes it
 #include "../detail/arguments.hpp"
 #include "../detail/row_bands.hpp"
 
