@@ -57,8 +57,10 @@ int filter(const std::string& arguments, std::string* messages = nullptr, int ra
   std::string command = std::string("'") + CONVKIT_FILTER + "' " + arguments + " 2> '" + err + "'";
 #if defined(CONVKIT_MPIEXEC)
   if (ranks > 0)
-    command = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 '" +
-              std::string(CONVKIT_MPIEXEC) + "' -np " + std::to_string(ranks) + " " + command;
+    command =
+        "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+        "OMPI_MCA_mpi_yield_when_idle=1 '" +
+        std::string(CONVKIT_MPIEXEC) + "' -np " + std::to_string(ranks) + " " + command;
 #endif
   const int status = std::system(command.c_str());
   std::ifstream f(err);
