@@ -229,8 +229,26 @@ void lower_tile(const im2col_shape& s, const im2col_tile& tile, const T* plane0,
   const index_t e_r0 = tile.row0 * gr.stride, e_c0 = tile.col0 * gc.stride;
   const index_t win_rows = (tile.row1 - tile.row0 - 1) * gr.stride + gr.span;
   const index_t win_cols = (width - 1) * gc.stride + gc.span;
+  // A window mostly unread (a dilation far beyond the kernel's taps): each element is read from the
+  // input through the border rule instead, so time follows what the outputs read, not the window.
+  const double read = double(tile.row1 - tile.row0) * double(gr.kernel) * double(width) * double(gc.kernel);
+  const bool gather = s.extends() && double(win_rows) * double(win_cols) > 4.0 * read + 4096.0;
   for (index_t c = 0; c < s.channels_per_group; ++c) {
     const view2d<const T> in(plane0 + c * plane_stride, in_rows, in_cols, row_stride);
+    if (gather) {
+      for (index_t u = 0; u < gr.kernel; ++u)
+        for (index_t v = 0; v < gc.kernel; ++v) {
+          T* dst = columns + ((c * gr.kernel + u) * gc.kernel + v) * ld;
+          for (index_t i = 0; i < tile.row1 - tile.row0; ++i, dst += width) {
+            const index_t r = border_index(e_r0 + i * gr.stride + u * gr.dilation - gr.pad_before, in_rows, edge);
+            for (index_t j = 0; j < width; ++j) {
+              const index_t col = border_index(e_c0 + j * gc.stride + v * gc.dilation - gc.pad_before, in_cols, edge);
+              dst[j] = r < 0 || col < 0 ? fill : in(r, col);
+            }
+          }
+        }
+      continue;
+    }
     const T* src;
     index_t src_ld;
     if (s.extends()) {
