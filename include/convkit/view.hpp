@@ -92,12 +92,10 @@ std::unique_ptr<T[], aligned_free> aligned_zeros(index_t n, const char* what) {
   if (n == 0) return nullptr;
   index_t bytes = checked_mul(n, static_cast<index_t>(sizeof(T)), what);
   bytes = checked_add(bytes, 63, what) / 64 * 64;
-  void* p = nullptr;
-  try {
-    p = ::operator new(static_cast<std::size_t>(bytes), array_alignment);
-  } catch (const std::bad_alloc&) {
-    throw error(std::string(what) + ": cannot allocate " + std::to_string(bytes) + " bytes");
-  }
+  // The non-throwing form: a failure is a null pointer here both in production and under
+  // AddressSanitizer (whose throwing operator new aborts instead of throwing std::bad_alloc).
+  void* p = ::operator new(static_cast<std::size_t>(bytes), array_alignment, std::nothrow);
+  if (!p) throw error(std::string(what) + ": cannot allocate " + std::to_string(bytes) + " bytes");
   std::memset(p, 0, static_cast<std::size_t>(bytes));
   return std::unique_ptr<T[], aligned_free>(static_cast<T*>(p));
 }
