@@ -180,14 +180,15 @@ struct timing_summary {
 /// Times `variants` interleaved: each round runs every variant once in turn, starting one later each
 /// round (A B C, B C A, C A B, ...: no variant always follows the same one, whose caches it inherits),
 /// after one untimed warm-up round, for at least `rounds` rounds and until `min_seconds` have passed
-/// (at most 4 * rounds), so that drift over time reaches every variant alike.
+/// (at most 100 * rounds: short variants get many more samples, whose median their noise moves less),
+/// so that drift over time reaches every variant alike.
 inline std::vector<timing_summary> interleaved(const std::vector<std::function<void()>>& variants, int rounds,
                                                double min_seconds = 0) {
   using clock = std::chrono::steady_clock;
   std::vector<std::vector<double>> runs(variants.size());
   for (const auto& v : variants) v();
   const auto start = clock::now();
-  for (int r = 0; r < 4 * rounds; ++r) {
+  for (int r = 0; r < 100 * rounds; ++r) {
     if (r >= rounds && std::chrono::duration<double>(clock::now() - start).count() >= min_seconds) break;
     for (std::size_t j = 0; j < variants.size(); ++j) {
       const std::size_t i = (j + std::size_t(r)) % variants.size();  // each round starts one later

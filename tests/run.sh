@@ -25,7 +25,7 @@ cuda=OFF
 if [ -n "${CI:-}" ] || [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc > /dev/null; then cuda=ON; fi
 backends=(-DCONVKIT_WITH_FFTW=ON -DCONVKIT_WITH_BLAS=ON -DCONVKIT_WITH_CUDA=$cuda -DCONVKIT_WITH_MPI=ON)
 
-step() { printf '\n==== %s ====\n' "$*"; }
+step() { printf '\n==== %s (%s) ====\n' "$*" "$(date +%T)"; }
 
 step "Formatting: every C++ file as .clang-format says"
 (cd "$root" && git ls-files -- '*.hpp' '*.cpp' '*.inl' | xargs clang-format --dry-run -Werror)
@@ -37,7 +37,10 @@ ctest --test-dir "$out/release" --output-on-failure -j "$jobs"
 
 step "AddressSanitizer + UndefinedBehaviorSanitizer"
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-cmake -S "$root" -B "$out/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${backends[@]}" \
+# -O1 -g1 (line tables): the sanitizers' reports keep file and line, and the build takes 2.5x less
+# time than -O2 -g (measured on test_layers.cpp: 75 s against 191 s on this project's 2-core machine).
+sanitized=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG")
+cmake -S "$root" -B "$out/asan" "${sanitized[@]}" "${backends[@]}" \
   -DCONVKIT_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" > /dev/null
 cmake --build "$out/asan" -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -50,7 +53,7 @@ ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stac
 
 step "ThreadSanitizer: concurrency tests"
 tsan="-fsanitize=thread"
-cmake -S "$root" -B "$out/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${backends[@]}" \
+cmake -S "$root" -B "$out/tsan" "${sanitized[@]}" "${backends[@]}" \
   -DCONVKIT_BUILD_BENCHMARKS=OFF -DCONVKIT_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="$tsan" -DCMAKE_EXE_LINKER_FLAGS="$tsan" > /dev/null
 cmake --build "$out/tsan" -j "$jobs" --target test_threads test_fftw test_automatic
 TSAN_OPTIONS="halt_on_error=1" ctest --test-dir "$out/tsan" --output-on-failure -R '^test_(threads|fftw|automatic_threads)$'

@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -103,12 +104,20 @@ std::string& current_call() {
   std::abort();
 }
 
-std::string describe(const options& o) {
-  return std::string("mode ") + std::to_string(int(o.mode)) + " edge " + std::to_string(int(o.edge)) + " value " +
-         std::to_string(o.edge_value) + " stride " + std::to_string(o.stride_rows) + "," +
+/// The options of a single image (options) or a layer (layer_options), for the report of a finding.
+template <class Options>
+std::string describe(const Options& o) {
+  std::string shape;
+  if constexpr (std::is_same_v<Options, options>)
+    shape = std::string("mode ") + std::to_string(int(o.mode)) + (o.correlate ? " correlate" : " convolve") +
+            " value " + std::to_string(o.edge_value);
+  else
+    shape =
+        "groups " + std::to_string(o.groups) + " pad " + std::to_string(o.pad_rows) + "," + std::to_string(o.pad_cols);
+  return shape + " edge " + std::to_string(int(o.edge)) + " stride " + std::to_string(o.stride_rows) + "," +
          std::to_string(o.stride_cols) + " dilation " + std::to_string(o.dilation_rows) + "," +
-         std::to_string(o.dilation_cols) + (o.correlate ? " correlate" : " convolve") + " algo " +
-         std::to_string(int(o.algo)) + " threads " + std::to_string(o.threads) +
+         std::to_string(o.dilation_cols) + " algo " + std::to_string(int(o.algo)) + " threads " +
+         std::to_string(o.threads) +
          (o.tune.fft
               ? " fft tiles " + std::to_string(int(o.tune.fft->tiles)) + " " + std::to_string(o.tune.fft->tile_rows) +
                     "x" + std::to_string(o.tune.fft->tile_cols) + " cap " + std::to_string(o.tune.fft->memory_cap)
@@ -133,7 +142,12 @@ void decode_tuning(bytes& in, tuning& t) {
   if (which & 2) t.im2col_workspace = index_t(in.u8()) * 512 - 1024;
   if (which & 4) t.instruction_set = in.enumerator<cpu::isa>(3);
   if (which & 8) t.single_threaded_blas = in.flag();
-  if (which & 16) t.choice = in.enumerator<choice_rule>(2);
+  if (which & 16) {
+    t.choice = in.enumerator<choice_rule>(2);
+    // Measured choices go to a profile of the harness's own, never to the user's profile file.
+    static const auto own = std::make_shared<const cost_profile>();
+    t.profile = own;
+  }
   if (which & 32) t.separable = in.enumerator<separable_use>(3);
   if (which & 64) {
     static const double tolerances[] = {0.0, 1e-6, 1e-3, 0.5, 1.0, -1e-3, std::nan("")};
@@ -156,6 +170,29 @@ void make_low_rank(bytes& in, T* k, index_t rows, index_t cols, int terms) {
       for (index_t j = 0; j < cols; ++j) sum[std::size_t(i * cols + j)] += column[std::size_t(i)] * row[std::size_t(j)];
   }
   for (std::size_t i = 0; i < sum.size(); ++i) k[i] = T(sum[i]);
+}
+
+/// The separable path's error (direct on a low-rank kernel) in units of eps ||kernel|| ||window||:
+/// per term R + S + 2 roundings of products that may cancel between terms, the factors'
+/// reconstruction error (2 eps) and an opted-in tolerance; 0 where `ran` never takes that path.
+template <class T>
+double separable_multiple(algorithm ran, const tuning& t, index_t k_rows, index_t k_cols) {
+  if (ran == algorithm::fft || ran == algorithm::cufft || ran == algorithm::im2col) return 0.0;
+  return double((k_rows + k_cols + 2) * detail::max_separable_rank + 2) +
+         t.separable_tolerance.value_or(0.0) / std::numeric_limits<T>::epsilon();
+}
+
+/// Adds the squares of plane's extended input under problem p (all of them to e2, the finite ones
+/// to finite_e2, which bounds the windows of the finite outputs).
+template <class T>
+void add_extended_squares(view2d<const T> plane, const detail::conv_problem& p, double& e2, double& finite_e2) {
+  array2d<T> ext(p.rows.extent, p.cols.extent);
+  extend<T>(plane, ext.view(), p.rows.pad_before, p.cols.pad_before, p.edge, p.fill<T>());
+  for (index_t i = 0; i < ext.size(); ++i) {
+    const double x2 = double(ext.data()[i]) * double(ext.data()[i]);
+    e2 += x2;
+    if (std::isfinite(x2)) finite_e2 += x2;
+  }
 }
 
 template <class T>
@@ -259,24 +296,11 @@ void single_image(bytes& in) {
     bool finite = std::isfinite(double(detail::to_element<T>(o.edge == border::constant ? o.edge_value : 0.0)));
     for (index_t i = 0; i < rows && finite; ++i) finite = detail::all_finite(image.row(i), cols);
     for (index_t i = 0; i < k_rows && finite; ++i) finite = detail::all_finite(kernel.row(i), k_cols);
-    // The separable path (direct, a low-rank kernel): per term R + S + 2 roundings of products that
-    // may cancel between terms, the factors' reconstruction error (2 eps) and an opted-in
-    // tolerance, each times ||kernel|| ||window|| (bounded by the whole extended input's norm).
-    const double tolerance = o.tune.separable_tolerance.value_or(0.0);
-    const double separable = ran == algorithm::fft || ran == algorithm::cufft || ran == algorithm::im2col
-                                 ? 0.0
-                                 : double((k_rows + k_cols + 2) * detail::max_separable_rank + 2) +
-                                       tolerance / std::numeric_limits<T>::epsilon();
+    const double separable = separable_multiple<T>(ran, o.tune, k_rows, k_cols);
     const bool transform = fft && (finite || o.algo != algorithm::automatic);
     if ((transform || separable > 0) && !p.sparse()) {
-      array2d<T> ext(p.rows.extent, p.cols.extent);
-      extend<T>(image, ext.view(), p.rows.pad_before, p.cols.pad_before, o.edge, detail::to_element<T>(o.edge_value));
-      double e2 = 0, finite_e2 = 0, k2 = 0;  // finite_e2 bounds the windows of the finite outputs
-      for (index_t i = 0; i < ext.size(); ++i) {
-        const double x2 = double(ext.data()[i]) * double(ext.data()[i]);
-        e2 += x2;
-        if (std::isfinite(x2)) finite_e2 += x2;
-      }
+      double e2 = 0, finite_e2 = 0, k2 = 0;
+      add_extended_squares<T>(image, p, e2, finite_e2);
       for (index_t i = 0; i < kernel.rows(); ++i)
         for (index_t j = 0; j < kernel.cols(); ++j) k2 += double(kernel(i, j)) * double(kernel(i, j));
       // The transform bound: eps log2(N) ||extended input|| ||kernel||, N < 4 * extent^2.
@@ -325,6 +349,11 @@ void layer(bytes& in) {
   fill(in, input.data(), index_t(input.size()), specials);
   fill(in, weights.data(), index_t(weights.size()), false);
   fill(in, bias.data(), index_t(bias.size()), false);
+  current_call() = std::string(sizeof(T) == 4 ? "float" : "double") + (as_plan ? " layer_plan " : " layer conv2d ") +
+                   std::to_string(n) + "x" + std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w) +
+                   " * " + std::to_string(k) + "x" + std::to_string(wc) + "x" + std::to_string(r) + "x" +
+                   std::to_string(s) + " " + describe(o) + (with_bias ? " bias" : "") + (specials ? " specials" : "");
+  if (std::getenv("CONVKIT_FUZZ_PRINT") != nullptr) std::fprintf(stderr, "%s\n", current_call().c_str());
   try {
     const view4d<const T> x(input.data(), n, c, h, w), wt(weights.data(), k, wc, r, s);
     const T* b = with_bias ? bias.data() : nullptr;
@@ -342,16 +371,31 @@ void layer(bytes& in) {
     const array4d<double> want = reference::conv2d<T>(x, wt, b, o), mag = reference::conv2d<T>(x, wt, b, o, true);
     std::vector<double> got(std::size_t(out.size()));
     for (index_t i = 0; i < out.size(); ++i) got[std::size_t(i)] = double(out.data()[i]);
+    // automatic may have run an FFT unless the data hold NaN or Inf: the looser bound, but NaN and
+    // Inf where the definition puts them.
     const bool fft = ran == algorithm::fft || ran == algorithm::cufft || ran == algorithm::automatic;
+    const bool spread = (ran == algorithm::fft || ran == algorithm::cufft) && o.algo != algorithm::automatic;
+    const bool finite = detail::all_finite(x.data(), x.size()) && detail::all_finite(wt.data(), wt.size());
     double scale = 0;
-    if (fft) {  // a generous transform bound (automatic may have run an FFT): sum of |x| * sum of |w|
+    if (fft && (finite || spread)) {  // a generous transform bound: sum of |x| * sum of |w|
       double xs = 0, ws = 0;
       for (index_t i = 0; i < x.size(); ++i) xs += std::abs(double(x.data()[i]));
       for (index_t i = 0; i < wt.size(); ++i) ws += std::abs(double(wt.data()[i]));
       scale = 64.0 * (xs * ws + (b != nullptr ? 1.0 : 0.0));
     }
-    const bool spread = (ran == algorithm::fft || ran == algorithm::cufft) && o.algo != algorithm::automatic;
-    if (std::isnan(scale) || (specials && !spread)) scale = spread ? std::numeric_limits<double>::infinity() : 0.0;
+    // Depthwise filters of low rank run separably: that path's bound, with every plane's extended
+    // input and every filter (each bounds any one window and filter).
+    const detail::conv_problem p =
+        detail::make_problem(detail::layer_request(x.shape(), wt.shape(), b != nullptr, o, sizeof(T)));
+    const double separable = separable_multiple<T>(ran, o.tune, r, s);
+    if (separable > 0 && p.c_per_group() == 1 && !p.sparse()) {
+      double e2 = 0, finite_e2 = 0, k2 = 0;
+      for (index_t i = 0; i < n; ++i)
+        for (index_t j = 0; j < c; ++j) add_extended_squares<T>(x.plane(i, j), p, e2, finite_e2);
+      for (index_t i = 0; i < wt.size(); ++i) k2 += double(wt.data()[i]) * double(wt.data()[i]);
+      scale += separable * std::sqrt(finite_e2 * k2);
+    }
+    if (std::isnan(scale)) scale = std::numeric_limits<double>::infinity();  // NaN data: an FFT bounds nothing
     compare(want.data(), mag.data(), got.data(), index_t(got.size()), std::numeric_limits<T>::epsilon(),
             double(wc * r * s + 1), scale, spread, "layer");
   } catch (const error&) {

@@ -9,6 +9,7 @@
 
 #include "../version.hpp"
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -51,29 +53,63 @@ bool all_finite(view2d<const T> v) noexcept {
   return true;
 }
 
-/// Everything about problem p that changes which backends can run it or how fast they are, as one
-/// word: the profile's key of a measured choice (precision, shapes, paddings, border, threads,
-/// finiteness, plan or one-shot, and the settings that steer the backends).
-inline std::string choice_key(const conv_problem& p) {
-  const auto axis = [](const axis_geometry& a) {
-    return std::to_string(a.in) + "," + std::to_string(a.kernel) + "," + std::to_string(a.stride) + "," +
-           std::to_string(a.dilation) + "," + std::to_string(a.pad_before) + "," + std::to_string(a.out);
+/// Calls visit(label, value) for everything about problem p that changes which backends can run it
+/// or how fast they are: precision, shapes, paddings, border, threads, finiteness, plan or one-shot,
+/// and the settings that steer the backends. The one list behind both keys below.
+template <class Visit>
+void visit_choice_fields(const conv_problem& p, Visit&& visit) {
+  const auto axis = [&](const char* label, const axis_geometry& a) {
+    visit(label, a.in);
+    for (index_t v : {a.kernel, index_t(a.stride), index_t(a.dilation), a.pad_before, a.out}) visit(",", v);
   };
   const fft_config& f = p.tune.fft;
   const gpu_fft_config& g = p.tune.gpu_fft;
-  std::string k = (p.element_bytes == 4 ? "f32" : "f64");
-  k += "/n" + std::to_string(p.n) + "c" + std::to_string(p.c) + "k" + std::to_string(p.k) + "g" +
-       std::to_string(p.groups);
-  k += "/r" + axis(p.rows) + "/c" + axis(p.cols);
-  k += std::string("/") + to_string(p.edge) + (p.bias ? "/bias" : "") + (p.packed_input ? "/packed" : "");
-  k += "/t" + std::to_string(p.threads) + (p.finite ? "/finite" : "/nonfinite") + (p.amortised ? "/plan" : "/call");
-  k += "/fft" + std::to_string(int(f.planning)) + std::to_string(int(f.tiles)) + "," + std::to_string(f.tile_rows) +
-       "," + std::to_string(f.tile_cols) + "," + std::to_string(f.memory_cap);
-  k += "/gpu" + std::to_string(int(g.tiles)) + "," + std::to_string(g.tile_rows) + "," + std::to_string(g.tile_cols) +
-       "," + std::to_string(g.memory_cap);
-  k += "/im2col" + std::to_string(p.tune.im2col_workspace) + (p.tune.single_threaded_blas ? "st" : "");
-  k += "/isa" + std::to_string(int(p.tune.instruction_set));
-  k += "/rank" + std::to_string(p.kernel_rank);
+  visit("b", p.element_bytes);
+  visit("/n", p.n);
+  visit("c", p.c);
+  visit("k", p.k);
+  visit("g", p.groups);
+  axis("/r", p.rows);
+  axis("/c", p.cols);
+  visit("/border", index_t(p.edge));
+  visit("/bias", index_t(p.bias));
+  visit("/packed", index_t(p.packed_input));
+  visit("/t", index_t(p.threads));
+  visit("/finite", index_t(p.finite));
+  visit("/plan", index_t(p.amortised));
+  visit("/fft", index_t(f.planning));
+  for (index_t v : {index_t(f.tiles), f.tile_rows, f.tile_cols, f.memory_cap}) visit(",", v);
+  visit("/gpu", index_t(g.tiles));
+  for (index_t v : {g.tile_rows, g.tile_cols, g.memory_cap}) visit(",", v);
+  visit("/im2col", p.tune.im2col_workspace);
+  visit(",", index_t(p.tune.single_threaded_blas));
+  visit("/isa", index_t(p.tune.instruction_set));
+  visit("/separable", index_t(p.tune.separable));
+  visit("/rank", index_t(p.kernel_rank));
+}
+
+/// visit_choice_fields as numbers: compared in a few nanoseconds, so that remembering decisions costs
+/// a one-shot call on a small image next to nothing (building the word below takes a microsecond).
+struct choice_fields {
+  static constexpr std::size_t count = 37;
+  std::array<index_t, count> values{};
+  friend bool operator<(const choice_fields& a, const choice_fields& b) noexcept { return a.values < b.values; }
+};
+inline choice_fields choice_fields_of(const conv_problem& p) {
+  choice_fields k;
+  std::size_t i = 0;
+  visit_choice_fields(p, [&](const char*, index_t v) {
+    if (i < choice_fields::count) k.values[i] = v;
+    ++i;
+  });
+  if (i != choice_fields::count) throw std::logic_error("convkit: choice_fields::count is out of date");
+  return k;
+}
+
+/// visit_choice_fields as one word: the profile's key of a measured choice.
+inline std::string choice_key(const conv_problem& p) {
+  std::string k;
+  visit_choice_fields(p, [&](const char* label, index_t v) { k += label + std::to_string(v); });
   return k;
 }
 
@@ -94,25 +130,25 @@ class choice_memory {
 
   using profile_ptr = std::shared_ptr<const cost_profile>;
 
-  std::optional<estimated_choice> estimate(const std::string& key, const profile_ptr& profile) {
+  std::optional<estimated_choice> estimate(const choice_fields& key, const profile_ptr& profile) {
     std::lock_guard<std::mutex> lock(mutex_);
     const auto it = estimates_.find({key, profile});
     if (it == estimates_.end()) return std::nullopt;
     return it->second;
   }
-  void remember(const std::string& key, const profile_ptr& profile, estimated_choice c) {
+  void remember(const choice_fields& key, const profile_ptr& profile, estimated_choice c) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (estimates_.size() >= capacity) estimates_.clear();
     estimates_[{key, profile}] = c;
   }
 
-  std::optional<algorithm> measured(const std::string& key) {
+  std::optional<algorithm> measured(const choice_fields& key) {
     std::lock_guard<std::mutex> lock(mutex_);
     const auto it = measured_.find(key);
     if (it == measured_.end()) return std::nullopt;
     return it->second;
   }
-  void remember_measured(const std::string& key, algorithm a) {
+  void remember_measured(const choice_fields& key, algorithm a) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (measured_.size() >= capacity) measured_.clear();
     measured_[key] = a;
@@ -128,8 +164,8 @@ class choice_memory {
  private:
   static constexpr std::size_t capacity = 4096;
   std::mutex mutex_;
-  std::map<std::pair<std::string, profile_ptr>, estimated_choice> estimates_;  // holds the profiles it names
-  std::map<std::string, algorithm> measured_;
+  std::map<std::pair<choice_fields, profile_ptr>, estimated_choice> estimates_;  // holds the profiles it names
+  std::map<choice_fields, algorithm> measured_;
 };
 
 /// True if no element of the n x c planes (rows x cols each) of `in` is NaN or Inf; large inputs
@@ -164,7 +200,7 @@ estimated_backend estimate_backend(conv_problem& p, WeightsFinite&& weights_fini
   const std::shared_ptr<const cost_profile> profile = profile_of(p);
   const bool known_nonfinite = !p.finite;  // a non-finite constant border
   p.finite = true;
-  const std::string key = choice_key(p);
+  const choice_fields key = choice_fields_of(p);
   choice_memory& memory = choice_memory::instance();
   std::optional<estimated_choice> c = memory.estimate(key, profile);
   if (!c) {

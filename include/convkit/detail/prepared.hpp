@@ -113,8 +113,9 @@ class prepared {
 
   void choose_by_measuring(const T* weights, const T* bias, const planes<const T>* in, const planes<T>* out) {
     const std::shared_ptr<const cost_profile> profile = profile_of(problem_);
-    const std::string key = choice_key(problem_);
-    std::optional<algorithm> known = choice_memory::instance().measured(key);
+    const choice_fields fields = choice_fields_of(problem_);
+    std::optional<algorithm> known = choice_memory::instance().measured(fields);
+    const std::string key = known ? std::string() : choice_key(problem_);
     if (!known) known = profile->choice(key);
     if (known && backend_table()[std::size_t(*known)] != nullptr) {
       chosen_ = *known;
@@ -183,7 +184,7 @@ class prepared {
       executor_ = b.template factory<T>()(problem_, weights, bias);
       return;
     }
-    choice_memory::instance().remember_measured(key, chosen_);
+    choice_memory::instance().remember_measured(fields, chosen_);
     if (!problem_.tune.profile) {  // the active profile: the choice goes to its file too
       try {
         cost_profile entry(profile->fingerprint().empty() ? machine_fingerprint() : profile->fingerprint());
