@@ -182,16 +182,20 @@ double separable_multiple(algorithm ran, const tuning& t, index_t k_rows, index_
          t.separable_tolerance.value_or(0.0) / std::numeric_limits<T>::epsilon();
 }
 
-/// Adds the squares of plane's extended input under problem p (all of them to e2, the finite ones
-/// to finite_e2, which bounds the windows of the finite outputs).
+/// Adds the squares of plane's extended input under problem p (all of them to e2, those of the
+/// finite elements to finite_e2, which bounds the windows of the finite outputs). Long double: the
+/// square of a finite double near its range (1e300) overflows a double but must still count.
 template <class T>
-void add_extended_squares(view2d<const T> plane, const detail::conv_problem& p, double& e2, double& finite_e2) {
+void add_extended_squares(view2d<const T> plane, const detail::conv_problem& p, long double& e2,
+                          long double& finite_e2) {
+  static_assert(std::numeric_limits<long double>::max_exponent >= 2 * std::numeric_limits<double>::max_exponent,
+                "squares of doubles must fit");
   array2d<T> ext(p.rows.extent, p.cols.extent);
   extend<T>(plane, ext.view(), p.rows.pad_before, p.cols.pad_before, p.edge, p.fill<T>());
   for (index_t i = 0; i < ext.size(); ++i) {
-    const double x2 = double(ext.data()[i]) * double(ext.data()[i]);
+    const long double x = ext.data()[i], x2 = x * x;
     e2 += x2;
-    if (std::isfinite(x2)) finite_e2 += x2;
+    if (std::isfinite(x)) finite_e2 += x2;
   }
 }
 
@@ -299,15 +303,21 @@ void single_image(bytes& in) {
     const double separable = separable_multiple<T>(ran, o.tune, k_rows, k_cols);
     const bool transform = fft && (finite || o.algo != algorithm::automatic);
     if ((transform || separable > 0) && !p.sparse()) {
-      double e2 = 0, finite_e2 = 0, k2 = 0;
+      long double e2 = 0, finite_e2 = 0, k2 = 0;
       add_extended_squares<T>(image, p, e2, finite_e2);
       for (index_t i = 0; i < kernel.rows(); ++i)
-        for (index_t j = 0; j < kernel.cols(); ++j) k2 += double(kernel(i, j)) * double(kernel(i, j));
-      // The transform bound: eps log2(N) ||extended input|| ||kernel||, N < 4 * extent^2.
-      if (transform)
-        scale =
-            std::log2(4.0 * double(p.rows.extent + p.rows.in) * double(p.cols.extent + p.cols.in)) * std::sqrt(e2 * k2);
-      scale += separable * std::sqrt(finite_e2 * k2);
+        for (index_t j = 0; j < kernel.cols(); ++j) k2 += (long double)kernel(i, j) * kernel(i, j);
+      // The transform bound: eps log2(N) ||extended input|| ||kernel||, N < 4 * extent^2. Where the
+      // transform's sums could pass the type's range (spectra up to N ||x|| ||k||, the inverse's sum
+      // N times that), it bounds nothing.
+      if (transform) {
+        const long double n_points = 4.0L * (p.rows.extent + p.rows.in) * (p.cols.extent + p.cols.in),
+                          norms = std::sqrt(e2 * k2);
+        scale = n_points * n_points * norms > (long double)std::numeric_limits<T>::max()
+                    ? std::numeric_limits<double>::infinity()
+                    : double(std::log2(n_points) * norms);
+      }
+      scale += separable * double(std::sqrt(finite_e2 * k2));
     }
     const bool spread = fft && o.algo != algorithm::automatic;               // asked for by name: may spread NaN
     if (std::isnan(scale)) scale = std::numeric_limits<double>::infinity();  // NaN data: an FFT bounds nothing
@@ -389,11 +399,11 @@ void layer(bytes& in) {
         detail::make_problem(detail::layer_request(x.shape(), wt.shape(), b != nullptr, o, sizeof(T)));
     const double separable = separable_multiple<T>(ran, o.tune, r, s);
     if (separable > 0 && p.c_per_group() == 1 && !p.sparse()) {
-      double e2 = 0, finite_e2 = 0, k2 = 0;
+      long double e2 = 0, finite_e2 = 0, k2 = 0;
       for (index_t i = 0; i < n; ++i)
         for (index_t j = 0; j < c; ++j) add_extended_squares<T>(x.plane(i, j), p, e2, finite_e2);
-      for (index_t i = 0; i < wt.size(); ++i) k2 += double(wt.data()[i]) * double(wt.data()[i]);
-      scale += separable * std::sqrt(finite_e2 * k2);
+      for (index_t i = 0; i < wt.size(); ++i) k2 += (long double)wt.data()[i] * wt.data()[i];
+      scale += separable * double(std::sqrt(finite_e2 * k2));
     }
     if (std::isnan(scale)) scale = std::numeric_limits<double>::infinity();  // NaN data: an FFT bounds nothing
     compare(want.data(), mag.data(), got.data(), index_t(got.size()), std::numeric_limits<T>::epsilon(),
