@@ -284,7 +284,9 @@ void single_image(bytes& in) {
       ran = o.algo == algorithm::automatic ? algorithm::automatic : plan<T>(rows, cols, kernel, probe).chosen();
       conv2d<T>(image, kernel, out, o);
     }
-    if (alias) finding("an output overlapping the input was accepted");
+    // The output starts one element into the input's storage: it aliases the input where the
+    // input's address range reaches past its first element (a 1 x 1 input does not).
+    if (alias && (rows - 1) * (cols + gap) + cols > 1) finding("an output overlapping the input was accepted");
     const array2d<double> want = reference::conv2d<T>(image, kernel, o),
                           mag = reference::conv2d<T>(image, kernel, o, true);
     array2d<double> got(s.rows, s.cols);
