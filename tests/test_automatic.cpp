@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,6 +96,55 @@ TEST_CASE("profile: a written profile reads back the same, other machines' secti
   CHECK(read_profile(file.path()).value("x.y") == 0.1 + 0.2);
   CHECK_THROWS_AS(p.set_value("two words", 1.0), error);
   CHECK_THROWS_AS(p.set_value("a.b", std::numeric_limits<double>::infinity()), error);
+}
+
+TEST_CASE("profile: a quick calibration's write only fills in; another library version's values go",
+          "[automatic][profile]") {
+  scoped_profile_file file("convkit_test_fill.txt");
+  cost_profile full(machine_fingerprint());
+  full.set_library("zz", "lib-1");
+  full.set_value("zz.rate", 1.0);
+  full.set_value("zz.unit", 2.0);
+  write_profile(full, file.path());
+  cost_profile quick(machine_fingerprint());
+  quick.set_library("zz", "lib-1");
+  quick.set_value("zz.rate", 5.0);
+  quick.set_value("zz.extra", 3.0);
+  write_profile(quick, file.path(), profile_write::fill);
+  cost_profile back = read_profile(file.path());
+  CHECK(back.value("zz.rate") == 1.0);  // the full calibration's value stays
+  CHECK(back.value("zz.unit") == 2.0);
+  CHECK(back.value("zz.extra") == 3.0);  // what it lacked is filled in
+  write_profile(quick, file.path());     // replace: the new value wins
+  CHECK(read_profile(file.path()).value("zz.rate") == 5.0);
+  // A write measured with another version of the library: the old version's values go, even when
+  // only filling in.
+  cost_profile upgraded(machine_fingerprint());
+  upgraded.set_library("zz", "lib-2");
+  upgraded.set_value("zz.extra", 4.0);
+  write_profile(upgraded, file.path(), profile_write::fill);
+  back = read_profile(file.path());
+  CHECK(back.value("zz.extra") == 4.0);
+  CHECK(!back.value("zz.rate"));
+  CHECK(!back.value("zz.unit"));
+  CHECK(back.libraries().at("zz") == "lib-2");
+  // Reading: values measured with another version of a library this program has are not used (one
+  // notice names them); a library the program lacks keeps its values for programs that have it.
+  const std::map<std::string, std::string> here = program_libraries();
+  if (here.empty()) return;  // a program without optional backends has no library to disagree with
+  const std::string prefix = here.begin()->first;
+  cost_profile stale(machine_fingerprint());
+  stale.set_library(prefix, "another-version");
+  stale.set_value(prefix + ".some_rate", 7.0);
+  write_profile(stale, file.path());
+  notices().clear();
+  const notice_handler previous = set_notice_handler(&collect);
+  back = read_profile(file.path());
+  set_notice_handler(previous);
+  CHECK(!back.value(prefix + ".some_rate"));
+  CHECK(back.value("zz.extra") == 4.0);
+  REQUIRE(notices().size() == 1);
+  CHECK(notices()[0].find(prefix + " (measured with another-version") != std::string::npos);
 }
 
 TEST_CASE("profile: two processes writing at once lose nothing", "[automatic][profile]") {

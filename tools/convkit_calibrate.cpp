@@ -2,7 +2,8 @@
 // automatic finds it (profile.hpp: $CONVKIT_PROFILE, else the user's cache folder).
 //
 //   convkit_calibrate                 under a minute
-//   convkit_calibrate --quick         a few seconds
+//   convkit_calibrate --quick         a few seconds; fills in only what the profile lacks (its
+//                                     timings are short, so a full calibration's values stay)
 //   convkit_calibrate --threads N     the thread count measured besides 1 (default: all)
 //   convkit_calibrate --output PATH   write there instead
 //   convkit_calibrate --print         also print the profile's section
@@ -49,10 +50,10 @@ int main(int argc, char** argv) {
   try {
     std::fprintf(stderr, "convkit_calibrate: %s\n", convkit::machine_fingerprint().c_str());
     const convkit::cost_profile p = convkit::calibrate(opt);
-    convkit::write_profile(p, path);
+    convkit::write_profile(p, path, opt.quick ? convkit::profile_write::fill : convkit::profile_write::replace);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::fprintf(stderr, "convkit_calibrate: %zu constants measured in %.1f s, written to %s\n", p.values().size(), s,
-                 path.c_str());
+    std::fprintf(stderr, "convkit_calibrate: %zu constants measured in %.1f s, %s %s\n", p.values().size(), s,
+                 opt.quick ? "the ones it lacked written to" : "written to", path.c_str());
     if (print) std::fputs(p.section().c_str(), stdout);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "convkit_calibrate: %s\n", e.what());

@@ -18,7 +18,8 @@
 //                       end <number of entries>
 //                     It lives at $CONVKIT_PROFILE if set, else $XDG_CACHE_HOME/convkit/profile.txt,
 //                     else ~/.cache/convkit/profile.txt. convkit_calibrate (or calibrate() in
-//                     calibrate.hpp) writes it. Writes merge with what the file holds, under a lock
+//                     calibrate.hpp) writes it. Writes merge with what the file holds (the new
+//                     entries win; a quick calibration's only fill in what is missing), under a lock
 //                     file, and replace it atomically (write a temporary file, then rename), so two
 //                     processes writing at once lose nothing.
 //   active profile    what automatic uses unless a plan's tuning names another: this machine's section
@@ -128,10 +129,18 @@ class cost_profile {
     libraries_.erase(prefix);
   }
 
-  /// Adds `other`'s entries to this profile; where both have one, `other`'s wins.
-  void merge(const cost_profile& other) {
-    for (const auto& [k, v] : other.values_) values_[k] = v;
-    for (const auto& [k, v] : other.choices_) choices_[k] = v;
+  /// Adds `other`'s entries to this profile; where both have one, `other`'s wins (with fill_only,
+  /// this profile's). Either way a backend whose library `other` records in another version than
+  /// this profile loses its values here first: they were measured with a library no longer in use.
+  void merge(const cost_profile& other, bool fill_only = false) {
+    for (const auto& [prefix, version] : other.libraries_) {
+      const auto mine = libraries_.find(prefix);
+      if (mine != libraries_.end() && mine->second != version) drop_values(prefix);
+    }
+    for (const auto& [k, v] : other.values_)
+      if (!fill_only || values_.count(k) == 0) values_[k] = v;
+    for (const auto& [k, v] : other.choices_)
+      if (!fill_only || choices_.count(k) == 0) choices_[k] = v;
     for (const auto& [k, v] : other.libraries_) libraries_[k] = v;
   }
 
@@ -344,23 +353,58 @@ inline std::string profile_path() {
   return "convkit-profile.txt";
 }
 
-/// This machine's section of the profile file at `path`, or an empty profile with this machine's
-/// fingerprint if the file has none. Throws convkit::error naming the path for a file that cannot be
-/// read or is not a profile (corrupt or truncated).
-inline cost_profile read_profile(const std::string& path, const std::string& fingerprint = machine_fingerprint()) {
+namespace detail {
+/// This machine's section of the profile file at `path` (found: whether there is one) without the
+/// values of a backend whose library this program has in another version, with one notice naming
+/// them. Throws like read_profile().
+inline cost_profile read_section(const std::string& path, const std::string& fingerprint, bool& found) {
   std::string text;
-  if (!detail::read_file(path, text)) throw error("profile '" + path + "' cannot be read: " + std::strerror(errno));
-  for (const auto& s : detail::parse_profile_file(text, path))
-    if (s.fingerprint == fingerprint) return detail::profile_of(s);
+  found = false;
+  if (!read_file(path, text)) throw error("profile '" + path + "' cannot be read: " + std::strerror(errno));
+  for (const auto& s : parse_profile_file(text, path)) {
+    if (s.fingerprint != fingerprint) continue;
+    found = true;
+    cost_profile p = profile_of(s);
+    const std::map<std::string, std::string> here = program_libraries();
+    std::string stale;
+    for (const auto& [prefix, version] : std::map<std::string, std::string>(p.libraries())) {
+      const auto it = here.find(prefix);
+      if (it == here.end() || it->second == version) continue;
+      stale += (stale.empty() ? "" : ", ") + prefix + " (measured with " + version + ", here " + it->second + ")";
+      p.drop_values(prefix);
+    }
+    if (!stale.empty())
+      notify("convkit: profile '" + path + "': values measured with another library version are not used: " + stale +
+             " (run convkit_calibrate)");
+    return p;
+  }
   return cost_profile(fingerprint);
 }
+}  // namespace detail
+
+/// This machine's section of the profile file at `path`, or an empty profile with this machine's
+/// fingerprint if the file has none, without the values of a backend whose library this program has
+/// in another version than the section records (one notice names them). Throws convkit::error
+/// naming the path for a file that cannot be read or is not a profile (corrupt or truncated).
+inline cost_profile read_profile(const std::string& path, const std::string& fingerprint = machine_fingerprint()) {
+  bool found;
+  return detail::read_section(path, fingerprint, found);
+}
+
+/// How write_profile() treats the values the file already holds for this machine.
+enum class profile_write {
+  replace,  ///< the written profile's entries win (a full calibration, a measured choice)
+  fill      ///< only entries the file lacks are added (a quick calibration: a full one's values stay)
+};
 
 /// Writes `p` as its machine's section of the profile file at `path` (creating its folders),
-/// merged with what that section already holds (p's entries win) and keeping every other machine's
-/// section, atomically (a temporary file in the same folder, renamed over the file) while holding an
-/// exclusive lock on `path` + ".lock". A file that is not a profile is replaced. Throws
-/// convkit::error naming the path if it cannot be written.
-inline void write_profile(const cost_profile& p, const std::string& path = profile_path()) {
+/// merged with what that section already holds (cost_profile::merge: p's entries win, or with
+/// profile_write::fill the file's) and keeping every other machine's section, atomically (a
+/// temporary file in the same folder, renamed over the file) while holding an exclusive lock on
+/// `path` + ".lock". A file that is not a profile is replaced. Throws convkit::error naming the path
+/// if it cannot be written.
+inline void write_profile(const cost_profile& p, const std::string& path = profile_path(),
+                          profile_write how = profile_write::replace) {
   if (!detail::make_parent_folders(path)) throw error("profile '" + path + "': cannot create its folder");
   detail::file_lock lock(path + ".lock");
   std::string old;
@@ -382,7 +426,7 @@ inline void write_profile(const cost_profile& p, const std::string& path = profi
     else
       text += s.text;
   }
-  mine.merge(p);
+  mine.merge(p, how == profile_write::fill);
   text += mine.section();
   static std::atomic<unsigned> counter{0};
   const std::string temp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
@@ -425,9 +469,9 @@ class active_profile_slot {
       return cost_profile(fingerprint);
     }
     try {
-      cost_profile p = read_profile(path, fingerprint);
-      if (p.empty())
-        notify("convkit: the profile '" + path + "' has no section for this machine (" + fingerprint + ")");
+      bool found;
+      cost_profile p = read_section(path, fingerprint, found);
+      if (!found) notify("convkit: the profile '" + path + "' has no section for this machine (" + fingerprint + ")");
       return p;
     } catch (const std::exception& e) {
       notify(std::string("convkit: ignoring the cost profile: ") + e.what());
