@@ -542,16 +542,34 @@ inline void direct_calibrate(calibration& c) {
     t.instruction_set = i;
     const std::vector<int> thread_counts = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
     const auto run = [&](const auto& sizes) {
-      for (int k : sizes)
-        for (int threads : thread_counts) {
-          // Images large enough to leave the caches, as real ones do (the rate drops by ~20% there).
-          const double target = c.quick() ? 2e7 : 2e8;
-          const index_t n = std::clamp<index_t>(index_t(std::sqrt(target / (double(k) * k))), 128, 3000);
-          const conv_problem p =
-              calibration::problem(1, 1, 1, n, n, k, k, (k - 1) / 2, 1, algorithm::direct, threads, t, false);
-          const double s = c.seconds(p);
-          c.set(std::string("direct.") + isa_name(i) + ".t" + std::to_string(threads) + ".k" + std::to_string(k),
-                p.macs() / s);
+      // Images large enough to leave the caches, as real ones do (the rate drops by ~20% there). One
+      // thread and all are timed in alternation, so that their ratio holds while the machine drifts,
+      // and in three passes over the kernels, whose median per kernel outlasts a neighbour taking
+      // the second core for a few seconds (a rate measured then was half the others).
+      constexpr int passes = 3;
+      std::vector<std::vector<conv_problem>> problems;
+      for (int k : sizes) {
+        const double target = c.quick() ? 2e7 : 2e8;
+        const index_t n = std::clamp<index_t>(index_t(std::sqrt(target / (double(k) * k))), 128, 3000);
+        problems.emplace_back();
+        for (int threads : thread_counts)
+          problems.back().push_back(
+              calibration::problem(1, 1, 1, n, n, k, k, (k - 1) / 2, 1, algorithm::direct, threads, t, false));
+      }
+      std::vector<std::vector<std::vector<double>>> seconds(problems.size());  // [kernel][threads][pass]
+      for (int pass = 0; pass < passes; ++pass)
+        for (std::size_t m = 0; m < problems.size(); ++m) {
+          const std::vector<double> s = c.seconds(problems[m], nullptr, 1.0 / passes);
+          seconds[m].resize(s.size());
+          for (std::size_t j = 0; j < s.size(); ++j) seconds[m][j].push_back(s[j]);
+        }
+      for (std::size_t m = 0; m < problems.size(); ++m)
+        for (std::size_t j = 0; j < thread_counts.size(); ++j) {
+          std::vector<double>& v = seconds[m][j];
+          std::nth_element(v.begin(), v.begin() + passes / 2, v.end());
+          c.set(std::string("direct.") + isa_name(i) + ".t" + std::to_string(thread_counts[j]) + ".k" +
+                    std::to_string(sizes[m]),
+                problems[m][j].macs() / v[passes / 2]);
         }
     };
     c.step(std::string("direct (") + cpu::to_string(i) + "): kernels 1..31, 1 and " + std::to_string(all) + " threads");
@@ -582,12 +600,17 @@ inline void direct_calibrate(calibration& c) {
   for (cpu::isa i : sets) {
     tuning t;
     t.instruction_set = i;
-    for (int threads : all > 1 ? std::vector<int>{1, all} : std::vector<int>{1}) {
-      conv_problem p = calibration::problem(1, 1, 1, 1000, 1000, 15, 15, 7, 1, algorithm::direct, threads, t, false);
-      p.kernel_rank = 1;
-      c.set(std::string("direct.") + isa_name(i) + ".separable.t" + std::to_string(threads),
-            direct_separable_macs(p) / c.seconds(p, gauss.data()));
+    const std::vector<int> thread_counts = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
+    std::vector<conv_problem> problems;
+    for (int threads : thread_counts) {
+      problems.push_back(
+          calibration::problem(1, 1, 1, 1000, 1000, 15, 15, 7, 1, algorithm::direct, threads, t, false));
+      problems.back().kernel_rank = 1;
     }
+    const std::vector<double> s = c.seconds(problems, gauss.data());
+    for (std::size_t j = 0; j < problems.size(); ++j)
+      c.set(std::string("direct.") + isa_name(i) + ".separable.t" + std::to_string(thread_counts[j]),
+            direct_separable_macs(problems[j]) / s[j]);
   }
 }
 

@@ -63,29 +63,54 @@ class calibration {
 
   /// Median seconds of one execute of problem p (p.algo names the backend) on random float data (and
   /// `kernel`'s weights where given), the executor made outside the timing.
-  double seconds(const conv_problem& p, const float* kernel = nullptr) {
-    const index_t in_plane = p.rows.in * p.cols.in, out_plane = p.rows.out * p.cols.out;
-    std::vector<float> in(std::size_t(p.n * p.c * in_plane)), out(std::size_t(p.n * p.k * out_plane)),
-        weights(std::size_t(p.k * p.c_per_group() * p.rows.kernel * p.cols.kernel));
-    for (std::size_t i = 0; i < in.size(); ++i) in[i] = float((i * 7919) % 23) / 23.0f - 0.5f;
-    for (std::size_t i = 0; i < weights.size(); ++i)
-      weights[i] = kernel != nullptr ? kernel[i] : float((i * 104729) % 19) / 19.0f - 0.5f;
-    std::unique_ptr<executor<float>> e = find_backend(p.algo).factory<float>()(p, weights.data(), nullptr);
-    const planes<const float> from{in.data(), p.c * in_plane, in_plane, p.cols.in};
-    const planes<float> to{out.data(), p.k * out_plane, out_plane, p.cols.out};
+  double seconds(const conv_problem& p, const float* kernel = nullptr) { return seconds(std::vector<conv_problem>{p}, kernel)[0]; }
+
+  /// The median seconds of each problem's execute, timed in alternation (A B A B ...) so that the
+  /// machine's drift (a neighbour taking the second core for a while) moves them alike: what is
+  /// compared between them, e.g. one thread against all, stays right when the machine changes.
+  /// `share` scales the time spent (for callers that time the same problems again later).
+  std::vector<double> seconds(const std::vector<conv_problem>& problems, const float* kernel = nullptr,
+                              double share = 1.0) {
+    struct timed {
+      std::vector<float> in, out, weights;
+      std::unique_ptr<executor<float>> e;
+      planes<const float> from{};
+      planes<float> to{};
+      std::vector<double> t;
+    };
+    std::vector<timed> runs(problems.size());
+    for (std::size_t i = 0; i < problems.size(); ++i) {
+      const conv_problem& p = problems[i];
+      timed& r = runs[i];
+      const index_t in_plane = p.rows.in * p.cols.in, out_plane = p.rows.out * p.cols.out;
+      r.in.resize(std::size_t(p.n * p.c * in_plane));
+      r.out.resize(std::size_t(p.n * p.k * out_plane));
+      r.weights.resize(std::size_t(p.k * p.c_per_group() * p.rows.kernel * p.cols.kernel));
+      for (std::size_t j = 0; j < r.in.size(); ++j) r.in[j] = float((j * 7919) % 23) / 23.0f - 0.5f;
+      for (std::size_t j = 0; j < r.weights.size(); ++j)
+        r.weights[j] = kernel != nullptr ? kernel[j] : float((j * 104729) % 19) / 19.0f - 0.5f;
+      r.e = find_backend(p.algo).factory<float>()(p, r.weights.data(), nullptr);
+      r.from = {r.in.data(), p.c * in_plane, in_plane, p.cols.in};
+      r.to = {r.out.data(), p.k * out_plane, out_plane, p.cols.out};
+    }
     using clock = std::chrono::steady_clock;
-    const auto once = [&] {
+    const auto once = [](timed& r) {
       const auto t0 = clock::now();
-      e->execute(from, to);
+      r.e->execute(r.from, r.to);
       return std::chrono::duration<double>(clock::now() - t0).count();
     };
-    const double first = once();  // warm-up: pages, caches, FFTW's first executes
-    const double target = quick_ ? 0.02 : 0.4;
-    const int reps = std::clamp(int(target / std::max(first, 1e-6)), 3, quick_ ? 15 : 101);
-    std::vector<double> t;
-    for (int i = 0; i < reps; ++i) t.push_back(once());
-    std::nth_element(t.begin(), t.begin() + reps / 2, t.end());
-    return t[std::size_t(reps / 2)];
+    double round = 0;  // warm-up: pages, caches, FFTW's first executes
+    for (timed& r : runs) round += once(r);
+    const double target = (quick_ ? 0.02 : 0.4) * share;
+    const int reps = std::clamp(int(target * double(runs.size()) / std::max(round, 1e-6)), 3, quick_ ? 15 : 101);
+    for (int i = 0; i < reps; ++i)
+      for (timed& r : runs) r.t.push_back(once(r));
+    std::vector<double> medians;
+    for (timed& r : runs) {
+      std::nth_element(r.t.begin(), r.t.begin() + reps / 2, r.t.end());
+      medians.push_back(r.t[std::size_t(reps / 2)]);
+    }
+    return medians;
   }
 
  private:

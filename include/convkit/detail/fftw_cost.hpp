@@ -225,11 +225,10 @@ inline void fftw_calibrate(calibration& c) {
   tuning untiled;
   untiled.fft = fft_config{};
   untiled.fft->tiles = fft_tiling::never;
-  const auto seconds_of = [&](index_t n, int threads) {
-    const conv_problem p = calibration::problem(1, 1, 1, n, n, 1, 1, 0, 1, algorithm::fft, threads, untiled, false);
+  const auto seconds_of = [&](index_t n) {
+    const conv_problem p = calibration::problem(1, 1, 1, n, n, 1, 1, 0, 1, algorithm::fft, 1, untiled, false);
     return c.seconds(p);
   };
-  const auto per_element = [&](index_t n, int threads) { return seconds_of(n, threads) / (double(n) * double(n)); };
   // In-cache powers of two: t = tile_unit + N (transform_unit log2 N + element_unit), N = n^2, fitted
   // by least squares on the relative error (each row divided by its time).
   double a[3][3] = {}, b[3] = {};
@@ -237,7 +236,7 @@ inline void fftw_calibrate(calibration& c) {
   for (index_t n : {16, 32, 64, 128, 256, 512}) {
     if (2.0 * double(n) * double(n) * 4.0 > double(cache) / 2 || (c.quick() && n != 16 && n != 64 && n != 256))
       continue;
-    const double t = seconds_of(n, 1), big_n = double(n) * double(n);
+    const double t = seconds_of(n), big_n = double(n) * double(n);
     const double row[3] = {1.0 / t, big_n * std::log2(big_n) / t, big_n / t};
     for (int i = 0; i < 3; ++i) {
       for (int j = 0; j < 3; ++j) a[i][j] += row[i] * row[j];
@@ -283,7 +282,7 @@ inline void fftw_calibrate(calibration& c) {
     if (c.quick() && n == 2048) continue;
     const double s = spill_of(n);
     if (s <= 0.5) continue;
-    const double y = (seconds_of(n, 1) - x[0]) / (double(n) * double(n));
+    const double y = (seconds_of(n) - x[0]) / (double(n) * double(n));
     const double base = unit * std::log2(double(n) * double(n)) + element;
     spill_sum += std::max(0.0, (y - base) / s);
     ++spills;
@@ -296,14 +295,10 @@ inline void fftw_calibrate(calibration& c) {
   const std::vector<index_t> odd_lengths = c.quick() ? std::vector<index_t>{243} : std::vector<index_t>{243, 375};
   for (index_t n : odd_lengths) {
     const double lg = std::log2(double(n) * double(n)), spill = std::max(0.0, spill_of(n)) * spill_unit;
-    odd += ((seconds_of(n, 1) - tile) / (double(n) * double(n)) - element - spill) / (unit * lg) /
+    odd += ((seconds_of(n) - tile) / (double(n) * double(n)) - element - spill) / (unit * lg) /
            double(odd_lengths.size());
   }
   c.set("fft.odd_length_factor", std::max(1.0, odd));
-  if (c.threads() > 1) {  // one transform on FFTW's threads
-    const double one = per_element(1024, 1), all = per_element(1024, c.threads());
-    c.set("fft.threaded_efficiency", std::clamp((one / all - 1.0) / (c.threads() - 1), 0.0, 1.0));
-  }
   // Whole tiles as overlap-save runs them (a 9 x 9 kernel, 2 x 2 forced tiles of each length the
   // tile planner uses): seconds per element, in place of the formula for those lengths.
   const std::vector<index_t> lengths =
@@ -314,14 +309,27 @@ inline void fftw_calibrate(calibration& c) {
     forced.fft = fft_config{};
     forced.fft->tile_rows = forced.fft->tile_cols = length - 8;
     const index_t n = per_axis * (length - 8) + 8;
-    const conv_problem p = calibration::problem(1, 1, 1, n, n, 9, 9, 0, 1, algorithm::fft, threads, forced, false);
-    return c.seconds(p) / double(per_axis * per_axis);
+    return calibration::problem(1, 1, 1, n, n, 9, 9, 0, 1, algorithm::fft, threads, forced, false);
   };
   for (index_t length : lengths)
-    c.set("fft.tile." + std::to_string(length), tiled(length, 2, 1) / (double(length) * double(length)));
-  if (c.threads() > 1) {  // many tiles over all threads
-    const double one = tiled(256, 4, 1), all = tiled(256, 4, c.threads());
-    c.set("fft.tiled_efficiency", std::clamp((one / all - 1.0) / (c.threads() - 1), 0.0, 1.0));
+    c.set("fft.tile." + std::to_string(length), c.seconds(tiled(length, 2, 1)) / 4.0 / (double(length) * double(length)));
+  if (c.threads() > 1) {
+    // What more threads give: one transform on FFTW's threads, and many tiles over convkit's, each
+    // against one thread in alternation (so that the ratio holds while the machine drifts), the
+    // median of three passes (which outlasts a neighbour taking the second core for a while).
+    const std::vector<conv_problem> one_transform{
+        calibration::problem(1, 1, 1, 1024, 1024, 1, 1, 0, 1, algorithm::fft, 1, untiled, false),
+        calibration::problem(1, 1, 1, 1024, 1024, 1, 1, 0, 1, algorithm::fft, c.threads(), untiled, false)};
+    const std::vector<conv_problem> many_tiles{tiled(256, 4, 1), tiled(256, 4, c.threads())};
+    std::vector<double> threaded, tiles;
+    const auto efficiency = [&](const std::vector<double>& s) { return (s[0] / s[1] - 1.0) / (c.threads() - 1); };
+    for (int pass = 0; pass < 3; ++pass) {
+      threaded.push_back(efficiency(c.seconds(one_transform, nullptr, 1.0 / 3)));
+      tiles.push_back(efficiency(c.seconds(many_tiles, nullptr, 1.0 / 3)));
+    }
+    for (auto* v : {&threaded, &tiles}) std::sort(v->begin(), v->end());
+    c.set("fft.threaded_efficiency", std::clamp(threaded[1], 0.0, 1.0));
+    c.set("fft.tiled_efficiency", std::clamp(tiles[1], 0.0, 1.0));
   }
   // Batches, against the batch model with scales 1: its transforms and its channel sums apart, from a
   // layer whose transforms dominate (16 -> 16 channels, 5 x 5, 56 x 56) and one whose channel sums
@@ -353,7 +361,7 @@ inline void fftw_calibrate(calibration& c) {
     c.set("fft.product_scale", (ta + pa + tb + pb) / (ma + mb));
   }
   // A call's own cost beyond its tiles: a 16 x 16 call against the fitted model of its one tile.
-  c.set("fft.call_s", std::max(0.0, seconds_of(16, 1) - fft::tile_seconds(16, 16, fftw_model(c.profile()))));
+  c.set("fft.call_s", std::max(0.0, seconds_of(16) - fft::tile_seconds(16, 16, fftw_model(c.profile()))));
 }
 
 }  // namespace detail
