@@ -160,6 +160,29 @@ TEST_CASE("huge but legal strides, dilations and paddings compute exactly what t
   }
 }
 
+TEST_CASE("a plane mostly unread though each axis is within its slack is computed from what it reads",
+          "[errors]") {
+  // 13 x 13 * 4 x 4, 'full', dilated by 1000: 3001 x 6013 extended positions for 1 x 3013 outputs.
+  problem_case c{13, 13, 4, 4, 2, {}};
+  c.opt.mode = output::full;
+  c.opt.dilation_rows = c.opt.dilation_cols = 1000;
+  c.opt.stride_rows = 1 << 30;
+  for (algorithm a : {algorithm::fft, algorithm::im2col, algorithm::cufft}) {
+    options o = c.opt;
+    o.algo = a;
+    try {
+      plan<float>(13, 13, array2d<float>(4, 4), o);
+      FAIL_CHECK("algorithm::" << to_string(a) << " accepted a mostly unread plane");
+    } catch (const error& e) {
+      CHECK_THAT(e.what(), Contains("algorithm::direct"));
+    } catch (const unavailable&) {
+      // not in this build
+    }
+  }
+  check_extreme<float>(c);
+  check_extreme<double>(c);
+}
+
 TEST_CASE("an output too large for memory is refused naming the sizes, not by std::bad_alloc", "[errors]") {
   const index_t huge = std::numeric_limits<index_t>::max() / 4;
   CHECK_THAT(message_of([&] { (void)output_shape(3, 3, huge, 1, options{}); }), Contains("overflows"));
