@@ -160,8 +160,7 @@ TEST_CASE("huge but legal strides, dilations and paddings compute exactly what t
   }
 }
 
-TEST_CASE("a plane mostly unread though each axis is within its slack is computed from what it reads",
-          "[errors]") {
+TEST_CASE("a plane mostly unread though each axis is within its slack is computed from what it reads", "[errors]") {
   // 13 x 13 * 4 x 4, 'full', dilated by 1000: 3001 x 6013 extended positions for 1 x 3013 outputs.
   problem_case c{13, 13, 4, 4, 2, {}};
   c.opt.mode = output::full;

@@ -603,8 +603,7 @@ inline void direct_calibrate(calibration& c) {
     const std::vector<int> thread_counts = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
     std::vector<conv_problem> problems;
     for (int threads : thread_counts) {
-      problems.push_back(
-          calibration::problem(1, 1, 1, 1000, 1000, 15, 15, 7, 1, algorithm::direct, threads, t, false));
+      problems.push_back(calibration::problem(1, 1, 1, 1000, 1000, 15, 15, 7, 1, algorithm::direct, threads, t, false));
       problems.back().kernel_rank = 1;
     }
     const std::vector<double> s = c.seconds(problems, gauss.data());

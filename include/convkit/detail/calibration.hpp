@@ -63,7 +63,9 @@ class calibration {
 
   /// Median seconds of one execute of problem p (p.algo names the backend) on random float data (and
   /// `kernel`'s weights where given), the executor made outside the timing.
-  double seconds(const conv_problem& p, const float* kernel = nullptr) { return seconds(std::vector<conv_problem>{p}, kernel)[0]; }
+  double seconds(const conv_problem& p, const float* kernel = nullptr) {
+    return seconds(std::vector<conv_problem>{p}, kernel)[0];
+  }
 
   /// The median seconds of each problem's execute, timed in alternation (A B A B ...) so that the
   /// machine's drift (a neighbour taking the second core for a while) moves them alike: what is

@@ -295,8 +295,8 @@ inline void fftw_calibrate(calibration& c) {
   const std::vector<index_t> odd_lengths = c.quick() ? std::vector<index_t>{243} : std::vector<index_t>{243, 375};
   for (index_t n : odd_lengths) {
     const double lg = std::log2(double(n) * double(n)), spill = std::max(0.0, spill_of(n)) * spill_unit;
-    odd += ((seconds_of(n) - tile) / (double(n) * double(n)) - element - spill) / (unit * lg) /
-           double(odd_lengths.size());
+    odd +=
+        ((seconds_of(n) - tile) / (double(n) * double(n)) - element - spill) / (unit * lg) / double(odd_lengths.size());
   }
   c.set("fft.odd_length_factor", std::max(1.0, odd));
   // Whole tiles as overlap-save runs them (a 9 x 9 kernel, 2 x 2 forced tiles of each length the
@@ -312,7 +312,8 @@ inline void fftw_calibrate(calibration& c) {
     return calibration::problem(1, 1, 1, n, n, 9, 9, 0, 1, algorithm::fft, threads, forced, false);
   };
   for (index_t length : lengths)
-    c.set("fft.tile." + std::to_string(length), c.seconds(tiled(length, 2, 1)) / 4.0 / (double(length) * double(length)));
+    c.set("fft.tile." + std::to_string(length),
+          c.seconds(tiled(length, 2, 1)) / 4.0 / (double(length) * double(length)));
   if (c.threads() > 1) {
     // What more threads give: one transform on FFTW's threads, and many tiles over convkit's, each
     // against one thread in alternation (so that the ratio holds while the machine drifts), the
