@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <thread>
 
 #include "count_allocations.hpp"
@@ -586,6 +587,12 @@ TEST_CASE("fft layers: a second conv2d of the same shape makes no new FFTW plan"
 }
 
 TEST_CASE("fft layers: automatic's choice", "[fft][layers][dispatch]") {
+  // The built-in constants' choices, whatever profile this machine has (a calibrated one may make
+  // other, measured choices).
+  struct builtin_constants {
+    builtin_constants() { set_active_profile(std::make_shared<const cost_profile>(machine_fingerprint())); }
+    ~builtin_constants() { set_active_profile(nullptr); }
+  } builtin;
   const auto automatic = [](shape4d in, shape4d w, int pad, int groups = 1, int stride = 1) {
     layer_options o;
     o.pad_rows = o.pad_cols = pad;

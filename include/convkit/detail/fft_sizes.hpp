@@ -40,7 +40,6 @@
 #include "../version.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -168,24 +167,15 @@ struct fft_cost_model {
   index_t cache_bytes = 0;
   index_t min_mixed_tile = 0;
   double tile_unit = 0.0;  ///< seconds per tile whatever its size (calls, set-up)
-  /// Measured seconds per element of a whole n x n tile (fill, transforms, product, copy-out, its
-  /// share of the set-up) for n = measured_lengths[i], 0 where not measured: used in place of the
-  /// formula for tiles whose two lengths were both measured (their geometric mean).
-  std::array<double, 12> measured{};
   /// Tiles spread over several threads run this fraction faster per extra thread (1: perfectly).
   double tiled_efficiency = 1.0;
+  /// Every time the formula gives is multiplied by this (1: off): what a whole image's tiles take
+  /// beyond the formula fitted on single transforms in cache (reading and writing a large image,
+  /// measured: fft.image_scale). Common to all lengths, so the planner's choice between tilings stays
+  /// the formula's (per-length times, measured on 2 x 2 tiles of a small image and used in place of
+  /// the formula, chose tilings up to 2.8x slower where tried).
+  double formula_scale = 1.0;
 };
-
-/// The tile lengths calibration measures: the powers of two and the 3 * 2^a and 5 * 2^a lengths
-/// that overlap-save tiles are made of (tile_lengths), from 32 to 1024.
-inline constexpr index_t measured_lengths[12] = {32, 64, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024};
-
-/// The measured seconds per element of length n in m, or 0.
-inline double measured_per_element(const fft_cost_model& m, index_t n) noexcept {
-  for (std::size_t i = 0; i < 12; ++i)
-    if (measured_lengths[i] == n) return m.measured[i];
-  return 0.0;
-}
 
 /// The radix factor of one transform length (see fft_cost_model).
 inline double radix_factor(index_t n, const fft_cost_model& m) noexcept {
@@ -200,8 +190,8 @@ inline double tile_seconds(index_t n_rows, index_t n_cols, const fft_cost_model&
   const double radix = std::max(radix_factor(n_rows, m), radix_factor(n_cols, m));
   const double spill =
       m.cache_bytes > 0 ? std::max(0.0, std::log2(2.0 * n * double(element_bytes) / double(m.cache_bytes))) : 0.0;
-  return m.tile_unit +
-         n * (m.transform_unit * std::log2(std::max(n, 2.0)) * radix + m.element_unit + m.cache_unit * spill);
+  return m.formula_scale * (m.tile_unit + n * (m.transform_unit * std::log2(std::max(n, 2.0)) * radix + m.element_unit +
+                                               m.cache_unit * spill));
 }
 
 /// Estimated seconds of `tiles` tiles of n_rows x n_cols on `threads` threads.

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iterator>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -50,8 +50,7 @@ inline fft::fft_cost_model fftw_model(const cost_profile& profile) {
   m.cache_bytes = index_t(profile_value(profile, "fft.cache_bytes", double(l2_cache_bytes())));
   m.tile_unit = profile_value(profile, "fft.tile_unit", m.tile_unit);
   m.tiled_efficiency = profile_value(profile, "fft.tiled_efficiency", m.tiled_efficiency);
-  for (std::size_t i = 0; i < 12; ++i)
-    m.measured[i] = profile_value(profile, "fft.tile." + std::to_string(fft::measured_lengths[i]), 0.0);
+  m.formula_scale = profile_value(profile, "fft.image_scale", m.formula_scale);
   return m;
 }
 
@@ -216,8 +215,8 @@ inline double fftw_cost(const conv_problem& p, const cost_profile& profile) {
 /// so each execute is one tile: fill, r2c, product, c2r, copy-out): powers of two that fit in L2
 /// give tile_unit, transform_unit and element_unit (least squares of the relative error), larger
 /// ones cache_unit, odd lengths odd_length_factor, all threads threaded_efficiency; then whole
-/// overlap-save tiles of every length the planner uses ("fft.tile.<n>", per element) and how tiles
-/// share threads (tiled_efficiency); then a layer gives batch_scale, the batch model's error here.
+/// a whole image as the planner tiles it (image_scale: what its tiles take beyond the formula) and how
+/// tiles share threads (tiled_efficiency); then a layer gives batch_scale, the batch model's error here.
 inline void fftw_calibrate(calibration& c) {
   c.step("fft: transform times by length, cache spill, threads, a layer");
   const index_t cache = l2_cache_bytes();
@@ -299,11 +298,17 @@ inline void fftw_calibrate(calibration& c) {
         ((seconds_of(n) - tile) / (double(n) * double(n)) - element - spill) / (unit * lg) / double(odd_lengths.size());
   }
   c.set("fft.odd_length_factor", std::max(1.0, odd));
-  // Whole tiles as overlap-save runs them (a 9 x 9 kernel, 2 x 2 forced tiles of each length the
-  // tile planner uses): seconds per element, in place of the formula for those lengths.
-  const std::vector<index_t> lengths =
-      c.quick() ? std::vector<index_t>{64, 128, 160, 192, 256, 512}
-                : std::vector<index_t>(std::begin(fft::measured_lengths), std::end(fft::measured_lengths));
+  // A whole image as the tile planner cuts it ('same', zero border, 2000 x 2000 * 21 x 21, one
+  // thread, the kernel's spectrum made once): its time against the formula's, which was fitted on
+  // single transforms in cache (fft_cost_model::formula_scale).
+  {
+    cost_profile unscaled = c.profile();
+    unscaled.set_value("fft.image_scale", 1.0);
+    const conv_problem image = calibration::problem(1, 1, 1, 2000, 2000, 21, 21, 10, 1, algorithm::fft, 1, {}, false);
+    const double model = fftw_tile_plan(image, unscaled).seconds;
+    if (model > 0) c.set("fft.image_scale", std::clamp(c.seconds(image) / model, 0.25, 4.0));
+  }
+  // Overlap-save tiles of one length, 9 x 9 kernel, per_axis x per_axis of them, forced.
   const auto tiled = [&](index_t length, index_t per_axis, int threads) {
     tuning forced;
     forced.fft = fft_config{};
@@ -311,9 +316,6 @@ inline void fftw_calibrate(calibration& c) {
     const index_t n = per_axis * (length - 8) + 8;
     return calibration::problem(1, 1, 1, n, n, 9, 9, 0, 1, algorithm::fft, threads, forced, false);
   };
-  for (index_t length : lengths)
-    c.set("fft.tile." + std::to_string(length),
-          c.seconds(tiled(length, 2, 1)) / 4.0 / (double(length) * double(length)));
   if (c.threads() > 1) {
     // What more threads give: one transform on FFTW's threads, and many tiles over convkit's, each
     // against one thread in alternation (so that the ratio holds while the machine drifts), the
