@@ -42,6 +42,21 @@ void check_extreme(const problem_case& c) {
   }
 }
 
+/// fft, im2col and cufft refuse a sparse problem by name, pointing to algorithm::direct.
+void check_transforms_refuse(index_t rows, index_t cols, index_t k_rows, index_t k_cols, options o) {
+  for (algorithm a : {algorithm::fft, algorithm::im2col, algorithm::cufft}) {
+    o.algo = a;
+    try {
+      plan<float>(rows, cols, array2d<float>(k_rows, k_cols), o);
+      FAIL_CHECK("algorithm::" << to_string(a) << " accepted a sparse problem");
+    } catch (const error& e) {
+      CHECK_THAT(e.what(), Contains("algorithm::direct"));
+    } catch (const unavailable&) {
+      // not in this build
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("enum values outside their enumerators are refused, naming the argument", "[errors]") {
@@ -147,17 +162,7 @@ TEST_CASE("huge but legal strides, dilations and paddings compute exactly what t
   options o;
   o.mode = output::same;
   o.dilation_rows = INT_MAX;
-  for (algorithm a : {algorithm::fft, algorithm::im2col, algorithm::cufft}) {
-    o.algo = a;
-    try {
-      plan<float>(7, 9, array2d<float>(2, 2), o);
-      FAIL_CHECK("algorithm::" << to_string(a) << " accepted a sparse problem");
-    } catch (const error& e) {
-      CHECK_THAT(e.what(), Contains("algorithm::direct"));
-    } catch (const unavailable&) {
-      // not in this build
-    }
-  }
+  check_transforms_refuse(7, 9, 2, 2, o);
 }
 
 TEST_CASE("a plane mostly unread though each axis is within its slack is computed from what it reads", "[errors]") {
@@ -166,18 +171,7 @@ TEST_CASE("a plane mostly unread though each axis is within its slack is compute
   c.opt.mode = output::full;
   c.opt.dilation_rows = c.opt.dilation_cols = 1000;
   c.opt.stride_rows = 1 << 30;
-  for (algorithm a : {algorithm::fft, algorithm::im2col, algorithm::cufft}) {
-    options o = c.opt;
-    o.algo = a;
-    try {
-      plan<float>(13, 13, array2d<float>(4, 4), o);
-      FAIL_CHECK("algorithm::" << to_string(a) << " accepted a mostly unread plane");
-    } catch (const error& e) {
-      CHECK_THAT(e.what(), Contains("algorithm::direct"));
-    } catch (const unavailable&) {
-      // not in this build
-    }
-  }
+  check_transforms_refuse(13, 13, 4, 4, c.opt);
   check_extreme<float>(c);
   check_extreme<double>(c);
 }
