@@ -25,10 +25,12 @@ namespace convkit::testing {
 namespace {
 
 /// A profile file of this test's own, in the working folder, for one scope: CONVKIT_PROFILE points to
-/// it, the active profile is read again from it, and both are restored afterwards.
+/// it, the active profile is read again from it, and both are restored afterwards. The name carries
+/// the process id because CTest runs this program twice at once (test_automatic and
+/// test_automatic_threads) in the same folder, and one process's cleanup must not remove the other's.
 class scoped_profile_file {
  public:
-  explicit scoped_profile_file(const std::string& name) : path_(name) {
+  explicit scoped_profile_file(const std::string& name) : path_(std::to_string(::getpid()) + "." + name) {
     std::remove(path_.c_str());
     const char* old = std::getenv("CONVKIT_PROFILE");
     if (old != nullptr) saved_ = old, had_ = true;
