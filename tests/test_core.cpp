@@ -298,16 +298,35 @@ TEST_CASE("a backend missing from the program is unavailable, naming its CMake t
   CHECK_THROWS_WITH(conv2d(img, k, o), Contains("algo"));
 }
 
-TEST_CASE("all_finite finds NaN and Inf by their bits", "[api]") {
+template <class T>
+void check_all_finite_at_every_position() {
+  using limits = std::numeric_limits<T>;
+  const T finite[] = {limits::max(), -limits::max(), limits::denorm_min(), -T(0), T(1)};
+  const T special[] = {limits::infinity(), -limits::infinity(), limits::quiet_NaN(), -limits::quiet_NaN()};
+  for (index_t n : {1, 15, 16, 17, 37}) {  // a block of 16 values, its edges and a tail
+    for (index_t at = 0; at < n; ++at) {
+      INFO("n " << n << ", at " << at);
+      std::vector<T> v(std::size_t(n), T(0.5));
+      for (T x : finite) {
+        v[std::size_t(at)] = x;
+        CHECK(detail::all_finite<T>(v.data(), n));
+      }
+      for (T x : special) {
+        v[std::size_t(at)] = x;
+        CHECK_FALSE(detail::all_finite<T>(v.data(), n));
+        CHECK(detail::all_finite<T>(v.data(), at));  // the values before it
+      }
+    }
+  }
+}
+
+TEST_CASE("all_finite finds NaN and Inf by their bits, at every position of a block and its tail", "[api]") {
+  check_all_finite_at_every_position<float>();
+  check_all_finite_at_every_position<double>();
   array2d<float> f(3, 4);
   CHECK(detail::all_finite<float>(f));
   f(2, 3) = std::numeric_limits<float>::infinity();
   CHECK_FALSE(detail::all_finite<float>(f));
-  array2d<double> d(2, 2);
-  d(0, 1) = -std::numeric_limits<double>::quiet_NaN();
-  CHECK_FALSE(detail::all_finite<double>(d));
-  d(0, 1) = std::numeric_limits<double>::max();
-  CHECK(detail::all_finite<double>(d));
 }
 
 }  // namespace convkit::testing

@@ -419,6 +419,81 @@ TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
   }
 }
 
+/// A profile under which fft looks far cheaper than every other backend, so that automatic picks it.
+std::shared_ptr<const cost_profile> fft_looks_cheap() {
+  auto p = std::make_shared<cost_profile>(machine_fingerprint());
+  p->set_value("fft.transform_unit", 3e-16);
+  p->set_value("fft.element_unit", 1e-15);
+  p->set_value("fft.batch_scale", 1e6);
+  return p;
+}
+
+/// Outputs equal bit for bit, NaN matching NaN.
+template <class T>
+index_t differing(const T* a, const T* b, index_t n) {
+  index_t d = 0;
+  for (index_t i = 0; i < n; ++i) d += !(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])));
+  return d;
+}
+
+template <class T>
+void check_fallback_on_every_tile() {
+  // Small forced tiles (about 30 of them) and bad values in one tile at a time, at its corners and
+  // inside, and in the last element: wherever the transform meets them, the call is computed by
+  // direct, bit for bit as a direct plan computes it.
+  using limits = std::numeric_limits<T>;
+  options o;
+  o.mode = output::same;
+  o.edge = border::reflect;
+  o.threads = 2;
+  o.tune.profile = fft_looks_cheap();
+  o.tune.fft = fftw::config{};
+  o.tune.fft->tiles = fftw::tiling::always;
+  o.tune.fft->tile_rows = o.tune.fft->tile_cols = 20;
+  array2d<T> in(101, 93), k(7, 7);
+  std::mt19937_64 rng(run_seed() ^ 0x4a6 ^ sizeof(T));
+  fill_random(in.view(), rng);
+  fill_random(k.view(), rng);
+  plan<T> automatic(in.rows(), in.cols(), k, o);
+  REQUIRE(automatic.chosen() == algorithm::fft);
+  options d = o;
+  d.algo = algorithm::direct;
+  plan<T> direct(in.rows(), in.cols(), k, d);
+  array2d<T> got(in.rows(), in.cols()), want(in.rows(), in.cols());
+  const std::pair<index_t, index_t> places[] = {{0, 0}, {19, 19}, {20, 40}, {55, 61}, {100, 0}, {100, 92}};
+  for (const auto& [r, c] : places)
+    for (const T bad : {limits::quiet_NaN(), limits::infinity(), -limits::infinity()}) {
+      INFO("at " << r << ", " << c << ": " << bad);
+      const T kept = in(r, c);
+      in(r, c) = bad;
+      automatic.execute(in, got);
+      direct.execute(in, want);
+      CHECK(differing(got.data(), want.data(), got.size()) == 0);
+      in(r, c) = kept;
+    }
+  // +Inf and -Inf in one tile (their sum is NaN), and finite values whose transform overflows.
+  in(30, 30) = limits::infinity();
+  in(31, 33) = -limits::infinity();
+  automatic.execute(in, got);
+  direct.execute(in, want);
+  CHECK(differing(got.data(), want.data(), got.size()) == 0);
+  for (index_t i = 0; i < in.size(); ++i) in.data()[i] = limits::max() / T(4);
+  automatic.execute(in, got);
+  direct.execute(in, want);
+  CHECK(differing(got.data(), want.data(), got.size()) == 0);
+  // Finite data again: the plan's own fft, within its bound of the direct result.
+  fill_random(in.view(), rng);
+  automatic.execute(in, got);
+  direct.execute(in, want);
+  for (index_t i = 0; i < got.size(); ++i) CHECK(std::isfinite(got.data()[i]));
+}
+
+TEST_CASE("fft: an automatic plan on fft that meets NaN or Inf in any tile computes the call with direct",
+          "[fft][nan]") {
+  check_fallback_on_every_tile<float>();
+  check_fallback_on_every_tile<double>();
+}
+
 // --- Layers -----------------------------------------------------------------------------------------
 
 namespace {
@@ -707,6 +782,32 @@ TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
     CHECK(nan_fft == smeared.size());
     in(0, 7, 30, 40) = 0.5f;
   }
+}
+
+TEST_CASE("fft layers: an automatic plan on fft that meets NaN or Inf computes the call with direct",
+          "[fft][layers][nan]") {
+  layer_options o;
+  o.pad_rows = o.pad_cols = 2;
+  o.threads = 2;
+  o.tune.profile = fft_looks_cheap();
+  std::mt19937_64 rng(run_seed() ^ 0x4a7);
+  array4d<float> in(3, 4, 23, 19), w(5, 4, 5, 5), got(3, 5, 23, 19), want(3, 5, 23, 19);
+  fill_random(in.view(), rng);
+  fill_random(w.view(), rng);
+  layer_plan<float> automatic(in.shape(), w, nullptr, o);
+  REQUIRE(automatic.chosen() == algorithm::fft);
+  layer_options d = o;
+  d.algo = algorithm::direct;
+  layer_plan<float> direct(in.shape(), w, nullptr, d);
+  for (const index_t image : {0, 2})
+    for (const float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+      INFO("image " << image << ": " << bad);
+      in(image, 3, 22, 0) = bad;
+      automatic.execute(in, got);
+      direct.execute(in, want);
+      CHECK(differing(got.data(), want.data(), got.size()) == 0);
+      in(image, 3, 22, 0) = 0.25f;
+    }
 }
 
 }  // namespace convkit::testing

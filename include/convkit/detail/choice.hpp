@@ -30,20 +30,43 @@
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
-/// True if none of the n values at p is NaN or Inf. Tests the exponent bits rather than comparing
-/// values, so that code built with -ffast-math (which lets compilers assume NaN never occurs) still
-/// gets an answer; written as one reduction the compiler vectorises.
+/// True if none of the n values at p is NaN or Inf. Tests bits rather than comparing values, so that
+/// code built with -ffast-math (which lets compilers assume NaN never occurs) still gets an answer.
+/// NaN and Inf are the values whose magnitude bits exceed the largest finite value's; for a double
+/// the high 32 bits alone decide it, so both types test one 32-bit word per value with a signed
+/// compare (SSE2 has one), in blocks of fixed length that compilers vectorise at -O2 too: the scan
+/// runs on every FFT tile automatic computes, and a scalar loop there cost 10% of the call at -O2.
 template <class T>
 bool all_finite(const T* p, index_t n) noexcept {
   using bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  constexpr bits exponent = sizeof(T) == 4 ? bits(0x7f800000u) : bits(0x7ff0000000000000ull);
-  bits special = 0;  // all-ones exponents: NaN or Inf
-  for (index_t i = 0; i < n; ++i) {
+  constexpr std::int32_t largest_finite = sizeof(T) == 4 ? 0x7f7fffff : 0x7fefffff;
+  constexpr int high_shift = int(sizeof(T) * 8 - 32);
+  constexpr index_t block = 16;
+  const auto magnitude = [p](index_t i) {
     bits b;
     std::memcpy(&b, p + i, sizeof b);
-    special |= bits((b & exponent) == exponent);
+    return std::int32_t(std::uint32_t(b >> high_shift) & 0x7fffffffu);
+  };
+  std::int32_t special = 0;
+  index_t i = 0;
+  for (; i + block <= n; i += block) {
+    std::int32_t in_block = 0;
+    for (index_t j = 0; j < block; ++j) in_block |= std::int32_t(magnitude(i + j) > largest_finite);
+    special |= in_block;
   }
+  for (; i < n; ++i) special |= std::int32_t(magnitude(i) > largest_finite);
   return special == 0;
+}
+
+/// Whether a forward transform met NaN or Inf in what it transformed, read off its zero-frequency
+/// bin (the first value of an r2c spectrum): that bin depends on every value transformed through
+/// additions and multiplications only, and a NaN or Inf entering those never leaves a finite result
+/// (x * 0 gives NaN, Inf - Inf gives NaN). A transform whose sum overflows reports itself too, and
+/// its spectrum is no good either. One value in place of scanning the whole tile, which cost 2-10%
+/// of an FFT call made by automatic.
+template <class T>
+bool transform_met_nonfinite(const T* spectrum) noexcept {
+  return !all_finite(spectrum, 1);
 }
 
 template <class T>

@@ -86,8 +86,8 @@ class fftw_batch_executor final : public executor<T> {
   }
 
  private:
-  // `spoiled`: if not null, each input window is checked for NaN and Inf as it is copied in; once
-  // one is met, the call stops.
+  // `spoiled`: if not null, each input window's transform is checked for having met NaN or Inf; once
+  // one has, the call stops.
   void run(planes<const T> in, planes<T> out, std::atomic<bool>* spoiled) {
     const conv_problem& g = p_;
     for (index_t first = 0; first < l_.pairs; first += l_.sweep) {
@@ -139,11 +139,11 @@ class fftw_batch_executor final : public executor<T> {
     const index_t pair = first + p, image = pair / l_.tiles.tiles(), t = pair % l_.tiles.tiles();
     extend<T>(in.view(image, channel, p_.rows.in, p_.cols.in), real_view(scratch), ar.read_top(t / ac.tiles),
               ac.read_top(t % ac.tiles), p_.edge, fill_);
-    if (spoiled != nullptr && !all_finite<T>(real_view(scratch))) {
+    plans_->forward(scratch);
+    if (spoiled != nullptr && transform_met_nonfinite(scratch)) {
       spoiled->store(true);
       return;
     }
-    plans_->forward(scratch);
     for (index_t b = 0; b < l_.spectrum_reals / block; ++b)
       std::memcpy(input_block(b, p, channel), scratch + b * block, spectrum_block_bytes);
   }

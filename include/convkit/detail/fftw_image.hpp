@@ -68,8 +68,8 @@ class fftw_image_executor final : public executor<T> {
     return view2d<T>(buffer, l.rows, l.cols, l.real_row_stride());
   }
 
-  // `spoiled`: if not null, each tile's window is checked for NaN and Inf as it is copied in (it is in
-  // cache then); once one is met, the remaining tiles are skipped.
+  // `spoiled`: if not null, each tile's transform is checked for having met NaN or Inf; once one
+  // has, the remaining tiles are skipped.
   void run(planes<const T> in, planes<T> out, std::atomic<bool>* spoiled) {
     const view2d<const T> image = in.view(0, 0, p_.rows.in, p_.cols.in);
     const view2d<T> result = out.view(0, 0, p_.rows.out, p_.cols.out);
@@ -92,11 +92,11 @@ class fftw_image_executor final : public executor<T> {
     const view2d<T> real = real_view(buffer);
     extend<T>(in, real, ar.read_top(tr), ac.read_top(tc), p_.edge, fill_);
     fft::clear_beyond_extent(real, ar, ac, tiles_.circular, tr, tc, p_.rows.extent, p_.cols.extent);
-    if (spoiled != nullptr && !all_finite<T>(real)) {
+    plans_->forward(buffer);
+    if (spoiled != nullptr && transform_met_nonfinite(buffer)) {
       spoiled->store(true);
       return;
     }
-    plans_->forward(buffer);
     multiply_spectra(buffer, spectrum_.get(), plans_->layout().complex_count());
     plans_->inverse(buffer);
     const fft::tile_outputs orow = ar.outputs(tr), ocol = ac.outputs(tc);
