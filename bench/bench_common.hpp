@@ -175,6 +175,7 @@ class summary_reporter : public benchmark::ConsoleReporter {
 /// Median and spread (the fastest and slowest run) of one variant's runs.
 struct timing_summary {
   double median = 0, fastest = 0, slowest = 0;
+  std::vector<double> rounds;  ///< seconds, one per round, in the order the rounds ran
 };
 
 /// Times `variants` interleaved: each round runs every variant once in turn, starting one later each
@@ -199,10 +200,34 @@ inline std::vector<timing_summary> interleaved(const std::vector<std::function<v
   }
   std::vector<timing_summary> out;
   for (auto& t : runs) {
-    std::sort(t.begin(), t.end());
-    out.push_back({t[t.size() / 2], t.front(), t.back()});
+    std::vector<double> sorted = t;
+    std::sort(sorted.begin(), sorted.end());
+    out.push_back({sorted[sorted.size() / 2], sorted.front(), sorted.back(), std::move(t)});
   }
   return out;
+}
+
+/// automatic's time (the last of `t`, from interleaved()) over the fastest other variant's (by
+/// median), two ways: the ratio of the two medians, and the median of the per-round ratios, each
+/// round's automatic call over the same round's call of that variant. The second is the steadier:
+/// what drifts over seconds here (a neighbour holding the second vCPU) reaches both calls of a round
+/// alike, while two medians of separate samples can fall on different sides of it.
+struct automatic_ratio {
+  double of_medians = 1, paired = 1;
+  std::size_t best = 0;  ///< which variant was fastest
+};
+inline automatic_ratio automatic_over_best(const std::vector<timing_summary>& t) {
+  automatic_ratio r;
+  for (std::size_t i = 1; i + 1 < t.size(); ++i)
+    if (t[i].median < t[r.best].median) r.best = i;
+  const timing_summary &a = t.back(), &b = t[r.best];
+  r.of_medians = a.median / b.median;
+  std::vector<double> per_round;
+  for (std::size_t i = 0; i < a.rounds.size() && i < b.rounds.size(); ++i)
+    per_round.push_back(a.rounds[i] / b.rounds[i]);
+  std::sort(per_round.begin(), per_round.end());
+  if (!per_round.empty()) r.paired = per_round[per_round.size() / 2];
+  return r;
 }
 
 /// Geometric mean and worst of ratios.

@@ -184,8 +184,8 @@ int compare(int rounds) {
               machine_fingerprint().c_str());
   std::printf("%-30s %5s", "layer", "batch");
   for (algorithm a : backends) std::printf(" %11s", to_string(a));
-  std::printf(" %11s %9s %6s\n", "automatic", "picked", "/best");
-  std::vector<double> ratios;
+  std::printf(" %11s %9s %6s %6s\n", "automatic", "picked", "/best", "paired");
+  std::vector<double> ratios, paired;
   for (const layer_shape& l : layers)
     for (index_t n : {index_t(1), index_t(8)}) {
       array4d<float> in(n, l.c, l.hw, l.hw), w(l.k, l.c / l.groups, l.r, l.r);
@@ -205,18 +205,20 @@ int compare(int rounds) {
       std::vector<std::function<void()>> runs;
       for (auto& p : plans) runs.push_back([&p, &in, &out] { p->execute(in, out); });
       const std::vector<bench::timing_summary> t = bench::interleaved(runs, rounds, 0.3);
-      double best = t[0].median;
-      for (std::size_t i = 0; i + 1 < t.size(); ++i) best = std::min(best, t[i].median);
-      ratios.push_back(t.back().median / best);
+      const bench::automatic_ratio r = bench::automatic_over_best(t);
+      ratios.push_back(r.of_medians);
+      paired.push_back(r.paired);
       std::printf("%-30s %5td", l.name, n);
       for (std::size_t i = 0; i + 1 < t.size(); ++i) std::printf(" %8.3f ms", t[i].median * 1e3);
-      std::printf(" %8.3f ms %9s %6.3f\n", t.back().median * 1e3, to_string(plans.back()->chosen()),
-                  t.back().median / best);
+      std::printf(" %8.3f ms %9s %6.3f %6.3f\n", t.back().median * 1e3, to_string(plans.back()->chosen()), r.of_medians,
+                  r.paired);
       std::fflush(stdout);
     }
-  const bench::ratio_summary r = bench::summarise(ratios);
-  std::printf("\nautomatic / best over %zu layers: geometric mean %.3f, worst %.3f\n", ratios.size(), r.geomean,
-              r.worst);
+  const bench::ratio_summary r = bench::summarise(ratios), rp = bench::summarise(paired);
+  std::printf("\nautomatic / best over %zu layers: geometric mean %.3f, worst %.3f (ratio of medians)\n", ratios.size(),
+              r.geomean, r.worst);
+  std::printf("automatic / best over %zu layers: geometric mean %.3f, worst %.3f (median of per-round ratios)\n",
+              paired.size(), rp.geomean, rp.worst);
   return 0;
 }
 
