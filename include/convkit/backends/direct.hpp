@@ -324,7 +324,7 @@ class direct_executor final : public executor<T> {
     const bool add = accumulates();
     if (!banded_) {
       const typename direct_plane<T>::source from{in.data(), in.row_stride()};
-      parallel_for(plane_.blocks(), threads_, [&](index_t b0, index_t b1) {
+      parallel_chunks(plane_.blocks(), threads_, [&](index_t, index_t b0, index_t b1) {
         for (index_t b = b0; b < b1; ++b) {
           if (add) fill_bias(out, b, bias_.data()[0]);
           plane_.run(kernel_, from, k, out, add, b, b + 1);
@@ -335,7 +335,7 @@ class direct_executor final : public executor<T> {
     const axis_geometry& gr = p_.rows;
     const axis_geometry& gc = p_.cols;
     const T fill = p_.fill<T>();
-    parallel_slices(plane_.blocks(), threads_, [&](index_t slice, index_t b0, index_t b1) {
+    parallel_chunks(plane_.blocks(), threads_, [&](index_t slice, index_t b0, index_t b1) {
       T* const ext = work_.data() + slice * work_.cols();
       T* const phases = ext + plane_.band_rows() * gc.extent;
       for (index_t b = b0; b < b1; ++b) {

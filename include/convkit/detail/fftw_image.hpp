@@ -74,13 +74,11 @@ class fftw_image_executor final : public executor<T> {
     const view2d<const T> image = in.view(0, 0, p_.rows.in, p_.cols.in);
     const view2d<T> result = out.view(0, 0, p_.rows.out, p_.cols.out);
     const index_t tiles = tiles_.tiles();
-    parallel_for(workers_, workers_, [&](index_t w0, index_t w1) {
-      for (index_t w = w0; w < w1; ++w) {
-        T* buffer = buffers_.get() + w * buffer_stride_;
-        for (index_t t = tiles * w / workers_; t < tiles * (w + 1) / workers_; ++t) {
-          if (spoiled != nullptr && spoiled->load(std::memory_order_relaxed)) return;
-          run_tile(t, image, result, buffer, spoiled);
-        }
+    parallel_chunks(tiles, workers_, [&](index_t worker, index_t t0, index_t t1) {
+      T* buffer = buffers_.get() + worker * buffer_stride_;
+      for (index_t t = t0; t < t1; ++t) {
+        if (spoiled != nullptr && spoiled->load(std::memory_order_relaxed)) return;
+        run_tile(t, image, result, buffer, spoiled);
       }
     });
   }

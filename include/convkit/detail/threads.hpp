@@ -157,6 +157,23 @@ void parallel_slices(index_t n, int threads, Body&& body) {
   for (index_t p = 0; p < parts; ++p) part(p);
 }
 
+/// parallel_slices' contract, with [0, n) handed out in chunks (about eight per slice) as the slices
+/// ask for them rather than cut in advance: a slice whose core is slowed (another process holding it,
+/// common on shared machines) takes fewer chunks instead of holding up the whole call. body(slice,
+/// begin, end) is called once per chunk; a slice's chunks come in increasing order.
+template <class Body>
+void parallel_chunks(index_t n, int threads, Body&& body) {
+  const index_t parts = std::clamp<index_t>(threads, 1, std::max<index_t>(n, 1));
+  if (parts == 1) return body(index_t(0), index_t(0), n);
+  const index_t chunk = std::max<index_t>(1, n / (8 * parts));
+  std::atomic<index_t> next{0};
+  auto part = [&](index_t slice) {
+    for (index_t b = next.fetch_add(chunk); b < n; b = next.fetch_add(chunk)) body(slice, b, std::min(n, b + chunk));
+  };
+  if (thread_pool::instance().run(parts, part)) return;
+  for (index_t p = 0; p < parts; ++p) part(p);
+}
+
 /// parallel_slices for bodies that need no slice index: body(begin, end).
 template <class Body>
 void parallel_for(index_t n, int threads, Body&& body) {
