@@ -415,7 +415,9 @@ std::unique_ptr<executor<T>> make_direct(const conv_problem& p, const T* weights
 // A batch runs one filter-channel pair at a time: its rate also scales with taps / (taps + 16), the
 // fraction of vector lanes a row fills, and 0.6 when strided rows cannot share input rows (fitted
 // to bench_layers there), times the measured direct.<isa>.batch_scale (depthwise_scale for layers of
-// one channel per filter, which sum nothing in their output planes).
+// one channel per filter, which sum nothing in their output planes; grouped_scale for layers of a
+// few channels per group, whose short channel sums the dense layer's scale overestimated by
+// 1.1-1.6x here; batch_scale where a profile has no grouped_scale).
 
 /// The kernel sizes calibrate() measures (k x k), and the quick subset.
 inline constexpr int direct_kernel_sizes[] = {1, 3, 5, 7, 9, 15, 21, 31};
@@ -509,11 +511,13 @@ inline double direct_dense_cost(const conv_problem& p, const cost_profile& profi
   const double row = double(p.cols.out), filled = row / (std::ceil(row / lanes) * lanes);
   const double shared_rows = p.rows.dilation % p.rows.stride == 0 ? 1.0 : 0.6;
   // Dense and grouped batches sum channels in each output plane; depthwise ones (one channel per
-  // filter) do not, and are measured apart.
-  const std::string scale =
-      std::string("direct.") + isa_name(i) + (p.c_per_group() == 1 ? ".depthwise_scale" : ".batch_scale");
-  const double batch =
-      (taps / (taps + 16)) / (taps / (taps + 30)) * filled * shared_rows * profile_value(profile, scale, 1.0);
+  // filter) do not. Each kind is measured apart.
+  const std::string base = std::string("direct.") + isa_name(i);
+  const double dense_scale = profile_value(profile, base + ".batch_scale", 1.0);
+  const double kind_scale = p.c_per_group() == 1 ? profile_value(profile, base + ".depthwise_scale", 1.0)
+                            : p.groups > 1       ? profile_value(profile, base + ".grouped_scale", dense_scale)
+                                                 : dense_scale;
+  const double batch = (taps / (taps + 16)) / (taps / (taps + 30)) * filled * shared_rows * kind_scale;
   const double elems = double(p.n) * double(p.c) * double(p.rows.extent) * double(p.cols.extent);
   return call + p.macs() / (rate * batch) + elems * 1e-9;
 }
@@ -581,6 +585,7 @@ inline void direct_calibrate(calibration& c) {
     cost_profile so_far = c.profile();
     so_far.set_value(std::string("direct.") + isa_name(i) + ".batch_scale", 1.0);
     so_far.set_value(std::string("direct.") + isa_name(i) + ".depthwise_scale", 1.0);
+    so_far.set_value(std::string("direct.") + isa_name(i) + ".grouped_scale", 1.0);
     const conv_problem layer = calibration::problem(2, 16, 16, 56, 56, 3, 3, 1, 1, algorithm::direct, all, t);
     const double predicted = direct_cost(layer, so_far) - profile_value(so_far, "direct.call_s", 1e-6);
     c.set(std::string("direct.") + isa_name(i) + ".batch_scale", predicted / c.seconds(layer));
@@ -589,6 +594,9 @@ inline void direct_calibrate(calibration& c) {
         calibration::problem(1, 256, 256, 14, 14, 3, 3, 1, 1, algorithm::direct, all, t, true, 256);
     const double predicted_dw = direct_cost(depthwise, so_far) - profile_value(so_far, "direct.call_s", 1e-6);
     c.set(std::string("direct.") + isa_name(i) + ".depthwise_scale", predicted_dw / c.seconds(depthwise));
+    const conv_problem grouped = calibration::grouped_layer(algorithm::direct, all, t);
+    const double predicted_g = direct_cost(grouped, so_far) - profile_value(so_far, "direct.call_s", 1e-6);
+    c.set(std::string("direct.") + isa_name(i) + ".grouped_scale", predicted_g / c.seconds(grouped));
   }
   const conv_problem tiny = calibration::problem(1, 1, 1, 16, 16, 3, 3, 1, 1, algorithm::direct, 1, {}, false);
   c.set("direct.call_s", c.seconds(tiny));

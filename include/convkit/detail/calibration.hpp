@@ -61,6 +61,12 @@ class calibration {
     return p;
   }
 
+  /// The grouped layer the backends measure their grouped-layer scales on: 2 images of 64 -> 64
+  /// channels in 16 groups of 4 (as ResNeXt's 32x4d blocks group them), 3 x 3, 32 x 32, padded by 1.
+  static conv_problem grouped_layer(algorithm a, int threads, const tuning& t = {}) {
+    return problem(2, 64, 64, 32, 32, 3, 3, 1, 1, a, threads, t, true, 16);
+  }
+
   /// Median seconds of one execute of problem p (p.algo names the backend) on random float data (and
   /// `kernel`'s weights where given), the executor made outside the timing.
   double seconds(const conv_problem& p, const float* kernel = nullptr) {
