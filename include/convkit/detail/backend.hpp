@@ -35,9 +35,10 @@ class executor {
   /// planes (rows.out x cols.out); the caller has checked shapes and aliasing.
   virtual void execute(planes<const T> in, planes<T> out) = 0;
   /// As execute(), but returns false, leaving `out` unspecified, if the input holds a NaN or Inf
-  /// that spoiled more than the outputs that read it. Backends that keep such values local (direct,
-  /// im2col) never return false; FFT backends check each window of the input as they copy it in, so
-  /// that the check costs no pass of its own.
+  /// that spoiled more than the outputs that read it (or a transform overflowed). Backends that keep
+  /// such values local (direct, im2col) never return false; FFT backends check within work they do
+  /// anyway (FFTW: each transform's zero-frequency bin; cuFFT: each window as it is staged), so that
+  /// the check costs no pass of its own.
   virtual bool execute_finite(planes<const T> in, planes<T> out) {
     execute(in, out);
     return true;
