@@ -48,7 +48,7 @@ plan<float> make_plan(index_t n, index_t k, algorithm a, int threads, const fftw
 std::string describe_tiles(index_t n, index_t k, int threads, const fftw::config& cfg) {
   const detail::conv_problem p =
       detail::make_problem(detail::image_request(n, n, k, k, options_for(algorithm::fft, threads, cfg), sizeof(float)));
-  const detail::fft::tile_plan t = detail::fftw_tile_plan(p, *detail::profile_of(p));
+  const detail::fft::tile_plan t = detail::fftw_tile_plan(p, *active_profile());
   return std::to_string(t.rows.transform) + "x" + std::to_string(t.cols.transform) + " x" + std::to_string(t.tiles());
 }
 

@@ -38,7 +38,7 @@ inline error_model fft_transform_error(const detail::fft::tile_plan& t) {
 #if defined(CONVKIT_HAS_FFTW)
 /// The transform the fft backend uses for problem p (its tuning's fft settings).
 inline detail::fft::tile_plan fftw_tiles_of(const detail::conv_problem& p) {
-  const auto profile = detail::profile_of(p);
+  const auto profile = active_profile();
   return p.single_plane() ? detail::fftw_tile_plan(p, *profile) : detail::fftw_batch_plan(p, *profile).tiles;
 }
 

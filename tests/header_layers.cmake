@@ -1,5 +1,7 @@
 # The include rules of docs/architecture.md, checked on the tree: detail/ never includes a front
-# door or a backend; front doors include no backend; backends include no front door.
+# door or a backend; front doors include no backend; backends include no front door; and the front
+# doors conv2d.hpp, plan.hpp and layer.hpp, with everything they include, include no POSIX header
+# and name no file or environment access (the profile file is a component: profile_file.hpp).
 # Run: cmake -DINCLUDE_DIR=<convkit>/include/convkit -P header_layers.cmake
 cmake_minimum_required(VERSION 3.25)
 set(front_doors conv2d.hpp plan.hpp layer.hpp dispatch.hpp convkit.hpp)
@@ -44,6 +46,35 @@ foreach(door IN LISTS front_doors)
     endif()
   endforeach()
 endforeach()
+# Everything `door` includes, transitively (quoted includes), itself included.
+function(include_closure door out)
+  set(seen "${door}")
+  set(queue "${door}")
+  while(queue)
+    list(POP_FRONT queue name)
+    quoted_includes("${INCLUDE_DIR}/${name}" includes)
+    foreach(inc IN LISTS includes)
+      if(NOT inc IN_LIST seen)
+        list(APPEND seen "${inc}")
+        list(APPEND queue "${inc}")
+      endif()
+    endforeach()
+  endwhile()
+  set(${out} "${seen}" PARENT_SCOPE)
+endfunction()
+
+foreach(door conv2d.hpp plan.hpp layer.hpp)
+  include_closure(${door} closure)
+  foreach(name IN LISTS closure)
+    file(STRINGS "${INCLUDE_DIR}/${name}" code REGEX "^ *[^/ ]")  # lines that are not comments
+    list(FILTER code INCLUDE REGEX "#include <(unistd|fcntl|dirent|pwd)\\.h>|#include <sys/|getenv|fopen|fstream|profile_file")
+    if(code)
+      list(GET code 0 first)
+      list(APPEND violations "${door} reaches ${name}, which touches files or the environment: ${first}")
+    endif()
+  endforeach()
+endforeach()
+
 if(violations)
   list(JOIN violations "\n  " text)
   message(FATAL_ERROR "include rules broken:\n  ${text}")

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -59,6 +61,57 @@ std::vector<std::string>& notices() {
 }
 void collect(const std::string& message) { notices().push_back(message); }
 
+/// For its scope, one backend's executors take `factor` times as long as they would: each execute
+/// runs the real executor, then waits (factor - 1) times what that took. Its row in the backend table
+/// is replaced by a copy whose factories wrap the real ones.
+class slowed_backend {
+ public:
+  slowed_backend(algorithm a, double factor)
+      : slot_(detail::backend_table()[std::size_t(a)]), original_(slot_), real_(*slot_) {
+    real() = &real_;
+    slowdown() = factor;
+    slowed_ = real_;
+    slowed_.make_float = &make<float>;
+    slowed_.make_double = &make<double>;
+    slot_ = &slowed_;
+  }
+  ~slowed_backend() { slot_ = original_; }
+  slowed_backend(const slowed_backend&) = delete;
+  slowed_backend& operator=(const slowed_backend&) = delete;
+
+ private:
+  template <class T>
+  struct slow_executor final : detail::executor<T> {
+    std::unique_ptr<detail::executor<T>> inner;
+    void execute(detail::planes<const T> in, detail::planes<T> out) override {
+      using clock = std::chrono::steady_clock;
+      const auto t0 = clock::now();
+      inner->execute(in, out);
+      const auto until = t0 + (clock::now() - t0) * slowdown();
+      while (clock::now() < until) {
+      }
+    }
+  };
+  template <class T>
+  static std::unique_ptr<detail::executor<T>> make(const detail::conv_problem& p, const T* w, const T* b) {
+    auto e = std::make_unique<slow_executor<T>>();
+    e->inner = real()->template factory<T>()(p, w, b);
+    return e;
+  }
+  static const detail::backend*& real() {
+    static const detail::backend* r = nullptr;
+    return r;
+  }
+  static double& slowdown() {
+    static double f = 1;
+    return f;
+  }
+
+  const detail::backend*& slot_;
+  const detail::backend* original_;
+  detail::backend real_, slowed_;
+};
+
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << text;
@@ -69,9 +122,10 @@ void write_text(const std::string& path, const std::string& text) {
 TEST_CASE("profile: a written profile reads back the same, other machines' sections kept", "[automatic][profile]") {
   scoped_profile_file file("convkit_test_roundtrip.txt");
   cost_profile p(machine_fingerprint());
-  p.set_value("direct.avx2.t1.k3", 1.25e10);
-  p.set_value("fft.transform_unit", 3.0e-10);
+  p.direct.of(cpu::isa::avx2).one_thread[1].measure(1.25e10);
+  p.fft.transform_unit.measure(3.0e-10);
   p.set_choice("f32/some/problem", algorithm::fft);
+  CHECK(p.value("direct.avx2.t1.k3") == 1.25e10);  // the same constant by its name
   cost_profile other("cpu=elsewhere isa=portable threads=64");
   other.set_value("direct.portable.t1.k3", 7.0);
   write_profile(other, file.path());
@@ -83,8 +137,8 @@ TEST_CASE("profile: a written profile reads back the same, other machines' secti
   CHECK(read_profile(file.path(), other.fingerprint()).values() == other.values());
   // A later write merges: entries it has win, the others stay.
   cost_profile more(machine_fingerprint());
-  more.set_value("fft.transform_unit", 4.0e-10);
-  more.set_value("im2col.lower_s", 2.0e-10);
+  more.fft.transform_unit.measure(4.0e-10);
+  more.im2col.lower_s.measure(2.0e-10);
   write_profile(more, file.path());
   const cost_profile merged = read_profile(file.path());
   CHECK(merged.value("fft.transform_unit") == 4.0e-10);
@@ -93,43 +147,80 @@ TEST_CASE("profile: a written profile reads back the same, other machines' secti
   CHECK(merged.choice("f32/some/problem") == algorithm::fft);
   // Values keep every digit.
   cost_profile exact(machine_fingerprint());
-  exact.set_value("x.y", 0.1 + 0.2);
+  exact.fft.element_unit.measure(0.1 + 0.2);
   write_profile(exact, file.path());
-  CHECK(read_profile(file.path()).value("x.y") == 0.1 + 0.2);
+  CHECK(read_profile(file.path()).fft.element_unit == 0.1 + 0.2);
   CHECK_THROWS_AS(p.set_value("two words", 1.0), error);
-  CHECK_THROWS_AS(p.set_value("a.b", std::numeric_limits<double>::infinity()), error);
+  CHECK_THROWS_AS(p.set_value("fft.no_such_constant", 1.0), error);
+  CHECK_THROWS_AS(p.set_value("fft.call_s", std::numeric_limits<double>::infinity()), error);
+}
+
+TEST_CASE("profile: every constant has one name, a built-in value in its range, and survives the file",
+          "[automatic][profile]") {
+  scoped_profile_file file("convkit_test_every_constant.txt");
+  cost_profile p(machine_fingerprint());
+  std::map<std::string, int> names;
+  double next = 1.0;
+  cost_profile::for_each_constant(p, [&](const std::string& name, constant& c) {
+    INFO(name);
+    ++names[name];
+    CHECK(!c.measured());
+    CHECK(c.value() == c.builtin());
+    CHECK((c.builtin() == 0 || (c.builtin() >= c.low() && c.builtin() <= c.high())));
+    c.measure(next += 0.125);  // a distinct value each
+  });
+  for (const auto& [name, count] : names) {
+    INFO(name);
+    CHECK(count == 1);
+  }
+  CHECK(p.values().size() == names.size());
+  write_profile(p, file.path());
+  const cost_profile back = read_profile(file.path());
+  CHECK(back.values() == p.values());
+  // An unknown name in the file (an older version's) is left out, with one notice; the rest is read.
+  std::string text = profile_section(p);
+  text.insert(text.find('\n') + 1, "fft.tile.128 1e-9\n");
+  text.replace(text.rfind("end ") + 4, std::string::npos, std::to_string(names.size() + 1) + "\n");
+  write_text(file.path(), text);
+  notices().clear();
+  const notice_handler previous = set_notice_handler(&collect);
+  CHECK(read_profile(file.path()).values() == p.values());
+  set_notice_handler(previous);
+  REQUIRE(notices().size() == 1);
+  CHECK(notices()[0].find("fft.tile.128") != std::string::npos);
 }
 
 TEST_CASE("profile: a quick calibration's write only fills in; another library version's values go",
           "[automatic][profile]") {
   scoped_profile_file file("convkit_test_fill.txt");
+  // "direct" has no library in this program, so the versions below are the profile's own affair.
   cost_profile full(machine_fingerprint());
-  full.set_library("zz", "lib-1");
-  full.set_value("zz.rate", 1.0);
-  full.set_value("zz.unit", 2.0);
+  full.set_library("direct", "lib-1");
+  full.direct.call_s.measure(1.0);
+  full.direct.threads.measure(2.0);
   write_profile(full, file.path());
   cost_profile quick(machine_fingerprint());
-  quick.set_library("zz", "lib-1");
-  quick.set_value("zz.rate", 5.0);
-  quick.set_value("zz.extra", 3.0);
+  quick.set_library("direct", "lib-1");
+  quick.direct.call_s.measure(5.0);
+  quick.direct.of(cpu::isa::avx2).batch_scale.measure(3.0);
   write_profile(quick, file.path(), profile_write::fill);
   cost_profile back = read_profile(file.path());
-  CHECK(back.value("zz.rate") == 1.0);  // the full calibration's value stays
-  CHECK(back.value("zz.unit") == 2.0);
-  CHECK(back.value("zz.extra") == 3.0);  // what it lacked is filled in
-  write_profile(quick, file.path());     // replace: the new value wins
-  CHECK(read_profile(file.path()).value("zz.rate") == 5.0);
+  CHECK(back.direct.call_s == 1.0);  // the full calibration's value stays
+  CHECK(back.direct.threads == 2.0);
+  CHECK(back.direct.of(cpu::isa::avx2).batch_scale == 3.0);  // what it lacked is filled in
+  write_profile(quick, file.path());                         // replace: the new value wins
+  CHECK(read_profile(file.path()).direct.call_s == 5.0);
   // A write measured with another version of the library: the old version's values go, even when
   // only filling in.
   cost_profile upgraded(machine_fingerprint());
-  upgraded.set_library("zz", "lib-2");
-  upgraded.set_value("zz.extra", 4.0);
+  upgraded.set_library("direct", "lib-2");
+  upgraded.direct.of(cpu::isa::avx2).batch_scale.measure(4.0);
   write_profile(upgraded, file.path(), profile_write::fill);
   back = read_profile(file.path());
-  CHECK(back.value("zz.extra") == 4.0);
-  CHECK(!back.value("zz.rate"));
-  CHECK(!back.value("zz.unit"));
-  CHECK(back.libraries().at("zz") == "lib-2");
+  CHECK(back.direct.of(cpu::isa::avx2).batch_scale == 4.0);
+  CHECK(!back.direct.call_s.measured());
+  CHECK(!back.direct.threads.measured());
+  CHECK(back.libraries().at("direct") == "lib-2");
   // Reading: values measured with another version of a library this program has are not used (one
   // notice names them); a library the program lacks keeps its values for programs that have it.
   const std::map<std::string, std::string> here = program_libraries();
@@ -137,14 +228,18 @@ TEST_CASE("profile: a quick calibration's write only fills in; another library v
   const std::string prefix = here.begin()->first;
   cost_profile stale(machine_fingerprint());
   stale.set_library(prefix, "another-version");
-  stale.set_value(prefix + ".some_rate", 7.0);
+  std::string stale_name;  // the first constant of that backend
+  cost_profile::for_each_constant(stale, [&](const std::string& name, constant& c) {
+    if (stale_name.empty() && name.rfind(prefix + ".", 0) == 0) c.measure(0.5), stale_name = name;
+  });
+  REQUIRE(!stale_name.empty());
   write_profile(stale, file.path());
   notices().clear();
   const notice_handler previous = set_notice_handler(&collect);
   back = read_profile(file.path());
   set_notice_handler(previous);
-  CHECK(!back.value(prefix + ".some_rate"));
-  CHECK(back.value("zz.extra") == 4.0);
+  CHECK(!back.value(stale_name));
+  CHECK(back.direct.of(cpu::isa::avx2).batch_scale == 4.0);
   REQUIRE(notices().size() == 1);
   CHECK(notices()[0].find(prefix + " (measured with another-version") != std::string::npos);
 }
@@ -153,6 +248,10 @@ TEST_CASE("profile: two processes writing at once lose nothing", "[automatic][pr
   scoped_profile_file file("convkit_test_two_writers.txt");
   constexpr int writes = 40;
   const std::string fingerprint = machine_fingerprint();
+  std::vector<std::string> names;  // writer w's i-th value goes to names[w * writes + i]
+  const cost_profile all;
+  cost_profile::for_each_constant(all, [&](const std::string& name, const constant&) { names.push_back(name); });
+  REQUIRE(names.size() >= std::size_t(2 * writes));
   std::vector<pid_t> children;
   for (int who = 0; who < 2; ++who) {
     const pid_t pid = ::fork();
@@ -161,7 +260,7 @@ TEST_CASE("profile: two processes writing at once lose nothing", "[automatic][pr
       int failed = 0;
       for (int i = 0; i < writes; ++i) {
         cost_profile p(fingerprint);
-        p.set_value("writer" + std::to_string(who) + ".entry" + std::to_string(i), double(i));
+        p.set_value(names[std::size_t(who * writes + i)], double(i + 1));
         try {
           write_profile(p, file.path());
         } catch (...) {
@@ -181,8 +280,7 @@ TEST_CASE("profile: two processes writing at once lose nothing", "[automatic][pr
   const cost_profile p = read_profile(file.path());
   CHECK(p.values().size() == std::size_t(2 * writes));
   for (int who = 0; who < 2; ++who)
-    for (int i = 0; i < writes; ++i)
-      CHECK(p.value("writer" + std::to_string(who) + ".entry" + std::to_string(i)) == double(i));
+    for (int i = 0; i < writes; ++i) CHECK(p.value(names[std::size_t(who * writes + i)]) == double(i + 1));
 }
 
 TEST_CASE("profile: a missing, corrupt, truncated or foreign profile gives the built-in constants and one notice",
@@ -192,7 +290,7 @@ TEST_CASE("profile: a missing, corrupt, truncated or foreign profile gives the b
   cost_profile good(machine_fingerprint());
   good.set_value("direct.avx2.t1.k3", 1e10);
   good.set_value("fft.transform_unit", 1e-10);
-  const std::string section = good.section();
+  const std::string section = profile_section(good);
   const std::vector<std::pair<std::string, std::string>> bad{
       {"missing", ""},
       {"corrupt", section.substr(0, section.find('\n') + 1) + "fft.transform_unit not-a-number\nend 1\n"},
@@ -228,7 +326,7 @@ TEST_CASE("profile: a missing, corrupt, truncated or foreign profile gives the b
 TEST_CASE("profile: 8 threads making their first automatic plans at once read it once", "[automatic][threads]") {
   scoped_profile_file file("convkit_test_first_use.txt");
   cost_profile good(machine_fingerprint());
-  good.set_value("direct.call_s", 1e-6);
+  good.direct.call_s.measure(1e-6);
   write_profile(good, file.path());
   set_active_profile(nullptr);
   std::vector<std::thread> threads;
@@ -246,7 +344,8 @@ TEST_CASE("profile: 8 threads making their first automatic plans at once read it
   for (auto& th : threads) th.join();
   CHECK(wrong == 0);
   for (const cost_profile* p : seen) CHECK(p == seen[0]);
-  CHECK(seen[0]->value("direct.call_s") == 1e-6);
+  CHECK(seen[0]->direct.call_s.measured());
+  CHECK(seen[0]->direct.call_s == 1e-6);
 }
 
 TEST_CASE("calibrate: measures constants for every backend, quickly, and automatic uses them",
@@ -256,7 +355,8 @@ TEST_CASE("calibrate: measures constants for every backend, quickly, and automat
   opt.quick = true;
   int steps = 0;
   opt.progress = [&](const std::string&) { ++steps; };
-  const cost_profile p = calibrate(opt);
+  const calibration_result r = calibrate(opt);
+  const cost_profile& p = r.profile;
   CHECK(steps >= 1);
   CHECK(p.fingerprint() == machine_fingerprint());
   CHECK(p.value("direct.call_s").has_value());
@@ -264,9 +364,85 @@ TEST_CASE("calibrate: measures constants for every backend, quickly, and automat
     INFO(name);
     CHECK(std::isfinite(value));
   }
+  cost_profile::for_each_constant(p, [&](const std::string& name, const constant& c) {
+    INFO(name << " = " << c.value());
+    CHECK(c.plausible());
+  });
   write_profile(p, file.path());
   set_active_profile(nullptr);
   CHECK(active_profile()->values() == p.values());
+}
+
+TEST_CASE("calibrate: an implausible value is measured again, then the previous or built-in one kept",
+          "[automatic][calibrate]") {
+  // A direct model whose two-thread rate comes out 20x below its one-thread rate (as a calibration on
+  // a busy machine measured), and a scale far outside its range.
+  const auto measured = [](double all_threads, double grouped) {
+    direct_costs m;
+    m.threads.measure(2);
+    direct_costs::isa_rates& r = m.of(cpu::isa::avx2);
+    r.one_thread[3].measure(4e10);
+    r.all_threads[3].measure(all_threads);
+    r.grouped_scale.measure(grouped);
+    return m;
+  };
+  const direct_costs sane = measured(7e10, 1.3), busy = measured(2e9, 0.005);
+  CHECK(detail::implausible(sane, &detail::direct_broken_rules) ==
+        std::vector<bool>(detail::constants_of(sane).size()));
+  direct_costs previous;
+  previous.of(cpu::isa::avx2).all_threads[3].measure(6e10);
+  {  // implausible, then plausible: the second measurement is kept, nothing reported
+    detail::calibration c(true, 2, {});
+    int runs = 0;
+    const direct_costs m = detail::measure_plausibly(
+        c, previous, [&] { return ++runs == 1 ? busy : sane; }, &detail::direct_broken_rules);
+    CHECK(runs == 2);
+    CHECK(m.of(cpu::isa::avx2).all_threads[3] == 7e10);
+    CHECK(m.of(cpu::isa::avx2).grouped_scale == 1.3);
+    CHECK(c.rejected().empty());
+  }
+  {  // implausible twice: the previous value where there is one, else the built-in one; both reported
+    detail::calibration c(true, 2, {});
+    const direct_costs m = detail::measure_plausibly(
+        c, previous, [&] { return busy; }, &detail::direct_broken_rules);
+    CHECK(m.of(cpu::isa::avx2).all_threads[3] == 6e10);
+    CHECK(m.of(cpu::isa::avx2).all_threads[3].measured());
+    CHECK(!m.of(cpu::isa::avx2).grouped_scale.measured());
+    CHECK(m.of(cpu::isa::avx2).one_thread[3] == 4e10);  // plausible: kept as measured
+    REQUIRE(c.rejected().size() == 2);
+    std::map<std::string, rejected_constant> r;
+    for (const rejected_constant& x : c.rejected()) r[x.name] = x;
+    CHECK(r.at("direct.avx2.tn.k7").kept_previous);
+    CHECK(r.at("direct.avx2.tn.k7").first == 2e9);
+    CHECK(!r.at("direct.avx2.grouped_scale").kept_previous);
+    CHECK(r.at("direct.avx2.grouped_scale").kept == 1.0);
+  }
+}
+
+TEST_CASE("calibrate: under a deliberate load on every core, only plausible values come back",
+          "[automatic][calibrate]") {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> load;
+  for (unsigned i = 0; i < std::max(2u, std::thread::hardware_concurrency()); ++i)
+    load.emplace_back([&] {
+      volatile double x = 1;
+      while (!stop.load(std::memory_order_relaxed)) x = x * 1.0000001 + 1e-9;
+    });
+  calibration_options opt;
+  opt.quick = true;
+  const calibration_result r = calibrate(opt);
+  stop = true;
+  for (auto& t : load) t.join();
+  for (const rejected_constant& x : r.rejected) INFO(x.name << ": measured " << x.first << " and " << x.second);
+  const auto check_all = [](const auto& costs, auto rules) {
+    const std::vector<bool> bad = detail::implausible(costs, rules);
+    CHECK(std::count(bad.begin(), bad.end(), true) == 0);
+  };
+  check_all(r.profile.direct, &detail::direct_broken_rules);
+  cost_profile::for_each_constant(r.profile, [&](const std::string& name, const constant& c) {
+    INFO(name << " = " << c.value());
+    CHECK(c.plausible());
+  });
 }
 
 #if defined(CONVKIT_HAS_FFTW)
@@ -284,12 +460,14 @@ TEST_CASE("measure: the first call times the candidates and the slowed one loses
   for (algorithm slowed : {algorithm::direct, algorithm::fft}) {
     INFO("slowed: " << to_string(slowed));
     detail::choice_memory::instance().clear();
-    detail::injected_slowdown() = {slowed, 1000.0};
-    plan<float> p(img.rows(), img.cols(), k, o);
-    detail::injected_slowdown() = {};
-    CHECK(p.chosen() != slowed);
+    algorithm chosen;
+    {
+      const slowed_backend slow(slowed, 30.0);
+      chosen = plan<float>(img.rows(), img.cols(), k, o).chosen();
+    }
+    CHECK(chosen != slowed);
     // Remembered: the same problem again makes the same choice without timing (no slowdown now).
-    CHECK(plan<float>(img.rows(), img.cols(), k, o).chosen() == p.chosen());
+    CHECK(plan<float>(img.rows(), img.cols(), k, o).chosen() == chosen);
   }
   // The choice went to the profile file under the problem's key, with its algorithm.
   const cost_profile saved = read_profile(file.path());

@@ -9,7 +9,12 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -327,6 +332,29 @@ TEST_CASE("all_finite finds NaN and Inf by their bits, at every position of a bl
   CHECK(detail::all_finite<float>(f));
   f(2, 3) = std::numeric_limits<float>::infinity();
   CHECK_FALSE(detail::all_finite<float>(f));
+}
+
+TEST_CASE("without the profile file component convkit reads no file: automatic uses the built-in constants",
+          "[profile]") {
+  // This program includes no <convkit/profile_file.hpp> (nor <convkit/convkit.hpp>): a profile file
+  // where the component would look must not be read, nor a measured choice written to it.
+  const std::string path = "convkit_test_core_profile." + std::to_string(std::random_device{}()) + ".txt";
+  {
+    std::ofstream f(path);
+    f << "[machine anything]\ndirect.call_s 0.5\nend 1\n";
+  }
+  ::setenv("CONVKIT_PROFILE", path.c_str(), 1);
+  set_active_profile(nullptr);
+  options o;
+  o.tune.choice = choice_rule::measure;
+  const array2d<float> out = conv2d(array2d<float>(40, 40), array2d<float>(5, 5), o);
+  CHECK(out.rows() == 44);
+  CHECK(active_profile()->empty());
+  CHECK(!active_profile()->direct.call_s.measured());
+  std::ifstream f(path);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK(text == "[machine anything]\ndirect.call_s 0.5\nend 1\n");
+  std::remove(path.c_str());
 }
 
 }  // namespace convkit::testing

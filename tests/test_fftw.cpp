@@ -192,7 +192,7 @@ TEST_CASE("fft: the tiled workspace stays under the cap at 10000x10000 * 15x15",
     detail::conv_problem p = problem_of<float>(c);
     p.threads = threads;
     p.tune.fft = fftw::config{};
-    const detail::fft::tile_plan t = detail::fftw_tile_plan(p, *detail::profile_of(p));
+    const detail::fft::tile_plan t = detail::fftw_tile_plan(p, *active_profile());
     INFO(threads << " threads: transform " << t.rows.transform << "x" << t.cols.transform << ", " << t.tiles()
                  << " tiles");
     CHECK(t.tiles() > 1);
@@ -422,9 +422,9 @@ TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
 /// A profile under which fft looks far cheaper than every other backend, so that automatic picks it.
 std::shared_ptr<const cost_profile> fft_looks_cheap() {
   auto p = std::make_shared<cost_profile>(machine_fingerprint());
-  p->set_value("fft.transform_unit", 3e-16);
-  p->set_value("fft.element_unit", 1e-15);
-  p->set_value("fft.batch_scale", 1e6);
+  p->fft.transform_unit.measure(3e-16);
+  p->fft.element_unit.measure(1e-15);
+  p->fft.batch_scale.measure(1e6);
   return p;
 }
 

@@ -326,7 +326,7 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   o.correlate = true;
   const detail::conv_problem g = problem_of<float>(problem_case{10000, 10000, 15, 15, 0, o});
   const detail::im2col_shape s{g.rows, g.cols, 1, 1, 1, false};
-  const index_t bound = im2col::default_workspace_limit;
+  const index_t bound = detail::settings{}.im2col_workspace;
   const detail::im2col_tiling t =
       detail::plan_im2col_tiles(s, 1, bound / index_t(sizeof(float)), bound / index_t(sizeof(float)), 1);
   CHECK(t.workspace_elems() * index_t(sizeof(float)) <= bound);
@@ -388,21 +388,22 @@ TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1
   layer_case deep{1, 4, 64, 5, 5, 3, 3, true, {}};         // 25 outputs, 64 filters: threads split the filters
   deep.opt.pad_rows = deep.opt.pad_cols = 1;
   deep.opt.groups = 2;
-  const detail::im2col_tiling t_small = tiling(small, im2col::default_workspace_limit, 1);
+  const detail::im2col_tiling t_small = tiling(small, detail::settings{}.im2col_workspace, 1);
   CHECK(t_small.images_per_tile == 3);
   CHECK(t_small.output_elems > 0);
-  CHECK(tiling(small, im2col::default_workspace_limit, 3).images_per_tile == 1);  // one image per thread
-  const detail::im2col_tiling t_wide = tiling(wide, im2col::default_workspace_limit, 2);
+  CHECK(tiling(small, detail::settings{}.im2col_workspace, 3).images_per_tile == 1);  // one image per thread
+  const detail::im2col_tiling t_wide = tiling(wide, detail::settings{}.im2col_workspace, 2);
   CHECK(t_wide.images_per_tile == 1);
   CHECK(t_wide.rows_per_tile > 0);
   CHECK(t_wide.tiles >= 2);
   CHECK(tiling(wide, 4 << 10, 1).rows_per_tile == 0);  // 4 KiB: less than one row of columns
-  const detail::im2col_tiling t_point = tiling(pointwise, im2col::default_workspace_limit, 2);
+  const detail::im2col_tiling t_point = tiling(pointwise, detail::settings{}.im2col_workspace, 2);
   CHECK_FALSE(t_point.lowers);
   CHECK(t_point.column_elems == 0);
-  CHECK(tiling(deep, im2col::default_workspace_limit, 1).filter_blocks == 1);
-  CHECK(tiling(deep, im2col::default_workspace_limit, 2).filter_blocks == 2);
-  CHECK(tiling(deep, im2col::default_workspace_limit, 3).filter_blocks == 2);  // 32 filters per group: 2 blocks of 16
+  CHECK(tiling(deep, detail::settings{}.im2col_workspace, 1).filter_blocks == 1);
+  CHECK(tiling(deep, detail::settings{}.im2col_workspace, 2).filter_blocks == 2);
+  CHECK(tiling(deep, detail::settings{}.im2col_workspace, 3).filter_blocks ==
+        2);  // 32 filters per group: 2 blocks of 16
   // Each of them (and the pieces) computes the layer correctly.
   std::mt19937_64 rng(run_seed() + 6);
   const auto run = [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out,
@@ -416,7 +417,7 @@ TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1
   im2col::set_workspace_limit(4 << 10);
   wide.opt.algo = algorithm::im2col;
   check_layer_case<float>(wide, rng, run, layer_direct_error);
-  im2col::set_workspace_limit(im2col::default_workspace_limit);
+  im2col::set_workspace_limit(detail::settings{}.im2col_workspace);
 }
 #endif
 

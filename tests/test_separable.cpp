@@ -92,7 +92,7 @@ void run_grid_low_rank(int rank, double scale) {
         c, rng,
         [&](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) {
           const detail::conv_problem p = detail::image_problem<T>(in.rows(), in.cols(), k, o, false);
-          ran = p.kernel_rank > 0 && detail::runs_separably(p, *detail::profile_of(p));
+          ran = p.kernel_rank > 0 && detail::runs_separably(p, active_profile()->direct);
           if (!p.sparse()) {
             INFO("kernel of rank " << rank << " analysed as rank " << p.kernel_rank);
             CHECK(p.kernel_rank == expected_rank(c.k_rows, c.k_cols, rank));
@@ -316,7 +316,7 @@ TEST_CASE("separable: the choice, the options and plans", "[separable]") {
   o.algo = algorithm::direct;
   const detail::conv_problem p = detail::image_problem<float>(300, 300, view2d<const float>(g), o, false);
   CHECK(p.kernel_rank == 1);
-  CHECK(detail::runs_separably(p, *detail::profile_of(p)));  // 30 multiply-adds a pixel, not 225
+  CHECK(detail::runs_separably(p, active_profile()->direct));  // 30 multiply-adds a pixel, not 225
   o.tune.separable = separable_use::never;
   CHECK(detail::image_problem<float>(300, 300, view2d<const float>(g), o, false).kernel_rank == 0);
   // Backends other than direct never analyse the kernel.

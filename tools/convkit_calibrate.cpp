@@ -1,5 +1,7 @@
 // convkit_calibrate: measures this machine for algorithm::automatic and saves the profile where
-// automatic finds it (profile.hpp: $CONVKIT_PROFILE, else the user's cache folder).
+// automatic finds it (profile_file.hpp: $CONVKIT_PROFILE, else the user's cache folder). A value
+// measured implausible twice (a machine too busy to measure) is not saved: the profile's previous
+// value stays, and the tool says which values it kept.
 //
 //   convkit_calibrate                 under a minute
 //   convkit_calibrate --quick         a few seconds; fills in only what the profile lacks (its
@@ -14,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -31,8 +34,9 @@ int main(int argc, char** argv) {
     } else if (a == "--output" && i + 1 < argc) {
       path = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--quick] [--threads N] [--output PATH] [--print]\n", argv[0]);
-      return 2;
+      std::fprintf(a == "--help" || a == "-h" ? stdout : stderr,
+                   "usage: %s [--quick] [--threads N] [--output PATH] [--print]\n", argv[0]);
+      return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
   // im2col is measured with one GEMM per convkit thread, as a program that opts in runs it
@@ -49,12 +53,25 @@ int main(int argc, char** argv) {
   };
   try {
     std::fprintf(stderr, "convkit_calibrate: %s\n", convkit::machine_fingerprint().c_str());
-    const convkit::cost_profile p = convkit::calibrate(opt);
-    convkit::write_profile(p, path, opt.quick ? convkit::profile_write::fill : convkit::profile_write::replace);
+    try {
+      opt.previous = std::make_shared<const convkit::cost_profile>(convkit::read_profile(path));
+    } catch (const convkit::error&) {  // no profile yet, or one that is not: the built-in constants
+    }
+    const convkit::calibration_result r = convkit::calibrate(opt);
+    convkit::write_profile(r.profile, path, opt.quick ? convkit::profile_write::fill : convkit::profile_write::replace);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::fprintf(stderr, "convkit_calibrate: %zu constants measured in %.1f s, %s %s\n", p.values().size(), s,
+    std::fprintf(stderr, "convkit_calibrate: %zu constants measured in %.1f s, %s %s\n", r.profile.values().size(), s,
                  opt.quick ? "the ones it lacked written to" : "written to", path.c_str());
-    if (print) std::fputs(p.section().c_str(), stdout);
+    if (!r.rejected.empty()) {
+      std::fprintf(stderr,
+                   "convkit_calibrate: the machine was too busy to measure %zu value(s): each was implausible twice "
+                   "and is not saved; kept instead:\n",
+                   r.rejected.size());
+      for (const convkit::rejected_constant& x : r.rejected)
+        std::fprintf(stderr, "  %s: measured %.4g and %.4g, kept %.4g (%s)\n", x.name.c_str(), x.first, x.second,
+                     x.kept, x.kept_previous ? "the profile's previous value" : "built in");
+    }
+    if (print) std::fputs(convkit::profile_section(r.profile).c_str(), stdout);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "convkit_calibrate: %s\n", e.what());
     return 1;

@@ -34,6 +34,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -88,12 +89,13 @@ void parse_pair(const std::string& s, int& a, int& b, const char* what) {
   b = comma == std::string::npos ? a : int(parse_count(s.substr(comma + 1), what));
 }
 
+/// The enumerator of E named `s` (convkit's names: types.hpp).
 template <class E>
-E parse_enum(const std::string& s, std::initializer_list<std::pair<const char*, E>> names, const char* what) {
-  for (const auto& [name, value] : names)
-    if (s == name) return value;
+E parse_enum(const std::string& s, const char* what) {
+  if (const std::optional<E> e = convkit::detail::enum_parse<E>(s)) return *e;
   std::string all;
-  for (const auto& n : names) all += std::string(all.empty() ? "" : ", ") + n.first;
+  for (const auto& entry : convkit::detail::enum_table<E>::entries)
+    all += std::string(all.empty() ? "" : ", ") + entry.name;
   throw usage_error(std::string(what) + " must be one of " + all + ", got '" + s + "'");
 }
 
@@ -114,9 +116,12 @@ arguments parse(int argc, char** argv) {
       a.rows = parse_count(value(), "--rows");
     else if (k == "--cols")
       a.cols = parse_count(value(), "--cols");
-    else if (k == "--type")
-      a.double_precision = parse_enum<bool>(value(), {{"float32", false}, {"float64", true}}, "--type");
-    else if (k == "--kernel")
+    else if (k == "--type") {
+      const std::string v = value();
+      if (v != "float32" && v != "float64")
+        throw usage_error("--type must be one of float32, float64, got '" + v + "'");
+      a.double_precision = v == "float64";
+    } else if (k == "--kernel")
       a.kernel_file = value();
     else if (k == "--kernel-shape") {
       const std::string v = value();
@@ -125,17 +130,9 @@ arguments parse(int argc, char** argv) {
       a.k_rows = parse_count(v.substr(0, x), "--kernel-shape rows");
       a.k_cols = parse_count(v.substr(x + 1), "--kernel-shape cols");
     } else if (k == "--mode")
-      a.opt.mode = parse_enum<output>(
-          value(), {{"full", output::full}, {"same", output::same}, {"valid", output::valid}}, "--mode");
+      a.opt.mode = parse_enum<output>(value(), "--mode");
     else if (k == "--border")
-      a.opt.edge = parse_enum<border>(value(),
-                                      {{"zero", border::zero},
-                                       {"constant", border::constant},
-                                       {"replicate", border::replicate},
-                                       {"reflect", border::reflect},
-                                       {"symmetric", border::symmetric},
-                                       {"circular", border::circular}},
-                                      "--border");
+      a.opt.edge = parse_enum<border>(value(), "--border");
     else if (k == "--value")
       a.opt.edge_value = std::strtod(value().c_str(), nullptr);
     else if (k == "--stride")
@@ -145,13 +142,7 @@ arguments parse(int argc, char** argv) {
     else if (k == "--correlate")
       a.opt.correlate = true;
     else if (k == "--algorithm")
-      a.opt.algo = parse_enum<convkit::algorithm>(value(),
-                                                  {{"automatic", convkit::algorithm::automatic},
-                                                   {"direct", convkit::algorithm::direct},
-                                                   {"fft", convkit::algorithm::fft},
-                                                   {"im2col", convkit::algorithm::im2col},
-                                                   {"cufft", convkit::algorithm::cufft}},
-                                                  "--algorithm");
+      a.opt.algo = parse_enum<convkit::algorithm>(value(), "--algorithm");
     else if (k == "--threads")
       a.opt.threads = int(parse_count(value(), "--threads"));
     else if (k == "--memory")
@@ -314,8 +305,7 @@ void stream(const arguments& a, const convkit::array2d<T>& kernel) {
   {
     const file out(partial, true);
     progress shown(a.quiet, out_rows);
-    const d::settings tune =
-        d::band_tuning(global, global.kernel_rank > 0 && d::runs_separably(global, *d::profile_of(global)));
+    const d::settings tune = d::band_tuning(global);
     const convkit::array2d<T> weights = d::correlation_order(kernel.view(), a.opt.correlate);
     std::vector<T> input, output;
     for (index_t o0 = 0; o0 < out_rows; o0 += band) {

@@ -1,7 +1,8 @@
 // convkit/convkit.hpp - the umbrella header: the core (single images and layers), the direct
-// backend, and every optional backend whose CMake target this translation unit was built with (each
-// target defines its CONVKIT_HAS_* macro). Including a backend header is what adds the backend to
-// the program.
+// backend, the profile file component (what automatic knows about this machine, kept between
+// programs: profile_file.hpp), and every optional backend whose CMake target this translation unit
+// was built with (each target defines its CONVKIT_HAS_* macro). Including a backend or component
+// header is what adds it to the program.
 #pragma once
 
 #include "conv2d.hpp"
@@ -12,6 +13,8 @@
 #include "options.hpp"
 #include "padding.hpp"
 #include "plan.hpp"
+#include "profile.hpp"
+#include "profile_file.hpp"
 #include "tuning.hpp"
 #include "types.hpp"
 #include "view.hpp"

@@ -25,14 +25,22 @@ namespace cpu {
 /// The instruction sets convkit has kernels for, in increasing order of capability.
 enum class isa { portable, avx2, avx512 };
 
-inline const char* to_string(isa i) noexcept {
-  switch (i) {
-    case isa::portable: return "portable C++";
-    case isa::avx2: return "AVX2+FMA";
-    case isa::avx512: return "AVX-512";
-  }
-  return "?";
-}
+}  // namespace cpu
+
+namespace detail {
+template <>
+struct enum_table<cpu::isa> {
+  static constexpr const char* type = "convkit::cpu::isa";
+  static constexpr enum_entry<cpu::isa> entries[] = {{cpu::isa::portable, "portable", "portable C++"},
+                                                     {cpu::isa::avx2, "avx2", "AVX2+FMA"},
+                                                     {cpu::isa::avx512, "avx512", "AVX-512"}};
+};
+}  // namespace detail
+
+namespace cpu {
+
+/// How people read the instruction set: "portable C++", "AVX2+FMA" or "AVX-512".
+inline const char* to_string(isa i) noexcept { return detail::enum_label(i); }
 
 /// The best instruction set this CPU (and OS) supports.
 inline isa best_instruction_set() noexcept {

@@ -42,6 +42,9 @@ struct layer_options {  // torch.nn.functional.conv2d semantics: cross-correlati
 };
 
 namespace detail {
+inline constexpr axis_names layer_axes[2] = {{"rows", "input H", "weights R", "H", "R", "2 * pad_rows"},
+                                             {"cols", "input W", "weights S", "W", "S", "2 * pad_cols"}};
+
 /// The request of a layer with the given input and weights shapes.
 inline problem_request layer_request(shape4d input, shape4d weights, bool bias, const layer_options& opt,
                                      index_t element_bytes) {
@@ -55,10 +58,18 @@ inline problem_request layer_request(shape4d input, shape4d weights, bool bias, 
   r.k = weights.n;
   r.groups = opt.groups;
   r.weights_c = weights.c;
-  r.rows = {input.h,      weights.h, opt.stride_rows, opt.dilation_rows, false, output::valid, opt.pad_rows,
-            opt.pad_rows, "rows",    "input H",       "weights R",       "H",   "R",           "2 * pad_rows"};
-  r.cols = {input.w,      weights.w, opt.stride_cols, opt.dilation_cols, false, output::valid, opt.pad_cols,
-            opt.pad_cols, "cols",    "input W",       "weights S",       "W",   "S",           "2 * pad_cols"};
+  r.rows.names = &layer_axes[0];
+  r.cols.names = &layer_axes[1];
+  r.rows.in = input.h;
+  r.cols.in = input.w;
+  r.rows.kernel = weights.h;
+  r.cols.kernel = weights.w;
+  r.rows.stride = opt.stride_rows;
+  r.cols.stride = opt.stride_cols;
+  r.rows.dilation = opt.dilation_rows;
+  r.cols.dilation = opt.dilation_cols;
+  r.rows.pad_before = r.rows.pad_after = opt.pad_rows;
+  r.cols.pad_before = r.cols.pad_after = opt.pad_cols;
   r.edge = opt.edge;
   r.bias = bias;
   r.packed_input = true;

@@ -26,14 +26,24 @@ struct options {
 };
 
 namespace detail {
+inline constexpr axis_names image_axes[2] = {{"rows", "input rows", "kernel rows", "rows", "kernel rows", "padding"},
+                                             {"cols", "input cols", "kernel cols", "cols", "kernel cols", "padding"}};
+
 /// The request of a single-image convolution of rows x cols with a k_rows x k_cols kernel.
 inline problem_request image_request(index_t rows, index_t cols, index_t k_rows, index_t k_cols, const options& opt,
                                      index_t element_bytes) {
   problem_request r;
-  r.rows = {rows, k_rows, opt.stride_rows, opt.dilation_rows, true,   opt.mode,      0,
-            0,    "rows", "input rows",    "kernel rows",     "rows", "kernel rows", "padding"};
-  r.cols = {cols, k_cols, opt.stride_cols, opt.dilation_cols, true,   opt.mode,      0,
-            0,    "cols", "input cols",    "kernel cols",     "cols", "kernel cols", "padding"};
+  r.rows.names = &image_axes[0];
+  r.cols.names = &image_axes[1];
+  r.rows.in = rows;
+  r.cols.in = cols;
+  r.rows.kernel = k_rows;
+  r.cols.kernel = k_cols;
+  r.rows.stride = opt.stride_rows;
+  r.cols.stride = opt.stride_cols;
+  r.rows.dilation = opt.dilation_rows;
+  r.cols.dilation = opt.dilation_cols;
+  r.rows.mode = r.cols.mode = opt.mode;
   r.edge = opt.edge;
   r.edge_value = opt.edge_value;
   r.element_bytes = element_bytes;

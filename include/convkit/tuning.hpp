@@ -65,6 +65,34 @@ enum class fft_tiling {
   always      ///< at least two tiles where the output allows it (tests, benchmarks)
 };
 
+namespace detail {
+template <>
+struct enum_table<choice_rule> {
+  static constexpr const char* type = "convkit::choice_rule";
+  static constexpr enum_entry<choice_rule> entries[] = {{choice_rule::estimate, "estimate"},
+                                                        {choice_rule::measure, "measure"}};
+};
+template <>
+struct enum_table<separable_use> {
+  static constexpr const char* type = "convkit::separable_use";
+  static constexpr enum_entry<separable_use> entries[] = {{separable_use::never, "never"},
+                                                          {separable_use::when_cheaper, "when_cheaper"},
+                                                          {separable_use::always, "always"}};
+};
+template <>
+struct enum_table<fft_rigour> {
+  static constexpr const char* type = "convkit::fft_rigour";
+  static constexpr enum_entry<fft_rigour> entries[] = {
+      {fft_rigour::estimate, "estimate"}, {fft_rigour::measure, "measure"}, {fft_rigour::patient, "patient"}};
+};
+template <>
+struct enum_table<fft_tiling> {
+  static constexpr const char* type = "convkit::fft_tiling";
+  static constexpr enum_entry<fft_tiling> entries[] = {
+      {fft_tiling::automatic, "automatic"}, {fft_tiling::never, "never"}, {fft_tiling::always, "always"}};
+};
+}  // namespace detail
+
 /// The fft backend's settings.
 struct fft_config {
   fft_rigour planning = fft_rigour::estimate;
@@ -131,39 +159,67 @@ struct settings {
   cpu::isa instruction_set = cpu::best_instruction_set();
   bool single_threaded_blas = false;
   choice_rule choice = choice_rule::estimate;
-  std::shared_ptr<const cost_profile> profile;  ///< null: the active profile
   separable_use separable = separable_use::when_cheaper;
   double separable_tolerance = 0;  ///< 0: T's rounding level
+  /// Null until a plan resolves it (prepared.hpp): the tuning's profile, else the active one.
+  std::shared_ptr<const cost_profile> profile;
+  /// The profile is the active one (a measured choice is saved with it).
+  bool profile_is_active = false;
 };
 
-inline void check(const fft_config& c, const char* name) {
-  const std::string n(name);
-  if (c.planning != fft_rigour::estimate && c.planning != fft_rigour::measure && c.planning != fft_rigour::patient)
-    throw error(n + ".planning: not a convkit::fft_rigour (value " + std::to_string(int(c.planning)) + ")");
-  if (c.tiles != fft_tiling::automatic && c.tiles != fft_tiling::never && c.tiles != fft_tiling::always)
-    throw error(n + ".tiles: not a convkit::fft_tiling (value " + std::to_string(int(c.tiles)) + ")");
-  if (c.tile_rows < 0 || c.tile_cols < 0) throw error(n + ": tile_rows and tile_cols must be >= 0");
-  if (c.memory_cap < 1) throw error(n + ": memory_cap must be >= 1 byte");
+inline void check(const fft_config& c, const std::string& name) {
+  check_enum(c.planning, name + ".planning");
+  check_enum(c.tiles, name + ".tiles");
+  if (c.tile_rows < 0 || c.tile_cols < 0) throw error(name + ": tile_rows and tile_cols must be >= 0");
+  if (c.memory_cap < 1) throw error(name + ": memory_cap must be >= 1 byte");
 }
 
-inline void check(const gpu_fft_config& c, const char* name) {
-  const std::string n(name);
-  if (c.tiles != fft_tiling::automatic && c.tiles != fft_tiling::never && c.tiles != fft_tiling::always)
-    throw error(n + ".tiles: not a convkit::fft_tiling (value " + std::to_string(int(c.tiles)) + ")");
-  if (c.tile_rows < 0 || c.tile_cols < 0) throw error(n + ": tile_rows and tile_cols must be >= 0");
-  if (c.memory_cap < 0) throw error(n + ": memory_cap must be >= 0");
+inline void check(const gpu_fft_config& c, const std::string& name) {
+  check_enum(c.tiles, name + ".tiles");
+  if (c.tile_rows < 0 || c.tile_cols < 0) throw error(name + ": tile_rows and tile_cols must be >= 0");
+  if (c.memory_cap < 0) throw error(name + ": memory_cap must be >= 0");
 }
 
-inline void check_workspace(index_t bytes, const char* name) {
-  if (bytes < 1) throw error(std::string(name) + " must be >= 1, got " + std::to_string(bytes));
+inline void check_workspace(index_t bytes, const std::string& name) {
+  if (bytes < 1) throw error(name + " must be >= 1, got " + std::to_string(bytes));
 }
 
 /// Throws convkit::unavailable if this CPU cannot run `i`, convkit::error if `i` is no isa.
-inline void check_instruction_set(cpu::isa i, const char* name) {
-  if (i != cpu::isa::portable && i != cpu::isa::avx2 && i != cpu::isa::avx512)
-    throw error(std::string(name) + ": not a convkit::cpu::isa (value " + std::to_string(int(i)) + ")");
+inline void check_instruction_set(cpu::isa i, const std::string& name) {
+  check_enum(i, name);
   if (int(i) > int(cpu::best_instruction_set()))
-    throw unavailable(std::string(name) + ": this CPU does not support " + cpu::to_string(i));
+    throw unavailable(name + ": this CPU does not support " + cpu::to_string(i));
+}
+
+inline void check_separable_tolerance(double t, const std::string& name) {
+  if (!(t >= 0 && t < 1)) throw error(name + " must be in [0, 1), got " + std::to_string(t));
+}
+
+/// Every field of tuning, once: visit(name, the tuning's member, the settings' member, its check).
+/// resolve(), default_tuning() and set_default_tuning() are loops over this list.
+template <class Visit>
+void for_each_tuning_field(Visit&& visit) {
+  const auto any = [](const auto&, const std::string&) {};
+  visit("fft", &tuning::fft, &settings::fft, [](const fft_config& c, const std::string& n) { check(c, n); });
+  visit("gpu_fft", &tuning::gpu_fft, &settings::gpu_fft,
+        [](const gpu_fft_config& c, const std::string& n) { check(c, n); });
+  visit("im2col_workspace", &tuning::im2col_workspace, &settings::im2col_workspace, &check_workspace);
+  visit("instruction_set", &tuning::instruction_set, &settings::instruction_set, &check_instruction_set);
+  visit("single_threaded_blas", &tuning::single_threaded_blas, &settings::single_threaded_blas, any);
+  visit("choice", &tuning::choice, &settings::choice, &check_enum<choice_rule>);
+  visit("separable", &tuning::separable, &settings::separable, &check_enum<separable_use>);
+  visit("separable_tolerance", &tuning::separable_tolerance, &settings::separable_tolerance,
+        &check_separable_tolerance);
+  visit("profile", &tuning::profile, &settings::profile, any);
+}
+
+/// A tuning field's value, if set: std::optional's, or a non-null profile.
+template <class V>
+const V* given(const std::optional<V>& field) noexcept {
+  return field ? &*field : nullptr;
+}
+inline const std::shared_ptr<const cost_profile>* given(const std::shared_ptr<const cost_profile>& field) noexcept {
+  return field ? &field : nullptr;
 }
 
 /// The process defaults, behind one lock.
@@ -194,40 +250,12 @@ class default_settings {
 /// `t` completed from the process defaults, each field validated (errors name "tuning.<field>").
 inline settings resolve(const tuning& t) {
   settings s = default_settings::get();
-  if (t.fft) {
-    check(*t.fft, "tuning.fft");
-    s.fft = *t.fft;
-  }
-  if (t.gpu_fft) {
-    check(*t.gpu_fft, "tuning.gpu_fft");
-    s.gpu_fft = *t.gpu_fft;
-  }
-  if (t.im2col_workspace) {
-    check_workspace(*t.im2col_workspace, "tuning.im2col_workspace");
-    s.im2col_workspace = *t.im2col_workspace;
-  }
-  if (t.instruction_set) {
-    check_instruction_set(*t.instruction_set, "tuning.instruction_set");
-    s.instruction_set = *t.instruction_set;
-  }
-  if (t.single_threaded_blas) s.single_threaded_blas = *t.single_threaded_blas;
-  if (t.choice) {
-    if (*t.choice != choice_rule::estimate && *t.choice != choice_rule::measure)
-      throw error("tuning.choice: not a convkit::choice_rule (value " + std::to_string(int(*t.choice)) + ")");
-    s.choice = *t.choice;
-  }
-  if (t.profile) s.profile = t.profile;
-  if (t.separable) {
-    if (*t.separable != separable_use::never && *t.separable != separable_use::when_cheaper &&
-        *t.separable != separable_use::always)
-      throw error("tuning.separable: not a convkit::separable_use (value " + std::to_string(int(*t.separable)) + ")");
-    s.separable = *t.separable;
-  }
-  if (t.separable_tolerance) {
-    if (!(*t.separable_tolerance >= 0 && *t.separable_tolerance < 1))
-      throw error("tuning.separable_tolerance must be in [0, 1), got " + std::to_string(*t.separable_tolerance));
-    s.separable_tolerance = *t.separable_tolerance;
-  }
+  for_each_tuning_field([&](const char* name, auto field, auto kept, auto check) {
+    if (const auto* v = given(t.*field)) {
+      check(*v, std::string("tuning.") + name);
+      s.*kept = *v;
+    }
+  });
   return s;
 }
 
@@ -237,15 +265,7 @@ inline settings resolve(const tuning& t) {
 inline tuning default_tuning() {
   const detail::settings s = detail::default_settings::get();
   tuning t;
-  t.fft = s.fft;
-  t.gpu_fft = s.gpu_fft;
-  t.im2col_workspace = s.im2col_workspace;
-  t.instruction_set = s.instruction_set;
-  t.single_threaded_blas = s.single_threaded_blas;
-  t.choice = s.choice;
-  t.profile = s.profile;
-  t.separable = s.separable;
-  t.separable_tolerance = s.separable_tolerance;
+  detail::for_each_tuning_field([&](const char*, auto field, auto kept, auto) { t.*field = s.*kept; });
   return t;
 }
 
@@ -255,15 +275,9 @@ inline tuning default_tuning() {
 inline void set_default_tuning(const tuning& t) {
   const detail::settings s = detail::resolve(t);  // validates
   detail::default_settings::update([&](detail::settings& d) {
-    if (t.fft) d.fft = s.fft;
-    if (t.gpu_fft) d.gpu_fft = s.gpu_fft;
-    if (t.im2col_workspace) d.im2col_workspace = s.im2col_workspace;
-    if (t.instruction_set) d.instruction_set = s.instruction_set;
-    if (t.single_threaded_blas) d.single_threaded_blas = s.single_threaded_blas;
-    if (t.choice) d.choice = s.choice;
-    if (t.profile) d.profile = s.profile;
-    if (t.separable) d.separable = s.separable;
-    if (t.separable_tolerance) d.separable_tolerance = s.separable_tolerance;
+    detail::for_each_tuning_field([&](const char*, auto field, auto kept, auto) {
+      if (detail::given(t.*field)) d.*kept = s.*kept;
+    });
   });
 }
 

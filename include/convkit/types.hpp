@@ -22,6 +22,9 @@
 
 #include <cstddef>
 #include <stdexcept>
+#include <string>
+
+#include "detail/enum_table.hpp"
 
 CONVKIT_NAMESPACE_BEGIN
 
@@ -64,36 +67,40 @@ struct unavailable : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-inline const char* to_string(output o) noexcept {
-  switch (o) {
-    case output::full: return "full";
-    case output::same: return "same";
-    case output::valid: return "valid";
-  }
-  return "?";
-}
+namespace detail {
+template <>
+struct enum_table<output> {
+  static constexpr const char* type = "convkit::output";
+  static constexpr enum_entry<output> entries[] = {
+      {output::full, "full"}, {output::same, "same"}, {output::valid, "valid"}};
+};
+template <>
+struct enum_table<border> {
+  static constexpr const char* type = "convkit::border";
+  static constexpr enum_entry<border> entries[] = {{border::zero, "zero"},           {border::constant, "constant"},
+                                                   {border::replicate, "replicate"}, {border::reflect, "reflect"},
+                                                   {border::symmetric, "symmetric"}, {border::circular, "circular"}};
+};
+template <>
+struct enum_table<algorithm> {
+  static constexpr const char* type = "convkit::algorithm";
+  static constexpr enum_entry<algorithm> entries[] = {{algorithm::automatic, "automatic"},
+                                                      {algorithm::direct, "direct"},
+                                                      {algorithm::im2col, "im2col"},
+                                                      {algorithm::fft, "fft"},
+                                                      {algorithm::cufft, "cufft"}};
+};
 
-inline const char* to_string(border b) noexcept {
-  switch (b) {
-    case border::zero: return "zero";
-    case border::constant: return "constant";
-    case border::replicate: return "replicate";
-    case border::reflect: return "reflect";
-    case border::symmetric: return "symmetric";
-    case border::circular: return "circular";
-  }
-  return "?";
+/// Throws convkit::error "<what>: not a <E's type> (value <n>)" for a value outside E's enumerators.
+template <class E>
+void check_enum(E e, const std::string& what) {
+  if (!enum_valid(e))
+    throw error(what + ": not a " + enum_table<E>::type + " (value " + std::to_string(static_cast<int>(e)) + ")");
 }
+}  // namespace detail
 
-inline const char* to_string(algorithm a) noexcept {
-  switch (a) {
-    case algorithm::automatic: return "automatic";
-    case algorithm::direct: return "direct";
-    case algorithm::im2col: return "im2col";
-    case algorithm::fft: return "fft";
-    case algorithm::cufft: return "cufft";
-  }
-  return "?";
-}
+inline const char* to_string(output o) noexcept { return detail::enum_name(o); }
+inline const char* to_string(border b) noexcept { return detail::enum_name(b); }
+inline const char* to_string(algorithm a) noexcept { return detail::enum_name(a); }
 
 CONVKIT_NAMESPACE_END

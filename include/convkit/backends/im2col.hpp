@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "../detail/backend.hpp"
 #include "../detail/calibration.hpp"
@@ -25,9 +26,6 @@
 
 CONVKIT_NAMESPACE_BEGIN
 namespace im2col {
-
-/// The default workspace bound: 64 MiB.
-inline constexpr index_t default_workspace_limit = index_t(64) << 20;
 
 /// Sets the process default of tuning::im2col_workspace for plans and calls made from now on.
 /// Throws convkit::error if bytes < 1.
@@ -70,60 +68,64 @@ std::unique_ptr<executor<T>> make_im2col(const conv_problem& p, const T* weights
   return std::make_unique<im2col_executor<T>>(p, weights, bias);
 }
 
-/// Cost model, in seconds: im2col.call_s per call, plus: the GEMM runs at im2col.gemm_macs_per_s (one thread) scaled by
-/// m / (m + 12) for its row count m (the filters per group: m = 1 is a memory-bound matrix-vector product), lowering
-/// costs im2col.lower_s per column-matrix element, and both divide over the threads. Built in: 65e9 and 0.3 ns, fitted
-/// to bench_layers on the AVX-512 Xeon this project ran on first; calibrate() measures both here.
+/// Cost model, in seconds (constants: im2col_costs): call_s per call, plus: the GEMM runs at
+/// gemm_macs_per_s (one thread) scaled by m / (m + 12) for its row count m (the filters per group:
+/// m = 1 is a memory-bound matrix-vector product), lowering costs lower_s per column-matrix element,
+/// each GEMM call gemm_call_s, and all of it divides over the threads.
 inline double im2col_cost(const conv_problem& p, const cost_profile& profile) {
   if (p.sparse()) return never;
+  const im2col_costs& m = profile.im2col;
   const im2col_shape s{p.rows, p.cols, p.c_per_group(), p.k_per_group(), p.groups, p.packed_input};
   const double lowered =
       s.one_by_one() ? 0.0
                      : double(p.n) * double(p.groups) * double(s.depth()) * double(p.rows.out) * double(p.cols.out);
-  const double m = double(p.k_per_group());
-  const double rate = profile_value(profile, "im2col.gemm_macs_per_s", 65e9);
+  const double rows = double(p.k_per_group());
   const double gemm_calls = double(p.n) * double(p.groups);  // at least one per image and group
   // Layers of a few channels per group: small GEMMs on column matrices that stay in cache, which the
-  // dense layers' constants overestimated by 1.4-3x here (measured apart: im2col.grouped_scale).
-  const double kind = p.groups > 1 && p.c_per_group() > 1 ? profile_value(profile, "im2col.grouped_scale", 1.0) : 1.0;
-  return profile_value(profile, "im2col.call_s", 3e-6) +
+  // dense layers' constants overestimated by 1.4-3x (measured apart: grouped_scale).
+  const double kind = p.groups > 1 && p.c_per_group() > 1 ? double(m.grouped_scale) : 1.0;
+  return m.call_s +
          kind *
-             (p.macs() / (rate * m / (m + 12)) + lowered * profile_value(profile, "im2col.lower_s", 0.3e-9) +
-              gemm_calls * profile_value(profile, "im2col.gemm_call_s", 1e-6)) /
+             (p.macs() / (m.gemm_macs_per_s * rows / (rows + 12)) + lowered * m.lower_s + gemm_calls * m.gemm_call_s) /
              p.threads;
 }
 
-/// Measures the GEMM rate on a 1x1 layer (no lowering: 64 filters x 64 channels x 56 x 56 positions),
-/// then the lowering cost per column-matrix element from a 3x3 layer (with what a lowered GEMM loses),
-/// on one thread, a tiny call's time and a GEMM call's, and a grouped layer's scale.
-inline void im2col_calibrate(calibration& c) {
+/// Every constant of the im2col model, on one thread, with OpenBLAS's threads as the process runs
+/// them (tuning::single_threaded_blas's default): the GEMM rate on a 1x1 layer (no lowering: 64
+/// filters x 64 channels x 56 x 56 positions); the lowering cost per column-matrix element from a
+/// 3x3 layer (with what a lowered GEMM loses against the 1x1 one, a deep column matrix packed by the
+/// BLAS: 128 -> 128 channels, 28 x 28); a tiny call's time; a GEMM call's from a depthwise layer
+/// (256 groups of one channel and one filter, 14 x 14); a grouped layer's scale against the model.
+inline im2col_costs measure_im2col(calibration& c) {
   c.step("im2col: GEMM rate and lowering cost, 1 thread");
-  const tuning t;  // OpenBLAS threads as the process runs them (tuning::single_threaded_blas's default)
-  const conv_problem gemm = calibration::problem(1, 64, 64, 56, 56, 1, 1, 0, 1, algorithm::im2col, 1, t);
-  const double m = double(gemm.k_per_group());
-  const double rate = gemm.macs() / c.seconds(gemm) / (m / (m + 12));
-  c.set("im2col.gemm_macs_per_s", rate);
-  // The lowering, and what a lowered GEMM loses against the 1x1 one (a deep column matrix packed by
-  // the BLAS), from a 128 -> 128 channel 3x3 layer on 28 x 28 planes.
-  const conv_problem lowering = calibration::problem(1, 128, 128, 28, 28, 3, 3, 1, 1, algorithm::im2col, 1, t);
-  const double elems = double(lowering.c * 9) * double(lowering.rows.out * lowering.cols.out);
-  const double m2 = double(lowering.k_per_group());
-  const double gemm_part = lowering.macs() / (rate * m2 / (m2 + 12));
-  c.set("im2col.lower_s", std::max(1e-12, (c.seconds(lowering) - gemm_part) / elems));
-  c.set("im2col.call_s", c.seconds(calibration::problem(1, 1, 1, 16, 16, 3, 3, 1, 1, algorithm::im2col, 1, t, false)));
-  // Many small GEMMs: a depthwise layer (256 groups of one channel and one filter, 14 x 14).
-  cost_profile so_far = c.profile();
-  so_far.set_value("im2col.gemm_call_s", 0.0);
-  const conv_problem depthwise =
-      calibration::problem(1, 256, 256, 14, 14, 3, 3, 1, 1, algorithm::im2col, 1, t, true, 256);
-  const double predicted = im2col_cost(depthwise, so_far);
-  c.set("im2col.gemm_call_s", std::max(0.0, (c.seconds(depthwise) - predicted) / 256.0));
-  // Grouped layers of a few channels per group, against the model so far.
-  so_far = c.profile();
-  so_far.set_value("im2col.grouped_scale", 1.0);
-  const conv_problem grouped = calibration::grouped_layer(algorithm::im2col, 1, t);
-  const double call = profile_value(so_far, "im2col.call_s", 3e-6);
-  c.set("im2col.grouped_scale", std::max(1e-3, (c.seconds(grouped) - call) / (im2col_cost(grouped, so_far) - call)));
+  im2col_costs m;
+  cost_profile so_far;
+  const auto on_one = [](timed_problem q) { return q.on(algorithm::im2col, 1).make(); };
+  const conv_problem gemm = on_one(timed_problem::layer(1, 64, 64).planes(56).kernel(1));
+  const double rows = double(gemm.k_per_group());
+  m.gemm_macs_per_s.measure(gemm.macs() / c.seconds(gemm) / (rows / (rows + 12)));
+  const conv_problem lowering = on_one(timed_problem::layer(1, 128, 128).planes(28).kernel(3));
+  const double elements = double(lowering.c * 9) * double(lowering.rows.out * lowering.cols.out);
+  const double gemm_part = lowering.macs() / (m.gemm_macs_per_s * rows / (rows + 12));
+  m.lower_s.measure(std::max(1e-12, (c.seconds(lowering) - gemm_part) / elements));
+  m.call_s.measure(c.seconds(on_one(timed_problem::image(16).kernel(3))));
+  so_far.im2col = m;
+  so_far.im2col.gemm_call_s.measure(0.0);
+  const conv_problem depthwise = on_one(timed_problem::layer(1, 256, 256).planes(14).kernel(3).grouped(256));
+  m.gemm_call_s.measure(std::max(0.0, (c.seconds(depthwise) - im2col_cost(depthwise, so_far)) / 256.0));
+  so_far.im2col = m;
+  so_far.im2col.grouped_scale.measure(1.0);
+  const conv_problem grouped = on_one(timed_problem::layer(2, 64, 64).planes(32).kernel(3).grouped(16));
+  m.grouped_scale.measure(std::max(1e-3, (c.seconds(grouped) - m.call_s) / (im2col_cost(grouped, so_far) - m.call_s)));
+  return m;
+}
+
+/// The im2col model has no rule between its constants beyond their ranges.
+inline std::vector<const constant*> im2col_broken_rules(const im2col_costs&) { return {}; }
+
+inline void im2col_calibrate(calibration& c, cost_profile& into, const cost_profile& previous) {
+  into.im2col = measure_plausibly(
+      c, previous.im2col, [&] { return measure_im2col(c); }, &im2col_broken_rules);
 }
 
 /// The BLAS this program links, the library the profile's im2col.* values were measured with.
@@ -140,7 +142,7 @@ inline std::string im2col_library() {
 #endif
 }
 
-inline const backend im2col_backend{algorithm::im2col,    "convkit::blas",   &im2col_cost,   &make_im2col<float>,
+inline const backend im2col_backend{algorithm::im2col,    &im2col_cost,      &make_im2col<float>,
                                     &make_im2col<double>, &im2col_calibrate, &im2col_library};
 inline const bool im2col_registered = register_backend(im2col_backend);
 

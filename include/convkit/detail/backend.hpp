@@ -12,6 +12,7 @@
 #include "../version.hpp"
 
 #include <array>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <string>
@@ -52,16 +53,16 @@ using executor_factory = std::unique_ptr<executor<T>> (*)(const conv_problem&, c
 
 struct backend {
   algorithm algo;
-  const char* target;  ///< the CMake target that provides it
-  /// Estimated seconds per call with the profile's measured constants (its built-in ones where the
-  /// profile has none); never if it should not serve the problem.
+  /// Estimated seconds per call with the profile's constants (measured, else built in); never if it
+  /// should not serve the problem.
   double (*cost)(const conv_problem&, const cost_profile&);
   executor_factory<float> make_float;
   executor_factory<double> make_double;
-  /// Measures its cost-model constants on this machine into a profile (calibration.hpp).
-  void (*calibrate)(calibration&) = nullptr;
-  /// Its library and version, "<prefix of its profile values>=<version>", e.g. "fft=fftw-3.3.10"
-  /// (profile.hpp: values measured with another version are not used); null: none.
+  /// Measures its cost model's constants on this machine into `into` (calibration.hpp), keeping
+  /// `previous`'s where a measurement is implausible twice.
+  void (*calibrate)(calibration&, cost_profile& into, const cost_profile& previous) = nullptr;
+  /// Its library and version, "<prefix of its constants' names>=<version>", e.g. "fft=fftw-3.3.10"
+  /// (constants measured with another version are not used); null: none.
   std::string (*library)() = nullptr;
 
   template <class T>
@@ -76,16 +77,16 @@ struct backend {
 /// The cost of a backend that cannot or should not serve a problem.
 inline constexpr double never = std::numeric_limits<double>::infinity();
 
-/// The table of backends in this program, indexed by algorithm.
-inline std::array<const backend*, 5>& backend_table() noexcept {
-  static std::array<const backend*, 5> table{};
+/// The backends in this program, indexed by algorithm (automatic's slot stays empty).
+using backend_array = std::array<const backend*, std::size(enum_table<algorithm>::entries)>;
+inline backend_array& backend_table() noexcept {
+  static backend_array table{};
   return table;
 }
 
 /// Called (once per backend) from the initialiser of an inline variable in each backend header.
 inline bool register_backend(const backend& b) {
   backend_table()[static_cast<std::size_t>(b.algo)] = &b;
-  if (b.library != nullptr) library_parts().push_back(b.library);
   return true;
 }
 
@@ -101,8 +102,8 @@ inline const char* target_of(algorithm a) noexcept {
 /// The backend of a named algorithm; convkit::unavailable (naming its CMake target) if this program
 /// does not have it.
 inline const backend& find_backend(algorithm a) {
-  if (!valid_algorithm(a) || a == algorithm::automatic)
-    throw error("algo: not a backend's convkit::algorithm (value " + std::to_string(static_cast<int>(a)) + ")");
+  check_enum(a, "algo");
+  if (a == algorithm::automatic) throw error("algo: algorithm::automatic is no backend");
   const backend* b = backend_table()[static_cast<std::size_t>(a)];
   if (b == nullptr)
     throw unavailable(std::string("algorithm::") + to_string(a) + " is not in this build: link the CMake target " +
@@ -127,9 +128,20 @@ inline const backend& cheapest_backend(const conv_problem& p, const cost_profile
   return *best;
 }
 
-/// The profile problem p estimates with: its tuning's, else the active one.
-inline std::shared_ptr<const cost_profile> profile_of(const conv_problem& p) {
-  return p.tune.profile ? p.tune.profile : active_profile();
+/// Decides the profile problem p is estimated and planned with, once, where it is not yet: its
+/// tuning's, else the active one (tuning::profile). Plans do this when they are made; backends then
+/// read only the problem (costs_of).
+inline void resolve_profile(conv_problem& p) {
+  if (p.tune.profile) return;
+  p.tune.profile = active_profile();
+  p.tune.profile_is_active = true;
+}
+
+/// The constants problem p is planned with: its resolved profile, or the built-in constants for a
+/// problem made without one (a calibration's).
+inline const cost_profile& costs_of(const conv_problem& p) {
+  static const cost_profile builtin;
+  return p.tune.profile ? *p.tune.profile : builtin;
 }
 
 }  // namespace detail

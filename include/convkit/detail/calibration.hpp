@@ -1,6 +1,11 @@
-// What a backend's calibrate() is given: the profile it writes its measured constants into, how
-// long to spend, and a way to time one problem on its own executor. Times are medians of repeated
-// runs (a warm-up run first), so that this machine's 10-40% drift between runs moves them less.
+// What a backend's calibration is given and what it follows. A backend measures its cost model's
+// constants with a pure function (measure_<backend>(calibration&) -> its costs struct), timing
+// problems it names with timed_problem on its own executors; measure_plausibly() runs that function,
+// checks each constant against its plausible range (cost_models.hpp) and the backend's rules
+// between constants, measures again where one fails, and keeps the previous (else built-in) value
+// of a constant that fails twice, reporting it: a machine too busy to measure leaves no garbage.
+// Times are medians of repeated runs (a warm-up run first), so that this machine's 10-40% drift
+// between runs moves them less.
 #pragma once
 
 #include "../version.hpp"
@@ -19,14 +24,85 @@
 #include "problem.hpp"
 
 CONVKIT_NAMESPACE_BEGIN
+
+/// A constant a calibration measured outside what is plausible, twice, and did not keep.
+struct rejected_constant {
+  std::string name;
+  double first, second;  ///< the two measurements
+  double kept;           ///< the value kept instead
+  bool kept_previous;    ///< kept from the profile the calibration started from (else built in)
+};
+
 namespace detail {
+
+/// A problem a calibration times, by named fields: N images of C channels on H x W planes, K filters
+/// of C/groups x R x S taps, padded by `pad` on all four sides, border zero.
+struct timed_problem {
+  index_t n = 1, c = 1, k = 1, h = 1, w = 1, r = 1, s = 1, pad = 0;
+  int stride = 1, groups = 1;
+  bool packed = false;  ///< rows contiguous, as in an NCHW array (layers)
+  algorithm algo = algorithm::direct;
+  int threads = 1;
+  tuning tune;
+
+  /// One size x size image.
+  static timed_problem image(index_t size) {
+    timed_problem p;
+    p.h = p.w = size;
+    return p;
+  }
+  /// A layer of `images` x `channels` planes and `filters` filters (planes 1 x 1 until planes()).
+  static timed_problem layer(index_t images, index_t channels, index_t filters) {
+    timed_problem p;
+    p.n = images;
+    p.c = channels;
+    p.k = filters;
+    p.packed = true;
+    return p;
+  }
+  timed_problem& planes(index_t size) { return h = w = size, *this; }
+  /// A size x size kernel padded by (size - 1) / 2 ('same' for odd sizes).
+  timed_problem& kernel(index_t size) { return r = s = size, pad = (size - 1) / 2, *this; }
+  timed_problem& padding(index_t p) { return pad = p, *this; }
+  timed_problem& grouped(int g) { return groups = g, *this; }
+  timed_problem& on(algorithm a, int thread_count) { return algo = a, threads = thread_count, *this; }
+  timed_problem& with(const tuning& t) { return tune = t, *this; }
+
+  /// The validated problem (made for a plan: conv_problem::amortised).
+  conv_problem make() const {
+    problem_request q;
+    q.n = n;
+    q.c = c;
+    q.k = k;
+    q.groups = groups;
+    q.weights_c = c / groups;
+    for (axis_request* a : {&q.rows, &q.cols}) {
+      a->names = &timed_axes;
+      a->stride = stride;
+      a->pad_before = a->pad_after = pad;
+    }
+    q.rows.in = h;
+    q.cols.in = w;
+    q.rows.kernel = r;
+    q.cols.kernel = s;
+    q.packed_input = packed;
+    q.algo = algo;
+    q.threads = threads;
+    q.tune = &tune;
+    conv_problem p = make_problem(q);
+    p.amortised = true;
+    return p;
+  }
+
+ private:
+  static constexpr axis_names timed_axes{"rows", "rows", "kernel", "H", "R", "2 * pad"};
+};
 
 class calibration {
  public:
-  calibration(cost_profile& profile, bool quick, int threads, std::function<void(const std::string&)> progress)
-      : profile_(profile), quick_(quick), threads_(std::max(threads, 1)), progress_(std::move(progress)) {}
+  calibration(bool quick, int threads, std::function<void(const std::string&)> progress)
+      : quick_(quick), threads_(std::max(threads, 1)), progress_(std::move(progress)) {}
 
-  cost_profile& profile() noexcept { return profile_; }
   bool quick() const noexcept { return quick_; }
   /// The thread count measured besides 1.
   int threads() const noexcept { return threads_; }
@@ -34,37 +110,6 @@ class calibration {
   /// Reports one step of the calibration.
   void step(const std::string& what) {
     if (progress_) progress_(what);
-  }
-
-  /// Records a measured constant.
-  void set(const std::string& name, double value) { profile_.set_value(name, value); }
-
-  /// A float problem of N images of C channels, K filters of C/groups x R x S taps on H x W planes,
-  /// padded by `pad` on all four sides, border zero.
-  static conv_problem problem(index_t n, index_t c, index_t k, index_t h, index_t w, index_t r, index_t s, index_t pad,
-                              int stride, algorithm a, int threads, const tuning& t = {}, bool packed = true,
-                              int groups = 1) {
-    problem_request q;
-    q.n = n;
-    q.c = c;
-    q.k = k;
-    q.groups = groups;
-    q.weights_c = c / groups;
-    q.rows = {h, r, stride, 1, false, output::valid, pad, pad, "rows", "input rows", "kernel rows", "H", "R", "pad"};
-    q.cols = {w, s, stride, 1, false, output::valid, pad, pad, "cols", "input cols", "kernel cols", "W", "S", "pad"};
-    q.packed_input = packed;
-    q.algo = a;
-    q.threads = threads;
-    q.tune = &t;
-    conv_problem p = make_problem(q);
-    p.amortised = true;
-    return p;
-  }
-
-  /// The grouped layer the backends measure their grouped-layer scales on: 2 images of 64 -> 64
-  /// channels in 16 groups of 4 (as ResNeXt's 32x4d blocks group them), 3 x 3, 32 x 32, padded by 1.
-  static conv_problem grouped_layer(algorithm a, int threads, const tuning& t = {}) {
-    return problem(2, 64, 64, 32, 32, 3, 3, 1, 1, a, threads, t, true, 16);
   }
 
   /// Median seconds of one execute of problem p (p.algo names the backend) on random float data (and
@@ -79,59 +124,111 @@ class calibration {
   /// `share` scales the time spent (for callers that time the same problems again later).
   std::vector<double> seconds(const std::vector<conv_problem>& problems, const float* kernel = nullptr,
                               double share = 1.0) {
-    struct timed {
-      std::vector<float> in, out, weights;
-      std::unique_ptr<executor<float>> e;
-      planes<const float> from{};
-      planes<float> to{};
-      std::vector<double> t;
-    };
-    std::vector<timed> runs(problems.size());
-    for (std::size_t i = 0; i < problems.size(); ++i) {
-      const conv_problem& p = problems[i];
-      timed& r = runs[i];
-      const index_t in_plane = p.rows.in * p.cols.in, out_plane = p.rows.out * p.cols.out;
-      r.in.resize(std::size_t(p.n * p.c * in_plane));
-      r.out.resize(std::size_t(p.n * p.k * out_plane));
-      r.weights.resize(std::size_t(p.k * p.c_per_group() * p.rows.kernel * p.cols.kernel));
-      for (std::size_t j = 0; j < r.in.size(); ++j) r.in[j] = float((j * 7919) % 23) / 23.0f - 0.5f;
-      for (std::size_t j = 0; j < r.weights.size(); ++j)
-        r.weights[j] = kernel != nullptr ? kernel[j] : float((j * 104729) % 19) / 19.0f - 0.5f;
-      r.e = find_backend(p.algo).factory<float>()(p, r.weights.data(), nullptr);
-      r.from = {r.in.data(), p.c * in_plane, in_plane, p.cols.in};
-      r.to = {r.out.data(), p.k * out_plane, out_plane, p.cols.out};
-    }
-    using clock = std::chrono::steady_clock;
-    const auto once = [](timed& r) {
-      const auto t0 = clock::now();
-      r.e->execute(r.from, r.to);
-      return std::chrono::duration<double>(clock::now() - t0).count();
-    };
+    std::vector<timed> runs;
+    for (const conv_problem& p : problems) runs.emplace_back(p, kernel);
     double round = 0;  // warm-up: pages, caches, FFTW's first executes
-    for (timed& r : runs) round += once(r);
+    for (timed& r : runs) round += r.once();
     const double target = (quick_ ? 0.02 : 0.4) * share;
     const int reps = std::clamp(int(target * double(runs.size()) / std::max(round, 1e-6)), 3, quick_ ? 15 : 101);
     for (int i = 0; i < reps; ++i)
-      for (timed& r : runs) r.t.push_back(once(r));
+      for (timed& r : runs) r.times.push_back(r.once());
     std::vector<double> medians;
-    for (timed& r : runs) {
-      std::nth_element(r.t.begin(), r.t.begin() + reps / 2, r.t.end());
-      medians.push_back(r.t[std::size_t(reps / 2)]);
-    }
+    for (timed& r : runs) medians.push_back(median(r.times));
     return medians;
   }
 
+  /// The constants measured implausible twice, and what was kept instead.
+  const std::vector<rejected_constant>& rejected() const noexcept { return rejected_; }
+  void reject(rejected_constant r) { rejected_.push_back(std::move(r)); }
+
+  static double median(std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  }
+
  private:
-  cost_profile& profile_;
+  // One problem being timed: its data, executor and times.
+  struct timed {
+    std::vector<float> in, out, weights;
+    std::unique_ptr<executor<float>> e;
+    planes<const float> from{};
+    planes<float> to{};
+    std::vector<double> times;
+
+    timed(const conv_problem& p, const float* kernel) {
+      const index_t in_plane = p.rows.in * p.cols.in, out_plane = p.rows.out * p.cols.out;
+      in.resize(std::size_t(p.n * p.c * in_plane));
+      out.resize(std::size_t(p.n * p.k * out_plane));
+      weights.resize(std::size_t(p.k * p.c_per_group() * p.rows.kernel * p.cols.kernel));
+      for (std::size_t j = 0; j < in.size(); ++j) in[j] = float((j * 7919) % 23) / 23.0f - 0.5f;
+      for (std::size_t j = 0; j < weights.size(); ++j)
+        weights[j] = kernel != nullptr ? kernel[j] : float((j * 104729) % 19) / 19.0f - 0.5f;
+      e = find_backend(p.algo).factory<float>()(p, weights.data(), nullptr);
+      from = {in.data(), p.c * in_plane, in_plane, p.cols.in};
+      to = {out.data(), p.k * out_plane, out_plane, p.cols.out};
+    }
+    double once() {
+      const auto t0 = std::chrono::steady_clock::now();
+      e->execute(from, to);
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  };
+
   bool quick_;
   int threads_;
   std::function<void(const std::string&)> progress_;
+  std::vector<rejected_constant> rejected_;
 };
 
-/// A measured constant of `profile`, or `fallback` where it has none.
-inline double profile_value(const cost_profile& profile, const std::string& name, double fallback) {
-  const std::optional<double> v = profile.value(name);
-  return v ? *v : fallback;
+/// The constants of `costs` in their visit order.
+template <class Costs>
+std::vector<const constant*> constants_of(const Costs& costs) {
+  std::vector<const constant*> all;
+  Costs::visit(costs, [&](const std::string&, const constant& c) { all.push_back(&c); });
+  return all;
+}
+
+/// Which constants of `m` are implausible: outside their range, or failing one of the backend's
+/// rules between constants (`breaks_rule(m)` lists those).
+template <class Costs, class Rules>
+std::vector<bool> implausible(const Costs& m, Rules&& breaks_rule) {
+  const std::vector<const constant*> all = constants_of(m);
+  const std::vector<const constant*> broken = breaks_rule(m);
+  std::vector<bool> bad(all.size());
+  for (std::size_t i = 0; i < all.size(); ++i)
+    bad[i] = !all[i]->plausible() || std::find(broken.begin(), broken.end(), all[i]) != broken.end();
+  return bad;
+}
+
+/// A backend's costs as `measure()` gives them, each implausible constant (see implausible()) measured
+/// again, and kept from `previous` (where it was measured there, else built in) if that fails too;
+/// every constant not kept is reported to `c`.
+template <class Costs, class Measure, class Rules>
+Costs measure_plausibly(calibration& c, const Costs& previous, Measure&& measure, Rules&& breaks_rule) {
+  Costs result = measure();
+  const std::vector<bool> bad = implausible(result, breaks_rule);
+  if (std::find(bad.begin(), bad.end(), true) == bad.end()) return result;
+  c.step(std::string(Costs::prefix) + ": implausible values (a busy machine?): measuring again");
+  const Costs again = measure();
+  const std::vector<bool> bad_again = implausible(again, breaks_rule);
+  const std::vector<const constant*> second = constants_of(again), before = constants_of(previous);
+  std::size_t i = 0;
+  Costs::visit(result, [&](const std::string& name, constant& kept) {
+    const std::size_t at = i++;
+    if (!bad[at]) return;
+    if (!bad_again[at]) {
+      kept = *second[at];
+      return;
+    }
+    const double first = kept.value();
+    const bool from_previous = before[at]->measured() && before[at]->plausible();
+    if (from_previous)
+      kept = *before[at];
+    else
+      kept.forget();
+    c.reject({std::string(Costs::prefix) + "." + name, first, second[at]->value(), kept.value(), from_previous});
+  });
+  return result;
 }
 
 }  // namespace detail

@@ -4,7 +4,7 @@
 // backend): in the (small) weights when the plan is made, and in the input by that backend itself,
 // as it copies each window in (executor::execute_finite), with a fallback backend ready if it meets one.
 // choice_rule::measure adds timing: prepared.hpp times the candidates the first time it meets a problem and remembers
-// the fastest (here, and in the profile).
+// the fastest (here, and where a persistence component is included, in the profile file).
 #pragma once
 
 #include "../version.hpp"
@@ -219,8 +219,9 @@ struct estimated_backend {
 /// is left false only when the weights or the constant border are not finite.
 template <class WeightsFinite>
 estimated_backend estimate_backend(conv_problem& p, WeightsFinite&& weights_finite) {
+  resolve_profile(p);
   if (p.algo != algorithm::automatic) return {&find_backend(p.algo), algorithm::automatic};
-  const std::shared_ptr<const cost_profile> profile = profile_of(p);
+  const std::shared_ptr<const cost_profile>& profile = p.tune.profile;
   const bool known_nonfinite = !p.finite;  // a non-finite constant border
   p.finite = true;
   const choice_fields key = choice_fields_of(p);

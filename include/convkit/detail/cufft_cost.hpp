@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "backend.hpp"
 #include "calibration.hpp"
@@ -19,8 +20,8 @@ CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
 /// Per real element of a tile: an H100-class transform rate, and the host-side pass plus PCIe
-/// transfer that every host element costs (estimated; calibrate() scales them by "cufft.scale", the
-/// measured time of a 2048 x 2048 tile against this model, where a GPU exists).
+/// transfer that every host element costs (estimated; a calibration scales them by cufft_costs::scale,
+/// the measured time of a 2048 x 2048 tile against this model, where a GPU exists).
 inline constexpr fft::fft_cost_model cufft_cost_model{5e-13, 2e-9, 4.0, 0.0};
 
 /// Seconds per complex multiply-add of a batch's channel sums on the GPU (8 flops at ~20 TFLOP/s in
@@ -62,7 +63,7 @@ inline double cufft_cost(const conv_problem& p, const cost_profile& profile) {
     return never;
   }
   const double setup = p.amortised ? 0.0 : cufft_setup_seconds;
-  const double scale = profile_value(profile, "cufft.scale", 1.0);
+  const double scale = profile.cufft.scale;
   if (p.single_plane()) {
     const fft::tile_plan t = cufft_tile_plan(p, cap);
     if (cufft_device_bytes(t, p.element_bytes, std::min<index_t>(2, t.tiles())) > cap) return never;
@@ -79,19 +80,29 @@ inline double cufft_cost(const conv_problem& p, const cost_profile& profile) {
                      scale;
 }
 
-/// Measures cufft.scale where a device is usable: one 2048 x 2048 tile (host views, transfers
-/// included) against the model.
-inline void cufft_calibrate(calibration& c) {
+/// cufft_costs measured where a device is usable: one 2048 x 2048 tile (host views, transfers
+/// included) against the model; without one, the built-in constants.
+inline cufft_costs measure_cufft(calibration& c) {
+  cufft_costs m;
   if (!cuda_unavailable_reason(active_cuda_api()).empty()) {
     c.step("cufft: no usable device, nothing to measure");
-    return;
+    return m;
   }
   c.step("cufft: one 2048 x 2048 tile, transfers included");
   tuning t;
   t.gpu_fft = gpu_fft_config{};
   t.gpu_fft->tiles = fft_tiling::never;
-  const conv_problem p = calibration::problem(1, 1, 1, 2048, 2048, 1, 1, 0, 1, algorithm::cufft, 1, t, false);
-  c.set("cufft.scale", c.seconds(p) / fft::tile_seconds(2048, 2048, cufft_cost_model));
+  const conv_problem p = timed_problem::image(2048).on(algorithm::cufft, 1).with(t).make();
+  m.scale.measure(c.seconds(p) / fft::tile_seconds(2048, 2048, cufft_cost_model));
+  return m;
+}
+
+/// The cufft model has no rule between its constants beyond their ranges.
+inline std::vector<const constant*> cufft_broken_rules(const cufft_costs&) { return {}; }
+
+inline void cufft_calibrate(calibration& c, cost_profile& into, const cost_profile& previous) {
+  into.cufft = measure_plausibly(
+      c, previous.cufft, [&] { return measure_cufft(c); }, &cufft_broken_rules);
 }
 
 /// The GPU the profile's cufft.* values were measured on: its name, or none.

@@ -41,8 +41,8 @@ class fftw_batch_executor final : public executor<T> {
   fftw_batch_executor(const conv_problem& p, const T* weights, const T* bias)
       : p_(p), product_(spectrum_kernel_for<T>(p.tune.instruction_set)), fill_(p.fill<T>()) {
     const conv_problem& g = p;
-    const std::shared_ptr<const cost_profile> profile = profile_of(p);
-    l_ = fftw_batch_plan(p, *profile);
+    const cost_profile& profile = costs_of(p);
+    l_ = fftw_batch_plan(p, profile);
     const fft::spectrum_layout layout = l_.tiles.layout();
     check_fftw_size(layout);
     plans_ = fftw_cached_plans<T>(layout, 1, fftw_flags(p.tune.fft.planning));
@@ -59,7 +59,7 @@ class fftw_batch_executor final : public executor<T> {
       bias_ = aligned_zeros<T>(g.k, "fft: bias");
       std::copy(bias, bias + g.k, bias_.get());
     }
-    threads_ = fftw_useful_threads(fftw_batch_seconds(p, l_, 1, *profile), p.threads);
+    threads_ = fftw_useful_threads(fftw_batch_seconds(p, l_, 1, profile), p.threads);
     scratch_ = aligned_zeros<T>(checked_mul(threads_, l_.spectrum_reals, "fft: scratch"), "fft: scratch");
     // Filter spectra: padded kernel -> r2c -> scaled by 1 / (N_r N_c), the c2r's normalisation ->
     // stored by frequency block (see weights_).

@@ -1,12 +1,13 @@
 // The fft backend's cost model: which transform and tiles it runs a problem with, and how long that
-// takes. The built-in constants were fitted on the AVX-512 Xeon this project ran on first (float,
-// FFTW 3.3.10, FFTW_ESTIMATE plans); calibrate() measures them on this machine into the profile
-// ("fft.*"), and both the choice of backend and the executor's choice of tiles use the profile's.
+// takes. Its constants are fft_costs (cost_models.hpp: built in, fitted on the AVX-512 Xeon this
+// project ran on first, float, FFTW 3.3.10, FFTW_ESTIMATE plans); measure_fft() measures them on
+// this machine, and both the choice of backend and the executor's choice of tiles use the profile's.
 #pragma once
 
 #include "../version.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -23,34 +24,32 @@
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
-/// A single plane, per tile (fill, r2c, product, c2r, copy-out), square lengths 16..2048 on one core
-/// of a 2-core AVX-512 Xeon (2 MiB L2 per core): ~0.31 ns per element per log2(N) + 0.4 ns; odd
-/// lengths about twice slower; +1.4 ns per element for each doubling of the working set beyond L2.
-/// Good to ~15% for tile lengths 2^a, 3 * 2^a and 5 * 2^a from 128 up, so tiles use only those
-/// (other mixed lengths took 1.6-2.7x the power-of-two time per element).
-inline constexpr fft::fft_cost_model fftw_builtin_model{0.31e-9, 0.4e-9, 4.0, 0.6, 2.0, 1.4e-9, index_t(2) << 20, 128};
-
-/// The L2 cache per core that the operating system reports, else the built-in 2 MiB.
+/// The L2 cache per core that the operating system reports, else 2 MiB (the machine the built-in
+/// constants were fitted on).
 inline index_t l2_cache_bytes() {
 #if defined(_SC_LEVEL2_CACHE_SIZE)
   const long bytes = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
   if (bytes > 0) return bytes;
 #endif
-  return fftw_builtin_model.cache_bytes;
+  return index_t(2) << 20;
 }
 
-/// The single-plane model with `profile`'s measured constants where it has them.
+/// The single-plane model with `profile`'s constants: tiles of lengths 2^a, 3 * 2^a and 5 * 2^a from
+/// 128 up (other mixed lengths took 1.6-2.7x the power-of-two time per element), slow sizes 4x.
 inline fft::fft_cost_model fftw_model(const cost_profile& profile) {
-  fft::fft_cost_model m = fftw_builtin_model;
-  m.transform_unit = profile_value(profile, "fft.transform_unit", m.transform_unit);
-  m.element_unit = profile_value(profile, "fft.element_unit", m.element_unit);
-  m.odd_length_factor = profile_value(profile, "fft.odd_length_factor", m.odd_length_factor);
-  m.cache_unit = profile_value(profile, "fft.cache_unit", m.cache_unit);
-  m.threaded_efficiency = profile_value(profile, "fft.threaded_efficiency", m.threaded_efficiency);
-  m.cache_bytes = index_t(profile_value(profile, "fft.cache_bytes", double(l2_cache_bytes())));
-  m.tile_unit = profile_value(profile, "fft.tile_unit", m.tile_unit);
-  m.tiled_efficiency = profile_value(profile, "fft.tiled_efficiency", m.tiled_efficiency);
-  m.formula_scale = profile_value(profile, "fft.image_scale", m.formula_scale);
+  const fft_costs& c = profile.fft;
+  fft::fft_cost_model m;
+  m.transform_unit = c.transform_unit;
+  m.element_unit = c.element_unit;
+  m.slow_size_factor = 4.0;
+  m.threaded_efficiency = c.threaded_efficiency;
+  m.odd_length_factor = c.odd_length_factor;
+  m.cache_unit = c.cache_unit;
+  m.cache_bytes = c.cache_bytes > 0 ? index_t(c.cache_bytes) : l2_cache_bytes();
+  m.min_mixed_tile = 128;
+  m.tile_unit = c.tile_unit;
+  m.tiled_efficiency = c.tiled_efficiency;
+  m.formula_scale = c.image_scale;
   return m;
 }
 
@@ -146,8 +145,8 @@ inline fftw_batch_layout fftw_batch_layout_for(const conv_problem& p, const fft:
 }
 
 /// Estimated seconds of one execute of layout `l` for problem `p` on `threads` threads, with
-/// `profile`'s constants (fft.batch_scale and fft.product_scale: this model's transforms and channel
-/// sums against two layers, one where each dominates).
+/// `profile`'s constants (batch_scale and product_scale: this model's transforms and channel sums
+/// against two layers, one where each dominates).
 inline double fftw_batch_seconds(const conv_problem& p, const fftw_batch_layout& l, int threads,
                                  const cost_profile& profile) {
   const fftw_batch_cost_model& m = fftw_batch_costs;
@@ -158,8 +157,7 @@ inline double fftw_batch_seconds(const conv_problem& p, const fftw_batch_layout&
                           m.cmac * double(p.element_bytes) / 4.0;
   const double weights = double(l.sweeps()) * double(l.weight_reals) * double(p.element_bytes) * m.weight_byte;
   // Measured here: the transforms' share and the channel sums' (products, filter spectra read) apart.
-  return (transforms / profile_value(profile, "fft.batch_scale", 1.0) +
-          (products + weights) / profile_value(profile, "fft.product_scale", 1.0)) /
+  return (transforms / profile.fft.batch_scale + (products + weights) / profile.fft.product_scale) /
          (1.0 + m.threaded_efficiency * (threads - 1));
 }
 
@@ -182,7 +180,7 @@ inline fftw_batch_layout fftw_batch_plan(const conv_problem& p, const cost_profi
   return layout(t);
 }
 
-/// Cost model of the fft backend: fft.call_s per call plus what follows. Never for data holding NaN
+/// Cost model of the fft backend: call_s per call plus what follows. Never for data holding NaN
 /// or Inf (an FFT spreads them over the output), nor for sparse problems (problem.hpp). A single plane: the tile plan's
 /// estimate, plus the kernel's transform unless a plan makes it once (conv_problem::amortised). A batch: the layout's
 /// estimate plus, unless amortised, the filters' spectra; never for 1x1 kernels (the transforms would only multiply
@@ -191,7 +189,7 @@ inline fftw_batch_layout fftw_batch_plan(const conv_problem& p, const cost_profi
 /// transforms; asked for explicitly, fft still runs them in the smallest tiles).
 inline double fftw_cost(const conv_problem& p, const cost_profile& profile) {
   if (!p.finite || p.sparse()) return never;
-  const double call = profile_value(profile, "fft.call_s", 1e-5);
+  const double call = profile.fft.call_s;
   if (p.single_plane()) {
     const fft::tile_plan t = fftw_tile_plan(p, profile);
     const double kernel_spectrum =
@@ -206,149 +204,163 @@ inline double fftw_cost(const conv_problem& p, const cost_profile& profile) {
       p.amortised ? 0.0
                   : double(p.k) * double(p.c_per_group()) *
                         fftw_plane_seconds(t.rows.transform, t.cols.transform, p.element_bytes, fftw_model(profile)) /
-                        (1.0 + fftw_batch_costs.threaded_efficiency * (p.threads - 1)) /
-                        profile_value(profile, "fft.batch_scale", 1.0);
+                        (1.0 + fftw_batch_costs.threaded_efficiency * (p.threads - 1)) / profile.fft.batch_scale;
   return call + t.seconds + filter_spectra;
 }
 
-/// Measures the single-plane model's constants from untiled transforms of one plane (a 1x1 kernel,
-/// so each execute is one tile: fill, r2c, product, c2r, copy-out): powers of two that fit in L2
-/// give tile_unit, transform_unit and element_unit (least squares of the relative error), larger
-/// ones cache_unit, odd lengths odd_length_factor, all threads threaded_efficiency; then whole
-/// a whole image as the planner tiles it (image_scale: what its tiles take beyond the formula) and how
-/// tiles share threads (tiled_efficiency); then a layer gives batch_scale, the batch model's error here.
-inline void fftw_calibrate(calibration& c) {
-  c.step("fft: transform times by length, cache spill, threads, a layer");
-  const index_t cache = l2_cache_bytes();
-  c.set("fft.cache_bytes", double(cache));
+// --- Calibration -----------------------------------------------------------------------------------
+
+/// The least-squares solution of rows * x = 1 over the unknowns marked in `use` (the others 0), from
+/// the normal equations by Gaussian elimination; NaN where they are singular.
+inline std::array<double, 3> fit_ones(const std::vector<std::array<double, 3>>& rows, std::array<bool, 3> use) {
+  std::vector<int> idx;
+  for (int i = 0; i < 3; ++i)
+    if (use[std::size_t(i)]) idx.push_back(i);
+  const std::size_t n = idx.size();
+  std::vector<std::vector<double>> a(n, std::vector<double>(n + 1, 0.0));  // [A^T A | A^T 1]
+  for (const auto& row : rows)
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = 0; j < n; ++j) a[i][j] += row[std::size_t(idx[i])] * row[std::size_t(idx[j])];
+      a[i][n] += row[std::size_t(idx[i])];
+    }
+  for (std::size_t col = 0; col < n; ++col) {
+    std::size_t pivot = col;
+    for (std::size_t r = col + 1; r < n; ++r)
+      if (std::abs(a[r][col]) > std::abs(a[pivot][col])) pivot = r;
+    std::swap(a[col], a[pivot]);
+    for (std::size_t r = 0; r < n; ++r)
+      if (r != col) {
+        const double f = a[r][col] / a[col][col];
+        for (std::size_t j = col; j <= n; ++j) a[r][j] -= f * a[col][j];
+      }
+  }
+  std::array<double, 3> x{0, 0, 0};
+  for (std::size_t i = 0; i < n; ++i) x[std::size_t(idx[i])] = a[i][n] / a[i][i];
+  return x;
+}
+
+/// Seconds of one untiled n x n plane with a 1x1 kernel (each execute is one tile: fill, r2c,
+/// product, c2r, copy-out) on one thread.
+inline double seconds_of_one_tile(calibration& c, index_t n) {
   tuning untiled;
   untiled.fft = fft_config{};
   untiled.fft->tiles = fft_tiling::never;
-  const auto seconds_of = [&](index_t n) {
-    const conv_problem p = calibration::problem(1, 1, 1, n, n, 1, 1, 0, 1, algorithm::fft, 1, untiled, false);
-    return c.seconds(p);
-  };
-  // In-cache powers of two: t = tile_unit + N (transform_unit log2 N + element_unit), N = n^2, fitted
-  // by least squares on the relative error (each row divided by its time).
-  double a[3][3] = {}, b[3] = {};
-  int sizes = 0;
+  return c.seconds(timed_problem::image(n).on(algorithm::fft, 1).with(untiled).make());
+}
+
+/// In-cache powers of two: t = tile_unit + N (transform_unit log2 N + element_unit), N = n^2, fitted
+/// by least squares on the relative error (each row divided by its time); where a term comes out
+/// negative (noise on a small size) it is dropped and the others fitted again, first the per-tile
+/// constant, then the per-element one. False (nothing set) where the cache holds fewer than three
+/// sizes or the fit makes no sense.
+inline bool measure_fft_in_cache(calibration& c, fft_costs& m, index_t cache) {
+  std::vector<std::array<double, 3>> rows;
   for (index_t n : {16, 32, 64, 128, 256, 512}) {
     if (2.0 * double(n) * double(n) * 4.0 > double(cache) / 2 || (c.quick() && n != 16 && n != 64 && n != 256))
       continue;
-    const double t = seconds_of(n), big_n = double(n) * double(n);
-    const double row[3] = {1.0 / t, big_n * std::log2(big_n) / t, big_n / t};
-    for (int i = 0; i < 3; ++i) {
-      for (int j = 0; j < 3; ++j) a[i][j] += row[i] * row[j];
-      b[i] += row[i];
-    }
-    ++sizes;
+    const double t = seconds_of_one_tile(c, n), big_n = double(n) * double(n);
+    rows.push_back({1.0 / t, big_n * std::log2(big_n) / t, big_n / t});
   }
-  if (sizes < 3) return;  // a cache too small to fit three sizes: keep the built-in constants
-  // Cramer's rule on the normal equations; where a term comes out negative (noise on a small size),
-  // it is dropped and the others fitted again: first the per-tile constant, then the per-element one.
-  const auto det3 = [](const double m[3][3]) {
-    return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
-           m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-  };
-  double x[3] = {0, 0, 0};
-  const double d = det3(a);
-  for (int k = 0; k < 3; ++k) {
-    double m[3][3];
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) m[i][j] = j == k ? b[i] : a[i][j];
-    x[k] = det3(m) / d;
-  }
-  if (!(x[0] >= 0) || !(x[2] >= 0)) {  // without the tile constant: 2 x 2 in (transform, element)
-    const double d2 = a[1][1] * a[2][2] - a[1][2] * a[2][1];
-    x[0] = 0;
-    x[1] = (b[1] * a[2][2] - a[1][2] * b[2]) / d2;
-    x[2] = (a[1][1] * b[2] - b[1] * a[2][1]) / d2;
-  }
-  if (!(x[2] >= 0)) {  // the transform term alone
-    x[2] = 0;
-    x[1] = b[1] / a[1][1];
-  }
-  if (!(x[1] > 0)) return;  // nothing sensible: keep the built-in constants
-  const double unit = x[1], element = x[2];
-  c.set("fft.tile_unit", x[0]);
-  c.set("fft.transform_unit", unit);
-  c.set("fft.element_unit", element);
-  const auto spill_of = [&](index_t n) { return std::log2(2.0 * double(n) * double(n) * 4.0 / double(cache)); };
-  // Beyond the cache: the extra time per element per doubling of the working set.
+  if (rows.size() < 3) return false;
+  std::array<double, 3> x = fit_ones(rows, {true, true, true});
+  if (!(x[0] >= 0) || !(x[2] >= 0)) x = fit_ones(rows, {false, true, true});
+  if (!(x[2] >= 0)) x = fit_ones(rows, {false, true, false});
+  if (!(x[1] > 0)) return false;
+  m.tile_unit.measure(x[0]);
+  m.transform_unit.measure(x[1]);
+  m.element_unit.measure(x[2]);
+  return true;
+}
+
+/// log2 of an n x n float plane's two buffers over the cache: the doublings of the working set.
+inline double spill_of(index_t n, index_t cache) {
+  return std::log2(2.0 * double(n) * double(n) * 4.0 / double(cache));
+}
+
+/// Beyond the cache: the extra time per element per doubling of the working set (1024, 2048).
+inline void measure_fft_spill(calibration& c, fft_costs& m, index_t cache) {
   double spill_sum = 0;
   int spills = 0;
   for (index_t n : {1024, 2048}) {
     if (c.quick() && n == 2048) continue;
-    const double s = spill_of(n);
+    const double s = spill_of(n, cache);
     if (s <= 0.5) continue;
-    const double y = (seconds_of(n) - x[0]) / (double(n) * double(n));
-    const double base = unit * std::log2(double(n) * double(n)) + element;
+    const double y = (seconds_of_one_tile(c, n) - m.tile_unit) / (double(n) * double(n));
+    const double base = m.transform_unit * std::log2(double(n) * double(n)) + m.element_unit;
     spill_sum += std::max(0.0, (y - base) / s);
     ++spills;
   }
-  const double spill_unit = spills > 0 ? spill_sum / spills : fftw_builtin_model.cache_unit;
-  c.set("fft.cache_unit", spill_unit);
-  // Odd lengths (3^5, 3 x 5^3), relative to the model of an even length.
-  const double tile = x[0];
+  if (spills > 0) m.cache_unit.measure(spill_sum / spills);
+}
+
+/// Odd lengths (3^5, 3 x 5^3), relative to the model of an even length.
+inline void measure_fft_odd_lengths(calibration& c, fft_costs& m, index_t cache) {
+  const std::vector<index_t> lengths = c.quick() ? std::vector<index_t>{243} : std::vector<index_t>{243, 375};
   double odd = 0;
-  const std::vector<index_t> odd_lengths = c.quick() ? std::vector<index_t>{243} : std::vector<index_t>{243, 375};
-  for (index_t n : odd_lengths) {
-    const double lg = std::log2(double(n) * double(n)), spill = std::max(0.0, spill_of(n)) * spill_unit;
-    odd +=
-        ((seconds_of(n) - tile) / (double(n) * double(n)) - element - spill) / (unit * lg) / double(odd_lengths.size());
+  for (index_t n : lengths) {
+    const double lg = std::log2(double(n) * double(n)), spill = std::max(0.0, spill_of(n, cache)) * m.cache_unit;
+    const double per_element = (seconds_of_one_tile(c, n) - m.tile_unit) / (double(n) * double(n));
+    odd += (per_element - m.element_unit - spill) / (m.transform_unit * lg) / double(lengths.size());
   }
-  c.set("fft.odd_length_factor", std::max(1.0, odd));
-  // A whole image as the tile planner cuts it ('same', zero border, 2000 x 2000 * 21 x 21, one
-  // thread, the kernel's spectrum made once): its time against the formula's, which was fitted on
-  // single transforms in cache (fft_cost_model::formula_scale).
-  {
-    cost_profile unscaled = c.profile();
-    unscaled.set_value("fft.image_scale", 1.0);
-    const conv_problem image = calibration::problem(1, 1, 1, 2000, 2000, 21, 21, 10, 1, algorithm::fft, 1, {}, false);
-    const double model = fftw_tile_plan(image, unscaled).seconds;
-    if (model > 0) c.set("fft.image_scale", std::clamp(c.seconds(image) / model, 0.25, 4.0));
-  }
-  // Overlap-save tiles of one length, 9 x 9 kernel, per_axis x per_axis of them, forced.
-  const auto tiled = [&](index_t length, index_t per_axis, int threads) {
-    tuning forced;
-    forced.fft = fft_config{};
-    forced.fft->tile_rows = forced.fft->tile_cols = length - 8;
-    const index_t n = per_axis * (length - 8) + 8;
-    return calibration::problem(1, 1, 1, n, n, 9, 9, 0, 1, algorithm::fft, threads, forced, false);
+  m.odd_length_factor.measure(std::max(1.0, odd));
+}
+
+/// A whole image as the tile planner cuts it ('same', zero border, 2000 x 2000 * 21 x 21, one
+/// thread, the kernel's spectrum made once): its time against the formula's, which was fitted on
+/// single transforms in cache (fft_cost_model::formula_scale).
+inline void measure_fft_image_scale(calibration& c, fft_costs& m) {
+  cost_profile unscaled;
+  unscaled.fft = m;
+  unscaled.fft.image_scale.measure(1.0);
+  const conv_problem image = timed_problem::image(2000).kernel(21).on(algorithm::fft, 1).make();
+  const double model = fftw_tile_plan(image, unscaled).seconds;
+  if (model > 0) m.image_scale.measure(std::clamp(c.seconds(image) / model, 0.25, 4.0));
+}
+
+/// What more threads give: one transform on FFTW's threads (1024 x 1024), and many tiles over
+/// convkit's (4 x 4 forced tiles of 256, 9 x 9 kernel), each against one thread in alternation (so
+/// that the ratio holds while the machine drifts), the median of three passes (which outlasts a
+/// neighbour taking the second core for a while).
+inline void measure_fft_threads(calibration& c, fft_costs& m) {
+  if (c.threads() < 2) return;
+  tuning untiled, tiled;
+  untiled.fft = fft_config{};
+  untiled.fft->tiles = fft_tiling::never;
+  tiled.fft = fft_config{};
+  tiled.fft->tile_rows = tiled.fft->tile_cols = 256 - 8;
+  const auto pair = [&](const timed_problem& q, const tuning& t) {
+    return std::vector<conv_problem>{timed_problem(q).on(algorithm::fft, 1).with(t).make(),
+                                     timed_problem(q).on(algorithm::fft, c.threads()).with(t).make()};
   };
-  if (c.threads() > 1) {
-    // What more threads give: one transform on FFTW's threads, and many tiles over convkit's, each
-    // against one thread in alternation (so that the ratio holds while the machine drifts), the
-    // median of three passes (which outlasts a neighbour taking the second core for a while).
-    const std::vector<conv_problem> one_transform{
-        calibration::problem(1, 1, 1, 1024, 1024, 1, 1, 0, 1, algorithm::fft, 1, untiled, false),
-        calibration::problem(1, 1, 1, 1024, 1024, 1, 1, 0, 1, algorithm::fft, c.threads(), untiled, false)};
-    const std::vector<conv_problem> many_tiles{tiled(256, 4, 1), tiled(256, 4, c.threads())};
-    std::vector<double> threaded, tiles;
-    const auto efficiency = [&](const std::vector<double>& s) { return (s[0] / s[1] - 1.0) / (c.threads() - 1); };
-    for (int pass = 0; pass < 3; ++pass) {
-      threaded.push_back(efficiency(c.seconds(one_transform, nullptr, 1.0 / 3)));
-      tiles.push_back(efficiency(c.seconds(many_tiles, nullptr, 1.0 / 3)));
-    }
-    for (auto* v : {&threaded, &tiles}) std::sort(v->begin(), v->end());
-    c.set("fft.threaded_efficiency", std::clamp(threaded[1], 0.0, 1.0));
-    c.set("fft.tiled_efficiency", std::clamp(tiles[1], 0.0, 1.0));
+  const std::vector<conv_problem> one_transform = pair(timed_problem::image(1024), untiled);
+  const std::vector<conv_problem> many_tiles = pair(timed_problem::image(4 * 248 + 8).kernel(9).padding(0), tiled);
+  std::vector<double> threaded, tiles;
+  const auto efficiency = [&](const std::vector<double>& s) { return (s[0] / s[1] - 1.0) / (c.threads() - 1); };
+  for (int pass = 0; pass < 3; ++pass) {
+    threaded.push_back(efficiency(c.seconds(one_transform, nullptr, 1.0 / 3)));
+    tiles.push_back(efficiency(c.seconds(many_tiles, nullptr, 1.0 / 3)));
   }
-  // Batches, against the batch model with scales 1: its transforms and its channel sums apart, from a
-  // layer whose transforms dominate (16 -> 16 channels, 5 x 5, 56 x 56) and one whose channel sums
-  // do (128 -> 128, 3 x 3, 28 x 28, 4 images): two equations for the two scales.
-  cost_profile so_far = c.profile();
-  so_far.set_value("fft.batch_scale", 1.0);
-  so_far.set_value("fft.product_scale", 1.0);
+  m.threaded_efficiency.measure(std::clamp(calibration::median(threaded), 0.0, 1.0));
+  m.tiled_efficiency.measure(std::clamp(calibration::median(tiles), 0.0, 1.0));
+}
+
+/// Batches, against the batch model with scales 1: its transforms and its channel sums apart, from a
+/// layer whose transforms dominate (16 -> 16 channels, 5 x 5, 56 x 56) and one whose channel sums
+/// do (128 -> 128, 3 x 3, 28 x 28, 4 images): two equations for the two scales.
+inline void measure_fft_batches(calibration& c, fft_costs& m) {
+  cost_profile so_far;
+  so_far.fft = m;
+  so_far.fft.batch_scale.measure(1.0);
+  so_far.fft.product_scale.measure(1.0);
+  cost_profile transforms_only = so_far;
+  transforms_only.fft.product_scale.measure(1e30);  // the channel sums vanish
   const auto parts = [&](const conv_problem& p, double& transforms, double& sums) {
-    cost_profile only = so_far;
-    only.set_value("fft.product_scale", 1e30);  // the channel sums vanish
     const fftw_batch_layout l = fftw_batch_plan(p, so_far);
-    transforms = fftw_batch_seconds(p, l, 1, only);
+    transforms = fftw_batch_seconds(p, l, 1, transforms_only);
     sums = fftw_batch_seconds(p, l, 1, so_far) - transforms;
   };
-  const conv_problem wide = calibration::problem(2, 16, 16, 56, 56, 5, 5, 2, 1, algorithm::fft, 1);
-  const conv_problem deep = calibration::problem(4, 128, 128, 28, 28, 3, 3, 1, 1, algorithm::fft, 1);
+  const conv_problem wide = timed_problem::layer(2, 16, 16).planes(56).kernel(5).on(algorithm::fft, 1).make();
+  const conv_problem deep = timed_problem::layer(4, 128, 128).planes(28).kernel(3).on(algorithm::fft, 1).make();
   double ta, pa, tb, pb;
   parts(wide, ta, pa);
   parts(deep, tb, pb);
@@ -356,15 +368,38 @@ inline void fftw_calibrate(calibration& c) {
   // ta / s + pa / q = ma, tb / s + pb / q = mb, in the unknowns 1/s and 1/q.
   const double det = ta * pb - pa * tb;
   const double inv_s = (ma * pb - pa * mb) / det, inv_q = (ta * mb - ma * tb) / det;
-  if (inv_s > 0 && inv_q > 0) {
-    c.set("fft.batch_scale", 1.0 / inv_s);
-    c.set("fft.product_scale", 1.0 / inv_q);
-  } else {  // one scale for both
-    c.set("fft.batch_scale", (ta + pa + tb + pb) / (ma + mb));
-    c.set("fft.product_scale", (ta + pa + tb + pb) / (ma + mb));
-  }
+  const bool apart = inv_s > 0 && inv_q > 0;  // else one scale for both
+  const double both = (ta + pa + tb + pb) / (ma + mb);
+  m.batch_scale.measure(apart ? 1.0 / inv_s : both);
+  m.product_scale.measure(apart ? 1.0 / inv_q : both);
+}
+
+/// Every constant of the fft model, measured on this machine (see each step above); where the
+/// in-cache fit fails, the built-in constants.
+inline fft_costs measure_fft(calibration& c) {
+  c.step("fft: transform times by length, cache spill, threads, a layer");
+  fft_costs m;
+  const index_t cache = l2_cache_bytes();
+  m.cache_bytes.measure(double(cache));
+  if (!measure_fft_in_cache(c, m, cache)) return m;
+  measure_fft_spill(c, m, cache);
+  measure_fft_odd_lengths(c, m, cache);
+  measure_fft_image_scale(c, m);
+  measure_fft_threads(c, m);
+  measure_fft_batches(c, m);
   // A call's own cost beyond its tiles: a 16 x 16 call against the fitted model of its one tile.
-  c.set("fft.call_s", std::max(0.0, seconds_of(16) - fft::tile_seconds(16, 16, fftw_model(c.profile()))));
+  cost_profile fitted;
+  fitted.fft = m;
+  m.call_s.measure(std::max(0.0, seconds_of_one_tile(c, 16) - fft::tile_seconds(16, 16, fftw_model(fitted))));
+  return m;
+}
+
+/// The fft model has no rule between its constants beyond their ranges.
+inline std::vector<const constant*> fft_broken_rules(const fft_costs&) { return {}; }
+
+inline void fftw_calibrate(calibration& c, cost_profile& into, const cost_profile& previous) {
+  into.fft = measure_plausibly(
+      c, previous.fft, [&] { return measure_fft(c); }, &fft_broken_rules);
 }
 
 }  // namespace detail

@@ -32,12 +32,12 @@ template <class T>
 class fftw_image_executor final : public executor<T> {
  public:
   fftw_image_executor(const conv_problem& p, const T* kernel, const T* bias) : p_(p), fill_(p.fill<T>()) {
-    const std::shared_ptr<const cost_profile> profile = profile_of(p);
-    tiles_ = fftw_tile_plan(p, *profile);
+    const cost_profile& profile = costs_of(p);
+    tiles_ = fftw_tile_plan(p, profile);
     const fft::spectrum_layout layout = tiles_.layout();
     check_fftw_size(layout);
     const double single =
-        fft::plan_seconds(tiles_.tiles(), layout.rows, layout.cols, 1, fftw_model(*profile), sizeof(T));
+        fft::plan_seconds(tiles_.tiles(), layout.rows, layout.cols, 1, fftw_model(profile), sizeof(T));
     const int useful = fftw_useful_threads(single, p.threads);
     workers_ = static_cast<int>(std::min<index_t>(useful, tiles_.tiles()));
     plans_ = fftw_cached_plans<T>(layout, tiles_.tiles() == 1 ? useful : 1, fftw_flags(p.tune.fft.planning));

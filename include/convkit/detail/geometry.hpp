@@ -8,6 +8,7 @@
 
 #include "../version.hpp"
 
+#include <optional>
 #include <string>
 
 #include "../types.hpp"
@@ -36,21 +37,24 @@ struct axis_geometry {
   bool sparse() const noexcept { return double(extent) > 4.0 * double(out) * double(kernel) + 4096.0; }
 };
 
-/// What an axis is asked for, and the names its errors use.
-struct axis_request {
-  index_t in, kernel;
-  int stride, dilation;
-  /// Single images: the output mode, which sets the paddings. Layers: none (mode_given false),
-  /// and the paddings below.
-  bool mode_given = false;
-  output mode = output::full;
-  index_t pad_before = 0, pad_after = 0;
+/// The names an axis's errors use, as the front door's caller knows them.
+struct axis_names {
   const char* axis;           ///< "rows" or "cols": stride_<axis>, dilation_<axis>, pad_<axis>
-  const char* input_name;     ///< e.g. "input rows" or "input H"
-  const char* kernel_name;    ///< e.g. "kernel rows" or "weights R"
+  const char* input;          ///< the input length, e.g. "input rows" or "input H"
+  const char* kernel;         ///< the kernel length, e.g. "kernel rows" or "weights R"
   const char* input_symbol;   ///< the input length in formulas, e.g. "H"
   const char* kernel_symbol;  ///< the kernel length in formulas, e.g. "R"
-  const char* pad_name;       ///< the padding in formulas, e.g. "2 * pad_rows"
+  const char* pad;            ///< the padding in formulas, e.g. "2 * pad_rows"
+};
+
+/// What an axis is asked for.
+struct axis_request {
+  index_t in = 0, kernel = 0;
+  int stride = 1, dilation = 1;
+  /// Single images: the output mode, which sets the paddings. Layers: none, and the paddings below.
+  std::optional<output> mode;
+  index_t pad_before = 0, pad_after = 0;
+  const axis_names* names = nullptr;
 };
 
 /// The paddings of output mode `mode` for a dilated kernel span `span` (SciPy's conventions: 'same'
@@ -68,30 +72,30 @@ inline void mode_padding(output mode, index_t span, index_t& before, index_t& af
 
 /// Validates one axis and computes it. Throws convkit::error naming the argument.
 inline axis_geometry make_axis(const axis_request& r) {
-  const std::string a(r.axis);
-  if (r.in <= 0) throw error(std::string(r.input_name) + " must be > 0, got " + std::to_string(r.in));
-  if (r.kernel <= 0) throw error(std::string(r.kernel_name) + " must be > 0, got " + std::to_string(r.kernel));
+  const axis_names& n = *r.names;
+  const std::string a(n.axis);
+  if (r.in <= 0) throw error(std::string(n.input) + " must be > 0, got " + std::to_string(r.in));
+  if (r.kernel <= 0) throw error(std::string(n.kernel) + " must be > 0, got " + std::to_string(r.kernel));
   if (r.stride < 1) throw error("stride_" + a + " must be >= 1, got " + std::to_string(r.stride));
   if (r.dilation < 1) throw error("dilation_" + a + " must be >= 1, got " + std::to_string(r.dilation));
-  if (!r.mode_given && (r.pad_before < 0 || r.pad_after < 0))
+  if (!r.mode && (r.pad_before < 0 || r.pad_after < 0))
     throw error("pad_" + a + " must be >= 0, got " + std::to_string(r.pad_before < 0 ? r.pad_before : r.pad_after));
-  const std::string span_what = std::string(r.kernel_name) + " with dilation_" + a;
+  const std::string span_what = std::string(n.kernel) + " with dilation_" + a;
   const index_t span = checked_add(checked_mul(r.kernel - 1, r.dilation, span_what.c_str()), 1, span_what.c_str());
   index_t before = r.pad_before, after = r.pad_after;
-  if (r.mode_given) {
-    if (r.mode != output::full && r.mode != output::same && r.mode != output::valid)
-      throw error("mode: not a convkit::output (value " + std::to_string(static_cast<int>(r.mode)) + ")");
-    mode_padding(r.mode, span, before, after);
+  if (r.mode) {
+    check_enum(*r.mode, "mode");
+    mode_padding(*r.mode, span, before, after);
   }
-  const std::string padded_what = std::string(r.input_name) + " + " + r.pad_name;
+  const std::string padded_what = std::string(n.input) + " + " + n.pad;
   const index_t padded = checked_add(checked_add(r.in, before, padded_what.c_str()), after, padded_what.c_str());
   if (span > padded) {
-    if (r.mode_given)
-      throw error("output::valid is empty: the dilated " + std::string(r.kernel_name) + " (" + std::to_string(span) +
-                  ") is larger than the " + r.input_name + " (" + std::to_string(r.in) + ")");
-    throw error("empty output: the dilated kernel " + a + " (dilation_" + a + " * (" + r.kernel_symbol +
-                " - 1) + 1 = " + std::to_string(span) + ") exceeds the padded input " + a + " (" + r.input_symbol +
-                " + " + r.pad_name + " = " + std::to_string(padded) + ")");
+    if (r.mode)
+      throw error("output::valid is empty: the dilated " + std::string(n.kernel) + " (" + std::to_string(span) +
+                  ") is larger than the " + n.input + " (" + std::to_string(r.in) + ")");
+    throw error("empty output: the dilated kernel " + a + " (dilation_" + a + " * (" + n.kernel_symbol +
+                " - 1) + 1 = " + std::to_string(span) + ") exceeds the padded input " + a + " (" + n.input_symbol +
+                " + " + n.pad + " = " + std::to_string(padded) + ")");
   }
   axis_geometry g{};
   g.in = r.in;

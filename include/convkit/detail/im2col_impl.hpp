@@ -114,6 +114,35 @@ struct im2col_tile {
   index_t positions() const noexcept { return (image1 - image0) * positions_per_image(); }
 };
 
+/// The workspace of a tile of `n` images x `rows` output rows x `cols` output columns, in
+/// elements, with t's buffer sizes (column matrix, extended window, GEMM output) set for it.
+inline index_t im2col_tile_workspace(const im2col_shape& s, index_t n, index_t rows, index_t cols, im2col_tiling& t) {
+  const char* what = "im2col workspace";
+  const index_t positions = checked_mul(n, checked_mul(rows, cols, what), what);
+  t.lowers = n > 1 || !s.one_by_one();
+  t.column_elems = t.lowers ? checked_mul(s.depth(), positions, what) : 0;
+  const index_t window_rows = (rows - 1) * s.rows.stride + s.rows.span,
+                window_cols = (cols - 1) * s.cols.stride + s.cols.span;
+  t.window_elems =
+      s.extends() ? checked_mul(s.channels_per_group, checked_mul(window_rows, window_cols, what), what) : 0;
+  t.output_elems = n > 1 ? checked_mul(s.filters_per_group, positions, what) : 0;
+  return t.workspace_elems();
+}
+
+/// The largest n in [1, most] with fits(n) (1 if none fits); fits is monotone in n.
+template <class Fits>
+index_t largest_fitting(index_t most, Fits&& fits) {
+  index_t lo = 1, hi = std::max<index_t>(1, most);
+  while (lo < hi) {
+    const index_t mid = lo + (hi - lo + 1) / 2;
+    if (fits(mid))
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
 /// Cuts the output of `images` images into tiles whose workspace (column matrix, extended window and,
 /// for multi-image tiles, GEMM output) fits in `budget_elems` elements, sized after
 /// im2col_cache_bytes and im2col_min_positions (`cache_elems` is the former in elements), with at
@@ -124,50 +153,23 @@ inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index_t images, in
                                        index_t threads) {
   const axis_geometry& gr = s.rows;
   const axis_geometry& gc = s.cols;
-  const index_t depth = s.depth(), cg = s.channels_per_group, kg = s.filters_per_group;
-  const char* what = "im2col workspace";
   threads = std::max<index_t>(1, threads);
-  // The workspace of a tile of `n` images x `rows` output rows x `cols` output columns.
-  const auto workspace = [&](index_t n, index_t rows, index_t cols, im2col_tiling& t) {
-    const index_t positions = checked_mul(n, checked_mul(rows, cols, what), what);
-    t.lowers = n > 1 || !s.one_by_one();
-    t.column_elems = t.lowers ? checked_mul(depth, positions, what) : 0;
-    t.window_elems =
-        s.extends()
-            ? checked_mul(cg, checked_mul((rows - 1) * gr.stride + gr.span, (cols - 1) * gc.stride + gc.span, what),
-                          what)
-            : 0;
-    t.output_elems = n > 1 ? checked_mul(kg, positions, what) : 0;
-    return t.workspace_elems();
-  };
   const auto fits = [&](index_t n, index_t rows, index_t cols) {
     im2col_tiling scratch;
-    return workspace(n, rows, cols, scratch) <= budget_elems;
+    return im2col_tile_workspace(s, n, rows, cols, scratch) <= budget_elems;
   };
-  // The largest n in [1, most] with fits_n(n) (1 if none fits): fits_n is monotone in n.
-  const auto largest = [](index_t most, auto&& fits_n) {
-    index_t lo = 1, hi = std::max<index_t>(1, most);
-    while (lo < hi) {
-      const index_t mid = lo + (hi - lo + 1) / 2;
-      if (fits_n(mid))
-        lo = mid;
-      else
-        hi = mid - 1;
-    }
-    return lo;
-  };
-  const index_t per_image = checked_mul(gr.out, gc.out, what);
-  const index_t goal = std::max(im2col_min_positions, cache_elems / (depth + kg));
+  const index_t per_image = checked_mul(gr.out, gc.out, "im2col workspace");
+  const index_t goal = std::max(im2col_min_positions, cache_elems / (s.depth() + s.filters_per_group));
   im2col_tiling t;
   if (images > 1 && per_image * 2 <= goal) {  // several whole images per tile
     const index_t most = std::min(goal / per_image, std::max<index_t>(1, images / threads));
-    const index_t n = largest(most, [&](index_t m) { return fits(m, gr.out, gc.out); });
+    const index_t n = largest_fitting(most, [&](index_t m) { return fits(m, gr.out, gc.out); });
     t.images_per_tile = (images + (images + n - 1) / n - 1) / ((images + n - 1) / n);  // evened out
   }
   if (t.images_per_tile > 1) {
     t.rows_per_tile = gr.out;
     t.tiles = (images + t.images_per_tile - 1) / t.images_per_tile;
-    workspace(t.images_per_tile, gr.out, gc.out, t);
+    im2col_tile_workspace(s, t.images_per_tile, gr.out, gc.out, t);
     return t;
   }
   // Enough tiles that every thread has one, unless that makes them narrower than the split minimum.
@@ -175,23 +177,23 @@ inline im2col_tiling plan_im2col_tiles(const im2col_shape& s, index_t images, in
       std::max<index_t>(1, std::min((threads + images - 1) / images, per_image / im2col_min_split_positions));
   if (gr.out >= tiles_per_image && fits(1, 1, gc.out)) {  // runs of whole rows
     const index_t most = std::min(gr.out / tiles_per_image, std::max<index_t>(1, goal / gc.out));
-    const index_t rows = largest(most, [&](index_t n) { return fits(1, n, gc.out); });
+    const index_t rows = largest_fitting(most, [&](index_t n) { return fits(1, n, gc.out); });
     t.tiles_per_image = (gr.out + rows - 1) / rows;
     t.rows_per_tile = (gr.out + t.tiles_per_image - 1) / t.tiles_per_image;  // the same count, evened out
-    workspace(1, t.rows_per_tile, gc.out, t);
+    im2col_tile_workspace(s, 1, t.rows_per_tile, gc.out, t);
   } else {  // pieces of one row
     const index_t pieces_per_row = (tiles_per_image + gr.out - 1) / gr.out;
     const index_t most = std::min((gc.out + pieces_per_row - 1) / pieces_per_row, goal);
-    const index_t cols = largest(most, [&](index_t n) { return fits(1, 1, n); });
+    const index_t cols = largest_fitting(most, [&](index_t n) { return fits(1, 1, n); });
     const index_t pieces = (gc.out + cols - 1) / cols;
     t.cols_per_tile = (gc.out + pieces - 1) / pieces;  // the same count, evened out
-    t.tiles_per_image = checked_mul(gr.out, pieces, what);
-    workspace(1, 1, t.cols_per_tile, t);
+    t.tiles_per_image = checked_mul(gr.out, pieces, "im2col workspace");
+    im2col_tile_workspace(s, 1, 1, t.cols_per_tile, t);
   }
-  t.tiles = checked_mul(images, t.tiles_per_image, what);
+  t.tiles = checked_mul(images, t.tiles_per_image, "im2col workspace");
   // Threads still without a tile share the filters of the tiles.
-  t.filter_blocks =
-      std::max<index_t>(1, std::min((threads + t.tiles - 1) / t.tiles, kg / im2col_min_filters_per_block));
+  t.filter_blocks = std::max<index_t>(
+      1, std::min((threads + t.tiles - 1) / t.tiles, s.filters_per_group / im2col_min_filters_per_block));
   return t;
 }
 
@@ -213,14 +215,48 @@ inline im2col_tile tile_at(const im2col_tiling& t, index_t images, const axis_ge
   return {n, n + 1, r, r + 1, c0, std::min(cols.out, c0 + t.cols_per_tile)};
 }
 
-/// Writes the columns of one image's part of a tile for channels [0, channels_per_group) of
-/// `planes` (channel c's plane at plane0 + c * plane_stride): column-matrix row (c, u, v) starts at
-/// columns + ((c * R + u) * S + v) * ld, and output position (i, j) of the tile is its column
-/// (i - row0) * width + (j - col0). `window` (tiling.window_elems) receives the extended input
-/// under the tile when the problem reads outside the input.
+/// Where a tile's columns are read from: one image's group of channel planes (channel c's plane at
+/// plane0 + c * plane_stride, rows row_stride apart, rows x cols each) and the border beyond them.
 template <class T>
-void lower_tile(const im2col_shape& s, const im2col_tile& tile, const T* plane0, index_t plane_stride,
-                index_t row_stride, index_t in_rows, index_t in_cols, border edge, T fill, T* window, T* columns,
+struct im2col_source {
+  const T* plane0;
+  index_t plane_stride, row_stride, rows, cols;
+  border edge;
+  T fill;
+  view2d<const T> plane(index_t c) const { return view2d<const T>(plane0 + c * plane_stride, rows, cols, row_stride); }
+};
+
+/// The columns of channel c's taps for a tile whose window is mostly unread (a dilation far beyond
+/// the kernel's taps): each element read from the input through the border rule, so that time
+/// follows what the outputs read, not the window.
+template <class T>
+void gather_tile_columns(const im2col_shape& s, const im2col_tile& tile, const im2col_source<T>& from, index_t c,
+                         T* columns, index_t ld) {
+  const axis_geometry& gr = s.rows;
+  const axis_geometry& gc = s.cols;
+  const view2d<const T> in = from.plane(c);
+  const index_t width = tile.col1 - tile.col0;
+  for (index_t u = 0; u < gr.kernel; ++u)
+    for (index_t v = 0; v < gc.kernel; ++v) {
+      T* dst = columns + ((c * gr.kernel + u) * gc.kernel + v) * ld;
+      for (index_t i = tile.row0; i < tile.row1; ++i, dst += width) {
+        const index_t r = border_index(i * gr.stride + u * gr.dilation - gr.pad_before, from.rows, from.edge);
+        for (index_t j = 0; j < width; ++j) {
+          const index_t col =
+              border_index((tile.col0 + j) * gc.stride + v * gc.dilation - gc.pad_before, from.cols, from.edge);
+          dst[j] = r < 0 || col < 0 ? from.fill : in(r, col);
+        }
+      }
+    }
+}
+
+/// Writes the columns of one image's part of a tile for channels [0, channels_per_group) of
+/// `from`: column-matrix row (c, u, v) starts at columns + ((c * R + u) * S + v) * ld, and output
+/// position (i, j) of the tile is its column (i - row0) * width + (j - col0). `window`
+/// (tiling.window_elems) receives the extended input under the tile when the problem reads outside
+/// the input.
+template <class T>
+void lower_tile(const im2col_shape& s, const im2col_tile& tile, const im2col_source<T>& from, T* window, T* columns,
                 index_t ld) {
   const axis_geometry& gr = s.rows;
   const axis_geometry& gc = s.cols;
@@ -229,46 +265,34 @@ void lower_tile(const im2col_shape& s, const im2col_tile& tile, const T* plane0,
   const index_t e_r0 = tile.row0 * gr.stride, e_c0 = tile.col0 * gc.stride;
   const index_t win_rows = (tile.row1 - tile.row0 - 1) * gr.stride + gr.span;
   const index_t win_cols = (width - 1) * gc.stride + gc.span;
-  // A window mostly unread (a dilation far beyond the kernel's taps): each element is read from the
-  // input through the border rule instead, so time follows what the outputs read, not the window.
   const double read = double(tile.row1 - tile.row0) * double(gr.kernel) * double(width) * double(gc.kernel);
   const bool gather = s.extends() && double(win_rows) * double(win_cols) > 4.0 * read + 4096.0;
   for (index_t c = 0; c < s.channels_per_group; ++c) {
-    const view2d<const T> in(plane0 + c * plane_stride, in_rows, in_cols, row_stride);
     if (gather) {
-      for (index_t u = 0; u < gr.kernel; ++u)
-        for (index_t v = 0; v < gc.kernel; ++v) {
-          T* dst = columns + ((c * gr.kernel + u) * gc.kernel + v) * ld;
-          for (index_t i = 0; i < tile.row1 - tile.row0; ++i, dst += width) {
-            const index_t r = border_index(e_r0 + i * gr.stride + u * gr.dilation - gr.pad_before, in_rows, edge);
-            for (index_t j = 0; j < width; ++j) {
-              const index_t col = border_index(e_c0 + j * gc.stride + v * gc.dilation - gc.pad_before, in_cols, edge);
-              dst[j] = r < 0 || col < 0 ? fill : in(r, col);
-            }
-          }
-        }
+      gather_tile_columns(s, tile, from, c, columns, ld);
       continue;
     }
+    const view2d<const T> in = from.plane(c);
     const T* src;
     index_t src_ld;
     if (s.extends()) {
       const view2d<T> win(window + c * win_rows * win_cols, win_rows, win_cols);
-      extend<T>(in, win, gr.pad_before - e_r0, gc.pad_before - e_c0, edge, fill);
+      extend<T>(in, win, gr.pad_before - e_r0, gc.pad_before - e_c0, from.edge, from.fill);
       src = win.data();
       src_ld = win_cols;
     } else {  // pad_before == 0: extended coordinates are input coordinates
       src = in.row(e_r0) + e_c0;
-      src_ld = row_stride;
+      src_ld = from.row_stride;
     }
     for (index_t u = 0; u < gr.kernel; ++u)
       for (index_t v = 0; v < gc.kernel; ++v) {
         T* dst = columns + ((c * gr.kernel + u) * gc.kernel + v) * ld;
         for (index_t i = 0; i < tile.row1 - tile.row0; ++i, dst += width) {
-          const T* from = src + (i * gr.stride + u * gr.dilation) * src_ld + v * gc.dilation;
+          const T* row = src + (i * gr.stride + u * gr.dilation) * src_ld + v * gc.dilation;
           if (gc.stride == 1) {
-            std::memcpy(dst, from, sizeof(T) * static_cast<std::size_t>(width));
+            std::memcpy(dst, row, sizeof(T) * static_cast<std::size_t>(width));
           } else {
-            for (index_t j = 0; j < width; ++j) dst[j] = from[j * gc.stride];
+            for (index_t j = 0; j < width; ++j) dst[j] = row[j * gc.stride];
           }
         }
       }
@@ -339,7 +363,7 @@ class im2col_engine {
       index_t ldb = positions;
       if (tiling_.lowers) {
         for (index_t n = tile.image0; n < tile.image1; ++n)
-          lower_tile<T>(s_, tile, in.plane(n, g * cg), in.plane_stride, in.row_stride, in_rows, in_cols, edge_, fill_,
+          lower_tile<T>(s_, tile, {in.plane(n, g * cg), in.plane_stride, in.row_stride, in_rows, in_cols, edge_, fill_},
                         window, columns + (n - tile.image0) * per_image, positions);
       } else {  // 1x1, stride 1, unpadded: channel c's row of the column matrix is input plane c
         b = in.plane(tile.image0, g * cg) + tile.row0 * in.row_stride + tile.col0;

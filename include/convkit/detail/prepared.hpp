@@ -8,8 +8,8 @@
 // made the first time it is needed);
 // choice_rule::measure times the candidates the first time a problem is met, on the call's data
 // (a plan: on synthetic data of its shape), keeps the fastest one's executor, and remembers it per
-// problem in memory and in the profile file. Measuring stops once it has spent measure_budget times
-// the fastest candidate's time, so a first call costs a bounded multiple of one call.
+// problem in memory and, with the profile file component (profile_file.hpp), in the file. Measuring stops once it has
+// spent measure_budget times the fastest candidate's time, so a first call costs a bounded multiple of one call.
 #pragma once
 
 #include "../version.hpp"
@@ -47,16 +47,6 @@ inline std::string shape_str(shape2d s) { return std::to_string(s.rows) + "x" + 
 /// Measuring stops once the time spent exceeds this many times the fastest candidate's.
 inline constexpr double measure_budget = 8.0;
 
-/// A slowdown injected into one backend's measured time (tests of choice_rule::measure only).
-struct measure_slowdown {
-  algorithm algo = algorithm::automatic;  ///< automatic: none
-  double factor = 1.0;
-};
-inline measure_slowdown& injected_slowdown() noexcept {
-  static measure_slowdown s;
-  return s;
-}
-
 template <class T>
 class prepared {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "convkit computes in float or double");
@@ -70,6 +60,7 @@ class prepared {
   prepared(const conv_problem& p, const T* weights, const T* bias, const planes<const T>* in = nullptr,
            const planes<T>* out = nullptr)
       : problem_(p) {
+    resolve_profile(problem_);
     const index_t weight_count = problem_.k * problem_.c_per_group() * problem_.rows.kernel * problem_.cols.kernel;
     const auto weights_finite = [&] { return all_finite(weights, weight_count); };
     if (problem_.algo == algorithm::automatic && problem_.tune.choice == choice_rule::measure) {
@@ -111,30 +102,43 @@ class prepared {
  private:
   using clock = std::chrono::steady_clock;
 
+  // Candidates: every backend that can serve the problem, cheapest estimate first.
+  std::vector<const backend*> measure_candidates() const {
+    std::vector<std::pair<double, const backend*>> rated;
+    for (const backend* b : backend_table())
+      if (b != nullptr)
+        if (const double c = b->cost(problem_, *problem_.tune.profile); c < never) rated.push_back({c, b});
+    std::sort(rated.begin(), rated.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<const backend*> candidates;
+    for (const auto& r : rated) candidates.push_back(r.second);
+    return candidates;
+  }
+
+  void use(const backend& b, const T* weights, const T* bias) {
+    chosen_ = b.algo;
+    executor_ = b.template factory<T>()(problem_, weights, bias);
+  }
+
   void choose_by_measuring(const T* weights, const T* bias, const planes<const T>* in, const planes<T>* out) {
-    const std::shared_ptr<const cost_profile> profile = profile_of(problem_);
+    const cost_profile& profile = *problem_.tune.profile;
     const choice_fields fields = choice_fields_of(problem_);
     std::optional<algorithm> known = choice_memory::instance().measured(fields);
     const std::string key = known ? std::string() : choice_key(problem_);
-    if (!known) known = profile->choice(key);
-    if (known && backend_table()[std::size_t(*known)] != nullptr) {
-      chosen_ = *known;
-      executor_ = find_backend(*known).template factory<T>()(problem_, weights, bias);
-      return;
-    }
-    // Candidates: every backend that can serve the problem, cheapest estimate first.
-    std::vector<std::pair<double, const backend*>> candidates;
-    for (const backend* b : backend_table())
-      if (b != nullptr)
-        if (const double c = b->cost(problem_, *profile); c < never) candidates.push_back({c, b});
-    if (candidates.empty()) {  // nothing claims it: the estimate's answer, as without measuring
-      const backend& b = cheapest_backend(problem_, *profile);
-      chosen_ = b.algo;
-      executor_ = b.template factory<T>()(problem_, weights, bias);
-      return;
-    }
-    std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    // Data to time on: the call's, or synthetic data of the problem's shape (a plan).
+    if (!known) known = profile.choice(key);
+    if (known && backend_table()[std::size_t(*known)] != nullptr) return use(find_backend(*known), weights, bias);
+    const std::vector<const backend*> candidates = measure_candidates();
+    if (!candidates.empty()) time_candidates(candidates, weights, bias, in, out);
+    if (!executor_)  // nothing claims it, or every candidate declined (no device after all): the estimate's answer
+      return use(cheapest_backend(problem_, profile), weights, bias);
+    choice_memory::instance().remember_measured(fields, chosen_);
+    const profile_store& store = registered_profile_store();
+    if (problem_.tune.profile_is_active && store.save_choice != nullptr) store.save_choice(key, chosen_);
+  }
+
+  // Times the candidates on the call's data, or on synthetic data of the problem's shape (a plan),
+  // keeping the fastest one's executor; stops once it has spent measure_budget times the fastest.
+  void time_candidates(const std::vector<const backend*>& candidates, const T* weights, const T* bias,
+                       const planes<const T>* in, const planes<T>* out) {
     array2d<T> own_in, own_out;
     planes<const T> data_in = in != nullptr ? *in : planes<const T>{};
     planes<T> data_out = out != nullptr ? *out : planes<T>{};
@@ -150,7 +154,7 @@ class prepared {
                   problem_.rows.out * problem_.cols.out, problem_.cols.out};
     }
     double best = never, spent = 0;
-    for (const auto& [estimate, b] : candidates) {
+    for (const backend* b : candidates) {
       if (best < never && spent > measure_budget * best) break;
       const auto start = clock::now();
       std::unique_ptr<executor<T>> e;
@@ -169,29 +173,12 @@ class prepared {
         run = std::min(run, seconds_since(t0));
       }
       // One-shot calls make their executor on every call: that counts too.
-      double t = run + (problem_.amortised ? 0.0 : std::chrono::duration<double>(made - start).count());
-      if (b->algo == injected_slowdown().algo) t *= injected_slowdown().factor;
+      const double t = run + (problem_.amortised ? 0.0 : std::chrono::duration<double>(made - start).count());
       spent += seconds_since(start);
       if (t < best) {
         best = t;
         chosen_ = b->algo;
         executor_ = std::move(e);
-      }
-    }
-    if (!executor_) {  // every candidate declined (no device after all): the estimate's answer
-      const backend& b = cheapest_backend(problem_, *profile);
-      chosen_ = b.algo;
-      executor_ = b.template factory<T>()(problem_, weights, bias);
-      return;
-    }
-    choice_memory::instance().remember_measured(fields, chosen_);
-    if (!problem_.tune.profile) {  // the active profile: the choice goes to its file too
-      try {
-        cost_profile entry(profile->fingerprint().empty() ? machine_fingerprint() : profile->fingerprint());
-        entry.set_choice(key, chosen_);
-        write_profile(entry);
-      } catch (const std::exception& e) {
-        notify(std::string("convkit: a measured choice was not saved: ") + e.what());
       }
     }
   }

@@ -133,36 +133,12 @@ struct problem_request {
   const tuning* tune = nullptr;
 };
 
-inline bool valid_border(border b) noexcept {
-  switch (b) {
-    case border::zero:
-    case border::constant:
-    case border::replicate:
-    case border::reflect:
-    case border::symmetric:
-    case border::circular: return true;
-  }
-  return false;
-}
-
-inline bool valid_algorithm(algorithm a) noexcept {
-  switch (a) {
-    case algorithm::automatic:
-    case algorithm::direct:
-    case algorithm::im2col:
-    case algorithm::fft:
-    case algorithm::cufft: return true;
-  }
-  return false;
-}
-
 /// Validates a request and resolves its threads and tuning. Throws convkit::error naming the
 /// argument (convkit::unavailable for an instruction set the CPU lacks).
 inline conv_problem make_problem(const problem_request& r) {
   if (r.threads < 0) throw error("threads must be >= 0, got " + std::to_string(r.threads));
-  if (!valid_border(r.edge)) throw error("edge: not a convkit::border (value " + std::to_string(int(r.edge)) + ")");
-  if (!valid_algorithm(r.algo))
-    throw error("algo: not a convkit::algorithm (value " + std::to_string(int(r.algo)) + ")");
+  check_enum(r.edge, "edge");
+  check_enum(r.algo, "algo");
   if (r.n <= 0) throw error("input N must be > 0, got " + std::to_string(r.n));
   if (r.c <= 0) throw error("input C must be > 0, got " + std::to_string(r.c));
   if (r.k <= 0) throw error("weights K must be > 0, got " + std::to_string(r.k));

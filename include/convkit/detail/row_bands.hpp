@@ -27,6 +27,7 @@
 
 #include "../padding.hpp"
 #include "../tuning.hpp"
+#include "direct_cost.hpp"
 #include "prepared.hpp"
 #include "problem.hpp"
 
@@ -88,12 +89,14 @@ class row_band {
   std::vector<index_t> sources_;
 };
 
-/// The tuning of band problems: the global problem's, with the direct backend's low-rank path fixed
-/// by the global problem's choice (`separable` true: runs separably), so that every band computes
-/// its outputs as the whole image would.
-inline settings band_tuning(const conv_problem& global, bool separable) {
+/// The tuning of band problems: the global problem's, its profile resolved once, with the direct
+/// backend's low-rank path fixed by the global problem's choice, so that every band computes its
+/// outputs as the whole image would.
+inline settings band_tuning(conv_problem global) {
+  resolve_profile(global);
   settings t = global.tune;
-  if (global.kernel_rank > 0) t.separable = separable ? separable_use::always : separable_use::never;
+  if (global.kernel_rank > 0)
+    t.separable = runs_separably(global, costs_of(global).direct) ? separable_use::always : separable_use::never;
   return t;
 }
 

@@ -135,9 +135,7 @@ class plan {
       throw;
     }
     const array2d<T> weights = convkit::detail::correlation_order(kernel, opt.correlate);
-    const bool separable =
-        global_.kernel_rank > 0 && convkit::detail::runs_separably(global_, *convkit::detail::profile_of(global_));
-    tune_ = convkit::detail::band_tuning(global_, separable);
+    tune_ = convkit::detail::band_tuning(global_);
     try {
       plan_outputs();
       plan_messages();
