@@ -202,7 +202,8 @@ inline std::vector<conv_case> conv_grid(std::optional<front_door> only = std::nu
       c.cols = pick(1, 48);
       c.k_rows = pick(1, 9);
       c.k_cols = pick(1, 9);
-      c.view_pad = pick(0, 1) * pick(1, 7);
+      const index_t padded = pick(0, 1);  // the draws in sequence: operands' order is unspecified
+      c.view_pad = padded * pick(1, 7);
       c.mode = static_cast<output>(pick(0, 2));
       c.edge = static_cast<border>(pick(0, 5));
       c.edge_value = std::uniform_real_distribution<double>(-2, 2)(rng);
@@ -256,7 +257,8 @@ inline std::vector<conv_case> conv_grid(std::optional<front_door> only = std::nu
     for (int i = 0; i < random_cases; ++i) {
       conv_case c = layer_case(1, 1, 1, 1, 1, 1, 1);
       c.n = pick(1, 3);
-      channels(c, int(pick(0, 2)), pick(0, 1000));
+      const index_t number = pick(0, 1000);  // before the grouping: GCC's order of f(pick(), pick())
+      channels(c, int(pick(0, 2)), number);
       c.rows = pick(1, 20);
       c.cols = pick(1, 20);
       c.k_rows = pick(1, 7);
