@@ -75,9 +75,10 @@ struct conv_case {
   shape4d input() const noexcept { return {n, c, rows, cols}; }
   shape4d weights() const noexcept { return {k, c / groups, k_rows, k_cols}; }
 
-  /// The options of the image front door.
+  /// The options of the image front door (a case with a layer's fields has none).
   options image_opt() const {
-    if (door != front_door::image) throw std::logic_error("image_opt() of a layer case: " + describe());
+    if (door != front_door::image || n * c * k * groups != 1 || pad_rows != 0 || pad_cols != 0 || bias)
+      throw std::logic_error("not a single image: " + describe());
     options o;
     o.mode = mode;
     o.edge = edge;
@@ -92,9 +93,10 @@ struct conv_case {
     o.tune = tune;
     return o;
   }
-  /// The options of the layer front door.
+  /// The options of the layer front door (a case with an image's fields has none).
   layer_options layer_opt() const {
-    if (door != front_door::layer) throw std::logic_error("layer_opt() of an image case: " + describe());
+    if (door != front_door::layer || mode != output::full || correlate || edge_value != 0 || view_pad != 0)
+      throw std::logic_error("not a layer: " + describe());
     layer_options o;
     o.stride_rows = stride_rows;
     o.stride_cols = stride_cols;
@@ -385,8 +387,7 @@ void check_case(const conv_case& c, std::mt19937_64& rng, Compute&& compute, con
     want = elements(reference::conv2d<T>(image, kernel, o));
     mag = elements(reference::conv2d<T>(image, kernel, o, true));
   } else {
-    const layer_options o = c.layer_opt();
-    REQUIRE(c.view_pad == 0);  // view4d is packed
+    const layer_options o = c.layer_opt();  // view_pad 0: a view4d is packed
     const view4d<const T> x(input.data(), c.n, c.c, c.rows, c.cols);
     if constexpr (std::is_invocable_v<Compute&, view4d<const T>, view4d<const T>, const T*, view4d<T>,
                                       const layer_options&>)
