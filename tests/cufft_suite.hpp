@@ -41,13 +41,13 @@ inline options with_gpu_fft(options o, const cufft::config& cfg) {
 /// The ways of calling the backend that every case runs through.
 enum class entry { conv2d, plan_host, plan_device };
 
-/// Case c through entry point `how`, checked against the reference. `cfg`, if given, goes into the
-/// case's options (tuning::gpu_fft), which every entry point takes it from; unset, they use the
-/// process default.
+/// Case c (an image or a layer) through entry point `how`, checked against the reference. `cfg`, if
+/// given, goes into the case's tuning (tuning::gpu_fft), which every entry point takes it from;
+/// unset, they use the process default. Layers have conv2d and plan_host (a layer_plan).
 template <class T>
-void run_case(problem_case c, std::mt19937_64& rng, entry how, const std::optional<cufft::config>& cfg = std::nullopt) {
-  if (cfg) c.opt.tune.gpu_fft = *cfg;
-  const auto compute = [&](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) {
+void run_case(conv_case c, std::mt19937_64& rng, entry how, const std::optional<cufft::config>& cfg = std::nullopt) {
+  if (cfg) c.tune.gpu_fft = *cfg;
+  const auto image = [&](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) {
     switch (how) {
       case entry::conv2d: {
         options oc = o;
@@ -75,48 +75,37 @@ void run_case(problem_case c, std::mt19937_64& rng, entry how, const std::option
       }
     }
   };
-  check_case<T>(c, rng, compute, [](const problem_case& x) { return cufft_error(x); });
-}
-
-/// One layer case on cufft through a one-shot conv2d or a layer_plan made for it.
-template <class T>
-void run_layer_case(const layer_case& c, std::mt19937_64& rng, entry how) {
-  check_layer_case<T>(
-      c, rng,
-      [how](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) {
-        layer_options oc = o;
-        oc.algo = algorithm::cufft;
-        if (how == entry::conv2d) {
-          conv2d<T>(in, w, b, out, oc);
-        } else {
-          layer_plan<T> p(in.shape(), w, b, oc);
-          p.execute(in, out);
-        }
-      },
-      cufft_layer_error);
+  const auto layer = [how](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) {
+    REQUIRE(how != entry::plan_device);
+    layer_options oc = o;
+    oc.algo = algorithm::cufft;
+    if (how == entry::conv2d) {
+      conv2d<T>(in, w, b, out, oc);
+    } else {
+      layer_plan<T> p(in.shape(), w, b, oc);
+      p.execute(in, out);
+    }
+  };
+  check_case<T>(c, rng, overloaded{image, layer}, cufft_error(c));
 }
 
 /// Cases larger than the grid's, for tiles: every mode and border, strides and dilations.
-inline std::vector<problem_case> tile_cases() {
-  std::vector<problem_case> cases;
+inline std::vector<conv_case> tile_cases() {
+  std::vector<conv_case> cases;
   int n = 0;
   for (output size : {output::full, output::same, output::valid})
     for (border edge :
          {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular}) {
-      problem_case c{};
-      c.rows = 61 + n % 5;
-      c.cols = 47 + 3 * (n % 4);
-      c.k_rows = 3 + n % 5;
-      c.k_cols = 2 + n % 6;
-      c.pad = n % 2 ? 3 : 0;
-      c.opt.mode = size;
-      c.opt.edge = edge;
-      c.opt.edge_value = 0.5;
-      c.opt.correlate = n % 3 == 1;
-      c.opt.stride_rows = 1 + n % 2;
-      c.opt.stride_cols = 1 + (n / 2) % 3;
-      c.opt.dilation_rows = 1 + (n / 3) % 2;
-      c.opt.dilation_cols = 1 + n % 2;
+      conv_case c = image_case(61 + n % 5, 47 + 3 * (n % 4), 3 + n % 5, 2 + n % 6);
+      c.view_pad = n % 2 ? 3 : 0;
+      c.mode = size;
+      c.edge = edge;
+      c.edge_value = 0.5;
+      c.correlate = n % 3 == 1;
+      c.stride_rows = 1 + n % 2;
+      c.stride_cols = 1 + (n / 2) % 3;
+      c.dilation_rows = 1 + (n / 3) % 2;
+      c.dilation_cols = 1 + n % 2;
       cases.push_back(c);
       ++n;
     }
@@ -126,7 +115,7 @@ inline std::vector<problem_case> tile_cases() {
 TEST_CASE("cufft matches the reference over the problem grid through conv2d (float, double)", "[cufft][grid]") {
   device_session session;
   std::mt19937_64 rng(run_seed() + 601);
-  for (const problem_case& c : problem_grid()) {
+  for (const conv_case& c : conv_grid(front_door::image)) {
     run_case<float>(c, rng, entry::conv2d);
     run_case<double>(c, rng, entry::conv2d);
   }
@@ -135,11 +124,11 @@ TEST_CASE("cufft matches the reference over the problem grid through conv2d (flo
 TEST_CASE("cufft plans match the reference on host views and on device memory (float, double)", "[cufft][grid]") {
   device_session session;
   std::mt19937_64 rng(run_seed() + 602);
-  for (const problem_case& c : problem_grid(16)) {
+  for (const conv_case& c : conv_grid(front_door::image, 16)) {
     run_case<float>(c, rng, entry::plan_host);
     run_case<double>(c, rng, entry::plan_device);
   }
-  for (const problem_case& c : problem_grid(0)) {
+  for (const conv_case& c : conv_grid(front_door::image, 0)) {
     run_case<double>(c, rng, entry::plan_host);
     run_case<float>(c, rng, entry::plan_device);
   }
@@ -151,32 +140,28 @@ TEST_CASE("cufft tiles (forced, and from the memory cap) match the reference", "
   cufft::config forced;
   forced.tile_rows = 13;
   forced.tile_cols = 9;
-  for (const problem_case& c : tile_cases()) {
+  for (const conv_case& c : tile_cases()) {
     run_case<float>(c, rng, entry::plan_host, forced);
     run_case<double>(c, rng, entry::plan_device, forced);
     run_case<float>(c, rng, entry::conv2d, forced);
   }
   // A cap below the untiled transform's memory makes automatic tiling cut the image.
-  problem_case big{};
-  big.rows = 300;
-  big.cols = 257;
-  big.k_rows = 9;
-  big.k_cols = 7;
-  big.opt.mode = output::same;
-  big.opt.edge = border::reflect;
+  conv_case big = image_case(300, 257, 9, 7);
+  big.mode = output::same;
+  big.edge = border::reflect;
   cufft::config capped;
   capped.memory_cap = index_t(600) << 10;
   const array2d<float> k(big.k_rows, big.k_cols);
-  const cufft::plan<float> untiled(big.rows, big.cols, k, big.opt);
-  const cufft::plan<float> tiled(big.rows, big.cols, k, with_gpu_fft(big.opt, capped));
+  const cufft::plan<float> untiled(big.rows, big.cols, k, big.image_opt());
+  const cufft::plan<float> tiled(big.rows, big.cols, k, with_gpu_fft(big.image_opt(), capped));
   CHECK(tiled.tiles() > untiled.tiles());
   run_case<float>(big, rng, entry::plan_host, capped);
   run_case<float>(big, rng, entry::plan_device, capped);
   // A cap too small for even the smallest tiles is an error that says so.
   capped.memory_cap = 512;
-  CHECK_THROWS_WITH(cufft::plan<float>(big.rows, big.cols, k, with_gpu_fft(big.opt, capped)),
+  CHECK_THROWS_WITH(cufft::plan<float>(big.rows, big.cols, k, with_gpu_fft(big.image_opt(), capped)),
                     Catch::Contains("memory cap"));
-  options one_shot = with_gpu_fft(big.opt, capped);
+  options one_shot = with_gpu_fft(big.image_opt(), capped);
   one_shot.algo = algorithm::cufft;
   CHECK_THROWS_WITH(conv2d(array2d<float>(big.rows, big.cols), k, one_shot), Catch::Contains("memory cap"));
 }
@@ -184,12 +169,12 @@ TEST_CASE("cufft tiles (forced, and from the memory cap) match the reference", "
 TEST_CASE("a cufft plan is reusable: a second input's result does not depend on the first", "[cufft][plan]") {
   device_session session;
   std::mt19937_64 rng(run_seed() + 604);
-  problem_case c = tile_cases()[4];
+  const conv_case c = tile_cases()[4];
   cufft::config forced;
   forced.tile_rows = 20;
   array2d<double> kernel(c.k_rows, c.k_cols);
   fill_random(kernel.view(), rng);
-  cufft::plan<double> p(c.rows, c.cols, kernel, with_gpu_fft(c.opt, forced));
+  cufft::plan<double> p(c.rows, c.cols, kernel, with_gpu_fft(c.image_opt(), forced));
   CHECK(p.tiles() > 1);
   const shape2d s = p.output_shape();
   for (int round = 0; round < 3; ++round) {
@@ -200,7 +185,7 @@ TEST_CASE("a cufft plan is reusable: a second input's result does not depend on 
     din.upload(in);
     p.execute_device(din.view(), dout.view());
     dout.download(got_device);
-    const array2d<double> want = reference::conv2d<double>(in, kernel, c.opt);
+    const array2d<double> want = reference::conv2d<double>(in, kernel, c.image_opt());
     double worst = 0, worst_device = 0;
     for (index_t i = 0; i < want.size(); ++i) {
       worst = std::max(worst, std::abs(got.data()[i] - want.data()[i]));
@@ -216,10 +201,10 @@ TEST_CASE("cufft layers match the reference over the layer grid (float, double; 
           "[cufft][layers]") {
   device_session session;
   std::mt19937_64 rng(run_seed() + 606);
-  const std::vector<layer_case> grid = layer_grid();
+  const std::vector<conv_case> grid = conv_grid(front_door::layer);
   for (std::size_t i = 0; i < grid.size(); ++i) {
-    run_layer_case<float>(grid[i], rng, i % 2 ? entry::conv2d : entry::plan_host);
-    run_layer_case<double>(grid[i], rng, i % 2 ? entry::plan_host : entry::conv2d);
+    run_case<float>(grid[i], rng, i % 2 ? entry::conv2d : entry::plan_host);
+    run_case<double>(grid[i], rng, i % 2 ? entry::plan_host : entry::conv2d);
   }
 }
 
@@ -291,26 +276,27 @@ TEST_CASE("cufft rejects bad arguments with convkit::error naming them", "[cufft
 TEST_CASE("cufft configuration: per plan in options::tune, else the process default when made", "[cufft][config]") {
   device_session session;
   std::mt19937_64 rng(run_seed() + 607);
-  const problem_case c = tile_cases()[7];
+  const conv_case c = tile_cases()[7];
+  const options o = c.image_opt();
   array2d<double> kernel(c.k_rows, c.k_cols), in(c.rows, c.cols);
   fill_random(kernel.view(), rng);
   fill_random(in.view(), rng);
   cufft::config forced;
   forced.tile_rows = 11;
   forced.tile_cols = 13;
-  const cufft::plan<double> untiled(c.rows, c.cols, kernel, c.opt);  // the process default: automatic
+  const cufft::plan<double> untiled(c.rows, c.cols, kernel, o);  // the process default: automatic
   REQUIRE(untiled.tiles() == 1);
-  const cufft::plan<double> own(c.rows, c.cols, kernel, with_gpu_fft(c.opt, forced));
+  const cufft::plan<double> own(c.rows, c.cols, kernel, with_gpu_fft(o, forced));
   REQUIRE(own.tiles() > 1);
   std::optional<cufft::plan<double>> by_default;
   {
     scoped_default_cufft_config scoped(forced);
     // Tuning that leaves gpu_fft unset takes the process default when the plan is made...
-    by_default.emplace(c.rows, c.cols, kernel, c.opt);
+    by_default.emplace(c.rows, c.cols, kernel, o);
     CHECK(by_default->tiles() == own.tiles());
     CHECK(by_default->transform_shape() == own.transform_shape());
     // ...and a configuration in the tuning overrides it.
-    const cufft::plan<double> explicit_default(c.rows, c.cols, kernel, with_gpu_fft(c.opt, cufft::config{}));
+    const cufft::plan<double> explicit_default(c.rows, c.cols, kernel, with_gpu_fft(o, cufft::config{}));
     CHECK(explicit_default.tiles() == 1);
     // Every entry point, under the changed default.
     run_case<float>(c, rng, entry::conv2d);
@@ -323,7 +309,7 @@ TEST_CASE("cufft configuration: per plan in options::tune, else the process defa
   const shape2d s = own.output_shape();
   array2d<double> got(s.rows, s.cols);
   by_default->execute(in, got);
-  const array2d<double> want = reference::conv2d<double>(in, kernel, c.opt);
+  const array2d<double> want = reference::conv2d<double>(in, kernel, o);
   double worst = 0;
   for (index_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(got.data()[i] - want.data()[i]));
   CHECK(worst < 1e-12);

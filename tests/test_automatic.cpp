@@ -545,20 +545,12 @@ TEST_CASE("automatic: no profile changes a result beyond the chosen backend's er
   }
   std::mt19937_64 rng(run_seed() ^ 0x9f1);
   for (const auto& profile : profiles)
-    for (problem_case c : problem_grid(16)) {
-      c.opt.algo = algorithm::automatic;
-      c.opt.tune.profile = profile;
-      const algorithm chosen = plan<double>(c.rows, c.cols, array2d<double>(c.k_rows, c.k_cols), c.opt).chosen();
-      error_model model = direct_error(c);
-#if defined(CONVKIT_HAS_FFTW)
-      if (chosen == algorithm::fft) model = fft_error<double>(c);
-#endif
-      check_case<double>(
-          c, rng,
-          [](view2d<const double> in, view2d<const double> k, view2d<double> out, const options& o) {
-            conv2d<double>(in, k, out, o);
-          },
-          [&](const problem_case&) { return model; });
+    for (conv_case c : conv_grid(front_door::image, 16)) {
+      c.algo = algorithm::automatic;
+      c.tune.profile = profile;
+      const algorithm chosen =
+          plan<double>(c.rows, c.cols, array2d<double>(c.k_rows, c.k_cols), c.image_opt()).chosen();
+      check_case<double>(c, rng, call_conv2d<double>{}, error_of<double>(chosen, c));
     }
 }
 

@@ -9,18 +9,6 @@ namespace convkit::testing {
 
 namespace {
 
-/// The error each algorithm may make (see error_model in problems.hpp, fft_error.hpp).
-template <class T>
-error_model model_for([[maybe_unused]] algorithm a, const problem_case& c) {
-#if defined(CONVKIT_HAS_FFTW)
-  if (a == algorithm::fft) return fft_error<T>(c);
-#endif
-#if defined(CONVKIT_HAS_CUFFT)
-  if (a == algorithm::cufft) return cufft_error(c);
-#endif
-  return direct_error(c);
-}
-
 /// Backends registered in this program that can run here (cufft without a device cannot).
 std::vector<algorithm> runnable_backends() {
   std::vector<algorithm> out;
@@ -40,13 +28,9 @@ std::vector<algorithm> runnable_backends() {
 template <class T>
 void run_grid(algorithm a) {
   std::mt19937_64 rng(run_seed() ^ (std::uint64_t(a) << 40) ^ sizeof(T));
-  const auto model = [a](const problem_case& c) { return model_for<T>(a, c); };
-  for (problem_case c : problem_grid()) {
-    c.opt.algo = a;
-    check_case<T>(
-        c, rng,
-        [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); },
-        model);
+  for (conv_case c : conv_grid(front_door::image)) {
+    c.algo = a;
+    check_case<T>(c, rng, call_conv2d<T>{}, error_of<T>(a, c));
   }
 }
 
@@ -55,11 +39,10 @@ void run_grid(algorithm a) {
 template <class T>
 void run_plan_reuse(algorithm a) {
   std::mt19937_64 rng(run_seed() + 17 * std::uint64_t(a));
-  const auto model = [a](const problem_case& c) { return model_for<T>(a, c); };
-  const std::vector<problem_case> grid = problem_grid(8);
+  const std::vector<conv_case> grid = conv_grid(front_door::image, 8);
   for (std::size_t i = 0; i < grid.size(); i += 7) {
-    problem_case c = grid[i];
-    c.opt.algo = a;
+    conv_case c = grid[i];
+    c.algo = a;
     check_case<T>(
         c, rng,
         [&](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) {
@@ -70,7 +53,7 @@ void run_plan_reuse(algorithm a) {
           p.execute(other, scratch);  // a first input, whose traces must not reach the second result
           p.execute(in, out);
         },
-        model);
+        error_of<T>(a, c));
   }
 }
 
@@ -119,33 +102,18 @@ TEST_CASE("direct: every instruction set this CPU has matches the reference", "[
 TEST_CASE("direct: large blocks, long rows and thread splits match the reference", "[backends][direct]") {
   // The grid's images are small; these exercise full register blocks, column tails and row bands.
   std::mt19937_64 rng(run_seed() + 99);
-  const auto model = [](const problem_case& c) { return direct_error(c); };
   for (int threads : {1, 2, 3}) {
     for (index_t k : {1, 3, 8, 15}) {
-      problem_case c{};
-      c.rows = 67 + k;
-      c.cols = 131 + 3 * k;
-      c.k_rows = k;
-      c.k_cols = k + 1;
-      c.pad = 3;
-      c.opt.mode = k % 2 ? output::valid : output::same;
-      c.opt.edge = border::reflect;
-      c.opt.correlate = k % 3 == 0;
-      c.opt.threads = threads;
-      c.opt.algo = algorithm::direct;
+      conv_case c = image_case(67 + k, 131 + 3 * k, k, k + 1);
+      c.view_pad = 3;
+      c.mode = k % 2 ? output::valid : output::same;
+      c.edge = border::reflect;
+      c.correlate = k % 3 == 0;
+      c.threads = threads;
+      c.algo = algorithm::direct;
       INFO("threads " << threads);
-      check_case<float>(
-          c, rng,
-          [](view2d<const float> in, view2d<const float> kk, view2d<float> out, const options& o) {
-            conv2d<float>(in, kk, out, o);
-          },
-          model);
-      check_case<double>(
-          c, rng,
-          [](view2d<const double> in, view2d<const double> kk, view2d<double> out, const options& o) {
-            conv2d<double>(in, kk, out, o);
-          },
-          model);
+      check_case<float>(c, rng, call_conv2d<float>{}, direct_error(c));
+      check_case<double>(c, rng, call_conv2d<double>{}, direct_error(c));
     }
   }
 }

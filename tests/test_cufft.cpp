@@ -45,15 +45,11 @@ class device_session {
 namespace convkit::testing {
 namespace {
 
-problem_case small_case(border edge = border::zero) {
-  problem_case c{};
-  c.rows = 40;
-  c.cols = 30;
-  c.k_rows = 5;
-  c.k_cols = 4;
-  c.opt.mode = output::same;
-  c.opt.edge = edge;
-  c.opt.edge_value = 0.25;
+conv_case small_case(border edge = border::zero) {
+  conv_case c = image_case(40, 30, 5, 4);
+  c.mode = output::same;
+  c.edge = edge;
+  c.edge_value = 0.25;
   return c;
 }
 
@@ -128,12 +124,12 @@ TEST_CASE("cufft transfers: two per plain convolution, none with device pointers
   const standin::counters& n = standin::stats();
   std::mt19937_64 rng(run_seed() + 701);
   for (border edge : {border::zero, border::reflect}) {
-    const problem_case c = small_case(edge);
+    const conv_case c = small_case(edge);
     array2d<float> in(c.rows, c.cols), k(c.k_rows, c.k_cols), out(c.rows, c.cols);
     fill_random(in.view(), rng);
     fill_random(k.view(), rng);
     const standin::counters made = n;
-    cufft::plan<float> p(c.rows, c.cols, k, c.opt);
+    cufft::plan<float> p(c.rows, c.cols, k, c.image_opt());
     REQUIRE(p.tiles() == 1);
     // At construction: the kernel, and for zero/constant borders the fill vector of device inputs.
     CHECK(n.copies_to_device - made.copies_to_device == (edge == border::zero ? 2 : 1));
@@ -166,7 +162,7 @@ TEST_CASE("cufft transfers: two per plain convolution, none with device pointers
     tiled.tile_rows = 16;
     tiled.tile_cols = 16;
     const long long streams1 = n.streams_made;
-    cufft::plan<float> pt(c.rows, c.cols, k, with_gpu_fft(c.opt, tiled));
+    cufft::plan<float> pt(c.rows, c.cols, k, with_gpu_fft(c.image_opt(), tiled));
     CHECK(pt.tiles() == 6);
     CHECK(n.streams_made - streams1 == 2);
     const standin::counters tiled_before = n;
@@ -181,15 +177,11 @@ TEST_CASE("cufft on a device smaller than the image: tiles from cudaMemGetInfo, 
   device_session session;
   standin::set_device_limit(limit);
   std::mt19937_64 rng(run_seed() + 702);
-  problem_case c{};
-  c.rows = 700;
-  c.cols = 600;
-  c.k_rows = 15;
-  c.k_cols = 15;
-  c.opt.mode = output::same;
-  c.opt.edge = border::symmetric;
+  conv_case c = image_case(700, 600, 15, 15);
+  c.mode = output::same;
+  c.edge = border::symmetric;
   {
-    const cufft::plan<float> p(c.rows, c.cols, array2d<float>(15, 15), c.opt);
+    const cufft::plan<float> p(c.rows, c.cols, array2d<float>(15, 15), c.image_opt());
     CHECK(p.tiles() > 1);
     // The untiled transform alone would need more than the whole device.
     const detail::conv_problem g = problem_of<float>(c);
@@ -205,17 +197,17 @@ TEST_CASE("cufft on a device smaller than the image: tiles from cudaMemGetInfo, 
 /// One plan made and run every way (timed, on host views and on device memory), with tiles on two
 /// slots: every entry point the backend uses is called.
 void every_call_once() {
-  const problem_case c = small_case(border::constant);
+  const conv_case c = small_case(border::constant);
   array2d<float> in(c.rows, c.cols), k(c.k_rows, c.k_cols), out(c.rows, c.cols);
   cufft::config tiled;
   tiled.tile_rows = 24;
-  cufft::plan<float> p(c.rows, c.cols, k, with_gpu_fft(c.opt, tiled));
+  cufft::plan<float> p(c.rows, c.cols, k, with_gpu_fft(c.image_opt(), tiled));
   cufft::timing t;
   p.execute(in, out, &t);
   cufft::device_array<float> din(c.rows, c.cols), dout(c.rows, c.cols);
   din.upload(in);
   p.execute_device(din.view(), dout.view(), &t);
-  cufft::plan<double> pd(c.rows, c.cols, array2d<double>(2, 3), c.opt);
+  cufft::plan<double> pd(c.rows, c.cols, array2d<double>(2, 3), c.image_opt());
   array2d<double> ind(c.rows, c.cols), outd(c.rows, c.cols);
   pd.execute(ind, outd);
   // A layer in each precision: its batched transforms and channel sums.
@@ -304,18 +296,18 @@ double worst_error(const array2d<T>& in, const array2d<T>& k, const array2d<T>& 
 TEST_CASE("cufft: a plan still works after a failed execute", "[cufft][failures]") {
   device_session session;
   std::mt19937_64 rng(run_seed() + 703);
-  const problem_case c = small_case(border::circular);
+  const conv_case c = small_case(border::circular);
   array2d<double> in(c.rows, c.cols), k(c.k_rows, c.k_cols), out(c.rows, c.cols);
   fill_random(in.view(), rng);
   fill_random(k.view(), rng);
   cufft::config tiled;
   tiled.tile_rows = 10;
-  cufft::plan<double> p(c.rows, c.cols, k, with_gpu_fft(c.opt, tiled));
+  cufft::plan<double> p(c.rows, c.cols, k, with_gpu_fft(c.image_opt(), tiled));
   standin::fail_call("cufftExecZ2D", standin::calls_of("cufftExecZ2D") + 3);
   CHECK_THROWS_WITH(p.execute(in, out), Catch::Contains("cufftExecZ2D failed: CUFFT_EXEC_FAILED"));
   standin::clear_failures();
   p.execute(in, out);
-  CHECK(worst_error(in, k, out, c.opt) < 1e-12);
+  CHECK(worst_error(in, k, out, c.image_opt()) < 1e-12);
 }
 
 /// Workspaces of type W in the process-wide cache (cufft::default_cache()).
@@ -339,12 +331,12 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
   device_session session;
   const standin::counters& n = standin::stats();
   std::mt19937_64 rng(run_seed() + 704);
-  problem_case c = small_case(border::zero);
+  conv_case c = small_case(border::zero);
   array2d<double> in(c.rows, c.cols), k1(c.k_rows, c.k_cols), k2(c.k_rows, c.k_cols), out(c.rows, c.cols);
   fill_random(in.view(), rng);
   fill_random(k1.view(), rng);
   fill_random(k2.view(), rng);
-  options o = c.opt;
+  options o = c.image_opt();
   o.algo = algorithm::cufft;
   conv2d<double>(in, k1, out, o);
   CHECK(worst_error(in, k1, out, o) < 1e-12);
@@ -387,17 +379,10 @@ TEST_CASE("cufft conv2d calls of one transform size reuse its plans and buffers,
 }
 
 /// A small grouped layer with bias (2 images, 4 channels, 6 filters, 2 groups).
-layer_case small_layer() {
-  layer_case c{};
-  c.n = 2;
-  c.c = 4;
-  c.k = 6;
-  c.h = 12;
-  c.w = 10;
-  c.r = c.s = 3;
-  c.bias = true;
-  c.opt.groups = 2;
-  c.opt.pad_rows = 1;
+conv_case small_layer() {
+  conv_case c = layer_case(2, 4, 6, 12, 10, 3, 3, true);
+  c.groups = 2;
+  c.pad_rows = 1;
   return c;
 }
 
@@ -406,27 +391,27 @@ TEST_CASE("cufft layer calls of one shape reuse their plans and buffers, each wi
   device_session session;
   const standin::counters& n = standin::stats();
   std::mt19937_64 rng(run_seed() + 706);
-  layer_case c = small_layer();
-  run_layer_case<float>(c, rng, entry::conv2d);
+  conv_case c = small_layer();
+  run_case<float>(c, rng, entry::conv2d);
   CHECK(cached<detail::cufft_batch_workspace<float>>() == 1);
   const standin::counters first = n;
-  // New weights, bias and input each time (check_layer_case draws them): nothing new is made.
-  run_layer_case<float>(c, rng, entry::conv2d);
-  run_layer_case<float>(c, rng, entry::plan_host);
+  // New weights, bias and input each time (check_case draws them): nothing new is made.
+  run_case<float>(c, rng, entry::conv2d);
+  run_case<float>(c, rng, entry::plan_host);
   check_nothing_made_since(first);
   CHECK(cached<detail::cufft_batch_workspace<float>>() == 1);
   // Another image count per pass is another workspace.
   c.n = 3;
-  run_layer_case<float>(c, rng, entry::conv2d);
+  run_case<float>(c, rng, entry::conv2d);
   CHECK(cached<detail::cufft_batch_workspace<float>>() == 2);
   // A call that fails does not hand its workspace on; the next call of that shape makes a new one.
-  layer_options o = c.opt;
+  layer_options o = c.layer_opt();
   o.algo = algorithm::cufft;
   standin::fail_call("cublasCgemmStridedBatched", standin::calls_of("cublasCgemmStridedBatched") + 1);
   CHECK_THROWS_WITH(conv2d<float>(array4d<float>(3, 4, 12, 10), array4d<float>(6, 2, 3, 3), nullptr, o),
                     Catch::Contains("cublasCgemmStridedBatched failed"));
   CHECK(cached<detail::cufft_batch_workspace<float>>() == 1);
-  run_layer_case<float>(c, rng, entry::conv2d);
+  run_case<float>(c, rng, entry::conv2d);
   CHECK(cached<detail::cufft_batch_workspace<float>>() == 2);
 }
 
@@ -445,14 +430,14 @@ TEST_CASE("cufft workspace_cache in options::tune: one-shot calls and plans keep
   cufft::workspace_cache mine;  // destroyed before the session checks for leaks
   cufft::config cfg;
   cfg.cache = &mine;
-  problem_case c = small_case(border::reflect);
-  c.opt.tune.gpu_fft = cfg;
-  layer_case lc = small_layer();
-  lc.opt.tune.gpu_fft = cfg;
+  conv_case c = small_case(border::reflect);
+  c.tune.gpu_fft = cfg;
+  conv_case lc = small_layer();
+  lc.tune.gpu_fft = cfg;
 
   // One-shot calls: single planes and layers hand their workspaces to the cache in their tuning.
   run_case<double>(c, rng, entry::conv2d);
-  run_layer_case<float>(lc, rng, entry::conv2d);
+  run_case<float>(lc, rng, entry::conv2d);
   CHECK(mine.count<detail::cufft_workspace<double>>() == 1);
   CHECK(mine.count<detail::cufft_batch_workspace<float>>() == 1);
   CHECK(cached_in(mine) == 2);
@@ -465,25 +450,26 @@ TEST_CASE("cufft workspace_cache in options::tune: one-shot calls and plans keep
   // Second calls through the same cache: no new cuFFT plan, nor anything else.
   const standin::counters first = n;
   run_case<double>(c, rng, entry::conv2d);
-  run_layer_case<float>(lc, rng, entry::conv2d);
+  run_case<float>(lc, rng, entry::conv2d);
   check_nothing_made_since(first);
   CHECK(cached_in(mine) == 2);
   // convkit::plan and layer_plan take theirs from it too, and give them back when they end.
   {
-    options o = c.opt;
+    options o = c.image_opt();
     o.algo = algorithm::cufft;
     const plan<double> p(c.rows, c.cols, array2d<double>(c.k_rows, c.k_cols), o);
-    layer_options lo = lc.opt;
+    layer_options lo = lc.layer_opt();
     lo.algo = algorithm::cufft;
     const std::vector<float> bias(std::size_t(lc.k), 0.5f);
-    const layer_plan<float> lp(lc.input(), array4d<float>(lc.k, lc.c / lc.opt.groups, lc.r, lc.s), bias.data(), lo);
+    const shape4d w = lc.weights();
+    const layer_plan<float> lp(lc.input(), array4d<float>(w.n, w.c, w.h, w.w), bias.data(), lo);
     check_nothing_made_since(first);
     CHECK(cached_in(mine) == 0);
   }
   CHECK(cached_in(mine) == 2);
   CHECK(cached_in(cufft::default_cache()) == 0);
   // A cufft::plan owns its workspace: none goes to the cache.
-  { const cufft::plan<double> p(c.rows, c.cols, array2d<double>(c.k_rows, c.k_cols), c.opt); }
+  { const cufft::plan<double> p(c.rows, c.cols, array2d<double>(c.k_rows, c.k_cols), c.image_opt()); }
   CHECK(cached_in(mine) == 2);
 
   // release() frees everything the cache holds.
@@ -508,23 +494,17 @@ TEST_CASE("cufft: a single plane through the layer front door runs on the single
   device_session session;
   const standin::counters& n = standin::stats();
   std::mt19937_64 rng(run_seed() + 708);
-  layer_case c{};
-  c.n = c.c = c.k = 1;
-  c.h = 37;
-  c.w = 29;
-  c.r = 5;
-  c.s = 3;
-  c.bias = true;
-  c.opt.pad_rows = 2;
-  c.opt.pad_cols = 1;
-  c.opt.stride_cols = 2;
-  c.opt.edge = border::reflect;
+  conv_case c = layer_case(1, 1, 1, 37, 29, 5, 3, true);
+  c.pad_rows = 2;
+  c.pad_cols = 1;
+  c.stride_cols = 2;
+  c.edge = border::reflect;
   const long long gemms =
       standin::calls_of("cublasCgemmStridedBatched") + standin::calls_of("cublasZgemmStridedBatched");
   const long long products = standin::calls_of("cublasCdgmm");
-  run_layer_case<float>(c, rng, entry::conv2d);
+  run_case<float>(c, rng, entry::conv2d);
   CHECK(standin::calls_of("cublasCdgmm") - products == 1);  // one untiled spectrum product...
-  run_layer_case<double>(c, rng, entry::plan_host);
+  run_case<double>(c, rng, entry::plan_host);
   CHECK(cached<detail::cufft_workspace<float>>() == 1);  // ...and the single-plane workspaces
   CHECK(cached<detail::cufft_workspace<double>>() == 1);
   CHECK(cached<detail::cufft_batch_workspace<float>>() == 0);
@@ -532,18 +512,18 @@ TEST_CASE("cufft: a single plane through the layer front door runs on the single
   // Its tiles follow the tuning, as for any single plane (a batch is never tiled).
   cufft::config tiled;
   tiled.tile_rows = 8;
-  c.opt.tune.gpu_fft = tiled;
+  c.tune.gpu_fft = tiled;
   const standin::counters before = n;
   const long long tiled_products = standin::calls_of("cublasCdgmm");
-  run_layer_case<float>(c, rng, entry::conv2d);
+  run_case<float>(c, rng, entry::conv2d);
   CHECK(n.copies_to_device - before.copies_to_device > 2);  // the kernel, then one per tile
   CHECK(standin::calls_of("cublasCdgmm") - tiled_products > 1);
   CHECK(standin::calls_of("cublasCgemmStridedBatched") + standin::calls_of("cublasZgemmStridedBatched") == gemms);
   // Two images of one channel are a batch: the batch executor's.
-  layer_case batch = c;
+  conv_case batch = c;
   batch.n = 2;
-  batch.opt.tune.gpu_fft.reset();
-  run_layer_case<float>(batch, rng, entry::conv2d);
+  batch.tune.gpu_fft.reset();
+  run_case<float>(batch, rng, entry::conv2d);
   CHECK(standin::calls_of("cublasCgemmStridedBatched") > gemms);
   CHECK(cached<detail::cufft_batch_workspace<float>>() == 1);
 }
@@ -563,27 +543,23 @@ TEST_CASE("cufft::plan makes room in the cache whose memory its cap counted as f
     cufft::workspace_cache& used = cache != nullptr ? *cache : cufft::default_cache();
     INFO((cache != nullptr ? "a user's cache" : "the process cache"));
     untiled.cache = cache;
-    options o;
-    o.mode = output::same;
-    o.algo = algorithm::cufft;
-    o.tune.gpu_fft = untiled;
+    conv_case c = image_case(500, 500, 3, 3);
+    c.mode = output::same;
+    c.algo = algorithm::cufft;
+    c.tune.gpu_fft = untiled;
     array2d<float> k(3, 3);
     fill_random(k.view(), rng);
-    (void)conv2d(array2d<float>(512, 512), k, o);
+    (void)conv2d(array2d<float>(512, 512), k, c.image_opt());
     REQUIRE(used.count<detail::cufft_workspace<float>>() == 1);
     REQUIRE(used.device_bytes(standin::api()) > 0);
     const index_t held = index_t(n.device_bytes);  // as cudaMalloc counts it (rounded allocations)
-    problem_case c{};
-    c.rows = c.cols = 500;
-    c.k_rows = c.k_cols = 3;
-    c.opt = o;
     const detail::conv_problem p = problem_of<float>(c);
     const detail::fft::tile_plan t = detail::cufft_tile_plan(p, 0);
     const index_t need = detail::cufft_device_bytes(t, 4, 1);
     REQUIRE(need <= index_t(limit) / 5 * 4);  // within the cap (80% of the device)...
     REQUIRE(held + need > index_t(limit));    // ...but not beside the cached workspace
     {
-      const cufft::plan<float> made(c.rows, c.cols, k, c.opt);
+      const cufft::plan<float> made(c.rows, c.cols, k, c.image_opt());
       CHECK(made.tiles() == 1);
       CHECK(used.count<detail::cufft_workspace<float>>() == 0);
       CHECK(n.device_peak_bytes <= static_cast<long long>(limit));
@@ -596,20 +572,16 @@ TEST_CASE("cufft::plan makes room in the cache whose memory its cap counted as f
 double cufft_cost_of(const detail::conv_problem& p) { return detail::cufft_cost(p, cost_profile{}); }
 
 /// A dense 1-image, 8-channel layer of `size` x `size` with a `kernel` x `kernel` kernel, padded 1.
-layer_case layer_on(index_t size, index_t kernel) {
-  layer_case c{};
-  c.n = 1;
-  c.c = c.k = 8;
-  c.h = c.w = size;
-  c.r = c.s = kernel;
-  c.opt.pad_rows = c.opt.pad_cols = 1;
+conv_case layer_on(index_t size, index_t kernel) {
+  conv_case c = layer_case(1, 8, 8, size, size, kernel, kernel);
+  c.pad_rows = c.pad_cols = 1;
   return c;
 }
 
 TEST_CASE("cufft without a device: unavailable with the runtime's reason, never chosen automatically",
           "[cufft][nodevice]") {
   device_session session;
-  const problem_case c = small_case();
+  const conv_case c = small_case();
   const array2d<float> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
   options big;
   big.mode = output::same;
@@ -620,9 +592,9 @@ TEST_CASE("cufft without a device: unavailable with the runtime's reason, never 
     const std::string name = cudaGetErrorName(status);
     CHECK_FALSE(cufft::available());
     CHECK_THAT(cufft::unavailable_reason(), Catch::Contains(name));
-    CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt),
+    CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.image_opt()),
                       Catch::Contains("algorithm::cufft: ") && Catch::Contains(name));
-    options o = c.opt;
+    options o = c.image_opt();
     o.algo = algorithm::cufft;
     CHECK_THROWS_AS(conv2d(in, k, o), unavailable);
     CHECK(cufft_cost_of(problem_of<float>(c)) == detail::never);
@@ -710,34 +682,37 @@ TEST_CASE(
   CHECK(same_nonfinite_pattern(out.data(), reference::conv2d<double>(in, k, o).data(), out.size(), 1e-12, nans));
 
   // A layer in passes of one image (the memory cap allows no more): the NaN is in the second.
-  layer_case c = small_layer();
+  conv_case c = small_layer();
   c.n = 3;
-  c.opt.tune.profile = slow_cpu_profile();
+  c.tune.profile = slow_cpu_profile();
   const detail::conv_problem g = problem_of<double>(c);
   cufft::config one_image;
   one_image.memory_cap = detail::cufft_batch_bytes(g, detail::cufft_batch_tiles(g).layout(), 8).bytes(1);
-  c.opt.tune.gpu_fft = one_image;
-  array4d<double> input(c.n, c.c, c.h, c.w), weights(c.k, c.c / c.opt.groups, c.r, c.s);
+  c.tune.gpu_fft = one_image;
+  array4d<double> input(c.n, c.c, c.rows, c.cols), weights(c.k, c.c / c.groups, c.k_rows, c.k_cols);
   fill_random(input.view(), rng);
   fill_random(weights.view(), rng);
   const std::vector<double> bias(std::size_t(c.k), 0.25);
-  layer_plan<double> lp(c.input(), weights, bias.data(), c.opt);
+  layer_plan<double> lp(c.input(), weights, bias.data(), c.layer_opt());
   REQUIRE(lp.chosen() == algorithm::cufft);
   const long long passes = standin::calls_of("cufftExecD2Z");
   array4d<double> lout = lp(input);
   CHECK(standin::calls_of("cufftExecD2Z") - passes == 3);
-  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(),
+  CHECK(same_nonfinite_pattern(lout.data(),
+                               reference::conv2d<double>(input, weights, bias.data(), c.layer_opt()).data(),
                                lout.size(), 1e-12, nans));
   input(1, 3, 5, 4) = std::numeric_limits<double>::quiet_NaN();
   lout = lp(input);
-  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(),
+  CHECK(same_nonfinite_pattern(lout.data(),
+                               reference::conv2d<double>(input, weights, bias.data(), c.layer_opt()).data(),
                                lout.size(), 1e-12, nans));
   CHECK(nans > 0);
   CHECK(nans < lout.size() / 3);  // image 1's group 1 only, near the NaN
-  layer_options lo = c.opt;
+  layer_options lo = c.layer_opt();
   lo.tune.gpu_fft.reset();
   lout = conv2d<double>(input, weights, bias.data(), lo);
-  CHECK(same_nonfinite_pattern(lout.data(), reference::conv2d<double>(input, weights, bias.data(), c.opt).data(),
+  CHECK(same_nonfinite_pattern(lout.data(),
+                               reference::conv2d<double>(input, weights, bias.data(), c.layer_opt()).data(),
                                lout.size(), 1e-12, nans));
   CHECK(nans > 0);
 }
@@ -761,32 +736,36 @@ TEST_CASE("cufft layer cost: never for 1x1 kernels, non-finite weights or layers
   // and a plan is made with them); 512 bytes: not even those.
   cufft::config capped;
   capped.memory_cap = 1 << 10;
-  layer_case capped_layer = layer_on(64, 3);
-  capped_layer.opt.tune.gpu_fft = capped;
-  problem_case capped_image = small_case();
-  capped_image.opt.tune.gpu_fft = capped;
+  conv_case capped_layer = layer_on(64, 3);
+  capped_layer.tune.gpu_fft = capped;
+  conv_case capped_image = small_case();
+  capped_image.tune.gpu_fft = capped;
   CHECK(cufft_cost_of(problem_of<float>(capped_layer)) == detail::never);
   CHECK(cufft_cost_of(problem_of<double>(capped_image)) == detail::never);
-  CHECK_THROWS_WITH(cufft::plan<double>(capped_image.rows, capped_image.cols, array2d<double>(5, 4), capped_image.opt),
-                    Catch::Contains("memory cap"));
+  CHECK_THROWS_WITH(
+      cufft::plan<double>(capped_image.rows, capped_image.cols, array2d<double>(5, 4), capped_image.image_opt()),
+      Catch::Contains("memory cap"));
   CHECK(cufft_cost_of(problem_of<float>(capped_image)) < detail::never);
-  CHECK(cufft::plan<float>(capped_image.rows, capped_image.cols, array2d<float>(5, 4), capped_image.opt).tiles() > 1);
+  CHECK(
+      cufft::plan<float>(capped_image.rows, capped_image.cols, array2d<float>(5, 4), capped_image.image_opt()).tiles() >
+      1);
   capped.memory_cap = 512;
-  capped_image.opt.tune.gpu_fft = capped;
+  capped_image.tune.gpu_fft = capped;
   CHECK(cufft_cost_of(problem_of<float>(capped_image)) == detail::never);
-  CHECK_THROWS_WITH(cufft::plan<float>(capped_image.rows, capped_image.cols, array2d<float>(5, 4), capped_image.opt),
-                    Catch::Contains("memory cap"));
+  CHECK_THROWS_WITH(
+      cufft::plan<float>(capped_image.rows, capped_image.cols, array2d<float>(5, 4), capped_image.image_opt()),
+      Catch::Contains("memory cap"));
   // The same cap as the process default reaches problems whose tuning leaves gpu_fft unset, and
   // only those.
   {
     scoped_default_cufft_config scoped(capped);
     CHECK(cufft_cost_of(problem_of<float>(layer_on(64, 3))) == detail::never);
     CHECK(cufft_cost_of(problem_of<float>(small_case())) == detail::never);
-    layer_case own = layer_on(64, 3);
-    own.opt.tune.gpu_fft = cufft::config{};
+    conv_case own = layer_on(64, 3);
+    own.tune.gpu_fft = cufft::config{};
     CHECK(cufft_cost_of(problem_of<float>(own)) < detail::never);
-    problem_case own_image = small_case();
-    own_image.opt.tune.gpu_fft = cufft::config{};
+    conv_case own_image = small_case();
+    own_image.tune.gpu_fft = cufft::config{};
     CHECK(cufft_cost_of(problem_of<float>(own_image)) < detail::never);
   }
   CHECK(cufft_cost_of(problem_of<float>(layer_on(64, 3))) < detail::never);
@@ -794,18 +773,14 @@ TEST_CASE("cufft layer cost: never for 1x1 kernels, non-finite weights or layers
 }
 
 TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output exactly once", "[cufft][planner]") {
-  std::vector<problem_case> cases = problem_grid(32);
-  for (const problem_case& c : tile_cases()) cases.push_back(c);
-  problem_case wide{};
-  wide.rows = 90;
-  wide.cols = 1000;
-  wide.k_rows = 15;
-  wide.k_cols = 15;
-  wide.opt.stride_cols = 3;
+  std::vector<conv_case> cases = conv_grid(front_door::image, 32);
+  for (const conv_case& c : tile_cases()) cases.push_back(c);
+  conv_case wide = image_case(90, 1000, 15, 15);
+  wide.stride_cols = 3;
   cases.push_back(wide);
   index_t checked = 0;
-  for (problem_case c : cases) {
-    c.opt.tune.gpu_fft = cufft::config{};  // automatic tiling, under each cap below
+  for (conv_case c : cases) {
+    c.tune.gpu_fft = cufft::config{};  // automatic tiling, under each cap below
     for (const detail::conv_problem& p : {problem_of<float>(c), problem_of<double>(c)})
       for (index_t cap : {index_t(2) << 10, index_t(20) << 10, index_t(200) << 10, index_t(1) << 30}) {
         const index_t element_bytes = p.element_bytes;
@@ -845,9 +820,9 @@ TEST_CASE("cufft tile planner: under fake memory caps, tiles cover every output 
 TEST_CASE("cufft layer passes: the most images that fit, evened out, every image in exactly one pass",
           "[cufft][planner]") {
   index_t checked = 0;
-  for (const layer_case& c : layer_grid(16)) {
+  for (const conv_case& c : conv_grid(front_door::layer, 16)) {
     for (index_t n : {index_t(1), index_t(7), index_t(64)}) {
-      layer_case x = c;
+      conv_case x = c;
       x.n = n;
       const detail::conv_problem g = problem_of<float>(x);
       const detail::fft::spectrum_layout l = detail::cufft_batch_tiles(g).layout();
@@ -874,13 +849,13 @@ TEST_CASE("cufft layer passes: the most images that fit, evened out, every image
   }
   CHECK(checked > 300);
   // cuFFT's int sizes bind before memory does: batch * plane elements stay within INT_MAX.
-  layer_case wide = layer_on(256, 3);
+  conv_case wide = layer_on(256, 3);
   wide.n = 64;
   wide.c = wide.k = 1024;
   const detail::conv_problem g = problem_of<float>(wide);
   const detail::fft::spectrum_layout l = detail::cufft_batch_tiles(g).layout();
   CHECK(detail::cufft_batch_chunk(g, l, 4, index_t(1) << 50) == 0);  // the filters' 2^20 planes alone overflow
-  wide.opt.groups = 1024;                                            // depthwise: 1024 filter planes
+  wide.groups = 1024;                                                // depthwise: 1024 filter planes
   const detail::conv_problem gd = problem_of<float>(wide);
   const index_t chunk = detail::cufft_batch_chunk(gd, l, 4, index_t(1) << 50);
   CHECK(chunk >= 1);
@@ -890,16 +865,10 @@ TEST_CASE("cufft layer passes: the most images that fit, evened out, every image
 
 TEST_CASE("cufft layers on a device smaller than the batch: passes from cudaMemGetInfo, within its memory",
           "[cufft][layers]") {
-  layer_case c{};
-  c.n = 5;
-  c.c = 4;
-  c.k = 6;
-  c.h = c.w = 32;
-  c.r = c.s = 3;
-  c.bias = true;
-  c.opt.pad_rows = c.opt.pad_cols = 1;
-  c.opt.edge = border::reflect;
-  c.opt.groups = 2;
+  conv_case c = layer_case(5, 4, 6, 32, 32, 3, 3, true);
+  c.pad_rows = c.pad_cols = 1;
+  c.edge = border::reflect;
+  c.groups = 2;
   const detail::conv_problem g = problem_of<float>(c);
   const detail::fft::spectrum_layout l = detail::cufft_batch_tiles(g).layout();
   const detail::cufft_batch_memory m = detail::cufft_batch_bytes(g, l, 4);
@@ -912,7 +881,7 @@ TEST_CASE("cufft layers on a device smaller than the batch: passes from cudaMemG
   for (int call = 1; call <= 2; ++call) {
     INFO("call " << call);
     const long long before = standin::calls_of("cufftExecR2C"), plans = n.fft_plans_made;
-    run_layer_case<float>(c, rng, entry::conv2d);
+    run_case<float>(c, rng, entry::conv2d);
     // The filters' transform, then one per pass: 3 + 2 images.
     CHECK(standin::calls_of("cufftExecR2C") - before == 3);
     // The model covers what was allocated; the second call finds the first one's workspace (the
@@ -924,7 +893,7 @@ TEST_CASE("cufft layers on a device smaller than the batch: passes from cudaMemG
   // first let go of what the calls above kept.)
   cufft::release_cached();
   standin::set_device_limit(size_t(m.bytes(1)) / 2);
-  layer_options o = c.opt;
+  layer_options o = c.layer_opt();
   o.algo = algorithm::cufft;
   CHECK_THROWS_WITH(conv2d<float>(array4d<float>(1, 4, 32, 32), array4d<float>(6, 2, 3, 3), nullptr, o),
                     Catch::Contains("memory cap") && Catch::Contains("algorithm::fft tiles such layers"));
@@ -999,17 +968,17 @@ TEST_CASE("cufft output copies place every (strided) result exactly once", "[cuf
 
 TEST_CASE("cufft errors name the call and the status", "[cufft][errors]") {
   device_session session;
-  const problem_case c = small_case();
+  const conv_case c = small_case();
   const array2d<float> k(c.k_rows, c.k_cols);
   standin::fail_call("cudaMalloc", 1);
-  CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt),
+  CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.image_opt()),
                     "cufft: cudaMalloc failed: cudaErrorMemoryAllocation (out of memory)");
   standin::clear_failures();
   standin::fail_call("cufftMakePlanMany", standin::calls_of("cufftMakePlanMany") + 2);
-  CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.opt),
+  CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, c.image_opt()),
                     "cufft: cufftMakePlanMany failed: CUFFT_ALLOC_FAILED");
   standin::clear_failures();
-  cufft::plan<float> p(c.rows, c.cols, k, c.opt);
+  cufft::plan<float> p(c.rows, c.cols, k, c.image_opt());
   array2d<float> in(c.rows, c.cols), out(c.rows, c.cols);
   standin::fail_call("cublasCdgmm", standin::calls_of("cublasCdgmm") + 1);
   CHECK_THROWS_WITH(p.execute(in, out), "cufft: cublasCdgmm failed: CUBLAS_STATUS_EXECUTION_FAILED");

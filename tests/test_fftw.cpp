@@ -19,18 +19,21 @@
 namespace convkit::testing {
 namespace {
 
-/// The shared grid on the fft backend with settings `cfg` (each call's options carry them).
+/// Cases (images or layers) on the fft backend with settings `cfg` (each call's options carry them).
+template <class T>
+void run_cases(const std::vector<conv_case>& cases, std::uint64_t salt, const fftw::config& cfg = {}) {
+  std::mt19937_64 rng(run_seed() ^ salt ^ (sizeof(T) << 4));
+  for (conv_case c : cases) {
+    c.algo = algorithm::fft;
+    c.tune.fft = cfg;
+    check_case<T>(c, rng, call_conv2d<T>{}, fft_error<T>(c));
+  }
+}
+
+/// The shared grid's single images on the fft backend with settings `cfg`.
 template <class T>
 void run_grid(std::uint64_t salt, const fftw::config& cfg = {}) {
-  std::mt19937_64 rng(run_seed() ^ salt ^ sizeof(T));
-  for (problem_case c : problem_grid()) {
-    c.opt.algo = algorithm::fft;
-    c.opt.tune.fft = cfg;
-    check_case<T>(
-        c, rng,
-        [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); },
-        fft_error<T>);
-  }
+  run_cases<T>(conv_grid(front_door::image), salt, cfg);
 }
 
 /// Log-uniform values in [lo, hi].
@@ -53,15 +56,15 @@ range_errors dynamic_range_case(index_t n, index_t k, const fftw::config& cfg, s
   array2d<T> in(n, n), kernel(k, k);
   fill_log_uniform(in.view(), 1e-3, 1e3, rng);
   fill_log_uniform(kernel.view(), 0.5, 1.0, rng);
-  options o;
-  o.algo = algorithm::fft;
-  o.tune.fft = cfg;
+  conv_case c = image_case(n, n, k, k);
+  c.algo = algorithm::fft;
+  c.tune.fft = cfg;
+  const options o = c.image_opt();
   const array2d<T> got = conv2d(in, kernel, o);
   const array2d<double> want = reference::conv2d<T>(in, kernel, o);
   double in2 = 0, k2 = 0;  // zero border, full output: the extended input's norm is the input's
   for (index_t i = 0; i < in.size(); ++i) in2 += double(in.data()[i]) * double(in.data()[i]);
   for (index_t i = 0; i < kernel.size(); ++i) k2 += double(kernel.data()[i]) * double(kernel.data()[i]);
-  const problem_case c{n, n, k, k, 0, o};
   const double bound = std::numeric_limits<T>::epsilon() * fft_error<T>(c).global * std::sqrt(in2 * k2);
   range_errors e;
   double err2 = 0, want2 = 0;
@@ -102,17 +105,17 @@ TEST_CASE("fft: untiled transforms are linear, not circular", "[fft][tiles]") {
   fftw::config cfg;
   cfg.tiles = fftw::tiling::never;
   run_grid<float>(30, cfg);
-  for (problem_case c : problem_grid(0)) {
-    if (c.opt.edge != border::zero || c.opt.mode == output::valid) continue;
+  for (conv_case c : conv_grid(front_door::image, 0)) {
+    if (c.edge != border::zero || c.mode == output::valid) continue;
     INFO(c.describe());
-    c.opt.tune.fft = cfg;
+    c.tune.fft = cfg;
     const detail::conv_problem g = problem_of<float>(c);
     const detail::fft::tile_plan t = fftw_tiles_of(g);
     CHECK(t.tiles() == 1);
     CHECK(t.rows.transform >= g.rows.extent);  // the whole extended input that strides read
     CHECK(t.cols.transform >= g.cols.extent);
-    if (c.opt.stride_rows == 1) CHECK(t.rows.transform >= c.rows + (c.k_rows - 1) * c.opt.dilation_rows);
-    if (c.opt.stride_cols == 1) CHECK(t.cols.transform >= c.cols + (c.k_cols - 1) * c.opt.dilation_cols);
+    if (c.stride_rows == 1) CHECK(t.rows.transform >= c.rows + (c.k_rows - 1) * c.dilation_rows);
+    if (c.stride_cols == 1) CHECK(t.cols.transform >= c.cols + (c.k_cols - 1) * c.dilation_cols);
     CHECK(detail::fft::is_fast_size(t.rows.transform));
     CHECK(detail::fft::is_fast_size(t.cols.transform));
   }
@@ -123,43 +126,38 @@ TEST_CASE("fft: border::circular with output::same uses image-sized transforms w
   int shortcut = 0;
   for (index_t n : {24, 30, 64}) {
     for (int stride : {1, 2}) {
-      problem_case c{n, n + 6, 5, 4, 0, {}};
-      c.opt.mode = output::same;
-      c.opt.edge = border::circular;
-      c.opt.stride_rows = stride;
-      c.opt.dilation_cols = 2;
-      c.opt.correlate = stride == 2;
-      c.opt.algo = algorithm::fft;
+      conv_case c = image_case(n, n + 6, 5, 4);
+      c.mode = output::same;
+      c.edge = border::circular;
+      c.stride_rows = stride;
+      c.dilation_cols = 2;
+      c.correlate = stride == 2;
+      c.algo = algorithm::fft;
       const detail::fft::tile_plan t = fftw_tiles_of(problem_of<double>(c));
       shortcut += t.circular;
       if (t.circular) CHECK(t.rows.transform == c.rows);
-      check_case<double>(
-          c, rng,
-          [](view2d<const double> in, view2d<const double> k, view2d<double> out, const options& o) {
-            conv2d<double>(in, k, out, o);
-          },
-          fft_error<double>);
+      check_case<double>(c, rng, call_conv2d<double>{}, fft_error<double>(c));
     }
   }
   CHECK(shortcut > 0);
 }
 
 TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
-  std::vector<problem_case> cases = problem_grid(32);
+  std::vector<conv_case> cases = conv_grid(front_door::image, 32);
   for (index_t big : {300, 1000}) {  // automatic tiling of larger images under small memory caps
-    problem_case c{big, big + 17, 15, 9, 0, {}};
+    conv_case c = image_case(big, big + 17, 15, 9);
     cases.push_back(c);
-    c.opt.stride_rows = 3;
-    c.opt.dilation_cols = 2;
+    c.stride_rows = 3;
+    c.dilation_cols = 2;
     cases.push_back(c);
   }
-  for (const problem_case& c : cases) {
+  for (const conv_case& c : cases) {
     const detail::conv_problem p = problem_of<float>(c);
     for (index_t tile : {0, 1, 4, 7}) {
       for (index_t cap : {index_t(64) << 20, index_t(64) << 10}) {
         const detail::fft::tiling_request req{fft_tiling::automatic, tile, tile == 0 ? 0 : tile + 2};
         const detail::fft::tile_plan t =
-            detail::fft::plan_tiles(p.rows, p.cols, c.opt.edge, 4, 2, req, detail::fftw_model(*active_profile()), cap);
+            detail::fft::plan_tiles(p.rows, p.cols, c.edge, 4, 2, req, detail::fftw_model(*active_profile()), cap);
         INFO(c.describe() << ", forced tile " << tile << ", cap " << cap);
         const shape2d s = p.out_plane();
         array2d<int> hits(s.rows, s.cols);
@@ -187,7 +185,7 @@ TEST_CASE("fft: tiles cover every output exactly once", "[fft][tiles]") {
 }
 
 TEST_CASE("fft: the tiled workspace stays under the cap at 10000x10000 * 15x15", "[fft][tiles]") {
-  const problem_case c{10000, 10000, 15, 15, 0, {}};
+  const conv_case c = image_case(10000, 10000, 15, 15);
   for (int threads : {1, 2, 8}) {
     detail::conv_problem p = problem_of<float>(c);
     p.threads = threads;
@@ -215,7 +213,7 @@ TEST_CASE("fft: a large dynamic range (1e-3..1e3) stays within the transform bou
     CHECK(f.of_bound <= 1.0);
     CHECK(d.of_bound <= 1.0);
     // The bound in L2 form: relative L2 error <= c * eps * log2(transform size).
-    const problem_case c{256, 256, 15, 15, 0, {}};
+    const conv_case c = image_case(256, 256, 15, 15);
     CHECK(f.l2 <= std::numeric_limits<float>::epsilon() * fft_error<float>(c).global);
     CHECK(d.l2 <= std::numeric_limits<double>::epsilon() * fft_error<double>(c).global);
   }
@@ -275,21 +273,21 @@ TEST_CASE("fft: plan<T>::execute allocates nothing", "[fft][plans]") {
 }
 
 TEST_CASE("fft: 8 threads convolve different shapes at once", "[fft][threads]") {
-  const std::vector<problem_case> grid = problem_grid(16);
+  const std::vector<conv_case> grid = conv_grid(front_door::image, 16);
   check_concurrently(grid.size(), 8, run_seed(), [&](std::size_t i, std::mt19937_64& rng) -> std::string {
-    problem_case c = grid[i];
-    c.opt.algo = algorithm::fft;
-    c.opt.threads = 1 + int(i % 3);
+    conv_case c = grid[i];
+    c.algo = algorithm::fft;
+    c.threads = 1 + int(i % 3);
     c.rows += index_t(i % 8);  // the same case's shape differs per thread
     array2d<double> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
     fill_random(in.view(), rng);
     fill_random(k.view(), rng);
-    const array2d<double> got = conv2d(in, k, c.opt);
-    const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
+    const array2d<double> got = conv2d(in, k, c.image_opt());
+    const array2d<double> want = reference::conv2d<double>(in, k, c.image_opt());
     double in2 = 0, k2 = 0;
     const detail::conv_problem g = problem_of<double>(c);
     array2d<double> ext(g.rows.extent, g.cols.extent);
-    extend<double>(in, ext.view(), g.rows.pad_before, g.cols.pad_before, c.opt.edge, c.opt.edge_value);
+    extend<double>(in, ext.view(), g.rows.pad_before, g.cols.pad_before, c.edge, c.edge_value);
     for (index_t j = 0; j < ext.size(); ++j) in2 += ext.data()[j] * ext.data()[j];
     for (index_t j = 0; j < k.size(); ++j) k2 += k.data()[j] * k.data()[j];
     const double bound = std::numeric_limits<double>::epsilon() * fft_error<double>(c).global * std::sqrt(in2 * k2);
@@ -331,21 +329,16 @@ TEST_CASE("fft: settings travel with each call and plan; fftw::set_config only s
   cfg.tile_rows = 16;
   cfg.tile_cols = 16;
   std::mt19937_64 rng(run_seed() ^ 0x3e);
-  problem_case c{40, 50, 3, 3, 0, {}};
-  c.opt.algo = algorithm::fft;
-  c.opt.tune.fft = cfg;                                         // this call's settings
+  conv_case c = image_case(40, 50, 3, 3);
+  c.algo = algorithm::fft;
+  c.tune.fft = cfg;                                             // this call's settings
   CHECK(fftw_tiles_of(problem_of<float>(c)).tiles() == 3 * 4);  // 42 x 52 dense full results
-  check_case<float>(
-      c, rng,
-      [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& o) {
-        conv2d<float>(in, k, out, o);
-      },
-      fft_error<float>);
+  check_case<float>(c, rng, call_conv2d<float>{}, fft_error<float>(c));
   CHECK(fftw::get_config().planning == fftw::rigour::estimate);  // the default is untouched
 
   // The default applies to plans made after it is set, and a plan keeps what it was made with.
-  problem_case d = c;
-  d.opt.tune.fft.reset();
+  conv_case d = c;
+  d.tune.fft.reset();
   const index_t automatic_tiles = fftw_tiles_of(problem_of<float>(d)).tiles();
   REQUIRE(automatic_tiles > 1);
   fftw::config untiled;
@@ -356,7 +349,7 @@ TEST_CASE("fft: settings travel with each call and plan; fftw::set_config only s
   array2d<float> in(40, 50), k(3, 3), first(42, 52), second(42, 52);
   fill_random(in.view(), rng);
   fill_random(k.view(), rng);
-  plan<float> made_with_default(40, 50, k, d.opt);
+  plan<float> made_with_default(40, 50, k, d.image_opt());
   made_with_default.execute(in, first);
   fftw::set_config(saved);
   CHECK(fftw_tiles_of(problem_of<float>(d)).tiles() == automatic_tiles);
@@ -366,8 +359,9 @@ TEST_CASE("fft: settings travel with each call and plan; fftw::set_config only s
   fftw::config bad;
   bad.tile_rows = -1;
   CHECK_THROWS_WITH(fftw::set_config(bad), Catch::Contains("tile_rows"));
-  c.opt.tune.fft = bad;
-  CHECK_THROWS_WITH(plan<float>(40, 50, k, c.opt), Catch::Contains("tuning.fft") && Catch::Contains("tile_rows"));
+  c.tune.fft = bad;
+  CHECK_THROWS_WITH(plan<float>(40, 50, k, c.image_opt()),
+                    Catch::Contains("tuning.fft") && Catch::Contains("tile_rows"));
   bad = {};
   bad.memory_cap = 0;
   CHECK_THROWS_WITH(fftw::set_config(bad), Catch::Contains("memory_cap"));
@@ -382,8 +376,7 @@ TEST_CASE("fft: settings travel with each call and plan; fftw::set_config only s
 
 TEST_CASE("fft: NaN and Inf", "[fft][nan]") {
   // Data with NaN or Inf: the cost rule refuses them, so automatic never picks fft.
-  const problem_case big{64, 64, 61, 61, 0, {}};
-  detail::conv_problem p = problem_of<float>(big);
+  detail::conv_problem p = problem_of<float>(image_case(64, 64, 61, 61));
   CHECK(detail::fftw_cost(p, *active_profile()) < detail::never);
   p.finite = false;
   CHECK(detail::fftw_cost(p, *active_profile()) == detail::never);
@@ -498,47 +491,32 @@ TEST_CASE("fft: an automatic plan on fft that meets NaN or Inf in any tile compu
 
 namespace {
 
-template <class T>
-void fft_layer(view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) {
-  conv2d<T>(in, w, b, out, o);
-}
-
-template <class T>
-void run_layer_cases(const std::vector<layer_case>& cases, std::uint64_t salt, const fftw::config& cfg = {}) {
-  std::mt19937_64 rng(run_seed() ^ salt ^ (sizeof(T) << 4));
-  for (layer_case c : cases) {
-    c.opt.algo = algorithm::fft;
-    c.opt.tune.fft = cfg;
-    check_layer_case<T>(c, rng, fft_layer<T>, fft_layer_error<T>);
-  }
-}
-
 /// Groups, depthwise and wide channel counts beyond the shared grid's, on every border.
-std::vector<layer_case> grouped_layers() {
-  std::vector<layer_case> cases;
+std::vector<conv_case> grouped_layers() {
+  std::vector<conv_case> cases;
   for (border edge : {border::zero, border::reflect, border::replicate, border::circular, border::symmetric}) {
-    layer_case grouped{2, 24, 12, 30, 27, 5, 5, true, {}};  // 3 groups of 8 channels and 4 filters
-    grouped.opt.groups = 3;
-    grouped.opt.stride_rows = 2;
-    grouped.opt.dilation_cols = 2;
-    grouped.opt.pad_rows = 3;
-    grouped.opt.pad_cols = 1;
-    grouped.opt.edge = edge;
+    conv_case grouped = layer_case(2, 24, 12, 30, 27, 5, 5, true);  // 3 groups of 8 channels and 4 filters
+    grouped.groups = 3;
+    grouped.stride_rows = 2;
+    grouped.dilation_cols = 2;
+    grouped.pad_rows = 3;
+    grouped.pad_cols = 1;
+    grouped.edge = edge;
     cases.push_back(grouped);
-    layer_case depthwise{3, 16, 16, 20, 18, 7, 7, false, {}};  // "same" padding: circular can skip padding
-    depthwise.opt.groups = 16;
-    depthwise.opt.pad_rows = depthwise.opt.pad_cols = 3;
-    depthwise.opt.edge = edge;
+    conv_case depthwise = layer_case(3, 16, 16, 20, 18, 7, 7);  // "same" padding: circular can skip padding
+    depthwise.groups = 16;
+    depthwise.pad_rows = depthwise.pad_cols = 3;
+    depthwise.edge = edge;
     cases.push_back(depthwise);
-    layer_case multiplier{1, 6, 18, 17, 17, 3, 4, true, {}};  // depthwise with 3 filters per channel
-    multiplier.opt.groups = 6;
-    multiplier.opt.stride_cols = 3;
-    multiplier.opt.pad_rows = multiplier.opt.pad_cols = 2;
-    multiplier.opt.edge = edge;
+    conv_case multiplier = layer_case(1, 6, 18, 17, 17, 3, 4, true);  // depthwise with 3 filters per channel
+    multiplier.groups = 6;
+    multiplier.stride_cols = 3;
+    multiplier.pad_rows = multiplier.pad_cols = 2;
+    multiplier.edge = edge;
     cases.push_back(multiplier);
-    layer_case dense{1, 40, 9, 12, 16, 3, 3, true, {}};  // many channels summed in the frequency domain
-    dense.opt.pad_rows = dense.opt.pad_cols = 1;
-    dense.opt.edge = edge;
+    conv_case dense = layer_case(1, 40, 9, 12, 16, 3, 3, true);  // many channels summed in the frequency domain
+    dense.pad_rows = dense.pad_cols = 1;
+    dense.edge = edge;
     cases.push_back(dense);
   }
   return cases;
@@ -554,21 +532,21 @@ bool fft_computes_layers() {
 
 TEST_CASE("fft layers: groups, depthwise and wide channel counts match the reference", "[fft][layers]") {
   REQUIRE(fft_computes_layers());
-  run_layer_cases<float>(grouped_layers(), 1);
-  run_layer_cases<double>(grouped_layers(), 1);
+  run_cases<float>(grouped_layers(), 1);
+  run_cases<double>(grouped_layers(), 1);
   // border::circular with "same" padding takes the image-sized transform (no padding at all).
-  layer_case depthwise = grouped_layers()[3 * 4 + 1];
-  REQUIRE(depthwise.opt.edge == border::circular);
+  const conv_case depthwise = grouped_layers()[3 * 4 + 1];
+  REQUIRE(depthwise.edge == border::circular);
   CHECK(fftw_tiles_of(problem_of<float>(depthwise)).circular);
 }
 
 TEST_CASE("fft layers: forced tiles, untiled transforms and several sweeps match the reference",
           "[fft][layers][tiles]") {
-  const std::vector<layer_case> grid = layer_grid(32);
+  const std::vector<conv_case> grid = conv_grid(front_door::layer, 32);
   const auto run_with = [&](const fftw::config& cfg, std::uint64_t salt) {
-    run_layer_cases<float>(grid, salt, cfg);
-    run_layer_cases<double>(grid, salt, cfg);
-    run_layer_cases<float>(grouped_layers(), salt, cfg);
+    run_cases<float>(grid, salt, cfg);
+    run_cases<double>(grid, salt, cfg);
+    run_cases<float>(grouped_layers(), salt, cfg);
   };
   for (index_t tile : {1, 2, 4}) {
     INFO("tiles of " << tile << "x" << tile + 1 << " results");
@@ -587,10 +565,10 @@ TEST_CASE("fft layers: forced tiles, untiled transforms and several sweeps match
   fftw::config tight;
   tight.memory_cap = 4 << 10;
   run_with(tight, 52);
-  layer_case c = grouped_layers()[0];
-  c.opt.algo = algorithm::fft;
-  c.opt.threads = 1;
-  c.opt.tune.fft = tight;
+  conv_case c = grouped_layers()[0];
+  c.algo = algorithm::fft;
+  c.threads = 1;
+  c.tune.fft = tight;
   const detail::fftw_batch_layout l = detail::fftw_batch_plan(problem_of<float>(c), *active_profile());
   CHECK(l.sweep < l.pairs);
 }
@@ -600,14 +578,14 @@ TEST_CASE("fft layers: every instruction set's product kernel matches the refere
   for (cpu::isa i : {cpu::isa::portable, cpu::isa::avx2, cpu::isa::avx512}) {
     if (static_cast<int>(i) > static_cast<int>(best)) continue;
     INFO(cpu::to_string(i));
-    const auto with_isa = [i](std::vector<layer_case> cases) {
-      for (layer_case& c : cases) c.opt.tune.instruction_set = i;
+    const auto with_isa = [i](std::vector<conv_case> cases) {
+      for (conv_case& c : cases) c.tune.instruction_set = i;
       return cases;
     };
-    run_layer_cases<float>(with_isa(layer_grid(16)), 60 + std::uint64_t(i));
-    run_layer_cases<double>(with_isa(layer_grid(16)), 60 + std::uint64_t(i));
-    run_layer_cases<float>(with_isa(grouped_layers()), 60 + std::uint64_t(i));
-    run_layer_cases<double>(with_isa(grouped_layers()), 60 + std::uint64_t(i));
+    run_cases<float>(with_isa(conv_grid(front_door::layer, 16)), 60 + std::uint64_t(i));
+    run_cases<double>(with_isa(conv_grid(front_door::layer, 16)), 60 + std::uint64_t(i));
+    run_cases<float>(with_isa(grouped_layers()), 60 + std::uint64_t(i));
+    run_cases<double>(with_isa(grouped_layers()), 60 + std::uint64_t(i));
   }
 }
 
@@ -687,48 +665,46 @@ TEST_CASE("fft layers: automatic's choice", "[fft][layers][dispatch]") {
   CHECK(automatic({1, 3, 224, 224}, {64, 3, 7, 7}, 3, 1, 2) != algorithm::fft);
   CHECK(automatic({1, 64, 56, 56}, {64, 1, 3, 3}, 1, 64) != algorithm::fft);
   // The shared grid's layers (planes up to 20x20, channels up to 8) never go to fft.
-  for (layer_case c : layer_grid(64)) {
+  for (conv_case c : conv_grid(front_door::layer, 64)) {
     INFO(c.describe());
-    c.opt.algo = algorithm::automatic;
-    c.opt.threads = 1 + int(c.n % 2);
-    CHECK(layer_plan<float>(c.input(), array4d<float>(c.k, c.c / c.opt.groups, c.r, c.s), nullptr, c.opt).chosen() !=
+    c.algo = algorithm::automatic;
+    c.threads = 1 + int(c.n % 2);
+    const shape4d w = c.weights();
+    CHECK(layer_plan<float>(c.input(), array4d<float>(w.n, w.c, w.h, w.w), nullptr, c.layer_opt()).chosen() !=
           algorithm::fft);
   }
   // Layers whose buffers would outgrow the workspace bound even in the smallest tiles: never
   // chosen, yet computed when asked for.
   fftw::config tiny;
   tiny.memory_cap = 16 << 10;
-  layer_case wide{1, 16, 16, 16, 16, 3, 3, false, {}};
-  wide.opt.pad_rows = wide.opt.pad_cols = 1;
-  wide.opt.tune.fft = tiny;
+  conv_case wide = layer_case(1, 16, 16, 16, 16, 3, 3);
+  wide.pad_rows = wide.pad_cols = 1;
+  wide.tune.fft = tiny;
   CHECK(detail::fftw_cost(problem_of<float>(wide), *active_profile()) == detail::never);
   std::mt19937_64 rng(run_seed() ^ 0xb0);
-  wide.opt.algo = algorithm::fft;
-  check_layer_case<float>(wide, rng, fft_layer<float>, fft_layer_error<float>);
+  wide.algo = algorithm::fft;
+  check_case<float>(wide, rng, call_conv2d<float>{}, fft_error<float>(wide));
 }
 
 TEST_CASE("automatic: plans leave out what they pay once, so they take fft where one-shot calls do not",
           "[fft][dispatch]") {
   // The kernel's (or filters') spectrum is made per conv2d call but once per plan.
-  problem_case c{};
-  c.rows = c.cols = 256;
-  c.k_rows = c.k_cols = 15;
-  c.opt.mode = output::same;
-  c.opt.threads = 1;
+  conv_case c = image_case(256, 256, 15, 15);
+  c.mode = output::same;
+  c.threads = 1;
   detail::conv_problem once = problem_of<float>(c), amortised = once;
   amortised.amortised = true;
   CHECK(detail::fftw_cost(amortised, *active_profile()) < detail::fftw_cost(once, *active_profile()));
-  layer_case l{2, 16, 16, 32, 32, 5, 5, false, {}};
-  detail::conv_problem layer_once = problem_of<float>(l), layer_amortised = layer_once;
+  detail::conv_problem layer_once = problem_of<float>(layer_case(2, 16, 16, 32, 32, 5, 5)),
+                       layer_amortised = layer_once;
   layer_amortised.amortised = true;
   CHECK(detail::fftw_cost(layer_amortised, *active_profile()) < detail::fftw_cost(layer_once, *active_profile()));
   // Somewhere between the kernel sizes where direct wins either way and those where fft does, a
   // plan already takes fft while a one-shot call still takes another backend.
   index_t differing = 0;
   for (index_t k = 3; k <= 63; k += 2) {
-    c.opt.algo = algorithm::automatic;
-    const algorithm one_shot = automatic_choice(c.rows, c.cols, k, k, c.opt);
-    const algorithm planned = plan<float>(c.rows, c.cols, array2d<float>(k, k), c.opt).chosen();
+    const algorithm one_shot = automatic_choice(c.rows, c.cols, k, k, c.image_opt());
+    const algorithm planned = plan<float>(c.rows, c.cols, array2d<float>(k, k), c.image_opt()).chosen();
     if (one_shot != planned) {
       INFO("kernel " << k);
       CHECK(planned == algorithm::fft);
@@ -739,10 +715,11 @@ TEST_CASE("automatic: plans leave out what they pay once, so they take fft where
 }
 
 TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
-  layer_case big{1, 32, 32, 64, 64, 11, 11, false, {}};
-  big.opt.pad_rows = big.opt.pad_cols = 5;
-  big.opt.threads = 1;
+  conv_case big = layer_case(1, 32, 32, 64, 64, 11, 11);
+  big.pad_rows = big.pad_cols = 5;
+  big.threads = 1;
   detail::conv_problem p = problem_of<float>(big);
+  const layer_options same = big.layer_opt();
   CHECK(detail::fftw_cost(p, *active_profile()) < detail::never);
   p.finite = false;
   CHECK(detail::fftw_cost(p, *active_profile()) == detail::never);
@@ -751,18 +728,18 @@ TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
   array4d<float> in(1, 32, 64, 64), w(32, 32, 11, 11);
   fill_random(in.view(), rng);
   fill_random(w.view(), rng);
-  REQUIRE(layer_plan<float>(in.shape(), w, nullptr, big.opt).chosen() == algorithm::fft);  // finite: fft
+  REQUIRE(layer_plan<float>(in.shape(), w, nullptr, same).chosen() == algorithm::fft);  // finite: fft
 
   // A NaN in the weights: a plan made with them does not choose fft.
   w(3, 5, 2, 2) = std::numeric_limits<float>::quiet_NaN();
-  CHECK(layer_plan<float>(in.shape(), w, nullptr, big.opt).chosen() != algorithm::fft);
+  CHECK(layer_plan<float>(in.shape(), w, nullptr, same).chosen() != algorithm::fft);
   fill_random(w.view(), rng);
 
   // A NaN or Inf in the input of a one-shot conv2d: automatic keeps it where the definition puts
   // it, in the outputs whose taps read it (rows and columns within 5 of it, in every filter).
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     in(0, 7, 30, 40) = bad;
-    const array4d<float> automatic = conv2d(in, w, nullptr, big.opt);
+    const array4d<float> automatic = conv2d(in, w, nullptr, same);
     index_t wrong = 0;
     for (index_t k = 0; k < 32; ++k)
       for (index_t i = 0; i < 64; ++i)
@@ -772,7 +749,7 @@ TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
         }
     CHECK(wrong == 0);
     // fft asked for explicitly, untiled: every output plane turns NaN.
-    layer_options o = big.opt;
+    layer_options o = same;
     o.algo = algorithm::fft;
     o.tune.fft = fftw::config{};
     o.tune.fft->tiles = fftw::tiling::never;

@@ -30,15 +30,11 @@ std::string message_of(F&& f) {
 
 /// conv2d through every backend that accepts the problem, compared with the reference.
 template <class T>
-void check_extreme(const problem_case& c) {
+void check_extreme(conv_case c) {
   std::mt19937_64 rng(run_seed() ^ 0xe87);
   for (algorithm a : {algorithm::automatic, algorithm::direct}) {
-    problem_case x = c;
-    x.opt.algo = a;
-    check_case<T>(
-        x, rng,
-        [](view2d<const T> in, view2d<const T> k, view2d<T> out, const options& o) { conv2d<T>(in, k, out, o); },
-        direct_error);
+    c.algo = a;
+    check_case<T>(c, rng, call_conv2d<T>{}, direct_error(c));
   }
 }
 
@@ -120,42 +116,36 @@ TEST_CASE("views whose extent overflows, and blocks whose offsets overflow, are 
 }
 
 TEST_CASE("huge but legal strides, dilations and paddings compute exactly what the output reads", "[errors][extreme]") {
-  problem_case c{7, 9, 2, 3, 0, {}};
   for (border edge :
        {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular}) {
     INFO(to_string(edge));
-    c.opt = {};
-    c.opt.edge = edge;
-    c.opt.edge_value = 0.5;
-    c.opt.mode = output::same;
-    c.opt.dilation_rows = c.opt.dilation_cols = INT_MAX;  // every tap but one far outside the image
+    conv_case c = image_case(7, 9, 2, 3);
+    c.edge = edge;
+    c.edge_value = 0.5;
+    c.mode = output::same;
+    c.dilation_rows = c.dilation_cols = INT_MAX;  // every tap but one far outside the image
     check_extreme<float>(c);
-    c.opt.mode = output::full;
-    c.opt.dilation_rows = 1 << 30;
-    c.opt.dilation_cols = 3;
-    c.opt.stride_rows = 1 << 29;  // a full output 2^30 long, read every 2^29
+    c.mode = output::full;
+    c.dilation_rows = 1 << 30;
+    c.dilation_cols = 3;
+    c.stride_rows = 1 << 29;  // a full output 2^30 long, read every 2^29
     check_extreme<double>(c);
-    c.opt = {};
-    c.opt.edge = edge;
-    c.opt.mode = output::full;
-    c.opt.stride_rows = c.opt.stride_cols = INT_MAX;  // one output
+    c = image_case(7, 9, 2, 3);
+    c.edge = edge;
+    c.mode = output::full;
+    c.stride_rows = c.stride_cols = INT_MAX;  // one output
     check_extreme<float>(c);
   }
   // Layers: padding 2^30 with stride 2^30 reads a handful of positions.
   std::mt19937_64 rng(run_seed() ^ 0x1a6);
-  layer_case l{2, 3, 4, 5, 6, 3, 3, true, {}};
-  l.opt.pad_rows = l.opt.pad_cols = 1 << 30;
-  l.opt.stride_rows = l.opt.stride_cols = 1 << 30;
+  conv_case l = layer_case(2, 3, 4, 5, 6, 3, 3, true);
+  l.pad_rows = l.pad_cols = 1 << 30;
+  l.stride_rows = l.stride_cols = 1 << 30;
   for (border edge : {border::zero, border::reflect, border::replicate, border::circular, border::symmetric}) {
-    l.opt.edge = edge;
+    l.edge = edge;
     for (algorithm a : {algorithm::automatic, algorithm::direct}) {
-      l.opt.algo = a;
-      check_layer_case<float>(
-          l, rng,
-          [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& o) {
-            conv2d<float>(in, w, b, out, o);
-          },
-          layer_direct_error);
+      l.algo = a;
+      check_case<float>(l, rng, call_conv2d<float>{}, direct_error(l));
     }
   }
   // The transforming backends refuse such problems instead of allocating the extended input.
@@ -167,11 +157,12 @@ TEST_CASE("huge but legal strides, dilations and paddings compute exactly what t
 
 TEST_CASE("a plane mostly unread though each axis is within its slack is computed from what it reads", "[errors]") {
   // 13 x 13 * 4 x 4, 'full', dilated by 1000: 3001 x 6013 extended positions for 1 x 3013 outputs.
-  problem_case c{13, 13, 4, 4, 2, {}};
-  c.opt.mode = output::full;
-  c.opt.dilation_rows = c.opt.dilation_cols = 1000;
-  c.opt.stride_rows = 1 << 30;
-  check_transforms_refuse(13, 13, 4, 4, c.opt);
+  conv_case c = image_case(13, 13, 4, 4);
+  c.view_pad = 2;
+  c.mode = output::full;
+  c.dilation_rows = c.dilation_cols = 1000;
+  c.stride_rows = 1 << 30;
+  check_transforms_refuse(13, 13, 4, 4, c.image_opt());
   check_extreme<float>(c);
   check_extreme<double>(c);
 }

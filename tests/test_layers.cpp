@@ -29,31 +29,13 @@ std::vector<algorithm> layer_backends() {
   return out;
 }
 
-/// The error each algorithm may make on a layer (see error_model and check_layer_case in
-/// problems.hpp, fft_error.hpp).
-template <class T>
-error_model layer_model_for([[maybe_unused]] algorithm a, const layer_case& c) {
-#if defined(CONVKIT_HAS_FFTW)
-  if (a == algorithm::fft) return fft_layer_error<T>(c);
-#endif
-#if defined(CONVKIT_HAS_CUFFT)
-  if (a == algorithm::cufft) return cufft_layer_error(c);
-#endif
-  return layer_direct_error(c);
-}
-
 template <class T>
 void run_layer_grid(algorithm a) {
   std::mt19937_64 rng(run_seed() ^ (std::uint64_t(a) << 40) ^ (sizeof(T) << 8) ^ 0x1a7e5ULL);
-  for (layer_case c : layer_grid()) {
-    c.opt.algo = a;
-    c.opt.threads = 1 + int(c.n % 2);
-    check_layer_case<T>(
-        c, rng,
-        [](view4d<const T> in, view4d<const T> w, const T* b, view4d<T> out, const layer_options& o) {
-          conv2d<T>(in, w, b, out, o);
-        },
-        [a](const layer_case& x) { return layer_model_for<T>(a, x); });
+  for (conv_case c : conv_grid(front_door::layer)) {
+    c.algo = a;
+    c.threads = 1 + int(c.n % 2);
+    check_case<T>(c, rng, call_conv2d<T>{}, error_of<T>(a, c));
   }
 }
 
@@ -61,10 +43,10 @@ void run_layer_grid(algorithm a) {
 template <class T>
 void run_layer_plan_reuse(algorithm a) {
   std::mt19937_64 rng(run_seed() + 31 * std::uint64_t(a) + sizeof(T));
-  const std::vector<layer_case> grid = layer_grid(8);
+  const std::vector<conv_case> grid = conv_grid(front_door::layer, 8);
   for (std::size_t i = 0; i < grid.size(); i += 5) {
-    layer_case c = grid[i];
-    c.opt.algo = a;
+    conv_case c = grid[i];
+    c.algo = a;
     std::unique_ptr<layer_plan<T>> p;
     std::vector<T> bias_copy;
     array4d<T> weights_copy;
@@ -76,13 +58,13 @@ void run_layer_plan_reuse(algorithm a) {
       if (b != nullptr) bias_copy.assign(b, b + w.n());
       p->execute(in, out);
     };
-    check_layer_case<T>(c, rng, through_plan, [a](const layer_case& x) { return layer_model_for<T>(a, x); });
+    check_case<T>(c, rng, through_plan, error_of<T>(a, c));
     CHECK(p->chosen() == a);
-    array4d<T> second(c.n, c.c, c.h, c.w);
+    array4d<T> second(c.n, c.c, c.rows, c.cols);
     fill_random(second.view(), rng);
     const T* b = c.bias ? bias_copy.data() : nullptr;
     const array4d<T> got = (*p)(second);
-    const array4d<T> want = conv2d(second, weights_copy, b, c.opt);
+    const array4d<T> want = conv2d(second, weights_copy, b, c.layer_opt());
     INFO(c.describe());
     CHECK(std::equal(got.data(), got.data() + got.size(), want.data()));
   }
@@ -124,14 +106,9 @@ TEST_CASE("a layer_plan is reusable and matches conv2d", "[layers]") {
 
 TEST_CASE("automatic picks a layer backend and matches the reference", "[layers]") {
   std::mt19937_64 rng(run_seed() + 99);
-  for (layer_case c : layer_grid(0)) {
-    c.opt.algo = algorithm::automatic;
-    check_layer_case<float>(
-        c, rng,
-        [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& o) {
-          conv2d<float>(in, w, b, out, o);
-        },
-        layer_direct_error);
+  for (conv_case c : conv_grid(front_door::layer, 0)) {
+    c.algo = algorithm::automatic;
+    check_case<float>(c, rng, call_conv2d<float>{}, direct_error(c));
   }
 }
 
@@ -321,10 +298,10 @@ TEST_CASE("view4d and array4d", "[layers][views]") {
 #if defined(CONVKIT_HAS_BLAS)
 TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2col]") {
   // 10000 x 10000 * 15 x 15 valid correlation: untiled, the column matrix is 225 * 9986^2 floats (~90 GB).
-  options o;
-  o.mode = output::valid;
-  o.correlate = true;
-  const detail::conv_problem g = problem_of<float>(problem_case{10000, 10000, 15, 15, 0, o});
+  conv_case c = image_case(10000, 10000, 15, 15);
+  c.mode = output::valid;
+  c.correlate = true;
+  const detail::conv_problem g = problem_of<float>(c);
   const detail::im2col_shape s{g.rows, g.cols, 1, 1, 1, false};
   const index_t bound = detail::settings{}.im2col_workspace;
   const detail::im2col_tiling t =
@@ -332,23 +309,20 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   CHECK(t.workspace_elems() * index_t(sizeof(float)) <= bound);
   CHECK(t.tiles > 1);
   // Making the plan allocates the tiled workspace only (a 90 GB request would throw bad_alloc).
-  o.algo = algorithm::im2col;
-  o.threads = 2;
-  CHECK_NOTHROW(plan<float>(10000, 10000, array2d<float>(15, 15), o));
+  c.algo = algorithm::im2col;
+  c.threads = 2;
+  CHECK_NOTHROW(plan<float>(10000, 10000, array2d<float>(15, 15), c.image_opt()));
 
   // A small bound forces many tiles, row pieces included; the results still match the reference.
-  o.tune.im2col_workspace = 16 << 10;
+  c.tune.im2col_workspace = 16 << 10;
   std::mt19937_64 rng(run_seed() + 5);
-  problem_case c{40, 300, 15, 15, 3, o};
+  c.rows = 40;
+  c.cols = 300;
+  c.view_pad = 3;
+  c.edge = border::reflect;
   for (output size : {output::valid, output::same, output::full}) {
-    c.opt.mode = size;
-    c.opt.edge = border::reflect;
-    check_case<float>(
-        c, rng,
-        [](view2d<const float> in, view2d<const float> k, view2d<float> out, const options& x) {
-          conv2d<float>(in, k, out, x);
-        },
-        direct_error);
+    c.mode = size;
+    check_case<float>(c, rng, call_conv2d<float>{}, direct_error(c));
   }
   const detail::conv_problem small = problem_of<float>(c);
   const detail::im2col_tiling pieces = detail::plan_im2col_tiles({small.rows, small.cols, 1, 1, 1, false}, 1,
@@ -356,38 +330,34 @@ TEST_CASE("im2col keeps its workspace under the bound by tiling", "[layers][im2c
   CHECK(pieces.rows_per_tile == 0);  // one output row's columns (225 x 314 floats) exceed 8 KiB: pieces of rows
   CHECK(pieces.tiles > small.rows.out);
   // Layers too: a layer whose column matrix is ~1 MB, under a 64 KiB bound.
-  layer_case lc{2, 8, 6, 30, 30, 3, 3, true, {}};
-  lc.opt.pad_rows = lc.opt.pad_cols = 1;
-  lc.opt.groups = 2;
-  lc.opt.algo = algorithm::im2col;
-  lc.opt.threads = 2;
-  lc.opt.tune.im2col_workspace = 64 << 10;
-  check_layer_case<float>(
-      lc, rng,
-      [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out, const layer_options& x) {
-        conv2d<float>(in, w, b, out, x);
-      },
-      layer_direct_error);
+  conv_case lc = layer_case(2, 8, 6, 30, 30, 3, 3, true);
+  lc.pad_rows = lc.pad_cols = 1;
+  lc.groups = 2;
+  lc.algo = algorithm::im2col;
+  lc.threads = 2;
+  lc.tune.im2col_workspace = 64 << 10;
+  check_case<float>(lc, rng, call_conv2d<float>{}, direct_error(lc));
   CHECK_THROWS_AS(im2col::set_workspace_limit(0), error);
-  lc.opt.tune.im2col_workspace = 0;
-  CHECK_THROWS_WITH(layer_output_shape(lc.input(), lc.weights(), lc.opt), Catch::Contains("tuning.im2col_workspace"));
+  lc.tune.im2col_workspace = 0;
+  CHECK_THROWS_WITH(layer_output_shape(lc.input(), lc.weights(), lc.layer_opt()),
+                    Catch::Contains("tuning.im2col_workspace"));
 }
 
 TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1x1 shortcut", "[layers][im2col]") {
-  const auto tiling = [](const layer_case& c, index_t budget_bytes, int threads) {
+  const auto tiling = [](const conv_case& c, index_t budget_bytes, int threads) {
     const detail::conv_problem g = problem_of<float>(c);
     return detail::plan_im2col_tiles({g.rows, g.cols, g.c_per_group(), g.k_per_group(), g.groups, true}, g.n,
                                      budget_bytes / 4, detail::im2col_cache_bytes / 4, threads);
   };
-  layer_case small{3, 4, 4, 6, 6, 3, 3, true, {}};  // 36 outputs per image: whole images share a tile
-  small.opt.pad_rows = small.opt.pad_cols = 1;
-  layer_case wide = small;  // 40 x 40 outputs of depth 36: runs of rows
+  conv_case small = layer_case(3, 4, 4, 6, 6, 3, 3, true);  // 36 outputs per image: whole images share a tile
+  small.pad_rows = small.pad_cols = 1;
+  conv_case wide = small;  // 40 x 40 outputs of depth 36: runs of rows
   wide.n = 1;
-  wide.h = wide.w = 40;
-  layer_case pointwise{2, 8, 4, 40, 40, 1, 1, false, {}};  // 1x1, stride 1, unpadded: no lowering
-  layer_case deep{1, 4, 64, 5, 5, 3, 3, true, {}};         // 25 outputs, 64 filters: threads split the filters
-  deep.opt.pad_rows = deep.opt.pad_cols = 1;
-  deep.opt.groups = 2;
+  wide.rows = wide.cols = 40;
+  conv_case pointwise = layer_case(2, 8, 4, 40, 40, 1, 1);  // 1x1, stride 1, unpadded: no lowering
+  conv_case deep = layer_case(1, 4, 64, 5, 5, 3, 3, true);  // 25 outputs, 64 filters: threads split the filters
+  deep.pad_rows = deep.pad_cols = 1;
+  deep.groups = 2;
   const detail::im2col_tiling t_small = tiling(small, detail::settings{}.im2col_workspace, 1);
   CHECK(t_small.images_per_tile == 3);
   CHECK(t_small.output_elems > 0);
@@ -406,17 +376,15 @@ TEST_CASE("im2col tiles: several images, runs of rows, pieces of rows, and the 1
         2);  // 32 filters per group: 2 blocks of 16
   // Each of them (and the pieces) computes the layer correctly.
   std::mt19937_64 rng(run_seed() + 6);
-  const auto run = [](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out,
-                      const layer_options& x) { conv2d<float>(in, w, b, out, x); };
-  for (layer_case c : {small, wide, pointwise, deep})
+  for (conv_case c : {small, wide, pointwise, deep})
     for (int threads : {1, 2, 3}) {
-      c.opt.algo = algorithm::im2col;
-      c.opt.threads = threads;
-      check_layer_case<float>(c, rng, run, layer_direct_error);
+      c.algo = algorithm::im2col;
+      c.threads = threads;
+      check_case<float>(c, rng, call_conv2d<float>{}, direct_error(c));
     }
   im2col::set_workspace_limit(4 << 10);
-  wide.opt.algo = algorithm::im2col;
-  check_layer_case<float>(wide, rng, run, layer_direct_error);
+  wide.algo = algorithm::im2col;
+  check_case<float>(wide, rng, call_conv2d<float>{}, direct_error(wide));
   im2col::set_workspace_limit(detail::settings{}.im2col_workspace);
 }
 #endif

@@ -10,10 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "problems.hpp"
-#if defined(CONVKIT_HAS_FFTW)
 #include "fft_error.hpp"
-#endif
+#include "problems.hpp"
 
 namespace convkit::testing {
 
@@ -78,15 +76,8 @@ template <class T>
 void run_grid(algorithm a) {
   std::mt19937_64 rng(run_seed() ^ 0x3a1ULL ^ (std::uint64_t(a) << 12) ^ sizeof(T));
   int style = 0;
-  for (problem_case c : problem_grid(32)) {
-    c.opt.algo = a;
-    const auto model = [a](const problem_case& pc) {
-#if defined(CONVKIT_HAS_FFTW)
-      if (a == algorithm::fft) return fft_error<T>(pc);
-#endif
-      (void)a;
-      return direct_error(pc);
-    };
+  for (conv_case c : conv_grid(front_door::image, 32)) {
+    c.algo = a;
     const std::vector<index_t> first = split(c.rows, rng, style++ % 3);
     check_case<T>(
         c, rng,
@@ -101,7 +92,7 @@ void run_grid(algorithm a) {
               differ += std::memcmp(&out(i, j), &single(i, j), sizeof(T)) != 0 ? 1 : 0;
           CHECK(differ == 0);
         },
-        model);
+        error_of<T>(a, c));
   }
 }
 

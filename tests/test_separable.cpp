@@ -74,19 +74,20 @@ int expected_rank(index_t rows, index_t cols, int rank) { return rank <= detail:
 /// local bound is that of R + S + 2 roundings and the factors' own (their magnitude is the kernel's
 /// for rank 1); for more terms, whose products may cancel, and for the factors' reconstruction error
 /// (within the tolerance, 2 eps), a global part: per term (R + S + 2) eps sigma_t ||window||_2 with
-/// sigma_t <= ||K||_F, bounded by the whole extended input's norm (Cauchy-Schwarz).
-error_model separable_error(const problem_case& c, int rank) {
+/// sigma_t <= ||K||_F, bounded by the whole extended input's norm (Cauchy-Schwarz). A bias adds
+/// one rounding.
+error_model separable_error(const conv_case& c, int rank) {
   const double passes = double(c.k_rows + c.k_cols + 2);
-  return {passes + 2, rank > 1 ? passes * rank + 2 : 2.0};
+  return {passes + 2 + (c.bias ? 1 : 0), rank > 1 ? passes * rank + 2 : 2.0};
 }
 
 template <class T>
 void run_grid_low_rank(int rank, double scale) {
   std::mt19937_64 rng(run_seed() ^ (0x5e9ULL << 20) ^ (std::uint64_t(rank) << 8) ^ sizeof(T));
   int separable = 0;
-  for (problem_case c : problem_grid()) {
-    c.opt.algo = algorithm::direct;
-    c.opt.tune.separable = separable_use::always;
+  for (conv_case c : conv_grid(front_door::image)) {
+    c.algo = algorithm::direct;
+    c.tune.separable = separable_use::always;
     bool ran = false;
     check_case<T>(
         c, rng,
@@ -99,8 +100,7 @@ void run_grid_low_rank(int rank, double scale) {
           }
           conv2d<T>(in, k, out, o);
         },
-        [&](const problem_case& pc) { return separable_error(pc, rank); },
-        [&](view2d<T> k, std::mt19937_64& g) { fill_low_rank(k, rank, g, scale); });
+        separable_error(c, rank), [&](view2d<T> k, std::mt19937_64& g) { fill_low_rank(k, rank, g, scale); });
     separable += ran ? 1 : 0;
   }
   INFO("grid cases run by the separable path");
@@ -221,58 +221,39 @@ TEST_CASE("separable: integer filters and the usual shapes through every border"
     for (border edge :
          {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular})
       for (output mode : {output::full, output::same, output::valid}) {
-        problem_case c{};
-        c.rows = 41;
-        c.cols = 70;
-        c.k_rows = k->rows();
-        c.k_cols = k->cols();
-        c.pad = 3;
-        c.opt.mode = mode;
-        c.opt.edge = edge;
-        c.opt.edge_value = 0.5;
-        c.opt.algo = algorithm::direct;
-        c.opt.tune.separable = separable_use::always;
+        conv_case c = image_case(41, 70, k->rows(), k->cols());
+        c.view_pad = 3;
+        c.mode = mode;
+        c.edge = edge;
+        c.edge_value = 0.5;
+        c.algo = algorithm::direct;
+        c.tune.separable = separable_use::always;
         const int rank = k == &log ? 2 : 1;
-        check_case<float>(
-            c, rng,
-            [](view2d<const float> in, view2d<const float> kk, view2d<float> out, const options& o) {
-              conv2d<float>(in, kk, out, o);
-            },
-            [&](const problem_case& pc) { return separable_error(pc, rank); },
-            [&](view2d<float> kk, std::mt19937_64&) {
-              for (index_t i = 0; i < kk.rows(); ++i)
-                for (index_t j = 0; j < kk.cols(); ++j) kk(i, j) = (*k)(i, j);
-            });
+        check_case<float>(c, rng, call_conv2d<float>{}, separable_error(c, rank),
+                          [&](view2d<float> kk, std::mt19937_64&) {
+                            for (index_t i = 0; i < kk.rows(); ++i)
+                              for (index_t j = 0; j < kk.cols(); ++j) kk(i, j) = (*k)(i, j);
+                          });
       }
 }
 
 TEST_CASE("separable: depthwise layers with separable filters match the reference", "[separable][layers]") {
   std::mt19937_64 rng(run_seed() ^ 0xd3e9ULL);
   int checked = 0;
-  for (layer_case c : layer_grid()) {
-    if (c.opt.groups != c.c || c.c != c.k || c.r < 3 || c.s < 3) continue;  // depthwise, 2-D filters
-    c.opt.algo = algorithm::direct;
-    c.opt.tune.separable = separable_use::always;
+  for (conv_case c : conv_grid(front_door::layer)) {
+    if (c.groups != c.c || c.c != c.k || c.k_rows < 3 || c.k_cols < 3) continue;  // depthwise, 2-D filters
+    c.algo = algorithm::direct;
+    c.tune.separable = separable_use::always;
     for (int rank = 1; rank <= 2; ++rank) {
-      check_layer_case<float>(
+      check_case<float>(
           c, rng,
           [&](view4d<const float> in, view4d<const float> w, const float* b, view4d<float> out,
               const layer_options& o) {
             const detail::conv_problem p = detail::layer_problem<float>(in.shape(), w, b, o, false);
-            if (!p.sparse()) CHECK(p.kernel_rank == expected_rank(c.r, c.s, rank));
+            if (!p.sparse()) CHECK(p.kernel_rank == expected_rank(c.k_rows, c.k_cols, rank));
             conv2d<float>(in, w, b, out, o);
           },
-          [&](const layer_case& lc) {
-            problem_case pc{};
-            pc.k_rows = lc.r;
-            pc.k_cols = lc.s;
-            error_model m = separable_error(pc, rank);
-            m.local += 1;  // the bias
-            return m;
-          },
-          [&](view4d<float> w, std::mt19937_64& g) {
-            for (index_t k = 0; k < w.n(); ++k) fill_low_rank(w.plane(k, 0), rank, g);
-          });
+          separable_error(c, rank), [&](view2d<float> w, std::mt19937_64& g) { fill_low_rank(w, rank, g); });
       ++checked;
     }
   }

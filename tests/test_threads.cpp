@@ -25,20 +25,21 @@ TEST_CASE("8 threads convolve different shapes at once", "[threads]") {
     } catch (const unavailable&) {
     }
   }
-  const std::vector<problem_case> grid = problem_grid(0);
+  const std::vector<conv_case> grid = conv_grid(front_door::image, 0);
   check_concurrently(grid.size(), 8, run_seed(), [&](std::size_t i, std::mt19937_64& rng) -> std::string {
-    problem_case c = grid[i];
-    c.opt.algo = algos[i % algos.size()];
-    c.opt.threads = 1 + int(i % 2);  // some calls fork threads of their own
+    conv_case c = grid[i];
+    c.algo = algos[i % algos.size()];
+    c.threads = 1 + int(i % 2);  // some calls fork threads of their own
+    const options o = c.image_opt();
     array2d<double> in(c.rows, c.cols), k(c.k_rows, c.k_cols);
     fill_random(in.view(), rng);
     fill_random(k.view(), rng);
-    const array2d<double> got = conv2d(in, k, c.opt);
-    const array2d<double> want = reference::conv2d<double>(in, k, c.opt);
-    const array2d<double> mag = reference::conv2d<double>(in, k, c.opt, true);
+    const array2d<double> got = conv2d(in, k, o);
+    const array2d<double> want = reference::conv2d<double>(in, k, o);
+    const array2d<double> mag = reference::conv2d<double>(in, k, o, true);
     for (index_t j = 0; j < got.size(); ++j)
       if (!(std::abs(got.data()[j] - want.data()[j]) <= 1e-9 * (mag.data()[j] + 1)))
-        return c.describe() + " via " + to_string(c.opt.algo);
+        return c.describe() + " via " + to_string(c.algo);
     return {};
   });
 }
