@@ -128,10 +128,17 @@ struct direct_costs {
 /// project first ran on.
 struct im2col_costs {
   /// Multiply-adds per second of a GEMM on one thread (a 1x1 64 -> 64 layer, 56 x 56), before the
-  /// m / (m + 12) factor for m filters per group.
+  /// m / (m + 12) factor for m > 1 filters per group.
   constant gemm_macs_per_s{65e9, 1e8, 1e14};
-  /// Seconds per column-matrix element lowered (a 128 -> 128 3x3 layer, 28 x 28).
-  constant lower_s{0.3e-9, 1e-13, 1e-7};
+  /// The same of a GEMM with one row (one filter per group: a single image, a depthwise layer), a
+  /// memory-bound matrix-vector product (a 512 x 512 image, 5 x 5 kernel). Built in: 65e9 / 13, the
+  /// formula's value at m = 1 (measured 2.6-4.4e9 on the Xeon this project runs on now).
+  constant vector_macs_per_s{5e9, 1e8, 1e13};
+  /// Seconds per column-matrix element lowered (a 128 -> 128 3x3 layer, 28 x 28): what that layer
+  /// takes beyond its GEMM at the 1x1 layer's rate. Where its deep GEMM runs faster than the 1x1
+  /// one, that difference is no lowering cost (a Xeon measured 0 here): a tenth of the built-in
+  /// value is the least believed.
+  constant lower_s{0.3e-9, 0.03e-9, 1e-7};
   /// Seconds of a call besides its GEMMs (16 x 16, 3 x 3), and of each GEMM call (a depthwise layer).
   constant call_s{3e-6, 1e-8, 1e-3}, gemm_call_s{1e-6, 0, 1e-3};
   /// Layers of a few channels per group against the model (64 -> 64 in 16 groups of 4, 32 x 32).
@@ -141,6 +148,7 @@ struct im2col_costs {
   template <class Self, class Visit>
   static void visit(Self& self, Visit&& visit) {
     visit("gemm_macs_per_s", self.gemm_macs_per_s);
+    visit("vector_macs_per_s", self.vector_macs_per_s);
     visit("lower_s", self.lower_s);
     visit("call_s", self.call_s);
     visit("gemm_call_s", self.gemm_call_s);

@@ -69,9 +69,10 @@ std::unique_ptr<executor<T>> make_im2col(const conv_problem& p, const T* weights
 }
 
 /// Cost model, in seconds (constants: im2col_costs): call_s per call, plus: the GEMM runs at
-/// gemm_macs_per_s (one thread) scaled by m / (m + 12) for its row count m (the filters per group:
-/// m = 1 is a memory-bound matrix-vector product), lowering costs lower_s per column-matrix element,
-/// each GEMM call gemm_call_s, and all of it divides over the threads.
+/// gemm_macs_per_s (one thread) scaled by m / (m + 12) for its row count m (the filters per group),
+/// or at vector_macs_per_s for m = 1 (a memory-bound matrix-vector product: single images, depthwise
+/// layers), lowering costs lower_s per column-matrix element, each GEMM call gemm_call_s, and all of
+/// it divides over the threads.
 inline double im2col_cost(const conv_problem& p, const cost_profile& profile) {
   if (p.sparse()) return never;
   const im2col_costs& m = profile.im2col;
@@ -80,6 +81,7 @@ inline double im2col_cost(const conv_problem& p, const cost_profile& profile) {
       s.one_by_one() ? 0.0
                      : double(p.n) * double(p.groups) * double(s.depth()) * double(p.rows.out) * double(p.cols.out);
   const double rows = double(p.k_per_group());
+  const double rate = rows == 1 ? double(m.vector_macs_per_s) : m.gemm_macs_per_s * rows / (rows + 12);
   const double gemm_calls = double(p.n) * double(p.groups);  // at least one per image and group
   // Layers of a few channels per group: small GEMMs on column matrices that stay in cache, which the
   // dense layers' constants overestimated by 1.4-3x (measured apart: grouped_scale).
@@ -94,8 +96,9 @@ inline double im2col_cost(const conv_problem& p, const cost_profile& profile) {
 /// them (tuning::single_threaded_blas's default): the GEMM rate on a 1x1 layer (no lowering: 64
 /// filters x 64 channels x 56 x 56 positions); the lowering cost per column-matrix element from a
 /// 3x3 layer (with what a lowered GEMM loses against the 1x1 one, a deep column matrix packed by the
-/// BLAS: 128 -> 128 channels, 28 x 28); a tiny call's time; a GEMM call's from a depthwise layer
-/// (256 groups of one channel and one filter, 14 x 14); a grouped layer's scale against the model.
+/// BLAS: 128 -> 128 channels, 28 x 28); a tiny call's time; the matrix-vector rate from a single
+/// image (512 x 512, 5 x 5); a GEMM call's from a depthwise layer (256 groups of one channel and one
+/// filter, 14 x 14); a grouped layer's scale against the model.
 inline im2col_costs measure_im2col(calibration& c) {
   c.step("im2col: GEMM rate and lowering cost, 1 thread");
   im2col_costs m;
@@ -109,6 +112,9 @@ inline im2col_costs measure_im2col(calibration& c) {
   const double gemm_part = lowering.macs() / (m.gemm_macs_per_s * rows / (rows + 12));
   m.lower_s.measure(std::max(1e-12, (c.seconds(lowering) - gemm_part) / elements));
   m.call_s.measure(c.seconds(on_one(timed_problem::image(16).kernel(3))));
+  const conv_problem image = on_one(timed_problem::image(512).kernel(5));
+  const double image_lowered = double(image.rows.out) * double(image.cols.out) * 25;
+  m.vector_macs_per_s.measure(image.macs() / std::max(1e-9, c.seconds(image) - m.call_s - image_lowered * m.lower_s));
   so_far.im2col = m;
   so_far.im2col.gemm_call_s.measure(0.0);
   const conv_problem depthwise = on_one(timed_problem::layer(1, 256, 256).planes(14).kernel(3).grouped(256));
