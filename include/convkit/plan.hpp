@@ -2,6 +2,11 @@
 //
 // plan<T> validates the shapes and options, chooses the backend, copies the kernel and allocates
 // every buffer (FFT plans and kernel spectra too) at construction; execute() then allocates nothing.
+// It also executes on images of pixels (image.hpp, as conv2d does): computed in T, band by band; the
+// first such execute makes that path's executors and buffers, and later ones allocate nothing. An
+// integer-valued kernel gives exact integer outputs while its sum of |taps| times the largest
+// |pixel| stays below 2^24 in a plan<float> (any 8-bit image with sum |taps| < 65794), 2^53 in a
+// plan<double>.
 // The plan keeps its options, tuning included: later changes to the process defaults do not reach
 // it. A plan is movable, not copyable, and not safe to execute from two threads at once (it owns one
 // workspace): give each thread its own plan. A moved-from plan throws convkit::error on use.
@@ -9,11 +14,14 @@
 
 #include "version.hpp"
 
+#include <memory>
 #include <string>
 #include <type_traits>
 
 #include "detail/arguments.hpp"
+#include "detail/pixel_bands.hpp"
 #include "detail/prepared.hpp"
+#include "image.hpp"
 #include "options.hpp"
 #include "view.hpp"
 
@@ -39,6 +47,26 @@ class plan {
     core_.run(detail::planes_of(input), detail::planes_of(out));
   }
 
+  /// out = every channel of input filtered with the kernel (conv2d's image call). input must be
+  /// input_shape(), out output_shape() with input's channels, and they must not overlap.
+  template <class P, class Q>
+  void execute(image_view<const P> input, image_view<Q> out) {
+    detail::check_image_types<P, T, Q>();
+    detail::check_image_call<P, Q>(input, out, input_shape(), output_shape());
+    if constexpr (std::is_same_v<P, T> && std::is_same_v<Q, T>) {
+      if (input.channels() == 1)
+        return core_.run({input.data(), 0, 0, input.row_stride()}, {out.data(), 0, 0, out.row_stride()});
+    }
+    const bool exact = detail::computes_exactly<P, Q, T>(weights_);
+    std::unique_ptr<detail::pixel_bands<T>>& bands = exact ? exact_pixels_ : pixels_;
+    if (!bands) {
+      detail::conv_problem p = core_.problem();
+      if (exact) detail::make_exact(p);
+      bands = std::make_unique<detail::pixel_bands<T>>(p, weights_.data());
+    }
+    bands->run(input, out);
+  }
+
   /// Convenience: allocates and returns the output.
   array2d<T> operator()(view2d<const T> input) {
     array2d<T> out(output_shape().rows, output_shape().cols);
@@ -53,9 +81,11 @@ class plan {
 
  private:
   plan(const detail::conv_problem& p, view2d<const T> kernel, bool correlate)
-      : core_(p, detail::correlation_order(kernel, correlate).data(), nullptr) {}
+      : weights_(detail::correlation_order(kernel, correlate)), core_(p, weights_.data(), nullptr) {}
 
+  array2d<T> weights_;  // in correlation order
   detail::prepared<T> core_;
+  std::unique_ptr<detail::pixel_bands<T>> pixels_, exact_pixels_;  // made by the first image execute
 };
 
 CONVKIT_NAMESPACE_END

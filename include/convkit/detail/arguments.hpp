@@ -5,9 +5,13 @@
 
 #include "../version.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <type_traits>
 
+#include "../image.hpp"
 #include "../layer_options.hpp"
 #include "../options.hpp"
 #include "../view.hpp"
@@ -92,6 +96,74 @@ template <class T>
 void check_layer_parameters(view4d<const T> weights, const T* bias, view4d<const T> out) {
   if (overlaps(weights.data(), weights.size(), out.data(), out.size())) throw error("out aliases weights");
   if (bias != nullptr && overlaps(bias, weights.n(), out.data(), out.size())) throw error("out aliases bias");
+}
+// --- Images of pixels (image.hpp) ---------------------------------------------------------------------
+
+/// The type an image call computes in: double where its input or output is double, else float (a
+/// double kernel is rounded to float then: its error stays within float's rounding of the sums).
+template <class P, class Q>
+using pixel_compute_t = std::conditional_t<std::is_same_v<P, double> || std::is_same_v<Q, double>, double, float>;
+
+template <class P, class K, class Q>
+constexpr void check_image_types() {
+  static_assert(is_pixel_v<P> && is_pixel_v<Q>,
+                "convkit::conv2d: pixels are std::uint8_t, std::uint16_t, std::int16_t, float or double");
+  static_assert(std::is_same_v<K, float> || std::is_same_v<K, double>, "convkit::conv2d: kernels are float or double");
+}
+
+/// Whether every tap of `kernel` is an integer.
+template <class K>
+bool integer_valued(view2d<const K> kernel) noexcept {
+  for (index_t r = 0; r < kernel.rows(); ++r)
+    for (index_t c = 0; c < kernel.cols(); ++c)
+      if (!(std::floor(kernel(r, c)) == kernel(r, c))) return false;
+  return true;
+}
+
+/// Integer pixels in and out with an integer-valued kernel are computed exactly: by direct sums (no
+/// transform, no low-rank factors), every partial sum an integer that T holds exactly while the sum
+/// of |taps| times the largest |pixel| stays below 2^(T's mantissa digits).
+template <class P, class Q, class K>
+bool computes_exactly(view2d<const K> kernel) noexcept {
+  if constexpr (!std::is_integral_v<P> || !std::is_integral_v<Q>) {
+    return false;
+  } else {
+    return integer_valued(kernel);
+  }
+}
+template <class T, class P, class K>
+bool exact_in(view2d<const K> kernel) noexcept {
+  double taps = 0;
+  for (index_t r = 0; r < kernel.rows(); ++r)
+    for (index_t c = 0; c < kernel.cols(); ++c) taps += std::abs(double(kernel(r, c)));
+  const double largest = std::max(-double(std::numeric_limits<P>::lowest()), double(std::numeric_limits<P>::max()));
+  return taps * largest < std::ldexp(1.0, std::numeric_limits<T>::digits);
+}
+
+/// The problem of an exact computation (computes_exactly): direct sums of the kernel as given.
+inline void make_exact(conv_problem& p) noexcept {
+  if (p.algo == algorithm::automatic) p.algo = algorithm::direct;
+  p.tune.separable = separable_use::never;
+  p.kernel_rank = 0;
+}
+
+template <class P, class Q>
+void check_image_call(image_view<const P> input, image_view<const Q> out, shape2d in_shape, shape2d out_shape) {
+  if (input.shape() != in_shape)
+    throw error("input is " + shape_str(input.shape()) + ", expected " + shape_str(in_shape));
+  if (out.shape() != out_shape) throw error("out is " + shape_str(out.shape()) + ", expected " + shape_str(out_shape));
+  if (out.channels() != input.channels())
+    throw error("out has " + std::to_string(out.channels()) + " channels, input " + std::to_string(input.channels()));
+  if (overlaps(input, out)) throw error("out aliases input: convolution cannot run in place");
+}
+
+/// `kernel` in T, as given.
+template <class T, class K>
+array2d<T> kernel_in(view2d<const K> kernel) {
+  array2d<T> k(kernel.rows(), kernel.cols());
+  for (index_t r = 0; r < k.rows(); ++r)
+    for (index_t c = 0; c < k.cols(); ++c) k(r, c) = T(kernel(r, c));
+  return k;
 }
 }  // namespace detail
 CONVKIT_NAMESPACE_END
