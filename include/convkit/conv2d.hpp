@@ -15,12 +15,12 @@
 // written, so no whole plane of the compute type is made. Exactness: every integer output equals the
 // float64 definition rounded and saturated, except where that exact value lies within the chosen
 // backend's error bound of a rounding boundary (a tie); with an integer-valued kernel (Sobel, box
-// sums, Laplacian) integer outputs are exact everywhere (direct sums, in double where float's 24
-// bits would not hold every partial sum). Throws convkit::error, naming the argument, for: an empty input or kernel, a
-// valid output that would be empty, stride or dilation < 1, negative threads, an enum value outside its enumerators, an
-// `out` of the wrong shape, `out` overlapping the input or the kernel, sizes whose products overflow index_t; and
-// convkit::unavailable when options::algo names a backend this program does not have. A one-shot conv2d is a plan used
-// once; to convolve many inputs of one shape, keep a plan.
+// sums, Laplacian; and an integer border value) integer outputs are exact everywhere (direct sums, in double where
+// float's 24 bits would not hold every partial sum). Throws convkit::error, naming the argument, for: an empty input or
+// kernel, a valid output that would be empty, stride or dilation < 1, negative threads, an enum value outside its
+// enumerators, an `out` of the wrong shape, `out` overlapping the input or the kernel, sizes whose products overflow
+// index_t; and convkit::unavailable when options::algo names a backend this program does not have. A one-shot conv2d is
+// a plan used once; to convolve many inputs of one shape, keep a plan.
 #pragma once
 
 #include "version.hpp"
@@ -91,7 +91,7 @@ void conv2d_pixels(image_view<const P> input, view2d<const K> kernel, image_view
       return;
     }
   }
-  pixel_bands<T>(p, weights.data()).run(input, out);
+  pixel_bands<T>(p, weights.data(), input.channels()).run(input, out);
 }
 
 /// image<X> and image_view<X>: the things conv2d accepts as an image; value type X.
@@ -117,7 +117,7 @@ template <class P, class K, class Q>
 void conv2d(image_view<const P> input, view2d<const K> kernel, image_view<Q> out, const options& opt = {}) {
   detail::check_image_types<P, K, Q>();
   using T = detail::pixel_compute_t<P, Q>;
-  const bool exact = detail::computes_exactly<P, Q>(kernel);
+  const bool exact = detail::computes_exactly<P, Q>(kernel, opt);
   if constexpr (std::is_same_v<T, float>)
     if (exact && !detail::exact_in<float, P>(kernel))
       return detail::conv2d_pixels<double>(input, kernel, out, opt, exact);

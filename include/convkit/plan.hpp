@@ -3,7 +3,8 @@
 // plan<T> validates the shapes and options, chooses the backend, copies the kernel and allocates
 // every buffer (FFT plans and kernel spectra too) at construction; execute() then allocates nothing.
 // It also executes on images of pixels (image.hpp, as conv2d does): computed in T, band by band; the
-// first such execute makes that path's executors and buffers, and later ones allocate nothing. An
+// first such execute of a channel count makes that path's executors and buffers, and later ones
+// allocate nothing. An
 // integer-valued kernel gives exact integer outputs while its sum of |taps| times the largest
 // |pixel| stays below 2^24 in a plan<float> (any 8-bit image with sum |taps| < 65794), 2^53 in a
 // plan<double>.
@@ -14,6 +15,7 @@
 
 #include "version.hpp"
 
+#include <array>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -34,7 +36,7 @@ class plan {
   /// Throws convkit::error for bad shapes or options (see output_shape) and convkit::unavailable if
   /// options::algo names a backend this program does not have.
   plan(index_t rows, index_t cols, view2d<const T> kernel, const options& opt = {})
-      : plan(detail::image_problem<T>(rows, cols, kernel, opt, true), kernel, opt.correlate) {}
+      : plan(detail::image_problem<T>(rows, cols, kernel, opt, true), kernel, opt) {}
 
   plan(plan&&) noexcept = default;
   plan& operator=(plan&&) noexcept = default;
@@ -57,12 +59,13 @@ class plan {
       if (input.channels() == 1)
         return core_.run({input.data(), 0, 0, input.row_stride()}, {out.data(), 0, 0, out.row_stride()});
     }
-    const bool exact = detail::computes_exactly<P, Q, T>(weights_);
-    std::unique_ptr<detail::pixel_bands<T>>& bands = exact ? exact_pixels_ : pixels_;
+    const bool exact = detail::computes_exactly<P, Q, T>(weights_, options_);
+    std::unique_ptr<detail::pixel_bands<T>>& bands =
+        pixels_[std::size_t((exact ? max_channels : 0) + input.channels() - 1)];
     if (!bands) {
       detail::conv_problem p = core_.problem();
       if (exact) detail::make_exact(p);
-      bands = std::make_unique<detail::pixel_bands<T>>(p, weights_.data());
+      bands = std::make_unique<detail::pixel_bands<T>>(p, weights_.data(), input.channels());
     }
     bands->run(input, out);
   }
@@ -80,12 +83,15 @@ class plan {
   algorithm chosen() const noexcept { return core_.chosen(); }
 
  private:
-  plan(const detail::conv_problem& p, view2d<const T> kernel, bool correlate)
-      : weights_(detail::correlation_order(kernel, correlate)), core_(p, weights_.data(), nullptr) {}
+  plan(const detail::conv_problem& p, view2d<const T> kernel, const options& opt)
+      : options_(opt), weights_(detail::correlation_order(kernel, opt.correlate)), core_(p, weights_.data(), nullptr) {}
 
+  options options_;
   array2d<T> weights_;  // in correlation order
   detail::prepared<T> core_;
-  std::unique_ptr<detail::pixel_bands<T>> pixels_, exact_pixels_;  // made by the first image execute
+  // Made by the first image execute of each channel count, exactly computed (integer pixels with an
+  // integer-valued kernel) or not.
+  std::array<std::unique_ptr<detail::pixel_bands<T>>, 2 * max_channels> pixels_;
 };
 
 CONVKIT_NAMESPACE_END

@@ -120,15 +120,16 @@ bool integer_valued(view2d<const K> kernel) noexcept {
   return true;
 }
 
-/// Integer pixels in and out with an integer-valued kernel are computed exactly: by direct sums (no
-/// transform, no low-rank factors), every partial sum an integer that T holds exactly while the sum
-/// of |taps| times the largest |pixel| stays below 2^(T's mantissa digits).
+/// Integer pixels in and out with an integer-valued kernel (and an integer border value) are
+/// computed exactly: by direct sums (no transform, no low-rank factors), every partial sum an
+/// integer that T holds exactly while the sum of |taps| times the largest |pixel| stays below
+/// 2^(T's mantissa digits).
 template <class P, class Q, class K>
-bool computes_exactly(view2d<const K> kernel) noexcept {
+bool computes_exactly(view2d<const K> kernel, const options& opt) noexcept {
   if constexpr (!std::is_integral_v<P> || !std::is_integral_v<Q>) {
     return false;
   } else {
-    return integer_valued(kernel);
+    return integer_valued(kernel) && (opt.edge != border::constant || std::floor(opt.edge_value) == opt.edge_value);
   }
 }
 template <class T, class P, class K>

@@ -1,9 +1,17 @@
-// A single-image problem run on interleaved pixel images (image.hpp): each channel's output rows go
-// in bands (row_bands.hpp), each band's input rows converted from the pixels into a buffer of the
-// compute type T as they are gathered, and its outputs converted back into the output's pixels
-// (pixels.hpp), so no whole plane of T is ever made and every backend computes pixels of every type
-// the same way. Bands of all channels go to the threads in chunks; every thread has its own
-// executors (one per band shape: the full bands and the last) and buffers, made with the plan.
+// A single-image problem run on interleaved pixel images (image.hpp): output rows go in bands
+// (row_bands.hpp), each band's input rows converted from the pixels into a buffer of the compute
+// type T as they are gathered, and its outputs converted back into the output's pixels (pixels.hpp),
+// so no whole plane of T is ever made and every backend computes pixels of every type alike.
+//
+//   interleaved   (column stride 1, the usual case) all C channels at once: each gathered row is
+//                 the row extended along the columns by the border rule, channel by channel, and the
+//                 band problem reads it as one plane C times as wide with the kernel's columns
+//                 dilated by C more, so channel ch's taps read channel ch, every output row comes out
+//                 interleaved as the image stores it, and the executor reads its input in place;
+//   per channel   (a column stride, or a column axis mostly unread) one channel at a time, the band
+//                 problem the image's own.
+// Bands (of all channels) go to the threads in chunks; every thread has its own executors (one per
+// band shape: the full bands and the last) and buffers, made with the plan.
 #pragma once
 
 #include "../version.hpp"
@@ -12,7 +20,7 @@
 #include <vector>
 
 #include "../image.hpp"
-#include "choice.hpp"
+#include "../padding.hpp"
 #include "pixels.hpp"
 #include "prepared.hpp"
 #include "problem.hpp"
@@ -26,16 +34,24 @@ template <class T>
 class pixel_bands {
  public:
   pixel_bands() = default;
-  /// `global`: the whole image's problem (single plane); `weights`: its kernel in correlation order.
-  pixel_bands(const conv_problem& global, const T* weights) : global_(global), tune_(band_tuning(global)) {
+  /// `global`: the whole image's problem (single plane); `weights`: its kernel in correlation order;
+  /// `channels`: the images' channels (1 to 4) it will run on.
+  pixel_bands(const conv_problem& global, const T* weights, index_t channels)
+      : global_(global),
+        channels_(channels),
+        interleaved_(global.cols.stride == 1 && !global.cols.sparse()),
+        fill_(global.fill<T>()) {
     resolve_profile(global_);
+    const settings tune = band_tuning(global_);
     const index_t out_rows = global_.rows.out;
-    band_rows_ = std::min(out_rows, band_height(global_));
-    for (index_t first = 0; first < out_rows; first += band_rows_)
-      bands_.emplace_back(global_, first, std::min(out_rows, first + band_rows_));
-    const conv_problem full = band_problem(bands_.front()), last = band_problem(bands_.back());
+    const index_t band_rows = std::min(out_rows, band_height(global_));
+    for (index_t first = 0; first < out_rows; first += band_rows)
+      bands_.emplace_back(global_, first, std::min(out_rows, first + band_rows));
+    if (interleaved_) column_sources();
+    const conv_problem full = band_problem(bands_.front(), tune), last = band_problem(bands_.back(), tune);
     const bool uneven = last.rows.out != full.rows.out;
-    workers_.resize(std::size_t(std::min<index_t>(global_.threads, index_t(bands_.size()) * max_channels)));
+    const index_t items = index_t(bands_.size()) * (interleaved_ ? 1 : channels_);
+    workers_.resize(std::size_t(std::min<index_t>(global_.threads, items)));
     for (worker& w : workers_) {
       w.full = prepared<T>(full, weights, nullptr);
       if (uneven) w.last = prepared<T>(last, weights, nullptr);
@@ -44,21 +60,25 @@ class pixel_bands {
     }
   }
 
+  index_t channels() const noexcept { return channels_; }
   /// The backend the full bands run (never algorithm::automatic).
   algorithm chosen() const noexcept { return workers_.front().full.chosen(); }
 
   /// out = the problem applied to every channel of `in`; the caller has checked shapes, channels
-  /// and aliasing.
+  /// (channels()) and aliasing.
   template <class P, class Q>
   void run(image_view<const P> in, image_view<Q> out) {
-    const index_t channels = in.channels(), items = index_t(bands_.size()) * channels;
+    const index_t per_band = interleaved_ ? 1 : channels_, items = index_t(bands_.size()) * per_band;
     const int threads = int(std::min<index_t>(index_t(workers_.size()), items));
     parallel_chunks(items, threads, [&](index_t slice, index_t i0, index_t i1) {
       worker& w = workers_[std::size_t(slice)];
-      with_channels(channels, [&](auto c) {
-        for (index_t i = i0; i < i1; ++i)
-          run_band<decltype(c)::value>(w, bands_[std::size_t(i / channels)], i % channels, in, out);
-      });
+      for (index_t i = i0; i < i1; ++i) {
+        const row_band& band = bands_[std::size_t(i / per_band)];
+        if (interleaved_)
+          run_interleaved(w, band, in, out);
+        else
+          with_channels(channels_, [&](auto c) { run_channel<decltype(c)::value>(w, band, i % per_band, in, out); });
+      }
     });
   }
 
@@ -77,37 +97,104 @@ class pixel_bands {
     return std::max<index_t>(transforms ? 256 : 64, 4 * g.rows.span);
   }
 
-  conv_problem band_problem(const row_band& band) const {
-    conv_problem p = band.problem(tune_);
+  // The band's problem; interleaved, its columns are the extended columns of every channel, read
+  // as they are (valid), with the kernel's dilation times the channels.
+  conv_problem band_problem(const row_band& band, const settings& tune) const {
+    conv_problem p = band.problem(tune);
     p.threads = 1;  // the bands are the threads' work
     p.amortised = true;
+    if (interleaved_) {
+      axis_geometry& c = p.cols;
+      c.in = c.extent * channels_;
+      c.dilation *= int(channels_);
+      c.span = (c.kernel - 1) * c.dilation + 1;
+      c.out *= channels_;
+      c.pad_before = 0;
+      c.extent = c.in;
+      p.edge = border::zero;  // nothing outside is read
+    }
     return p;
   }
 
-  template <int C, class P, class Q>
-  void run_band(worker& w, const row_band& band, index_t ch, image_view<const P> in, image_view<Q> out) {
-    const std::vector<index_t>& sources = band.sources();
-    const index_t cols = global_.cols.in;
-    const T fill = global_.fill<T>();
-    for (std::size_t r = 0; r < sources.size(); ++r) {
-      T* to = w.in.data() + index_t(r) * cols;
-      if (sources[r] < 0)
-        std::fill(to, to + cols, fill);
-      else
-        load_channel<C>(in.row(sources[r]), ch, cols, to);
+  // The image column each extended column reads (-1: the border value), and the run of them that is
+  // the image itself in order.
+  void column_sources() {
+    const axis_geometry& c = global_.cols;
+    sources_.resize(std::size_t(c.extent));
+    for (index_t e = 0; e < c.extent; ++e)
+      sources_[std::size_t(e)] = border_index(e - c.pad_before, c.in, global_.edge);
+    inside_begin_ = std::clamp<index_t>(c.pad_before, 0, c.extent);
+    inside_end_ = std::clamp<index_t>(c.pad_before + c.in, inside_begin_, c.extent);
+  }
+
+  template <class P>
+  void load_extended_row(const P* row, T* to) const {
+    const index_t C = channels_;
+    for (index_t e = 0; e < index_t(sources_.size()); ++e) {
+      if (e == inside_begin_) {  // the image's own columns, in order: one contiguous conversion
+        const index_t n = (inside_end_ - inside_begin_) * C;
+        const P* from = row + (e - global_.cols.pad_before) * C;
+        for (index_t i = 0; i < n; ++i) to[e * C + i] = T(from[i]);
+        e = inside_end_ - 1;
+        continue;
+      }
+      const index_t s = sources_[std::size_t(e)];
+      for (index_t ch = 0; ch < C; ++ch) to[e * C + ch] = s < 0 ? fill_ : T(row[s * C + ch]);
     }
-    const index_t rows = band.last() - band.first(), out_cols = global_.cols.out;
-    prepared<T>& e = rows == w.full.problem().rows.out ? w.full : w.last;
-    e.run(planes_of(view2d<const T>(w.in.data(), index_t(sources.size()), cols)),
-          planes_of(view2d<T>(w.out.data(), rows, out_cols)));
-    for (index_t r = 0; r < rows; ++r)
+  }
+
+  template <class P, class Q>
+  void run_interleaved(worker& w, const row_band& band, image_view<const P> in, image_view<Q> out) {
+    const std::vector<index_t>& rows = band.sources();
+    const index_t width = w.in.cols();
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      T* to = w.in.data() + index_t(r) * width;
+      if (rows[r] < 0)
+        std::fill(to, to + width, fill_);
+      else
+        load_extended_row(in.row(rows[r]), to);
+    }
+    compute(w, band, index_t(rows.size()), width);
+    const index_t out_width = w.out.cols();
+    for (index_t r = 0; r < band.last() - band.first(); ++r) {
+      const T* from = w.out.data() + r * out_width;
+      Q* to = out.row(band.first() + r);
+      for (index_t i = 0; i < out_width; ++i) to[i] = to_pixel<Q>(from[i]);
+    }
+  }
+
+  template <int C, class P, class Q>
+  void run_channel(worker& w, const row_band& band, index_t ch, image_view<const P> in, image_view<Q> out) {
+    const std::vector<index_t>& rows = band.sources();
+    const index_t cols = global_.cols.in;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      T* to = w.in.data() + index_t(r) * cols;
+      if (rows[r] < 0)
+        std::fill(to, to + cols, fill_);
+      else
+        load_channel<C>(in.row(rows[r]), ch, cols, to);
+    }
+    compute(w, band, index_t(rows.size()), cols);
+    const index_t out_cols = global_.cols.out;
+    for (index_t r = 0; r < band.last() - band.first(); ++r)
       store_channel<C>(w.out.data() + r * out_cols, out_cols, out.row(band.first() + r), ch);
   }
 
+  // The band's outputs from the gathered rows in w.in (rows x width).
+  void compute(worker& w, const row_band& band, index_t rows, index_t width) {
+    const index_t outputs = band.last() - band.first();
+    prepared<T>& e = outputs == w.full.problem().rows.out ? w.full : w.last;
+    e.run(planes_of(view2d<const T>(w.in.data(), rows, width)),
+          planes_of(view2d<T>(w.out.data(), outputs, w.out.cols())));
+  }
+
   conv_problem global_;
-  settings tune_;
-  index_t band_rows_ = 1;
+  index_t channels_ = 1;
+  bool interleaved_ = true;
+  T fill_ = T(0);
   std::vector<row_band> bands_;
+  std::vector<index_t> sources_;               // interleaved: the image column of each extended column
+  index_t inside_begin_ = 0, inside_end_ = 0;  // interleaved: the extended columns that are the image's
   std::vector<worker> workers_;
 };
 
