@@ -127,17 +127,15 @@ class pixel_bands {
     inside_end_ = std::clamp<index_t>(c.pad_before + c.in, inside_begin_, c.extent);
   }
 
-  template <class P>
-  void load_extended_row(const P* row, T* to) const {
+  // Image row `row` extended along the columns, every channel, into `to` (extent x C values).
+  template <class P, class Q>
+  void load_extended_row(const pixel_rows<P, T, Q>& rows, const P* row, T* to) const {
     const index_t C = channels_;
+    rows.load(row + (inside_begin_ - global_.cols.pad_before) * C, (inside_end_ - inside_begin_) * C,
+              to + inside_begin_ * C);  // the image's own columns, in order
     for (index_t e = 0; e < index_t(sources_.size()); ++e) {
-      if (e == inside_begin_) {  // the image's own columns, in order: one contiguous conversion
-        const index_t n = (inside_end_ - inside_begin_) * C;
-        const P* from = row + (e - global_.cols.pad_before) * C;
-        for (index_t i = 0; i < n; ++i) to[e * C + i] = T(from[i]);
-        e = inside_end_ - 1;
-        continue;
-      }
+      if (e == inside_begin_) e = inside_end_;
+      if (e == index_t(sources_.size())) break;
       const index_t s = sources_[std::size_t(e)];
       for (index_t ch = 0; ch < C; ++ch) to[e * C + ch] = s < 0 ? fill_ : T(row[s * C + ch]);
     }
@@ -145,6 +143,7 @@ class pixel_bands {
 
   template <class P, class Q>
   void run_interleaved(worker& w, const row_band& band, image_view<const P> in, image_view<Q> out) {
+    const pixel_rows<P, T, Q> kernels = pixel_rows_for<P, T, Q>(global_.tune.instruction_set);
     const std::vector<index_t>& rows = band.sources();
     const index_t width = w.in.cols();
     for (std::size_t r = 0; r < rows.size(); ++r) {
@@ -152,15 +151,12 @@ class pixel_bands {
       if (rows[r] < 0)
         std::fill(to, to + width, fill_);
       else
-        load_extended_row(in.row(rows[r]), to);
+        load_extended_row(kernels, in.row(rows[r]), to);
     }
     compute(w, band, index_t(rows.size()), width);
     const index_t out_width = w.out.cols();
-    for (index_t r = 0; r < band.last() - band.first(); ++r) {
-      const T* from = w.out.data() + r * out_width;
-      Q* to = out.row(band.first() + r);
-      for (index_t i = 0; i < out_width; ++i) to[i] = to_pixel<Q>(from[i]);
-    }
+    for (index_t r = 0; r < band.last() - band.first(); ++r)
+      kernels.store(w.out.data() + r * out_width, out_width, out.row(band.first() + r));
   }
 
   template <int C, class P, class Q>

@@ -1,7 +1,8 @@
-// Pixels in and out of the compute type: one channel of an interleaved row read into T (float or
-// double), and T written back as a pixel: for integer pixels rounded half to even, then saturated to
-// the type's range (OpenCV's saturate_cast; NaN becomes the lowest value, as cvRound's INT_MIN
-// saturates), for floating ones converted.
+// Pixels in and out of the compute type: rows (or one channel of an interleaved row) read into T
+// (float or double), and T written back as pixels: for integer pixels rounded half to even, then
+// saturated to the type's range (OpenCV's saturate_cast; NaN becomes the lowest value, as cvRound's
+// INT_MIN saturates), for floating ones converted. Whole rows go through pixel_kernel.inl, compiled
+// per instruction set.
 #pragma once
 
 #include "../version.hpp"
@@ -11,6 +12,7 @@
 #include <type_traits>
 
 #include "../types.hpp"
+#include "simd/isa.hpp"
 
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
@@ -55,6 +57,27 @@ void with_channels(index_t channels, F&& f) {
     case 3: return f(std::integral_constant<int, 3>());
     default: return f(std::integral_constant<int, 4>());
   }
+}
+
+#define CONVKIT_ISA_FILE "../pixel_kernel.inl"
+#define CONVKIT_ISA_NAMESPACE(isa) pixel_##isa
+#include "simd/per_isa.inl"
+
+/// Contiguous rows of pixels P read into T, and T written as pixels Q, for one instruction set.
+template <class P, class T, class Q>
+struct pixel_rows {
+  void (*load)(const P*, index_t, T*);
+  void (*store)(const T*, index_t, Q*);
+};
+
+template <class P, class T, class Q>
+pixel_rows<P, T, Q> pixel_rows_for(cpu::isa i) noexcept {
+#if CONVKIT_ISA_X86
+  if (i == cpu::isa::avx512) return {&pixel_avx512::load_row<P, T>, &pixel_avx512::store_row<T, Q>};
+  if (i == cpu::isa::avx2) return {&pixel_avx2::load_row<P, T>, &pixel_avx2::store_row<T, Q>};
+#endif
+  (void)i;
+  return {&pixel_generic::load_row<P, T>, &pixel_generic::store_row<T, Q>};
 }
 
 }  // namespace detail
