@@ -2,9 +2,9 @@
 // reference or against the error contract.
 //
 // A call is decoded byte by byte (bytes past the end read as 0): the front door (conv2d or a plan,
-// single image or layer), the precision, shapes (empty, negative and huge ones too), view gaps, every
-// option field including values outside their enumerators, extreme strides, dilations and
-// paddings, tuning fields, aliasing between output and input, and data with NaN and Inf. Then:
+// single image, image of pixels of any type and 0-5 channels, or layer), the precision, shapes (empty, negative and
+// huge ones too), view gaps, every option field including values outside their enumerators, extreme strides, dilations
+// and paddings, tuning fields, aliasing between output and input, and data with NaN and Inf. Then:
 //   - the call throws convkit::error or convkit::unavailable: the contract (a bad argument, named;
 //     or a backend not here). Anything else thrown, a crash, a sanitizer report or a hang is a
 //     finding;
@@ -18,6 +18,7 @@
 #include <convkit/convkit.hpp>
 #include <convkit/reference.hpp>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -235,10 +236,8 @@ void compare(const double* want, const double* mag, const double* got, index_t n
   }
 }
 
-template <class T>
-void single_image(bytes& in) {
-  const index_t rows = in.extent(40), cols = in.extent(40), k_rows = in.extent(9), k_cols = in.extent(9);
-  const index_t gap = in.small(0, 3);
+/// A single image's options, every field from the input.
+options decode_options(bytes& in) {
   options o;
   o.mode = in.enumerator<output>(3);
   o.edge = in.enumerator<border>(6);
@@ -251,6 +250,14 @@ void single_image(bytes& in) {
   o.algo = in.enumerator<algorithm>(5);
   o.threads = int(in.u8() % 5) - 1;
   decode_tuning(in, o.tune);
+  return o;
+}
+
+template <class T>
+void single_image(bytes& in) {
+  const index_t rows = in.extent(40), cols = in.extent(40), k_rows = in.extent(9), k_cols = in.extent(9);
+  const index_t gap = in.small(0, 3);
+  const options o = decode_options(in);
   const bool as_plan = in.flag(), alias = in.u8() % 13 == 0, specials = in.u8() % 4 == 0;
   const int terms = in.u8() % 4 == 0 ? 1 + in.u8() % 3 : 0;  // a low-rank kernel
   current_call() = std::string(sizeof(T) == 4 ? "float" : "double") + (as_plan ? " plan " : " conv2d ") +
@@ -421,11 +428,105 @@ void layer(bytes& in) {
   }
 }
 
+/// An image of pixels P (1-4 channels; 0 and 5 are refused) into Q: every output pixel the reference
+/// rounded half to even and saturated, or a near-tie (one away, the exact value within the backend's
+/// bound of the rounding boundary); integer pixels with an integer-valued kernel and border value
+/// exactly. NaN and Inf in floating pixels become what to_pixel makes of the definition's value.
+template <class P, class Q>
+void pixel_image(bytes& in) {
+  const index_t rows = in.extent(30), cols = in.extent(30), k_rows = in.extent(7), k_cols = in.extent(7);
+  const index_t channels = in.small(0, 5), gap = in.small(0, 3);
+  options o = decode_options(in);
+  o.tune.separable_tolerance.reset();  // a lossy low-rank approximation's bound: single_image checks it
+  const bool integer_kernel = in.flag(), specials = std::is_floating_point_v<P> && in.u8() % 4 == 0;
+  if (integer_kernel) o.edge_value = std::round(o.edge_value);
+  current_call() = std::string("pixels ") + std::to_string(sizeof(P)) + "->" + std::to_string(sizeof(Q)) + " " +
+                   std::to_string(rows) + "x" + std::to_string(cols) + "x" + std::to_string(channels) + " * " +
+                   std::to_string(k_rows) + "x" + std::to_string(k_cols) + " " + describe(o);
+  if (std::getenv("CONVKIT_FUZZ_PRINT") != nullptr) std::fprintf(stderr, "%s\n", current_call().c_str());
+  const index_t r = std::max<index_t>(rows, 1), c = std::max<index_t>(cols, 1) * std::max<index_t>(channels, 1);
+  std::vector<P> storage(std::size_t(r * (c + gap)));
+  std::vector<double> kstore(std::size_t(std::max<index_t>(k_rows, 1) * std::max<index_t>(k_cols, 1)));
+  std::mt19937 g(in.u8());
+  for (P& p : storage)
+    p = std::is_integral_v<P>
+            ? P(std::uniform_int_distribution<int>(std::numeric_limits<P>::lowest(), std::numeric_limits<P>::max())(g))
+            : P(std::uniform_real_distribution<double>(-2, 300)(g));
+  if (specials) storage[std::size_t(in.u8()) % storage.size()] = std::numeric_limits<P>::quiet_NaN();
+  for (double& k : kstore)
+    k = integer_kernel ? double(int(g() % 7) - 3) : std::uniform_real_distribution<double>(-1, 1)(g);
+  try {
+    const image_view<const P> img(storage.data(), rows, cols, channels, cols < 0 || channels < 1 ? -1 : c + gap);
+    const view2d<const double> kernel(kstore.data(), k_rows, k_cols);
+    const shape2d s = output_shape(rows, cols, k_rows, k_cols, o);
+    if (double(s.rows) * double(s.cols) * double(channels) > 1e5) return;
+    image<Q> out(s.rows, s.cols, channels);
+    conv2d<P, double, Q>(img, kernel, out.view(), o);
+    using T = detail::pixel_compute_t<P, Q>;
+    const bool exact = detail::computes_exactly<P, Q>(kernel, o);
+    const detail::conv_problem p =
+        detail::make_problem(detail::image_request(rows, cols, k_rows, k_cols, o, sizeof(T)));
+    const bool fft =
+        !exact && (o.algo == algorithm::fft || o.algo == algorithm::cufft || o.algo == algorithm::automatic);
+    if (specials && o.algo != algorithm::automatic && fft) return;  // an FFT asked for by name spreads NaN
+    // A border value beyond T's range is +-Inf in T (documented): non-finite data, whose outputs the
+    // single-image path checks.
+    if (o.edge == border::constant && !std::isfinite(double(detail::to_element<T>(o.edge_value)))) return;
+    for (index_t ch = 0; ch < channels; ++ch) {
+      array2d<double> plane(rows, cols);
+      for (index_t i = 0; i < rows; ++i)
+        for (index_t j = 0; j < cols; ++j) plane(i, j) = double(img(i, j, ch));
+      const array2d<double> want = reference::conv2d<double>(plane, kernel, o),
+                            mag = reference::conv2d<double>(plane, kernel, o, true);
+      double scale = 0;
+      if (fft && !p.sparse()) {
+        array2d<double> ext(p.rows.extent, p.cols.extent);
+        extend<double>(plane, ext.view(), p.rows.pad_before, p.cols.pad_before, o.edge, o.edge_value);
+        long double e2 = 0, k2 = 0;
+        for (index_t i = 0; i < ext.size(); ++i) e2 += (long double)ext.data()[i] * ext.data()[i];
+        for (double k : kstore) k2 += (long double)k * k;
+        scale = double(std::log2(4.0L * p.rows.extent * p.cols.extent) * std::sqrt(e2 * k2));
+      }
+      for (index_t i = 0; i < s.rows; ++i)
+        for (index_t j = 0; j < s.cols; ++j) {
+          const double w = want(i, j), got = double(out(i, j, ch));
+          if (!std::isfinite(w) || !std::isfinite(scale)) continue;  // NaN data: checked by the tests
+          const double allowed =
+              std::numeric_limits<T>::epsilon() * (double(k_rows * k_cols + 2) * mag(i, j) + scale) + 1e-300;
+          if constexpr (std::is_integral_v<Q>) {
+            const double e = std::clamp(std::nearbyint(w), double(std::numeric_limits<Q>::lowest()),
+                                        double(std::numeric_limits<Q>::max()));
+            if (got != e && (exact || std::abs(got - e) != 1 || std::abs(w - (got + e) / 2) > allowed))
+              finding("pixel (" + std::to_string(i) + ", " + std::to_string(j) + ", " + std::to_string(ch) + "): got " +
+                      std::to_string(got) + ", exact " + std::to_string(w));
+          } else if (!(std::abs(got - w) <= allowed + std::numeric_limits<Q>::epsilon() * std::abs(w))) {
+            finding("pixel got " + std::to_string(got) + ", want " + std::to_string(w));
+          }
+        }
+    }
+  } catch (const error&) {
+  } catch (const unavailable&) {
+  } catch (const std::exception& e) {
+    finding(std::string("unexpected exception: ") + e.what());
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   bytes in(data, size);
   const std::uint8_t what = in.u8();
+  switch (what >= 248 ? what - 248 : -1) {  // 248..255: images of pixels (the seed corpus has none there)
+    case 0: return pixel_image<std::uint8_t, std::uint8_t>(in), 0;
+    case 1: return pixel_image<std::uint8_t, float>(in), 0;
+    case 2: return pixel_image<std::uint16_t, std::uint16_t>(in), 0;
+    case 3: return pixel_image<std::int16_t, std::int16_t>(in), 0;
+    case 4: return pixel_image<float, std::uint8_t>(in), 0;
+    case 5: return pixel_image<float, float>(in), 0;
+    case 6: return pixel_image<double, std::uint16_t>(in), 0;
+    case 7: return pixel_image<std::uint8_t, double>(in), 0;
+    default: break;
+  }
   switch (what % 4) {
     case 0: single_image<float>(in); break;
     case 1: single_image<double>(in); break;

@@ -31,6 +31,18 @@ def image(name, precision=0, rows=17, cols=23, k=(3, 3), gap=1, mode="same", edg
     write(name, b)
 
 
+# Images of pixels: the first byte 248 + the (input, output) pair of fuzz_conv2d.cpp's pixel_image list.
+PIXELS = ["u8_u8", "u8_float", "u16_u16", "s16_s16", "float_u8", "float_float", "double_u16", "u8_double"]
+
+
+def pixels(name, kind, rows=20, cols=21, k=(3, 4), channels=3, gap=1, mode="same", edge="replicate", value="half",
+           algo="automatic", integer_kernel=0, seed=5):
+    b = bytes([248 + PIXELS.index(kind), extent(rows), extent(cols), extent(k[0]), extent(k[1]), channels, gap,
+               MODE.get(mode, mode), BORDER.get(edge, edge), VALUE[value], STEP[1], STEP[1], STEP[1], STEP[1], 0,
+               ALGO.get(algo, algo), 1, 0, integer_kernel, seed, 1])
+    write(name, b)
+
+
 def layer(name, precision=2, n=2, groups=1, c=4, k=6, hw=(9, 11), rs=(3, 3), strides=(1, 1), dilations=(1, 1),
           pads=(1, 1), edge="zero", algo="automatic", threads=2, tuning=b"\0", bias=1, plan=0, specials=False,
           extra_channel=False):
@@ -88,6 +100,12 @@ def main():
     layer("layer_nan_input_fft", specials=True, algo="fft")
     layer("layer_dilation_int_max", dilations=("INT_MAX", 1), pads=(1, 1))
     layer("layer_im2col_tiny_workspace", algo="im2col", tuning=bytes([2, 3]))
+    for kind in PIXELS:
+        pixels("pixels_" + kind, kind)
+    pixels("pixels_u8_sobel_exact", "u8_u8", integer_kernel=1, edge="reflect")
+    pixels("pixels_u16_fft", "u16_u16", k=(9, 9), algo="fft", channels=1)
+    pixels("pixels_rgba_constant", "float_u8", channels=4, edge="constant", value="nan")
+    pixels("pixels_five_channels", "u8_u8", channels=5)
 
 
 if __name__ == "__main__":
