@@ -91,6 +91,37 @@ void conv2d(const In& input, const W& weights, const detail::value_type_4d<In>* 
   conv2d<T>(view4d<const T>(input), view4d<const T>(weights), bias, view4d<T>(out), opt);
 }
 
+template <class In, class W,
+          class = std::enable_if_t<detail::is_4d_v<In> && detail::is_4d_v<W> &&
+                                   std::is_same_v<detail::value_type_4d<In>, detail::value_type_4d<W>>>>
+array4d<detail::value_type_4d<In>> conv2d(const In& input, const W& weights, const detail::value_type_4d<In>* bias,
+                                          index_t bias_length, const layer_options& opt = {}) {
+  using T = detail::value_type_4d<In>;
+  return conv2d<T>(view4d<const T>(input), view4d<const T>(weights), bias, bias_length, opt);
+}
+
+template <class In, class W, class Out,
+          class = std::enable_if_t<detail::is_4d_v<In> && detail::is_4d_v<W> && detail::is_4d_v<Out> &&
+                                   std::is_same_v<detail::value_type_4d<In>, detail::value_type_4d<W>> &&
+                                   std::is_same_v<detail::value_type_4d<In>, detail::value_type_4d<Out>>>>
+void conv2d(const In& input, const W& weights, const detail::value_type_4d<In>* bias, index_t bias_length, Out&& out,
+            const layer_options& opt = {}) {
+  using T = detail::value_type_4d<In>;
+  conv2d<T>(view4d<const T>(input), view4d<const T>(weights), bias, bias_length, view4d<T>(out), opt);
+}
+
+/// Layers whose input and weights differ in element type (float and double): one clear error.
+template <class In, class W, class... Rest,
+          std::enable_if_t<detail::is_4d_v<In> && detail::is_4d_v<W> &&
+                               !std::is_same_v<detail::value_type_4d<In>, detail::value_type_4d<W>>,
+                           int> = 0>
+array4d<detail::value_type_4d<In>> conv2d(const In&, const W&, Rest&&...) {
+  static_assert(!detail::is_4d_v<In>,
+                "convkit::conv2d on layers: input, weights, bias and out must all be float or "
+                "all double (see In and W in this instantiation)");
+  return {};
+}
+
 /// A layer prepared once and applied to many batches of one shape: validates, chooses the backend,
 /// copies the weights and bias and allocates every buffer at construction; execute() allocates
 /// nothing. Movable, not copyable, and not safe to execute from two threads at once (it owns one

@@ -53,6 +53,7 @@ inline problem_request layer_request(shape4d input, shape4d weights, bool bias, 
   if (opt.edge == border::constant)
     throw error("edge: border::constant has no value in layer_options; use border::zero (PyTorch's 'zeros')");
   problem_request r;
+  request_common(r, opt, element_bytes);
   r.n = input.n;
   r.c = input.c;
   r.k = weights.n;
@@ -64,19 +65,10 @@ inline problem_request layer_request(shape4d input, shape4d weights, bool bias, 
   r.cols.in = input.w;
   r.rows.kernel = weights.h;
   r.cols.kernel = weights.w;
-  r.rows.stride = opt.stride_rows;
-  r.cols.stride = opt.stride_cols;
-  r.rows.dilation = opt.dilation_rows;
-  r.cols.dilation = opt.dilation_cols;
   r.rows.pad_before = r.rows.pad_after = opt.pad_rows;
   r.cols.pad_before = r.cols.pad_after = opt.pad_cols;
-  r.edge = opt.edge;
   r.bias = bias;
   r.packed_input = true;
-  r.element_bytes = element_bytes;
-  r.algo = opt.algo;
-  r.threads = opt.threads;
-  r.tune = &opt.tune;
   return r;
 }
 }  // namespace detail

@@ -33,23 +33,15 @@ inline constexpr axis_names image_axes[2] = {{"rows", "input rows", "kernel rows
 inline problem_request image_request(index_t rows, index_t cols, index_t k_rows, index_t k_cols, const options& opt,
                                      index_t element_bytes) {
   problem_request r;
+  request_common(r, opt, element_bytes);
   r.rows.names = &image_axes[0];
   r.cols.names = &image_axes[1];
   r.rows.in = rows;
   r.cols.in = cols;
   r.rows.kernel = k_rows;
   r.cols.kernel = k_cols;
-  r.rows.stride = opt.stride_rows;
-  r.cols.stride = opt.stride_cols;
-  r.rows.dilation = opt.dilation_rows;
-  r.cols.dilation = opt.dilation_cols;
   r.rows.mode = r.cols.mode = opt.mode;
-  r.edge = opt.edge;
   r.edge_value = opt.edge_value;
-  r.element_bytes = element_bytes;
-  r.algo = opt.algo;
-  r.threads = opt.threads;
-  r.tune = &opt.tune;
   return r;
 }
 }  // namespace detail

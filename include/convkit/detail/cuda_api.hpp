@@ -216,8 +216,13 @@ inline void check_cublas(const cuda_api& api, cublasStatus_t s, const char* call
 inline std::string probe_cuda_device(const cuda_api& api) {
   int count = 0;
   const cudaError_t s = api.get_device_count(&count);
+  // Without an NVIDIA driver the runtime answers "driver version insufficient": say what that means.
+  const char* meaning = s == cudaErrorInsufficientDriver
+                            ? "no NVIDIA GPU driver found, or one older than this CUDA runtime"
+                        : s == cudaErrorNoDevice ? "no NVIDIA GPU found"
+                                                 : "no usable CUDA device";
   if (s != cudaSuccess)
-    return std::string("no usable CUDA device: cudaGetDeviceCount returned ") + api.get_error_name(s) + " (" +
+    return std::string(meaning) + ": cudaGetDeviceCount returned " + api.get_error_name(s) + " (" +
            api.get_error_string(s) + ")";
   if (count < 1) return "no CUDA device: cudaGetDeviceCount found 0 devices";
   return {};

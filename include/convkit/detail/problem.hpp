@@ -133,6 +133,21 @@ struct problem_request {
   const tuning* tune = nullptr;
 };
 
+/// The fields both front doors' options (options, layer_options) set alike: strides, dilations,
+/// border, algorithm, threads and tuning.
+template <class Options>
+void request_common(problem_request& r, const Options& opt, index_t element_bytes) {
+  r.rows.stride = opt.stride_rows;
+  r.cols.stride = opt.stride_cols;
+  r.rows.dilation = opt.dilation_rows;
+  r.cols.dilation = opt.dilation_cols;
+  r.edge = opt.edge;
+  r.element_bytes = element_bytes;
+  r.algo = opt.algo;
+  r.threads = opt.threads;
+  r.tune = &opt.tune;
+}
+
 /// Validates a request and resolves its threads and tuning. Throws convkit::error naming the
 /// argument (convkit::unavailable for an instruction set the CPU lacks).
 inline conv_problem make_problem(const problem_request& r) {
