@@ -86,10 +86,7 @@ inline double im2col_cost(const conv_problem& p, const cost_profile& profile) {
   // Layers of a few channels per group: small GEMMs on column matrices that stay in cache, which the
   // dense layers' constants overestimated by 1.4-3x (measured apart: grouped_scale).
   const double kind = p.groups > 1 && p.c_per_group() > 1 ? double(m.grouped_scale) : 1.0;
-  return m.call_s +
-         kind *
-             (p.macs() / (m.gemm_macs_per_s * rows / (rows + 12)) + lowered * m.lower_s + gemm_calls * m.gemm_call_s) /
-             p.threads;
+  return m.call_s + kind * (p.macs() / rate + lowered * m.lower_s + gemm_calls * m.gemm_call_s) / p.threads;
 }
 
 /// Every constant of the im2col model, on one thread, with OpenBLAS's threads as the process runs

@@ -6,15 +6,15 @@
 // (tests/cuda_standin.hpp) and installs it with install_cuda_api(), so that every host-side step
 // of the backend (sizes, strides, synchronisation, transfers, error paths) runs in CI without a GPU.
 //
-// Linked, not dlopen'ed. convkit::cufft links CUDA::cudart, CUDA::cufft and CUDA::cublas, and this
-// table takes the functions' addresses, so the compiler checks every signature against the headers
-// the program was built with. The one thing dlopen would buy - a program that starts on a machine
-// without the NVIDIA driver - linking already gives: libcudart loads the driver (libcuda.so) itself,
-// at the first call, and reports its absence as a status (cudaErrorInsufficientDriver,
-// cudaErrorNoDevice), which the backend turns into convkit::unavailable. What linking does require is
-// the toolkit's runtime libraries (libcudart, libcufft, libcublas) wherever the program runs, as for
-// any program built against them. Binding by name at run time would instead trust whatever library
-// versions it finds to have the signatures this header was compiled against, unchecked.
+// Loaded when first used. The real table binds the functions of libcudart, libcufft and libcublas
+// by name (dlopen of the sonames of the major versions this program was compiled against, then
+// dlsym), each typed with the declaration in the headers the program was built with (decltype), so
+// the compiler still checks every call's signature. A program that links convkit::cufft loads none
+// of the three until the backend is first asked about (a cost estimate, a plan): loaded, the CUDA
+// runtime and cuFFT take ~200 MB of memory, GPU or not, which every program would otherwise pay at
+// start-up. Where a library is missing, the backend is unavailable and says which library and why;
+// where the driver is missing, libcudart reports it as a status (cudaErrorInsufficientDriver), which
+// the backend turns into convkit::unavailable too.
 //
 // Why cuBLAS: the element-wise product of two spectra is cublas<C|Z>dgmm (C = diag(x) * A, with A a
 // column of the spectrum's length), and a layer's sum over channels of such products is, frequency
@@ -28,6 +28,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <cufft.h>
+#include <dlfcn.h>
 
 #include <atomic>
 #include <cstring>
@@ -99,58 +100,137 @@ struct cuda_api {
   const char* (*blas_status_name)(cublasStatus_t status);
 };
 
-/// The table of the real CUDA, cuFFT and cuBLAS functions.
+/// A macro's expansion as a string: the symbol a declaration names (cublasCreate is cublasCreate_v2).
+#define CONVKIT_CUDA_SYMBOL(name) CONVKIT_CUDA_SYMBOL_TEXT(name)
+#define CONVKIT_CUDA_SYMBOL_TEXT(name) #name
+
+/// The real libraries, loaded once (see the top of this file): their handles, and why one is missing.
+struct cuda_libraries {
+  std::string missing;  ///< "" when all three loaded (declared first: the loads below write it)
+  void* runtime = nullptr;
+  void* fft = nullptr;
+  void* blas = nullptr;
+
+  static const cuda_libraries& instance() {
+    static const cuda_libraries libraries;
+    return libraries;
+  }
+
+ private:
+  // The driver first: without it there is no GPU to use, and the runtime libraries (~200 MB once
+  // loaded) stay unloaded. CUDART_VERSION is major * 1000 + minor * 10; each soname carries its
+  // library's major version.
+  cuda_libraries() {
+    if (::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL) == nullptr) {
+      missing = std::string("no NVIDIA GPU driver found (") + ::dlerror() + ")";
+      return;
+    }
+    runtime = open("libcudart.so." + std::to_string(CUDART_VERSION / 1000));
+    fft = open("libcufft.so." + std::to_string(CUFFT_VER_MAJOR));
+    blas = open("libcublas.so." + std::to_string(CUBLAS_VER_MAJOR));
+  }
+  // By soname (the loader's path), else in the toolkit the program was built with.
+  void* open(const std::string& soname) {
+    void* h = ::dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
+#if defined(CONVKIT_CUDA_LIBRARY_DIR)
+    if (h == nullptr)
+      h = ::dlopen((std::string(CONVKIT_CUDA_LIBRARY_DIR) + "/" + soname).c_str(), RTLD_NOW | RTLD_LOCAL);
+#endif
+    if (h == nullptr && missing.empty())
+      missing = "the CUDA libraries cannot be loaded: " + soname + ": " + ::dlerror();
+    return h;
+  }
+};
+
+/// The function `name` of `library`, typed F; null (noting it in `missing`) if it is not there.
+template <class F>
+F cuda_function(void* library, const char* name, std::string& missing) {
+  void* f = library != nullptr ? ::dlsym(library, name) : nullptr;
+  if (f == nullptr && library != nullptr && missing.empty()) missing = std::string("no function ") + name;
+  return reinterpret_cast<F>(f);
+}
+
+/// The table of the real CUDA, cuFFT and cuBLAS functions, bound on first use; where a library or
+/// function is missing (cuda_runtime_missing() says which), every entry is null.
+inline std::string& cuda_binding_failure() noexcept {
+  static std::string failure;
+  return failure;
+}
+/// Where the real table lives: its address is known without binding anything.
+inline cuda_api& cuda_runtime_storage() noexcept {
+  static cuda_api api{};
+  return api;
+}
+inline bool is_runtime_api(const cuda_api& api) noexcept { return &api == &cuda_runtime_storage(); }
+
 inline const cuda_api& cuda_runtime_api() noexcept {
-  static const cuda_api api = [] {
-    cuda_api a{};
-    a.get_device_count = &cudaGetDeviceCount;
-    a.get_device = &cudaGetDevice;
+  static const bool bound = [] {
+    const cuda_libraries& libs = cuda_libraries::instance();
+    std::string& missing = cuda_binding_failure();
+    missing = libs.missing;
+    cuda_api& a = cuda_runtime_storage();
+#define CONVKIT_BIND(library, field, function) \
+  a.field = cuda_function<decltype(&function)>(libs.library, CONVKIT_CUDA_SYMBOL(function), missing)
+    CONVKIT_BIND(runtime, get_device_count, cudaGetDeviceCount);
+    CONVKIT_BIND(runtime, get_device, cudaGetDevice);
+    CONVKIT_BIND(runtime, mem_get_info, cudaMemGetInfo);
+    CONVKIT_BIND(runtime, device_malloc, cudaMalloc);
+    CONVKIT_BIND(runtime, device_free, cudaFree);
+    CONVKIT_BIND(runtime, host_malloc, cudaMallocHost);
+    CONVKIT_BIND(runtime, host_free, cudaFreeHost);
+    CONVKIT_BIND(runtime, memcpy_2d_async, cudaMemcpy2DAsync);
+    CONVKIT_BIND(runtime, stream_create_with_flags, cudaStreamCreateWithFlags);
+    CONVKIT_BIND(runtime, stream_destroy, cudaStreamDestroy);
+    CONVKIT_BIND(runtime, stream_synchronize, cudaStreamSynchronize);
+    CONVKIT_BIND(runtime, event_create, cudaEventCreate);
+    CONVKIT_BIND(runtime, event_destroy, cudaEventDestroy);
+    CONVKIT_BIND(runtime, event_record, cudaEventRecord);
+    CONVKIT_BIND(runtime, event_synchronize, cudaEventSynchronize);
+    CONVKIT_BIND(runtime, event_elapsed_time, cudaEventElapsedTime);
+    CONVKIT_BIND(runtime, get_error_name, cudaGetErrorName);
+    CONVKIT_BIND(runtime, get_error_string, cudaGetErrorString);
+    CONVKIT_BIND(fft, fft_create, cufftCreate);
+    CONVKIT_BIND(fft, fft_set_auto_allocation, cufftSetAutoAllocation);
+    CONVKIT_BIND(fft, fft_make_plan_many, cufftMakePlanMany);
+    CONVKIT_BIND(fft, fft_set_work_area, cufftSetWorkArea);
+    CONVKIT_BIND(fft, fft_set_stream, cufftSetStream);
+    CONVKIT_BIND(fft, fft_exec_r2c, cufftExecR2C);
+    CONVKIT_BIND(fft, fft_exec_c2r, cufftExecC2R);
+    CONVKIT_BIND(fft, fft_exec_d2z, cufftExecD2Z);
+    CONVKIT_BIND(fft, fft_exec_z2d, cufftExecZ2D);
+    CONVKIT_BIND(fft, fft_destroy, cufftDestroy);
+    CONVKIT_BIND(blas, blas_create, cublasCreate);
+    CONVKIT_BIND(blas, blas_destroy, cublasDestroy);
+    CONVKIT_BIND(blas, blas_set_stream, cublasSetStream);
+    CONVKIT_BIND(blas, blas_cdgmm, cublasCdgmm);
+    CONVKIT_BIND(blas, blas_zdgmm, cublasZdgmm);
+    CONVKIT_BIND(blas, blas_cgemm_strided_batched, cublasCgemmStridedBatched);
+    CONVKIT_BIND(blas, blas_zgemm_strided_batched, cublasZgemmStridedBatched);
+    CONVKIT_BIND(blas, blas_status_name, cublasGetStatusName);
+#undef CONVKIT_BIND
+    static decltype(&cudaGetDeviceProperties) properties = nullptr;
+    properties = cuda_function<decltype(&cudaGetDeviceProperties)>(
+        libs.runtime, CONVKIT_CUDA_SYMBOL(cudaGetDeviceProperties), missing);
     a.get_device_name = [](int device, char* name, int length) {
       cudaDeviceProp props{};
-      const cudaError_t s = cudaGetDeviceProperties(&props, device);
+      const cudaError_t s = properties(&props, device);
       if (s == cudaSuccess && length > 0) {
         std::strncpy(name, props.name, std::size_t(length) - 1);
         name[length - 1] = '\0';
       }
       return s;
     };
-    a.mem_get_info = &cudaMemGetInfo;
-    a.device_malloc = &cudaMalloc;
-    a.device_free = &cudaFree;
-    a.host_malloc = &cudaMallocHost;
-    a.host_free = &cudaFreeHost;
-    a.memcpy_2d_async = &cudaMemcpy2DAsync;
-    a.stream_create_with_flags = &cudaStreamCreateWithFlags;
-    a.stream_destroy = &cudaStreamDestroy;
-    a.stream_synchronize = &cudaStreamSynchronize;
-    a.event_create = &cudaEventCreate;
-    a.event_destroy = &cudaEventDestroy;
-    a.event_record = &cudaEventRecord;
-    a.event_synchronize = &cudaEventSynchronize;
-    a.event_elapsed_time = &cudaEventElapsedTime;
-    a.get_error_name = &cudaGetErrorName;
-    a.get_error_string = &cudaGetErrorString;
-    a.fft_create = &cufftCreate;
-    a.fft_set_auto_allocation = &cufftSetAutoAllocation;
-    a.fft_make_plan_many = &cufftMakePlanMany;
-    a.fft_set_work_area = &cufftSetWorkArea;
-    a.fft_set_stream = &cufftSetStream;
-    a.fft_exec_r2c = &cufftExecR2C;
-    a.fft_exec_c2r = &cufftExecC2R;
-    a.fft_exec_d2z = &cufftExecD2Z;
-    a.fft_exec_z2d = &cufftExecZ2D;
-    a.fft_destroy = &cufftDestroy;
-    a.blas_create = &cublasCreate;
-    a.blas_destroy = &cublasDestroy;
-    a.blas_set_stream = &cublasSetStream;
-    a.blas_cdgmm = &cublasCdgmm;
-    a.blas_zdgmm = &cublasZdgmm;
-    a.blas_cgemm_strided_batched = &cublasCgemmStridedBatched;
-    a.blas_zgemm_strided_batched = &cublasZgemmStridedBatched;
-    a.blas_status_name = &cublasGetStatusName;
-    return a;
+    if (!missing.empty()) a = cuda_api{};
+    return true;
   }();
-  return api;
+  (void)bound;
+  return cuda_runtime_storage();
+}
+
+/// Why the real libraries could not be bound ("" if they were); binds them first.
+inline const std::string& cuda_runtime_missing() noexcept {
+  cuda_runtime_api();
+  return cuda_binding_failure();
 }
 
 inline std::atomic<const cuda_api*>& installed_cuda_api() noexcept {
@@ -214,6 +294,7 @@ inline void check_cublas(const cuda_api& api, cublasStatus_t s, const char* call
 
 /// Why `api` cannot run the backend ("" if it can): no driver, a driver too old, or no device.
 inline std::string probe_cuda_device(const cuda_api& api) {
+  if (is_runtime_api(api) && !cuda_runtime_missing().empty()) return cuda_runtime_missing();
   int count = 0;
   const cudaError_t s = api.get_device_count(&count);
   // Without an NVIDIA driver the runtime answers "driver version insufficient": say what that means.
@@ -231,7 +312,7 @@ inline std::string probe_cuda_device(const cuda_api& api) {
 /// probe_cuda_device(api), asked once per program for the real libraries (the answer cannot change,
 /// and the first CUDA call loads the driver).
 inline std::string cuda_unavailable_reason(const cuda_api& api) {
-  if (&api != &cuda_runtime_api()) return probe_cuda_device(api);
+  if (!is_runtime_api(api)) return probe_cuda_device(api);
   static const std::string reason = probe_cuda_device(api);
   return reason;
 }
