@@ -151,7 +151,8 @@ F cuda_function(void* library, const char* name, std::string& missing) {
 }
 
 /// The table of the real CUDA, cuFFT and cuBLAS functions, bound on first use; where a library or
-/// function is missing (cuda_runtime_missing() says which), every entry is null.
+/// function is missing (cuda_runtime_missing() says which), every entry is null. (Longer than most
+/// functions here: one line per function bound, a list best read in one place.)
 inline std::string& cuda_binding_failure() noexcept {
   static std::string failure;
   return failure;

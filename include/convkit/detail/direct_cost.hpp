@@ -138,6 +138,17 @@ inline double direct_cost(const conv_problem& p, const cost_profile& profile) {
   return runs_separably(p, m) ? direct_separable_cost(p, m) : direct_dense_cost(p, m);
 }
 
+/// The tuning of band problems: the global problem's, its profile resolved once, with the direct
+/// backend's low-rank path fixed by the global problem's choice, so that every band computes its
+/// outputs as the whole image would.
+inline settings band_tuning(conv_problem global) {
+  resolve_profile(global);
+  settings t = global.tune;
+  if (global.kernel_rank > 0)
+    t.separable = runs_separably(global, costs_of(global).direct) ? separable_use::always : separable_use::never;
+  return t;
+}
+
 // --- Calibration -----------------------------------------------------------------------------------
 
 /// The instruction sets a calibration measures: the best this CPU runs, and AVX2 beside AVX-512

@@ -42,7 +42,7 @@ class pixel_bands {
         interleaved_(global.cols.stride == 1 && !global.cols.sparse()),
         fill_(global.fill<T>()) {
     resolve_profile(global_);
-    const settings tune = band_tuning(global_);
+    const settings& tune = global_.tune;  // every band decides its own path alike: the full bands share one shape
     const index_t out_rows = global_.rows.out;
     const index_t band_rows = std::min(out_rows, band_height(global_));
     for (index_t first = 0; first < out_rows; first += band_rows)

@@ -17,7 +17,8 @@
 //                    zero and constant borders), by the global border rule
 // The band problem's outputs are the global problem's outputs [first, last), computed by the same
 // backend with the same taps in the same order: for the direct backend (whose low-rank path is fixed
-// by the global problem's choice, see band_tuning) they are bit-identical to a single-process call.
+// by the global problem's choice, see direct_cost.hpp's band_tuning) they are bit-identical to a
+// single-process call.
 #pragma once
 
 #include "../version.hpp"
@@ -27,7 +28,6 @@
 
 #include "../padding.hpp"
 #include "../tuning.hpp"
-#include "direct_cost.hpp"
 #include "prepared.hpp"
 #include "problem.hpp"
 
@@ -88,17 +88,6 @@ class row_band {
   bool contiguous_ = true;
   std::vector<index_t> sources_;
 };
-
-/// The tuning of band problems: the global problem's, its profile resolved once, with the direct
-/// backend's low-rank path fixed by the global problem's choice, so that every band computes its
-/// outputs as the whole image would.
-inline settings band_tuning(conv_problem global) {
-  resolve_profile(global);
-  settings t = global.tune;
-  if (global.kernel_rank > 0)
-    t.separable = runs_separably(global, costs_of(global).direct) ? separable_use::always : separable_use::never;
-  return t;
-}
 
 /// A band's executor and the band input it reads (assembled from its sources, or a view given).
 template <class T>

@@ -153,6 +153,37 @@ inline int cross_approximation(const std::vector<double>& k, index_t rows, index
   return max_rank;
 }
 
+/// The rank of the rows x cols kernel `k` (scaled) from its singular values: the fewest terms whose
+/// left-out singular values are within `limit` (0 if none up to max_rank), and its factors by cross
+/// approximation (exact for integer kernels such as Sobel or a box) or from the SVD (column t =
+/// (U Sigma)_t, row t = V_t), whichever reconstructs the kernel better.
+inline int svd_rank_factors(const std::vector<double>& k, index_t rows, index_t cols, int max_rank, double limit,
+                            std::vector<double>& column, std::vector<double>& row) {
+  std::vector<double> us = k, v;
+  const std::vector<double> sigma = jacobi_svd(us, rows, cols, v);
+  // (Summed from the smallest: ||K||^2 less the leading ones would leave sqrt(eps) of cancellation.)
+  const auto tail = [&](int from) {
+    double t2 = 0;
+    for (std::size_t i = sigma.size(); i-- > std::size_t(from);) t2 += sigma[i] * sigma[i];
+    return std::sqrt(t2);
+  };
+  int rank = 0;
+  while (rank < max_rank && rank < int(sigma.size()) && tail(rank) > limit) ++rank;
+  if (tail(rank) > limit) return 0;
+  const int cross_rank = cross_approximation(k, rows, cols, rank, limit, column, row);
+  std::vector<double> svd_col(std::size_t(rank * rows)), svd_row(std::size_t(rank * cols));
+  for (int t = 0; t < rank; ++t) {
+    for (index_t i = 0; i < rows; ++i) svd_col[std::size_t(t * rows + i)] = us[std::size_t(i * cols + t)];
+    for (index_t j = 0; j < cols; ++j) svd_row[std::size_t(t * cols + j)] = v[std::size_t(j * cols + t)];
+  }
+  const double cross_error = reconstruction_error(k, rows, cols, column, row, cross_rank);
+  if (cross_error <= limit &&
+      (cross_rank < rank || cross_error <= reconstruction_error(k, rows, cols, svd_col, svd_row, rank)))
+    return cross_rank;
+  column.swap(svd_col), row.swap(svd_row);
+  return rank;
+}
+
 /// The low-rank factors of the rows x cols kernel `k` (row-major, double) at `tolerance` (relative,
 /// Frobenius), trying ranks up to `max_rank`; rank 0 if none is within the tolerance.
 inline kernel_factors factorise(std::vector<double> k, index_t rows, index_t cols, double tolerance, int max_rank) {
@@ -173,39 +204,8 @@ inline kernel_factors factorise(std::vector<double> k, index_t rows, index_t col
   }
   const double norm = std::sqrt(norm2), limit = tolerance * norm;
   std::vector<double> column, row;
-  if (rows * cols > max_svd_taps) {
-    f.rank = cross_approximation(k, rows, cols, max_rank, limit, column, row);
-  } else {
-    // The rank, from the singular values: the fewest terms whose left-out singular values are within
-    // the tolerance.
-    std::vector<double> us = k, v;
-    const std::vector<double> sigma = jacobi_svd(us, rows, cols, v);
-    // (Summed from the smallest: ||K||^2 less the leading ones would leave sqrt(eps) of cancellation.)
-    const auto tail = [&](int from) {
-      double t2 = 0;
-      for (std::size_t i = sigma.size(); i-- > std::size_t(from);) t2 += sigma[i] * sigma[i];
-      return std::sqrt(t2);
-    };
-    int rank = 0;
-    while (rank < max_rank && rank < int(sigma.size()) && tail(rank) > limit) ++rank;
-    if (tail(rank) > limit) return f;
-    // Factors by cross approximation (exact for integer kernels such as Sobel or a box) or from the
-    // SVD (column t = (U Sigma)_t, row t = V_t), whichever reconstructs the kernel better.
-    const int cross_rank = cross_approximation(k, rows, cols, rank, limit, column, row);
-    std::vector<double> svd_col(std::size_t(rank * rows)), svd_row(std::size_t(rank * cols));
-    for (int t = 0; t < rank; ++t) {
-      for (index_t i = 0; i < rows; ++i) svd_col[std::size_t(t * rows + i)] = us[std::size_t(i * cols + t)];
-      for (index_t j = 0; j < cols; ++j) svd_row[std::size_t(t * cols + j)] = v[std::size_t(j * cols + t)];
-    }
-    const double cross_error = reconstruction_error(k, rows, cols, column, row, cross_rank);
-    if (cross_error <= limit &&
-        (cross_rank < rank || cross_error <= reconstruction_error(k, rows, cols, svd_col, svd_row, rank))) {
-      f.rank = cross_rank;
-    } else {
-      column.swap(svd_col), row.swap(svd_row);
-      f.rank = rank;
-    }
-  }
+  f.rank = rows * cols > max_svd_taps ? cross_approximation(k, rows, cols, max_rank, limit, column, row)
+                                      : svd_rank_factors(k, rows, cols, max_rank, limit, column, row);
   column.resize(std::size_t(f.rank * rows));
   row.resize(std::size_t(f.rank * cols));
   const double error = reconstruction_error(k, rows, cols, column, row, f.rank);
