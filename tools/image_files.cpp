@@ -879,40 +879,6 @@ void write_tiff(const std::string& path, image_view<const T> img) {
 }
 #endif
 
-template <class T>
-void check_writable(const std::string& path, format f, image_view<const T> img, const write_options& opt,
-                    bool from_extension) {
-  const std::string what = std::string(pixel_name<T>()) + " pixels with " + std::to_string(img.channels()) +
-                           (img.channels() == 1 ? " channel" : " channels");
-  const auto refuse = [&](const std::string& why) { throw file_error(path + ": " + why); };
-  const bool unsigned_int = std::is_same_v<T, std::uint8_t> || std::is_same_v<T, std::uint16_t>;
-  switch (f) {
-    case format::png:
-      if (!unsigned_int) refuse("PNG holds 8- or 16-bit unsigned pixels, not " + what + " (a .tif holds every type)");
-      break;
-    case format::jpeg:
-      if (!std::is_same_v<T, std::uint8_t> || (img.channels() != 1 && img.channels() != 3))
-        refuse("JPEG holds 8-bit pixels with 1 or 3 channels, not " + what);
-      if (opt.jpeg_quality < 1 || opt.jpeg_quality > 100)
-        refuse("JPEG: the quality must be 1 to 100, got " + std::to_string(opt.jpeg_quality));
-      break;
-    case format::pnm: {
-      if (!unsigned_int || (img.channels() != 1 && img.channels() != 3))
-        refuse("PGM/PPM hold 8- or 16-bit pixels with 1 (PGM) or 3 (PPM) channels, not " + what);
-      if (from_extension) {
-        std::string ext = path.substr(path.size() - 3);
-        for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
-        if (ext == "pgm" && img.channels() != 1)
-          refuse("a .pgm holds 1 channel, not " + std::to_string(img.channels()) + ": name it .ppm or .pnm");
-        if (ext == "ppm" && img.channels() != 3)
-          refuse("a .ppm holds 3 channels, not " + std::to_string(img.channels()) + ": name it .pgm or .pnm");
-      }
-      break;
-    }
-    case format::tiff: break;
-  }
-}
-
 }  // namespace
 
 any_image read_image(const std::string& path, const read_limits& limits) {
@@ -956,14 +922,51 @@ any_image read_image(const std::string& path, const read_limits& limits) {
 }
 
 template <class T>
-void write_image(const std::string& path, image_view<const T> img, const write_options& opt) {
+void check_writable(const std::string& path, index_t channels, const write_options& opt) {
   const std::optional<format> named = format_of_extension(path);
   if (!opt.as && !named)
     throw file_error(path + ": the name says no image format: name it .png, .jpg/.jpeg, .pgm/.ppm/.pnm or .tif/.tiff");
   const format f = opt.as ? *opt.as : *named;
+  const bool from_extension = !opt.as;
   if (!available(f)) unavailable(path, f);
+  if (channels < 1 || channels > max_channels)
+    throw file_error(path + ": an image has 1 to 4 channels, not " + std::to_string(channels));
+  const std::string what = std::string(pixel_name<T>()) + " pixels with " + std::to_string(channels) +
+                           (channels == 1 ? " channel" : " channels");
+  const auto refuse = [&](const std::string& why) { throw file_error(path + ": " + why); };
+  const bool unsigned_int = std::is_same_v<T, std::uint8_t> || std::is_same_v<T, std::uint16_t>;
+  switch (f) {
+    case format::png:
+      if (!unsigned_int) refuse("PNG holds 8- or 16-bit unsigned pixels, not " + what + " (a .tif holds every type)");
+      break;
+    case format::jpeg:
+      if (!std::is_same_v<T, std::uint8_t> || (channels != 1 && channels != 3))
+        refuse("JPEG holds 8-bit pixels with 1 or 3 channels, not " + what);
+      if (opt.jpeg_quality < 1 || opt.jpeg_quality > 100)
+        refuse("JPEG: the quality must be 1 to 100, got " + std::to_string(opt.jpeg_quality));
+      break;
+    case format::pnm: {
+      if (!unsigned_int || (channels != 1 && channels != 3))
+        refuse("PGM/PPM hold 8- or 16-bit pixels with 1 (PGM) or 3 (PPM) channels, not " + what);
+      if (from_extension) {
+        std::string ext = path.substr(path.size() - 3);
+        for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+        if (ext == "pgm" && channels != 1)
+          refuse("a .pgm holds 1 channel, not " + std::to_string(channels) + ": name it .ppm or .pnm");
+        if (ext == "ppm" && channels != 3)
+          refuse("a .ppm holds 3 channels, not " + std::to_string(channels) + ": name it .pgm or .pnm");
+      }
+      break;
+    }
+    case format::tiff: break;
+  }
+}
+
+template <class T>
+void write_image(const std::string& path, image_view<const T> img, const write_options& opt) {
+  check_writable<T>(path, img.channels(), opt);
+  const format f = opt.as ? *opt.as : *format_of_extension(path);
   if (img.empty()) fail(path, f, "the image is empty (" + dims(img.cols(), img.rows()) + " pixels)");
-  check_writable<T>(path, f, img, opt, !opt.as);
   if constexpr (std::is_same_v<T, std::uint8_t> || std::is_same_v<T, std::uint16_t>) {
     if (f == format::pnm) return write_pnm<T>(path, img);
 #if defined(CONVKIT_FILES_PNG)
@@ -984,6 +987,11 @@ void write_image(const std::string& path, const any_image& img, const write_opti
   std::visit([&](const auto& i) { write_image(path, i, opt); }, img);
 }
 
+template void check_writable<std::uint8_t>(const std::string&, index_t, const write_options&);
+template void check_writable<std::uint16_t>(const std::string&, index_t, const write_options&);
+template void check_writable<std::int16_t>(const std::string&, index_t, const write_options&);
+template void check_writable<float>(const std::string&, index_t, const write_options&);
+template void check_writable<double>(const std::string&, index_t, const write_options&);
 template void write_image<std::uint8_t>(const std::string&, image_view<const std::uint8_t>, const write_options&);
 template void write_image<std::uint16_t>(const std::string&, image_view<const std::uint16_t>, const write_options&);
 template void write_image<std::int16_t>(const std::string&, image_view<const std::int16_t>, const write_options&);

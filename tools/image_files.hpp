@@ -98,6 +98,11 @@ struct write_options {
   int jpeg_quality = 95;     ///< 1..100
 };
 
+/// Throws the file_error write_image() would for an image of T with `channels` (a format that cannot
+/// hold it, an extension naming none), so that a caller can refuse before computing the image.
+template <class T>
+void check_writable(const std::string& path, index_t channels, const write_options& opt = {});
+
 /// Writes `img` to `path` (see the top of this file). T: std::uint8_t, std::uint16_t, std::int16_t,
 /// float or double. Throws file_error.
 template <class T>
@@ -108,6 +113,11 @@ void write_image(const std::string& path, const image<T>& img, const write_optio
 }
 void write_image(const std::string& path, const any_image& img, const write_options& opt = {});
 
+extern template void check_writable<std::uint8_t>(const std::string&, index_t, const write_options&);
+extern template void check_writable<std::uint16_t>(const std::string&, index_t, const write_options&);
+extern template void check_writable<std::int16_t>(const std::string&, index_t, const write_options&);
+extern template void check_writable<float>(const std::string&, index_t, const write_options&);
+extern template void check_writable<double>(const std::string&, index_t, const write_options&);
 extern template void write_image<std::uint8_t>(const std::string&, image_view<const std::uint8_t>,
                                                const write_options&);
 extern template void write_image<std::uint16_t>(const std::string&, image_view<const std::uint16_t>,
