@@ -13,7 +13,8 @@
 //            values as stored: maxval 1023 gives 0..1023, not rescaled
 //   TIFF     std::uint8_t, std::uint16_t, std::int16_t, float, double,         1-4 (gray, gray + alpha,
 //            contiguous (interleaved) samples, strips or tiles, any codec     RGB, RGBA)
-//            libtiff decodes; written Deflate-compressed with a predictor
+//            libtiff decodes; written Deflate-compressed with a predictor. Planar
+//            (separate) samples, palette, MinIsWhite, YCbCr, CMYK and Lab TIFFs are refused by name
 //
 // Reading never trusts the file: a file that is empty, not regular (a pipe, a directory), truncated,
 // or whose header lies is refused with a file_error naming the file, the format and what is wrong,
@@ -31,6 +32,10 @@
 // any case) unless write_options::as says, refuses a pixel type or channel count the format cannot
 // hold (a float image as PNG, 4 channels as JPEG), and writes a temporary file beside the path,
 // renamed over it only when complete: a failure leaves no partial file.
+//
+// Calls from several threads at once are safe: each has its own codec state. libtiff's message
+// handlers are process-wide: the first TIFF call replaces them, once, by handlers that route each
+// thread's messages to its own call (and no longer print libtiff's messages on stderr).
 #pragma once
 
 #include <convkit/image.hpp>
