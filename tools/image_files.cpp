@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <csetjmp>
 #include <cstdarg>
 #include <cstdio>
@@ -179,12 +180,12 @@ void check_claim(const source& s, format f, index_t rows, index_t cols, index_t 
          "too many channels: " + std::to_string(channels) +
              " (convkit images have 1 to 4: gray, gray + alpha, RGB, RGBA)");
   if (ratio > 0 && stream_bytes > ratio * double(s.size())) {
-    char text[96];
-    std::snprintf(text, sizeof text, "%.0f bytes", stream_bytes);
+    char need[64];
+    std::snprintf(need, sizeof need, "%.0f", std::ceil(stream_bytes / ratio));
     fail(s.path(), f,
-         "the header claims " + dims(cols, rows) + " pixels x " + std::to_string(channels) + " channels (" + text +
-             " to decode), more than a file of " + std::to_string(s.size()) + " bytes can hold (" + codec +
-             "): a lying header or a truncated file, refused before allocating");
+         "the header claims " + dims(cols, rows) + " pixels x " + std::to_string(channels) +
+             " channels, which need a file of at least " + need + " bytes (" + codec + "); this one holds " +
+             std::to_string(s.size()) + ": a lying header or a truncated file, refused before allocating");
   }
   if (double(rows) * double(cols) > double(limits.max_pixels))
     fail(s.path(), f,
