@@ -3,7 +3,7 @@
 # Usage: bash cmake/install-deps.sh [extra packages...]   (as root on Debian; otherwise it only checks)
 set -euo pipefail
 packages=(cmake make g++ pkg-config libfftw3-dev catch2 libbenchmark-dev libopenblas-dev clang clang-format libclang-rt-14-dev
-  libopenmpi-dev openmpi-bin "$@")
+  libopenmpi-dev openmpi-bin libpng-dev libjpeg-dev libtiff-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

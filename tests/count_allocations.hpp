@@ -11,9 +11,13 @@
 namespace convkit::testing {
 /// Calls of operator new (every form) so far.
 inline std::atomic<long long> allocations{0};
+/// The largest request so far (a test may reset it).
+inline std::atomic<std::size_t> largest_allocation{0};
 
 inline void* counted_alloc(std::size_t n, std::size_t align) {
   ++allocations;
+  for (std::size_t seen = largest_allocation.load(); n > seen && !largest_allocation.compare_exchange_weak(seen, n);) {
+  }
   if (n == 0) n = 1;
   void* p =
       align <= alignof(std::max_align_t) ? std::malloc(n) : std::aligned_alloc(align, (n + align - 1) / align * align);

@@ -1,6 +1,13 @@
-// convkit_filter: convolves an image stored in a raw file (row-major float32 or float64, its size
-// given on the command line) with a kernel, and writes the raw output: files larger than memory.
+// convkit_filter: convolves an image with a kernel. Two kinds of files:
 //
+// Image files (PNG, JPEG, PGM/PPM, TIFF: tools/image_files.hpp), filtered in memory by one process:
+//   convkit_filter --gaussian 2.5 photo.jpg blurred.png
+//   convkit_filter --sobel x --float photo.png gradient.tif
+//       the pixel type follows INPUT's (8-bit, 16-bit, int16, float32, float64: integer outputs rounded
+//       half to even and saturated, as convkit's image calls do), the format OUTPUT's extension;
+//       --float writes float32 pixels instead (TIFF only: a Sobel's negative side kept)
+//
+// Raw files (row-major float32 or float64, the size given on the command line): files larger than memory.
 //   convkit_filter --rows 100000 --cols 100000 --kernel gauss.txt in.f32 out.f32
 //       one process: streams bands of output rows through --memory (default 1G): each band's input
 //       rows are read, convolved and written before the next, so the file may exceed the RAM
@@ -8,17 +15,24 @@
 //       several processes (a build with convkit::mpi): each rank reads its band of rows with MPI-IO,
 //       the ranks exchange halos (convkit::mpi::plan) and each writes its band of the output
 //
-// Options: --type float32|float64 (default float32); --kernel FILE: text (one kernel row per line,
-// numbers separated by spaces or commas), or raw values of --type with --kernel-shape KRxKC;
-// --mode full|same|valid (default same); --border zero|constant|replicate|reflect|symmetric|circular
-// (default reflect) and --value V for constant; --stride R[,C]; --dilation R[,C]; --correlate;
-// --algorithm automatic|direct|fft|im2col|cufft; --threads N; --memory BYTES (K, M, G suffixes);
-// --quiet (no progress on stderr).
+// The kernel, one of: --kernel FILE: text (one kernel row per line, numbers separated by spaces or
+// commas), or raw values of --type with --kernel-shape KRxKC; --gaussian SIGMA (SciPy's gaussian_filter
+// kernel; with --ksize N, OpenCV's getGaussianKernel(N, SIGMA)); --sobel x|y (OpenCV's first
+// derivative, --ksize 1..31, default 3); --box N[,M] (normalised, cv::blur). The built kernels are
+// applied as OpenCV applies them (correlation: --sobel x is positive where brightness rises to the right).
+// Options: --type float32|float64 (raw files; default float32); --mode full|same|valid (default same);
+// --border zero|constant|replicate|reflect|symmetric|circular (default reflect) and --value V for
+// constant; --stride R[,C]; --dilation R[,C]; --correlate (--kernel FILE); --algorithm
+// automatic|direct|fft|im2col|cufft; --threads N; --memory BYTES (raw files; K, M, G suffixes);
+// --float, --quality Q (JPEG output, default 95), --max-pixels N (image files; default 2^28);
+// --quiet (no progress on stderr); --help (usage on stdout, exit status 0).
+// INPUT must be a regular file (not a pipe), and not OUTPUT itself (compared by device and inode).
 // The output is written under a temporary name beside OUTPUT and renamed when complete: a failure
 // leaves no partial OUTPUT. Exit status 0 on success, 1 on an error (its message on stderr), 2 on
 // a usage error.
 #include <convkit/convkit.hpp>
 #include <convkit/detail/row_bands.hpp>
+#include <convkit/kernels.hpp>
 #if defined(CONVKIT_HAS_MPI)
 #include <convkit/distributed/mpi.hpp>
 #endif
@@ -29,6 +43,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,7 +52,10 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
+
+#include "image_files.hpp"
 
 namespace {
 
@@ -50,13 +68,71 @@ struct failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Where the kernel comes from: a file, or one of convkit's builders (kernels.hpp).
+enum class kernel_source { none, file, gaussian, sobel, box };
+
 struct arguments {
   index_t rows = 0, cols = 0, k_rows = 0, k_cols = 0;
-  bool double_precision = false, quiet = false;
+  bool double_precision = false, quiet = false, help = false;
   std::string kernel_file, input, output;
   index_t memory = index_t(1) << 30;
   convkit::options opt;
+  kernel_source kernel_from = kernel_source::none;
+  double sigma = 0;
+  index_t ksize = 0;  // 0: the builder's default
+  int sobel_dx = 0, sobel_dy = 0;
+  index_t box_rows = 0, box_cols = 0;
+  // Image files.
+  bool float_output = false;
+  int quality = 95;
+  index_t max_pixels = index_t(1) << 28;
+  /// Raw files (--rows and --cols given) or image files.
+  bool raw() const { return rows > 0 || cols > 0; }
 };
+
+const char* const synopsis =
+    "usage: convkit_filter [--gaussian SIGMA | --sobel x|y | --box N[,M] | --kernel FILE] [options] INPUT OUTPUT\n"
+    "       (image files: PNG, JPEG, PGM/PPM, TIFF; raw float files with --rows R --cols C; --help for more)\n";
+
+const char* const help_text =
+    "usage: convkit_filter KERNEL [options] INPUT OUTPUT\n"
+    "\n"
+    "Image files (PNG, JPEG, PGM/PPM, TIFF), filtered in memory by one process:\n"
+    "  convkit_filter --gaussian 2.5 photo.jpg blurred.png\n"
+    "  The pixel type follows INPUT's (8-bit, 16-bit, int16, float32, float64; integer outputs rounded\n"
+    "  half to even and saturated), the format OUTPUT's extension (.png .jpg .jpeg .pgm .ppm .pnm .tif .tiff).\n"
+    "Raw files (row-major float32/float64), streamed through --memory, or over the ranks of mpirun:\n"
+    "  convkit_filter --rows R --cols C --kernel FILE in.f32 out.f32\n"
+    "\n"
+    "KERNEL, one of:\n"
+    "  --kernel FILE         text, one kernel row per line; or raw values of --type with --kernel-shape KRxKC\n"
+    "  --gaussian SIGMA      SciPy's gaussian_filter kernel (radius int(4 SIGMA + 0.5));\n"
+    "                        with --ksize N, OpenCV's getGaussianKernel(N, SIGMA)\n"
+    "  --sobel x|y           OpenCV's Sobel first derivative along x (across columns) or y (down rows);\n"
+    "                        --ksize 1, 3, ..., 31 (default 3)\n"
+    "  --box N[,M]           the normalised N x M box (cv::blur)\n"
+    "  The built kernels are applied as OpenCV applies them (correlation): --sobel x is positive where\n"
+    "  brightness rises to the right; integer outputs saturate, so use --float to keep its negative side.\n"
+    "\n"
+    "Options:\n"
+    "  --mode full|same|valid      output size (default same)\n"
+    "  --border NAME               zero, constant, replicate, reflect (default), symmetric or circular\n"
+    "  --value V                   the constant border's value\n"
+    "  --stride R[,C]              --dilation R[,C]: as in convkit::options\n"
+    "  --correlate                 apply a --kernel FILE without flipping it\n"
+    "  --algorithm NAME            automatic (default), direct, fft, im2col or cufft\n"
+    "  --threads N                 --quiet: no progress on stderr\n"
+    "Image files:\n"
+    "  --float                     write float32 pixels (OUTPUT .tif/.tiff): no rounding or saturation\n"
+    "  --quality Q                 JPEG output quality, 1 to 100 (default 95)\n"
+    "  --max-pixels N              refuse larger images (default 268435456 = 2^28)\n"
+    "Raw files:\n"
+    "  --rows R --cols C           the image's size (required)\n"
+    "  --type float32|float64      the values (default float32)\n"
+    "  --memory SIZE               the budget of a streamed run, K/M/G suffixes (default 1G)\n"
+    "\n"
+    "INPUT must be a regular file, and not OUTPUT itself. OUTPUT is written under a temporary name and\n"
+    "renamed when complete. Exit status: 0 done, 1 error, 2 usage error.\n";
 
 index_t parse_size(const std::string& s, const char* what) {
   char* end = nullptr;
@@ -83,6 +159,14 @@ index_t parse_count(const std::string& s, const char* what) {
   return index_t(v);
 }
 
+double parse_number(const std::string& s, const char* what) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || *end != 0 || !std::isfinite(v))
+    throw usage_error(std::string(what) + " must be a number, got '" + s + "'");
+  return v;
+}
+
 void parse_pair(const std::string& s, int& a, int& b, const char* what) {
   const auto comma = s.find(',');
   a = int(parse_count(s.substr(0, comma), what));
@@ -104,6 +188,11 @@ arguments parse(int argc, char** argv) {
   a.opt.mode = convkit::output::same;
   a.opt.edge = convkit::border::reflect;
   std::vector<std::string> files;
+  const auto kernel_from = [&](kernel_source source, const std::string& option) {
+    if (a.kernel_from != kernel_source::none)
+      throw usage_error(option + ": give one kernel (--kernel, --gaussian, --sobel or --box)");
+    a.kernel_from = source;
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     const auto value = [&]() -> std::string {
@@ -121,8 +210,36 @@ arguments parse(int argc, char** argv) {
       if (v != "float32" && v != "float64")
         throw usage_error("--type must be one of float32, float64, got '" + v + "'");
       a.double_precision = v == "float64";
-    } else if (k == "--kernel")
+    } else if (k == "--help" || k == "-h") {
+      a.help = true;
+      return a;
+    } else if (k == "--kernel") {
+      kernel_from(kernel_source::file, k);
       a.kernel_file = value();
+    } else if (k == "--gaussian") {
+      kernel_from(kernel_source::gaussian, k);
+      a.sigma = parse_number(value(), "--gaussian");
+    } else if (k == "--sobel") {
+      kernel_from(kernel_source::sobel, k);
+      const std::string v = value();
+      if (v != "x" && v != "y") throw usage_error("--sobel must be x or y, got '" + v + "'");
+      a.sobel_dx = v == "x";
+      a.sobel_dy = v == "y";
+    } else if (k == "--box") {
+      kernel_from(kernel_source::box, k);
+      int r = 0, c = 0;
+      parse_pair(value(), r, c, "--box");
+      a.box_rows = r;
+      a.box_cols = c;
+    } else if (k == "--ksize")
+      a.ksize = parse_count(value(), "--ksize");
+    else if (k == "--float")
+      a.float_output = true;
+    else if (k == "--quality") {
+      a.quality = int(std::min<index_t>(1000, parse_count(value(), "--quality")));
+      if (a.quality > 100) throw usage_error("--quality must be 1 to 100");
+    } else if (k == "--max-pixels")
+      a.max_pixels = parse_count(value(), "--max-pixels");
     else if (k == "--kernel-shape") {
       const std::string v = value();
       const auto x = v.find('x');
@@ -155,11 +272,41 @@ arguments parse(int argc, char** argv) {
       files.push_back(k);
   }
   if (files.size() != 2) throw usage_error("give an INPUT and an OUTPUT file");
-  if (a.rows == 0 || a.cols == 0) throw usage_error("--rows and --cols are required");
-  if (a.kernel_file.empty()) throw usage_error("--kernel is required");
+  if (a.raw() && (a.rows == 0 || a.cols == 0))
+    throw usage_error("--rows and --cols go together (a raw file); an image file needs neither");
+  if (a.kernel_from == kernel_source::none)
+    throw usage_error("a kernel is required: --kernel FILE, --gaussian SIGMA, --sobel x|y or --box N");
+  if (a.kernel_from != kernel_source::file) {
+    if (a.k_rows > 0) throw usage_error("--kernel-shape goes with --kernel FILE");
+    if (a.opt.correlate)
+      throw usage_error("--correlate goes with --kernel FILE: the built kernels are applied as OpenCV applies them");
+    a.opt.correlate = true;  // kernels.hpp's kernels are in correlation order
+  }
+  if (a.ksize > 0 && a.kernel_from != kernel_source::gaussian && a.kernel_from != kernel_source::sobel)
+    throw usage_error("--ksize goes with --gaussian or --sobel");
+  if (a.raw() && a.float_output) throw usage_error("--float is for image files: a raw file's values are --type");
   a.input = files[0];
   a.output = files[1];
   return a;
+}
+
+/// The kernel a builder option names (kernels.hpp), in double; its errors are usage errors.
+convkit::array2d<double> built_kernel(const arguments& a) {
+  namespace k = convkit::kernels;
+  try {
+    switch (a.kernel_from) {
+      case kernel_source::gaussian: return a.ksize > 0 ? k::gaussian(a.sigma, a.ksize) : k::gaussian(a.sigma);
+      case kernel_source::sobel: return k::sobel(a.sobel_dx, a.sobel_dy, a.ksize > 0 ? a.ksize : 3);
+      case kernel_source::box: return k::box(a.box_rows, a.box_cols);
+      default: break;
+    }
+  } catch (const convkit::error& e) {
+    const char* option = a.kernel_from == kernel_source::gaussian ? "--gaussian"
+                         : a.kernel_from == kernel_source::sobel  ? "--sobel"
+                                                                  : "--box";
+    throw usage_error(std::string(option) + ": " + e.what());
+  }
+  throw usage_error("no kernel");
 }
 
 /// The kernel: text (rows of numbers) or raw values of T with --kernel-shape.
@@ -440,14 +587,113 @@ void distributed(const arguments& a, const convkit::array2d<T>& kernel, MPI_Comm
 }
 #endif
 
+/// A raw file's kernel: the kernel file's, or a builder's in T.
+template <class T>
+convkit::array2d<T> raw_kernel(const arguments& a) {
+  if (a.kernel_from == kernel_source::file) return read_kernel<T>(a);
+  const convkit::array2d<double> k = built_kernel(a);
+  convkit::array2d<T> t(k.rows(), k.cols());
+  for (index_t i = 0; i < k.size(); ++i) t.data()[i] = T(k.data()[i]);
+  return t;
+}
+
 template <class T>
 void run(const arguments& a, int ranks) {
-  const convkit::array2d<T> kernel = read_kernel<T>(a);
+  const convkit::array2d<T> kernel = raw_kernel<T>(a);
 #if defined(CONVKIT_HAS_MPI)
   if (ranks > 1) return distributed<T>(a, kernel, MPI_COMM_WORLD);
 #endif
   (void)ranks;
   stream<T>(a, kernel);
+}
+
+/// An image file's kernel, in double: a builder's, or the kernel file's (raw values of --type).
+convkit::array2d<double> image_kernel(const arguments& a) {
+  if (a.kernel_from != kernel_source::file) return built_kernel(a);
+  if (a.k_rows > 0 && !a.double_precision) {
+    const convkit::array2d<float> k = read_kernel<float>(a);
+    convkit::array2d<double> d(k.rows(), k.cols());
+    for (index_t i = 0; i < k.size(); ++i) d.data()[i] = k.data()[i];
+    return d;
+  }
+  return read_kernel<double>(a);
+}
+
+/// An image file (PNG, JPEG, PGM/PPM, TIFF) filtered in memory: convkit's image calls on its pixels.
+void filter_image(const arguments& a, int ranks) {
+  namespace files = convkit::files;
+  if (ranks > 1)
+    throw failure(
+        "image files are filtered by one process: run convkit_filter without mpirun (its ranks share "
+        "raw files, given with --rows and --cols)");
+  const std::optional<files::format> to = files::format_of_extension(a.output);
+  if (!to)
+    throw usage_error("OUTPUT " + a.output +
+                      ": its extension names no image format (.png, .jpg, .jpeg, .pgm, .ppm, .pnm, .tif, .tiff); a "
+                      "raw float file needs --rows and --cols");
+  if (a.float_output && *to != files::format::tiff)
+    throw usage_error("--float writes float32 pixels, which only TIFF holds: name OUTPUT .tif or .tiff");
+  if (!files::available(*to))
+    throw failure(a.output + ": this build of convkit_filter has no " + files::name(*to) +
+                  " support (its library was not found when it was built)");
+  const convkit::array2d<double> kernel = image_kernel(a);
+  files::write_options write;
+  write.jpeg_quality = a.quality;
+  files::read_limits limits;
+  limits.max_pixels = a.max_pixels;
+  const auto start = std::chrono::steady_clock::now();
+  files::any_image input;
+  try {
+    input = files::read_image(a.input, limits);
+  } catch (const files::file_error& e) {
+    std::string what = e.what();
+    if (what.find("not an image file") != std::string::npos) what += "; a raw float file needs --rows and --cols";
+    throw failure(what);
+  }
+  std::visit(
+      [&](const auto& img) {
+        using P = typename std::decay_t<decltype(img)>::value_type;
+        if (a.float_output) {
+          files::check_writable<float>(a.output, img.channels(), write);  // before the work, not after
+          const convkit::shape2d s = convkit::output_shape(img.rows(), img.cols(), kernel.rows(), kernel.cols(), a.opt);
+          convkit::image<float> out(s.rows, s.cols, img.channels());
+          convkit::conv2d(img, kernel, out, a.opt);
+          files::write_image(a.output, out, write);
+        } else {
+          files::check_writable<P>(a.output, img.channels(), write);
+          files::write_image(a.output, convkit::conv2d(img, kernel, a.opt), write);
+        }
+        if (!a.quiet)
+          std::fprintf(stderr, "convkit_filter: %s (%td x %td pixels, %td channel%s, %s) -> %s (%s%s), %.2f s\n",
+                       a.input.c_str(), img.cols(), img.rows(), img.channels(), img.channels() == 1 ? "" : "s",
+                       files::pixel_name<P>(), a.output.c_str(), files::name(*to), a.float_output ? ", float32" : "",
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      },
+      input);
+}
+
+const char* kind_of(mode_t m) {
+  if (S_ISFIFO(m)) return "a pipe (FIFO)";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+/// INPUT is a regular file (not a pipe: its size is checked, its rows read where they lie), and OUTPUT
+/// is not INPUT itself under any name (same device and inode: a link, another path, the same path).
+void check_paths(const arguments& a) {
+  struct stat in {};
+  if (::stat(a.input.c_str(), &in) != 0) throw failure("cannot open " + a.input + ": " + std::strerror(errno));
+  if (!S_ISREG(in.st_mode))
+    throw failure("INPUT " + a.input + " is " + kind_of(in.st_mode) +
+                  ", not a regular file: convkit_filter reads regular files only");
+  struct stat out {};
+  if (::stat(a.output.c_str(), &out) == 0 && out.st_dev == in.st_dev && out.st_ino == in.st_ino)
+    throw failure("INPUT " + a.input + " and OUTPUT " + a.output + " are the same file (device " +
+                  std::to_string(in.st_dev) + ", inode " + std::to_string(in.st_ino) +
+                  "): write the output to another file");
 }
 
 }  // namespace
@@ -462,18 +708,19 @@ int main(int argc, char** argv) {
   int status = 0;
   try {
     const arguments a = parse(argc, argv);
-    if (a.double_precision)
-      run<double>(a, ranks);
-    else
-      run<float>(a, ranks);
+    if (a.help) {
+      if (rank == 0) std::fputs(help_text, stdout);
+    } else {
+      check_paths(a);
+      if (!a.raw())
+        filter_image(a, ranks);
+      else if (a.double_precision)
+        run<double>(a, ranks);
+      else
+        run<float>(a, ranks);
+    }
   } catch (const usage_error& e) {
-    if (rank == 0)
-      std::fprintf(stderr,
-                   "convkit_filter: %s\nusage: convkit_filter --rows R --cols C --kernel FILE [--kernel-shape KRxKC] "
-                   "[--type float32|float64] [--mode full|same|valid] [--border NAME] [--value V] [--stride R[,C]] "
-                   "[--dilation R[,C]] [--correlate] [--algorithm NAME] [--threads N] [--memory SIZE] [--quiet] "
-                   "INPUT OUTPUT\n",
-                   e.what());
+    if (rank == 0) std::fprintf(stderr, "convkit_filter: %s\n%s", e.what(), synopsis);
     status = 2;
   } catch (const std::exception& e) {
     if (rank == 0) std::fprintf(stderr, "convkit_filter: %s\n", e.what());
