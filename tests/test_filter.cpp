@@ -8,7 +8,9 @@
 #include <convkit/convkit.hpp>
 #include <convkit/kernels.hpp>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -145,6 +147,45 @@ TEST_CASE("convkit_filter streams a file larger than its memory budget: in-memor
   }
   // A Gaussian (low-rank: the separable path) through the same bands.
   check_streamed<float>({400, 300, output::same, border::reflect, 1, 1, true}, 9, 9, 0, rng);
+}
+
+TEST_CASE("convkit_filter's peak memory stays within --memory plus the program's own", "[filter][memory]") {
+  // A 64 MB file through 16 MB and 48 MB budgets: the peak resident memory of the process (the
+  // kernel's maxrss, from wait4) is at most the budget plus kProgram, the program and its libraries
+  // (FFTW, OpenBLAS, the image codecs; 18 MiB on Debian 12 for `--help` alone).
+  constexpr long kProgram = 24L << 20;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  WARN("skipped: a sanitizer's shadow memory is no measure of the program's");
+  return;
+#endif
+  const std::string dir = folder(), in = dir + "/big.raw", kernel = dir + "/k7.txt", out = dir + "/big.out";
+  {
+    std::ofstream f(in, std::ios::binary);
+    const std::vector<char> row(4000 * 4, 0);
+    for (int r = 0; r < 4000; ++r) f.write(row.data(), std::streamsize(row.size()));
+    std::ofstream k(kernel);
+    for (int r = 0; r < 7; ++r) k << "1 1 1 1 1 1 1\n";
+  }
+  for (long budget : {16L << 20, 48L << 20}) {
+    const std::string memory = std::to_string(budget);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::execl(CONVKIT_FILTER, CONVKIT_FILTER, "--rows", "4000", "--cols", "4000", "--kernel", kernel.c_str(), "--memory",
+              memory.c_str(), "--quiet", in.c_str(), out.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    int status = 0;
+    struct rusage usage {};
+    REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    const long peak = usage.ru_maxrss * 1024L;  // Linux reports KiB
+    INFO("--memory " << memory << ": peak RSS " << peak << " bytes");
+    CHECK(peak <= budget + kProgram);
+  }
+  std::remove(in.c_str());
+  std::remove(out.c_str());
 }
 
 #if defined(CONVKIT_MPIEXEC)
