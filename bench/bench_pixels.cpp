@@ -10,9 +10,10 @@
 // reflect border (OpenCV BORDER_REFLECT_101 = convkit border::reflect), every result rounded half
 // to even and saturated to the output type.
 //
-// Contenders, interleaved in one process (A B C ..., B C A ..., after one untimed warm-up round;
-// bench_common.hpp), at 1 and at 2 threads (options::threads, cv::setNumThreads,
-// vips_concurrency_set):
+// Contenders, interleaved in one process (A B C ..., B C A ..., as bench_common.hpp's interleaved();
+// 2 rounds by default, medians with an even count's middle two averaged), at 1 and at 2 threads
+// (options::threads, cv::setNumThreads, vips_concurrency_set), after an untimed warm-up (every
+// variant once at the first thread count; the new plan and OpenCV's thread arena at the next):
 //   ck conv2d    convkit's one-shot image call conv2d(image_view, view2d<double>, image_view, options)
 //   ck plan      a convkit plan<float> made once outside the timing, plan.execute(image_view, image_view)
 //   cv named     cv::GaussianBlur (ksize 0) / cv::Sobel / cv::blur
@@ -50,7 +51,7 @@
 #include <convkit/kernels.hpp>
 #include <convkit/reference.hpp>
 
-#include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <array>
@@ -381,11 +382,33 @@ double median(std::vector<double> x) {
   return n == 0 ? 0 : n % 2 == 1 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-/// Process CPU seconds (user + system) so far.
+/// bench::interleaved without its warm-up round (run_workload warms up): `rounds` rounds, each
+/// running every variant once, starting one later each round (A B C, B C A, ...); per variant the
+/// median (an even count's two middle values averaged), the fastest and the slowest.
+std::vector<bench::timing_summary> interleaved_rounds(const std::vector<std::function<void()>>& variants, int rounds) {
+  using clock = std::chrono::steady_clock;
+  std::vector<std::vector<double>> runs(variants.size());
+  for (int r = 0; r < rounds; ++r)
+    for (std::size_t j = 0; j < variants.size(); ++j) {
+      const std::size_t i = (j + std::size_t(r)) % variants.size();
+      const auto t0 = clock::now();
+      variants[i]();
+      runs[i].push_back(std::chrono::duration<double>(clock::now() - t0).count());
+    }
+  std::vector<bench::timing_summary> out;
+  for (auto& t : runs) {
+    const auto [lo, hi] = std::minmax_element(t.begin(), t.end());
+    out.push_back({median(t), *lo, *hi, std::move(t)});
+  }
+  return out;
+}
+
+/// CPU seconds of every thread of this process so far (CLOCK_PROCESS_CPUTIME_ID: the scheduler's exact
+/// runtime; getrusage's user/system split is adjusted after the fact and can appear to grow later).
 double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
 template <class P, class Q>
@@ -396,7 +419,7 @@ void run_workload(const pixel_format& fmt, const image<P>& input, const filter& 
   const kernel_set k = make_kernel(f, eight_bit);
   const index_t H = input.rows(), W = input.cols(), C = input.channels();
   const image_view<const P> src = input.view();
-  const bool separable = !k.column.empty();
+  [[maybe_unused]] const bool separable = !k.column.empty();
 
   // References (outside any timing): reflect for convkit and OpenCV, replicate for libvips.
   const std::vector<window> ref_reflect = reference_windows<P>(src, k.dense, border::reflect);
@@ -597,6 +620,20 @@ void run_workload(const pixel_format& fmt, const image<P>& input, const filter& 
 #if defined(CONVKIT_BENCH_VIPS)
     vips_concurrency_set(threads);
 #endif
+    // Warm-up, untimed: at the first thread count one call of every variant (each library's lazy
+    // set-up, convkit's kernel analysis, the plan's first image execute); at the next ones only what
+    // the new thread count makes anew: the new plan's first execute, OpenCV's thread arena
+    // (setNumThreads rebuilds it), so that the slowest workloads are not run a whole extra time.
+    if (threads == s.threads.front()) {
+      for (const auto& c : calls)
+        if (c) c();
+    } else {
+      calls[ck_plan]();
+#if defined(CONVKIT_BENCH_OPENCV)
+      cv::Mat small(64, 64, CV_8U, cv::Scalar(0)), blurred;
+      cv::blur(small, blurred, cv::Size(3, 3));
+#endif
+    }
     std::vector<std::function<void()>> runs;
     std::vector<int> which;
     for (int c = 0; c < n_columns; ++c)
@@ -604,8 +641,7 @@ void run_workload(const pixel_format& fmt, const image<P>& input, const filter& 
         runs.push_back(calls[c]);
         which.push_back(c);
       }
-    std::vector<bench::timing_summary> t = bench::interleaved(runs, s.rounds);
-    for (bench::timing_summary& v : t) v.median = median(v.rounds);  // an even count's two middle ones averaged
+    const std::vector<bench::timing_summary> t = interleaved_rounds(runs, s.rounds);
     row_result r;
     r.format = fmt.name;
     r.size = std::to_string(W) + "x" + std::to_string(H);
@@ -730,8 +766,9 @@ void print_summary(const std::vector<row_result>& rows, const std::vector<int>& 
   // Accuracy per column, 8-bit and 16-bit inputs apart.
   std::printf(
       "\nmismatches against the float64 reference rounded half to even and saturated (all rows): samples "
-      "differing / checked, largest |difference| in output units\n");
-  std::printf("  %-12s %36s %36s\n", "", "8-bit input", "16-bit input");
+      "differing / checked, the largest |difference| in output units, and among integer outputs off by 1 the "
+      "largest distance of the exact value from a rounding tie k + 0.5 (small: near-ties only)\n");
+  std::printf("  %-12s %-44s %-44s\n", "", "8-bit input", "16-bit input");
   for (int c = 0; c < n_columns; ++c) {
     std::printf("  %-12s", column_names[c]);
     for (bool sixteen : {false, true}) {
@@ -751,7 +788,7 @@ void print_summary(const std::vector<row_result>& rows, const std::vector<int>& 
       else
         std::snprintf(cell, sizeof cell, "%lld / %lld (%.2f%%), %g, %s", n, checked,
                       100.0 * double(n) / double(checked), largest, tie_text);
-      std::printf(" %44s", cell);
+      std::printf(" %-44s", cell);
     }
     std::printf("\n");
   }
@@ -910,7 +947,7 @@ int main(int argc, char** argv) {
 
   std::printf(
       "bench_pixels: images of pixels, 'same' correlation, reflect border (libvips: replicate, its only "
-      "one), outputs rounded half to even and saturated; %d+ interleaved rounds after a warm-up, medians in "
+      "one), outputs rounded half to even and saturated; %d interleaved rounds after a warm-up, medians in "
       "ms with the spread (slowest - fastest) / median\n",
       s.rounds);
   std::printf(
