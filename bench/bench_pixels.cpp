@@ -42,7 +42,8 @@
 // reference::conv2d<double> of that window (computed once per workload, outside the timing) rounded
 // half to even and saturated; the count is of samples (pixel x channel) that differ.
 //
-//   bench_pixels                        everything, 2 rounds (about 3 minutes on 2 cores)
+//   bench_pixels                        everything, 2 rounds (128 s on a 2-vCPU Xeon; more while
+//                                       other jobs share the machine)
 //   bench_pixels --quick                1920x1080, Gaussian sigma 2, Sobel, random 5x5, 1 round
 //   bench_pixels --rounds 7 --threads 1,2 --sizes 1920x1080 --formats 8UC1,16UC1
 //                --filters g1,g2,g4,g8,sobel,box5,rand5,rand15
