@@ -171,8 +171,8 @@ TEST_CASE("convkit_filter's peak memory stays within --memory plus the program's
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-      ::execl(CONVKIT_FILTER, CONVKIT_FILTER, "--rows", "4000", "--cols", "4000", "--kernel", kernel.c_str(), "--memory",
-              memory.c_str(), "--quiet", in.c_str(), out.c_str(), static_cast<char*>(nullptr));
+      ::execl(CONVKIT_FILTER, CONVKIT_FILTER, "--rows", "4000", "--cols", "4000", "--kernel", kernel.c_str(),
+              "--memory", memory.c_str(), "--quiet", in.c_str(), out.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     int status = 0;
