@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <new>
@@ -75,6 +76,19 @@ inline const array2d<float>& kernel(index_t k) {
   return it->second;
 }
 
+/// The CPU's model name ("model name" of /proc/cpuinfo, which lscpu shows).
+inline std::string cpu_model_name() {
+  std::ifstream f("/proc/cpuinfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      std::string m = colon == std::string::npos ? line : line.substr(colon + 1);
+      m.erase(0, m.find_first_not_of(' '));
+      return m;
+    }
+  return "unknown";
+}
+
 /// What a benchmark measures, for the summary table.
 struct row_info {
   std::string workload, method, note;
@@ -110,10 +124,15 @@ class summary_reporter : public benchmark::ConsoleReporter {
     }
   }
 
+  /// One line per row, the workloads in size order (then by name).
   void print_summary() const {
     std::printf("\n%-12s %-42s %7s %10s %7s %11s %9s %8s\n", "workload", "method", "threads", "median", "allocs",
                 "alloc bytes", "speed-up", "GFLOP/s");
-    for (const auto& [name, info] : rows()) {
+    std::vector<std::pair<std::string, row_info>> ordered(rows().begin(), rows().end());
+    const auto size = [](const std::string& workload) { return std::atof(workload.c_str()); };
+    std::stable_sort(ordered.begin(), ordered.end(),
+                     [&](const auto& a, const auto& b) { return size(a.second.workload) < size(b.second.workload); });
+    for (const auto& [name, info] : ordered) {
       auto it = results_.find(name);
       if (it == results_.end()) continue;
       const result& res = it->second;

@@ -803,18 +803,6 @@ std::string load_average() {
   return a + " " + b + " " + c;
 }
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");  // lscpu's "Model name" comes from here
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      std::string m = colon == std::string::npos ? line : line.substr(colon + 1);
-      m.erase(0, m.find_first_not_of(' '));
-      return m;
-    }
-  return "unknown";
-}
-
 /// CPU time the process burns while its main thread sleeps for `ms` right after `call`: worker
 /// threads that spin instead of sleeping (OMP_WAIT_POLICY=active-style) show up here.
 double idle_cpu_ms(const std::function<void()>& call, int ms) {
@@ -954,7 +942,7 @@ int main(int argc, char** argv) {
   std::printf(
       "machine: %s (lscpu model name), %u hardware threads, load average %s at the start; threads "
       "measured:",
-      cpu_model().c_str(), std::thread::hardware_concurrency(), load_average().c_str());
+      cpu_model_name().c_str(), std::thread::hardware_concurrency(), load_average().c_str());
   for (int t : s.threads) std::printf(" %d", t);
   std::printf(
       "; the FMA peak is not relevant here (8- and 16-bit pixels: conversion, memory traffic and per-call "

@@ -3,8 +3,9 @@
 # benchmarks in Release against every peer it installs (OpenCV, oneDNN) and runs convkit_seed in
 # quick mode, which prints the summary table; before it, convkit_calibrate --quick measures this
 # machine for algorithm::automatic (its profile goes to the user's cache folder, profile.hpp).
-#   bash bench/run.sh            the table (a few minutes)
-#   bash bench/run.sh --full     runs the naive loop at 10000x10000 instead of estimating it
+#   bash bench/run.sh            the summary (under 5 minutes on a 2-core machine, the build included);
+#                                Google Benchmark's raw output goes to a log file it names
+#   bash bench/run.sh --full     every row at 10000x10000, and the naive loop there run, not estimated
 #   bash bench/run.sh --smoke    what CI runs: the same install, configure and build, every peer
 #                                required, then a short slice of convkit_seed and bench_layers
 # Other arguments go to Google Benchmark.
@@ -50,4 +51,14 @@ fi
 cmake --build "$out" -j "$(nproc)" --target convkit_calibrate convkit_seed
 # Measure this machine first (a few seconds), so that algorithm::automatic's row is chosen for it.
 "$out/tools/convkit_calibrate" --quick
-"$out/bench/convkit_seed" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true "$@"
+raw="$out/convkit_seed.log"
+echo "bench/run.sh: timing the post's workloads (Google Benchmark's raw output: $raw)"
+# Debian's libbenchmark is built without NDEBUG, so it warns "Library was built as DEBUG": that is
+# Google Benchmark's own build, not convkit's (built here in Release); the warning goes to the log.
+"$out/bench/convkit_seed" --benchmark_repetitions=3 --benchmark_min_time=0.1 \
+  --benchmark_report_aggregates_only=true "$@" > "$raw" 2>&1 || {
+  tail -n 20 "$raw" >&2
+  echo "bench/run.sh: convkit_seed failed; its output is in $raw" >&2
+  exit 1
+}
+sed -n '/^== convkit_seed summary ==/,$p' "$raw"
