@@ -64,8 +64,8 @@ int main(int argc, char** argv) {
                  opt.quick ? "the ones it lacked written to" : "written to", path.c_str());
     if (!r.rejected.empty()) {
       std::fprintf(stderr,
-                   "convkit_calibrate: the machine was too busy to measure %zu value(s): each was implausible twice "
-                   "and is not saved; kept instead:\n",
+                   "convkit_calibrate: %zu value(s) measured implausible twice (the machine too busy to measure, "
+                   "or a model that does not fit it) are not saved; kept instead:\n",
                    r.rejected.size());
       for (const convkit::rejected_constant& x : r.rejected)
         std::fprintf(stderr, "  %s: measured %.4g and %.4g, kept %.4g (%s)\n", x.name.c_str(), x.first, x.second,
