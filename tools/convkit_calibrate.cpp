@@ -1,7 +1,7 @@
 // convkit_calibrate: measures this machine for algorithm::automatic and saves the profile where
 // automatic finds it (profile_file.hpp: $CONVKIT_PROFILE, else the user's cache folder). A value
-// measured implausible twice (a machine too busy to measure) is not saved: the profile's previous
-// value stays, and the tool says which values it kept.
+// measured implausible twice (a machine too busy to measure, or a model that does not fit it) is not
+// saved: the profile's previous value stays, and the tool says which values it kept.
 //
 //   convkit_calibrate                 under a minute
 //   convkit_calibrate --quick         a few seconds; fills in only what the profile lacks (its
