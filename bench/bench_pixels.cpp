@@ -942,7 +942,7 @@ int main(int argc, char** argv) {
   std::printf(
       "machine: %s (lscpu model name), %u hardware threads, load average %s at the start; threads "
       "measured:",
-      cpu_model_name().c_str(), std::thread::hardware_concurrency(), load_average().c_str());
+      convkit::bench::cpu_model_name().c_str(), std::thread::hardware_concurrency(), load_average().c_str());
   for (int t : s.threads) std::printf(" %d", t);
   std::printf(
       "; the FMA peak is not relevant here (8- and 16-bit pixels: conversion, memory traffic and per-call "
