@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include "count_allocations.hpp"
+#include "problems.hpp"
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -54,21 +55,6 @@ using Catch::Matchers::Contains;
 using files::any_image;
 using files::file_error;
 using files::format;
-
-std::uint64_t seed() {
-  static const std::uint64_t s = [] {
-    std::uint64_t v;
-    if (const char* env = std::getenv("CONVKIT_TEST_SEED")) {
-      v = std::strtoull(env, nullptr, 10);
-    } else {
-      std::random_device rd;
-      v = (std::uint64_t(rd()) << 32) ^ rd();
-    }
-    std::printf("convkit tests: CONVKIT_TEST_SEED=%llu\n", static_cast<unsigned long long>(v));
-    return v;
-  }();
-  return s;
-}
 
 /// A folder of its own under the build tree's temporary directory.
 std::string folder() {
@@ -346,7 +332,7 @@ TEST_CASE("image files: formats left out of the build are refused by name", "[fi
 }
 
 TEST_CASE("image files: PGM/PPM round trips, 8- and 16-bit, gray and color", "[files][pnm]") {
-  std::mt19937_64 rng(seed() ^ 0x9e3ULL);
+  std::mt19937_64 rng(run_seed() ^ 0x9e3ULL);
   round_trips<std::uint8_t>(format::pnm, {1, 3}, rng);
   round_trips<std::uint16_t>(format::pnm, {1, 3}, rng);
   // The names .pgm and .ppm say the channels.
@@ -380,7 +366,7 @@ TEST_CASE("image files: PGM/PPM round trips, 8- and 16-bit, gray and color", "[f
 
 TEST_CASE("image files: PNG round trips, 8- and 16-bit, 1 to 4 channels", "[files][png]") {
   if (!files::available(format::png)) return;
-  std::mt19937_64 rng(seed() ^ 0x9e4ULL);
+  std::mt19937_64 rng(run_seed() ^ 0x9e4ULL);
   round_trips<std::uint8_t>(format::png, {1, 2, 3, 4}, rng);
   round_trips<std::uint16_t>(format::png, {1, 2, 3, 4}, rng);
   // A window on a larger image (rows padded) writes its own pixels.
@@ -455,7 +441,7 @@ TEST_CASE("image files: PNG palettes, 1-bit gray and interlacing are expanded", 
 
 TEST_CASE("image files: TIFF round trips, every pixel type, 1 to 4 channels", "[files][tiff]") {
   if (!files::available(format::tiff)) return;
-  std::mt19937_64 rng(seed() ^ 0x9e5ULL);
+  std::mt19937_64 rng(run_seed() ^ 0x9e5ULL);
   round_trips<std::uint8_t>(format::tiff, {1, 2, 3, 4}, rng);
   round_trips<std::uint16_t>(format::tiff, {1, 2, 3, 4}, rng);
   round_trips<std::int16_t>(format::tiff, {1, 2, 3, 4}, rng);
@@ -478,7 +464,7 @@ TEST_CASE("image files: TIFF round trips, every pixel type, 1 to 4 channels", "[
 
 #if defined(CONVKIT_TEST_TIFF)
 TEST_CASE("image files: tiled TIFF, and planar TIFF refused", "[files][tiff]") {
-  std::mt19937_64 rng(seed() ^ 0x9e6ULL);
+  std::mt19937_64 rng(run_seed() ^ 0x9e6ULL);
   image<std::uint16_t> img(40, 37, 3);
   fill(img, rng);
   {
@@ -525,7 +511,7 @@ TEST_CASE("image files: tiled TIFF, and planar TIFF refused", "[files][tiff]") {
 
 TEST_CASE("image files: JPEG round trips within its loss, gray and color", "[files][jpeg]") {
   if (!files::available(format::jpeg)) return;
-  std::mt19937_64 rng(seed() ^ 0x9e7ULL);
+  std::mt19937_64 rng(run_seed() ^ 0x9e7ULL);
   for (index_t channels : {1, 3})
     for (const shape2d& s : {shape2d{1, 1}, shape2d{17, 23}, shape2d{64, 80}}) {
       image<std::uint8_t> img(s.rows, s.cols, channels);
@@ -634,7 +620,7 @@ TEST_CASE("image files: empty, non-regular and non-image files are refused by na
 }
 
 TEST_CASE("image files: truncated files are refused, naming the file", "[files][errors]") {
-  std::mt19937_64 rng(seed() ^ 0x9e8ULL);
+  std::mt19937_64 rng(run_seed() ^ 0x9e8ULL);
   image<std::uint8_t> img(48, 40, 3);
   fill_smooth(img, rng);
   const auto cut = [&](const std::string& whole, const std::string& name, std::size_t keep) {
@@ -689,7 +675,7 @@ TEST_CASE("image files: truncated files are refused, naming the file", "[files][
 }
 
 TEST_CASE("image files: lying headers are refused before the pixels are allocated", "[files][errors]") {
-  std::mt19937_64 rng(seed() ^ 0x9e9ULL);
+  std::mt19937_64 rng(run_seed() ^ 0x9e9ULL);
   // PGM: 100000 x 100000 and 16384 x 16384 (2^28 pixels: within max_pixels) with 100 bytes of pixels.
   spit(path("huge.pgm"), "P5\n100000 100000\n255\n" + std::string(100, 'x'));
   CHECK_THAT(refusal(path("huge.pgm")),

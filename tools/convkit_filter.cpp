@@ -672,22 +672,13 @@ void filter_image(const arguments& a, int ranks) {
       input);
 }
 
-const char* kind_of(mode_t m) {
-  if (S_ISFIFO(m)) return "a pipe (FIFO)";
-  if (S_ISDIR(m)) return "a directory";
-  if (S_ISCHR(m)) return "a character device";
-  if (S_ISBLK(m)) return "a block device";
-  if (S_ISSOCK(m)) return "a socket";
-  return "not a regular file";
-}
-
 /// INPUT is a regular file (not a pipe: its size is checked, its rows read where they lie), and OUTPUT
 /// is not INPUT itself under any name (same device and inode: a link, another path, the same path).
 void check_paths(const arguments& a) {
   struct stat in {};
   if (::stat(a.input.c_str(), &in) != 0) throw failure("cannot open " + a.input + ": " + std::strerror(errno));
   if (!S_ISREG(in.st_mode))
-    throw failure("INPUT " + a.input + " is " + kind_of(in.st_mode) +
+    throw failure("INPUT " + a.input + " is " + convkit::files::kind_of(in.st_mode) +
                   ", not a regular file: convkit_filter reads regular files only");
   struct stat out {};
   if (::stat(a.output.c_str(), &out) == 0 && out.st_dev == in.st_dev && out.st_ino == in.st_ino)

@@ -101,15 +101,6 @@ std::string library_of(format f) {
            " was not found when it was configured");
 }
 
-std::string kind_of(mode_t m) {
-  if (S_ISFIFO(m)) return "a pipe (FIFO)";
-  if (S_ISDIR(m)) return "a directory";
-  if (S_ISCHR(m)) return "a character device";
-  if (S_ISBLK(m)) return "a block device";
-  if (S_ISSOCK(m)) return "a socket";
-  return "not a regular file";
-}
-
 /// An open regular file, its size known before anything is read.
 class source {
  public:
@@ -998,5 +989,15 @@ template void write_image<std::uint16_t>(const std::string&, image_view<const st
 template void write_image<std::int16_t>(const std::string&, image_view<const std::int16_t>, const write_options&);
 template void write_image<float>(const std::string&, image_view<const float>, const write_options&);
 template void write_image<double>(const std::string&, image_view<const double>, const write_options&);
+
+/// What a file that is no regular file is, for messages ("a pipe (FIFO)", "a directory", ...).
+std::string kind_of(mode_t m) {
+  if (S_ISFIFO(m)) return "a pipe (FIFO)";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
 
 }  // namespace convkit::files

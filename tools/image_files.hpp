@@ -40,9 +40,11 @@
 
 #include <convkit/image.hpp>
 
+#include <sys/types.h>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
+
 #include <string>
 #include <type_traits>
 #include <variant>
@@ -131,5 +133,8 @@ extern template void write_image<std::int16_t>(const std::string&, image_view<co
                                                const write_options&);
 extern template void write_image<float>(const std::string&, image_view<const float>, const write_options&);
 extern template void write_image<double>(const std::string&, image_view<const double>, const write_options&);
+
+/// What a file of mode `m` that is no regular file is, for messages ("a pipe (FIFO)", "a directory").
+std::string kind_of(mode_t m);
 
 }  // namespace convkit::files
