@@ -60,12 +60,8 @@ class pixel_bands {
     }
   }
 
-  index_t channels() const noexcept { return channels_; }
-  /// The backend the full bands run (never algorithm::automatic).
-  algorithm chosen() const noexcept { return workers_.front().full.chosen(); }
-
   /// out = the problem applied to every channel of `in`; the caller has checked shapes, channels
-  /// (channels()) and aliasing.
+  /// (those given when this was made) and aliasing.
   template <class P, class Q>
   void run(image_view<const P> in, image_view<Q> out) {
     const index_t per_band = interleaved_ ? 1 : channels_, items = index_t(bands_.size()) * per_band;
