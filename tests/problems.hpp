@@ -69,6 +69,7 @@ struct conv_case {
   int pad_rows = 0, pad_cols = 0;  ///< layer only
   bool bias = false;               ///< layer only
   algorithm algo = algorithm::automatic;
+  convkit::accuracy accuracy = convkit::accuracy::automatic;
   int threads = 0;
   tuning tune;
 
@@ -89,6 +90,7 @@ struct conv_case {
     o.dilation_cols = dilation_cols;
     o.correlate = correlate;
     o.algo = algo;
+    o.accuracy = accuracy;
     o.threads = threads;
     o.tune = tune;
     return o;
@@ -107,6 +109,7 @@ struct conv_case {
     o.groups = groups;
     o.edge = edge;
     o.algo = algo;
+    o.accuracy = accuracy;
     o.threads = threads;
     o.tune = tune;
     return o;
@@ -124,6 +127,7 @@ struct conv_case {
     o << " " << to_string(edge);
     if (edge == border::constant) o << " " << edge_value;
     o << " stride " << stride_rows << "," << stride_cols << " dil " << dilation_rows << "," << dilation_cols;
+    if (accuracy != convkit::accuracy::automatic) o << " accuracy " << to_string(accuracy);
     return o.str();
   }
 };
@@ -342,6 +346,14 @@ struct error_model {
 /// at most that many roundings (plus one for the product, or the bias), relative to the magnitude sum.
 inline error_model direct_error(const conv_case& c) { return {double(c.c / c.groups * c.k_rows * c.k_cols + 1), 0.0}; }
 
+/// The accuracy contract (types.hpp, accuracy::componentwise): contract_multiple times gamma_m with
+/// m = the taps and the bias's rounding, gamma_m = m u / (1 - m u), u = eps / 2.
+template <class T>
+error_model contract_error(const conv_case& c) {
+  const double m = direct_error(c).local, u = std::numeric_limits<T>::epsilon() / 2;
+  return {detail::contract_multiple * m / 2 / (1 - m * u), 0.0};
+}
+
 /// Runs the caller's `compute` on fresh random data for case c through the case's front door,
 ///   image  compute(view2d<const T> input, view2d<const T> kernel, view2d<T> out, const options&)
 ///   layer  compute(view4d<const T> input, view4d<const T> weights, const T* bias, view4d<T> out,
@@ -350,10 +362,10 @@ inline error_model direct_error(const conv_case& c) { return {double(c.c / c.gro
 /// output element with reference::conv2d within what error model `m` allows. The output is
 /// poisoned with NaN first (unwritten elements fail) and surrounded by sentinels, before, after and
 /// between its rows in padded views (writes outside it fail). `fill_kernel(view2d<T>, rng)` makes each
-/// filter plane.
-template <class T, class Compute, class Fill = random_fill>
+/// filter plane, `fill_input(view2d<T>, rng)` each input plane.
+template <class T, class Compute, class Fill = random_fill, class FillInput = random_fill>
 void check_case(const conv_case& c, std::mt19937_64& rng, Compute&& compute, const error_model& m,
-                Fill&& fill_kernel = {}) {
+                Fill&& fill_kernel = {}, FillInput&& fill_input = {}) {
   INFO(c.describe());
   const detail::conv_problem g = problem_of<T>(c);
   const shape4d s = g.output_shape();
@@ -364,7 +376,7 @@ void check_case(const conv_case& c, std::mt19937_64& rng, Compute&& compute, con
   array4d<T> weights(c.k, c.c / c.groups, c.k_rows, c.k_cols);
   const detail::planes<T> in{input.data(), c.c * c.rows * in_stride, c.rows * in_stride, in_stride};
   const detail::planes<T> out{storage.data() + guard, s.c * s.h * out_stride, s.h * out_stride, out_stride};
-  for (index_t i = 0; i < c.n * c.c; ++i) fill_random(in.view(i / c.c, i % c.c, c.rows, c.cols), rng);
+  for (index_t i = 0; i < c.n * c.c; ++i) fill_input(in.view(i / c.c, i % c.c, c.rows, c.cols), rng);
   for (index_t i = 0; i < weights.n() * weights.c(); ++i)
     fill_kernel(weights.view().plane(i / weights.c(), i % weights.c()), rng);
   fill_random(bias.view(), rng);

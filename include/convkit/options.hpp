@@ -21,6 +21,7 @@ struct options {
   int dilation_rows = 1, dilation_cols = 1;
   bool correlate = false;  ///< false: true convolution (kernel flipped); true: cross-correlation
   algorithm algo = algorithm::automatic;
+  convkit::accuracy accuracy = convkit::accuracy::automatic;  ///< what an FFT may trade for speed (types.hpp)
   int threads = 0;  ///< 0: all hardware threads
   tuning tune;      ///< backend settings for this call or plan (tuning.hpp); unset fields: the defaults
 };

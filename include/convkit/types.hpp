@@ -57,6 +57,16 @@ enum class border { zero, constant, replicate, reflect, symmetric, circular };
 /// Which backend computes the convolution. `automatic` picks one that is built in and suits the call.
 enum class algorithm { automatic, direct, im2col, fft, cufft };
 
+/// What an FFT backend may trade for speed (docs/accuracy.md). Direct summation of an output
+/// y = sum x * k over m = R * S taps errs by at most gamma_m * (|x| * |k|) at that output,
+/// gamma_m = m u / (1 - m u), u the unit roundoff of T; an FFT's error is bounded by the norms of the
+/// whole transform, so beside large values small outputs can lose their relative accuracy.
+///   automatic      componentwise under algorithm::automatic, normwise for a backend asked for by name
+///   componentwise  every output within 16 * gamma_m * (|x| * |k|) at it (the accuracy contract):
+///                  FFT outputs that cannot be proven so are computed by direct summation
+///   normwise       the FFT's own bound: the fastest path
+enum class accuracy { automatic, componentwise, normwise };
+
 /// A bad argument. The message names the argument.
 struct error : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
@@ -90,6 +100,12 @@ struct enum_table<algorithm> {
                                                       {algorithm::fft, "fft"},
                                                       {algorithm::cufft, "cufft"}};
 };
+template <>
+struct enum_table<accuracy> {
+  static constexpr const char* type = "convkit::accuracy";
+  static constexpr enum_entry<accuracy> entries[] = {
+      {accuracy::automatic, "automatic"}, {accuracy::componentwise, "componentwise"}, {accuracy::normwise, "normwise"}};
+};
 
 /// Throws convkit::error "<what>: not a <E's type> (value <n>)" for a value outside E's enumerators.
 template <class E>
@@ -102,5 +118,6 @@ void check_enum(E e, const std::string& what) {
 inline const char* to_string(output o) noexcept { return detail::enum_name(o); }
 inline const char* to_string(border b) noexcept { return detail::enum_name(b); }
 inline const char* to_string(algorithm a) noexcept { return detail::enum_name(a); }
+inline const char* to_string(accuracy a) noexcept { return detail::enum_name(a); }
 
 CONVKIT_NAMESPACE_END

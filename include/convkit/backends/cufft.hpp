@@ -219,6 +219,7 @@ class cufft_image_executor final : public executor<T> {
 template <class T>
 std::unique_ptr<executor<T>> make_cufft(const conv_problem& p, const T* weights, const T* bias) {
   refuse_sparse(p.sparse(), "cufft");
+  refuse_componentwise(p.componentwise, "cufft", "(its checks run on the CPU's fft backend only)");
   if (p.single_plane()) return std::make_unique<cufft_image_executor<T>>(p, weights, bias);
   return std::make_unique<cufft_batch_executor<T>>(p, weights, bias);
 }

@@ -103,6 +103,7 @@ template <class T>
 std::unique_ptr<executor<T>> make_fftw(const conv_problem& p, const T* weights, const T* bias) {
   refuse_sparse(p.sparse(), "fft");
   if (p.single_plane()) return std::make_unique<fftw_image_executor<T>>(p, weights, bias);
+  refuse_componentwise(p.componentwise, "fft", "for layers (only for single images)");
   return std::make_unique<fftw_batch_executor<T>>(p, weights, bias);
 }
 

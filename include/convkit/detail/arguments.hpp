@@ -15,6 +15,7 @@
 #include "../layer_options.hpp"
 #include "../options.hpp"
 #include "../view.hpp"
+#include "fft_accuracy.hpp"
 #include "../view4d.hpp"
 #include "prepared.hpp"
 #include "problem.hpp"
@@ -48,10 +49,15 @@ conv_problem image_problem(index_t rows, index_t cols, view2d<const T> kernel, c
   if (kernel.empty()) throw error("kernel is empty (" + shape_str(kernel.shape()) + ")");
   conv_problem p = make_problem(image_request(rows, cols, kernel.rows(), kernel.cols(), opt, sizeof(T)));
   p.amortised = amortised;
-  if (kernel.row_stride() == kernel.cols())
-    p.kernel_rank = kernel_rank_of(p, kernel.data(), 1, 0);
-  else
-    p.kernel_rank = kernel_rank_of(p, correlation_order(kernel, true).data(), 1, 0);
+  const array2d<T> taps = correlation_order(kernel, true);
+  p.kernel_rank = kernel_rank_of(p, taps.data(), 1, 0);
+  p.kernel_spread = kernel_l1_over_l2(taps.data(), taps.size());
+  bool positive = false, negative = false;
+  for (index_t i = 0; i < taps.size(); ++i) {
+    positive = positive || taps.data()[i] > 0;
+    negative = negative || taps.data()[i] < 0;
+  }
+  p.one_signed_weights = !(positive && negative);
   return p;
 }
 

@@ -100,6 +100,9 @@ void visit_choice_fields(const conv_problem& p, Visit&& visit) {
   visit("/t", index_t(p.threads));
   visit("/finite", index_t(p.finite));
   visit("/plan", index_t(p.amortised));
+  visit("/accuracy", index_t(p.componentwise));
+  visit(",", index_t(p.one_signed_weights));
+  visit(",", index_t(std::lround(4.0 * std::log2(std::max(p.kernel_spread, 0.5)))));
   visit("/fft", index_t(f.planning));
   for (index_t v : {index_t(f.tiles), f.tile_rows, f.tile_cols, f.memory_cap}) visit(",", v);
   visit("/gpu", index_t(g.tiles));
@@ -114,7 +117,7 @@ void visit_choice_fields(const conv_problem& p, Visit&& visit) {
 /// visit_choice_fields as numbers: compared in a few nanoseconds, so that remembering decisions costs
 /// a one-shot call on a small image next to nothing (building the word below takes a microsecond).
 struct choice_fields {
-  static constexpr std::size_t count = 37;
+  static constexpr std::size_t count = 40;
   std::array<index_t, count> values{};
   friend bool operator<(const choice_fields& a, const choice_fields& b) noexcept { return a.values < b.values; }
 };

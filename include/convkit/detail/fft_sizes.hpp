@@ -143,6 +143,9 @@ void clear_beyond_extent(view2d<T> buffer, const axis_tiles& rows, const axis_ti
 struct tiling_request {
   fft_tiling mode = fft_tiling::automatic;
   index_t block_rows = 0, block_cols = 0;  ///< > 0: force this many dense results per tile (implies tiles)
+  /// > 0: fft_tiling::automatic takes no transform of more reals (the accuracy contract's bound,
+  /// fft_accuracy.hpp) unless none is that small.
+  index_t max_transform = 0;
 };
 
 /// Seconds for one tile of N_r x N_c reals (N = N_r * N_c): forward + inverse transform, fill,
@@ -310,7 +313,10 @@ tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border
                              sizes_c = tile_lengths(gc.span, untiled_c, model);
   bool have = false;
   tile_plan best_fit{}, smallest{};
-  if (req.mode == fft_tiling::automatic && bytes(best) <= memory_cap) {
+  const auto too_large = [&](const tile_plan& p) {
+    return req.max_transform > 0 && p.rows.transform * p.cols.transform > req.max_transform;
+  };
+  if (req.mode == fft_tiling::automatic && bytes(best) <= memory_cap && !too_large(best)) {
     best_fit = best;
     have = true;
   }
@@ -321,7 +327,7 @@ tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border
       if (req.mode == fft_tiling::always && p.tiles() < 2) continue;
       const index_t p_bytes = bytes(p);
       if (smallest.tiles() == 0 || p_bytes < bytes(smallest)) smallest = p;
-      if (req.mode == fft_tiling::automatic && p_bytes > memory_cap) continue;
+      if (req.mode == fft_tiling::automatic && (p_bytes > memory_cap || too_large(p))) continue;
       if (!have || p.seconds < best_fit.seconds) {
         best_fit = p;
         have = true;

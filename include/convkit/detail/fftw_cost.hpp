@@ -17,6 +17,7 @@
 #include "backend.hpp"
 #include "calibration.hpp"
 #include "checked.hpp"
+#include "fft_accuracy.hpp"
 #include "fft_sizes.hpp"
 #include "spectrum_product.hpp"
 #include "threads.hpp"
@@ -75,11 +76,20 @@ inline int fftw_useful_threads(double seconds_on_one, int threads) {
   return useful_threads(seconds_on_one, threads, 5e-4);
 }
 
+/// The transform bound of the accuracy contract for a single plane (0: none), or -1 where no
+/// transform keeps it.
+inline index_t fft_contract_limit(const conv_problem& p) {
+  if (!p.componentwise) return 0;
+  const index_t limit =
+      contract_transform_limit(p.rows.kernel * p.cols.kernel, p.kernel_spread > 0 ? p.kernel_spread : 1.0);
+  return limit > 0 ? limit : 1;
+}
+
 /// The tile plan of a single plane with `profile`'s constants.
 inline fft::tile_plan fftw_tile_plan(const conv_problem& p, const cost_profile& profile) {
   const fft_config& c = p.tune.fft;
-  return fft::plan_tiles(p.rows, p.cols, p.edge, p.element_bytes, p.threads, {c.tiles, c.tile_rows, c.tile_cols},
-                         fftw_model(profile), c.memory_cap);
+  return fft::plan_tiles(p.rows, p.cols, p.edge, p.element_bytes, p.threads,
+                         {c.tiles, c.tile_rows, c.tile_cols, fft_contract_limit(p)}, fftw_model(profile), c.memory_cap);
 }
 
 /// FFTW_ESTIMATE's time per element and log2 N of a transform length, relative to powers of two
@@ -194,8 +204,15 @@ inline double fftw_cost(const conv_problem& p, const cost_profile& profile) {
     const fft::tile_plan t = fftw_tile_plan(p, profile);
     const double kernel_spectrum =
         p.amortised ? 0.0 : fft::tile_seconds(t.rows.transform, t.cols.transform, fftw_model(profile), p.element_bytes);
-    return call + t.seconds + kernel_spectrum;
+    if (!p.componentwise) return call + t.seconds + kernel_spectrum;
+    // The contract: tiles larger than its bound would be summed directly; each tile's outputs are
+    // checked (a pass), and where the weights have both signs a second transform bounds |x| * |k|.
+    if (t.rows.transform * t.cols.transform > fft_contract_limit(p)) return never;
+    return call + t.seconds * (p.one_signed_weights ? contract_one_signed_factor : contract_two_signed_factor) +
+           kernel_spectrum * (p.one_signed_weights ? 1.0 : 2.0);
   }
+  // Layers: the contract is proven per output on single planes only.
+  if (p.componentwise) return never;
   if (p.rows.kernel * p.cols.kernel == 1) return never;
   const fftw_batch_layout l = fftw_batch_plan(p, profile);
   if (l.bytes(p.element_bytes) > fftw_batch_budget(p)) return never;

@@ -66,6 +66,13 @@ inline void refuse_sparse(bool sparse, const char* algo) {
                 "they read");
 }
 
+/// Refuses accuracy::componentwise for an FFT backend that does not prove it (`what`: where).
+inline void refuse_componentwise(bool componentwise, const char* algo, const char* what) {
+  if (componentwise)
+    throw error(std::string("accuracy::componentwise: algorithm::") + algo + " does not prove it " + what +
+                "; use algorithm::automatic, which keeps it, or accuracy::normwise");
+}
+
 /// A validated convolution (see the top of this file), and how to run it.
 struct conv_problem {
   index_t n = 1, c = 1, k = 1, groups = 1;
@@ -76,6 +83,15 @@ struct conv_problem {
   bool packed_input = false;              ///< input rows are contiguous (NCHW arrays): planes can serve as matrices
   index_t element_bytes = 4;              ///< 4 (float) or 8 (double)
   algorithm algo = algorithm::automatic;  ///< what the caller asked for
+  /// Resolved accuracy: every output within the componentwise contract (types.hpp, accuracy);
+  /// FFT backends check it per output and compute what they cannot prove directly.
+  bool componentwise = true;
+  /// The weights are all >= 0 or all <= 0 (blurs, PSFs): then, on data of one sign too, an FFT
+  /// output's own magnitude proves its accuracy and no second transform is needed.
+  bool one_signed_weights = true;
+  /// ||k||_1 / ||k||_2 of the kernel (fft_accuracy.hpp), which bounds the FFT tiles that can keep the
+  /// contract; 0: not analysed (layers).
+  double kernel_spread = 0;
   int threads = 1;                        ///< resolved: >= 1
   settings tune;                          ///< resolved: what the backends read, never a global
   /// No NaN or Inf known in the weights, the input (where it is known) or the constant border.
@@ -129,6 +145,7 @@ struct problem_request {
   bool packed_input = false;
   index_t element_bytes = 4;
   algorithm algo = algorithm::automatic;
+  accuracy exactness = accuracy::automatic;
   int threads = 0;
   const tuning* tune = nullptr;
 };
@@ -144,6 +161,7 @@ void request_common(problem_request& r, const Options& opt, index_t element_byte
   r.edge = opt.edge;
   r.element_bytes = element_bytes;
   r.algo = opt.algo;
+  r.exactness = opt.accuracy;
   r.threads = opt.threads;
   r.tune = &opt.tune;
 }
@@ -154,6 +172,7 @@ inline conv_problem make_problem(const problem_request& r) {
   if (r.threads < 0) throw error("threads must be >= 0, got " + std::to_string(r.threads));
   check_enum(r.edge, "edge");
   check_enum(r.algo, "algo");
+  check_enum(r.exactness, "accuracy");
   if (r.n <= 0) throw error("input N must be > 0, got " + std::to_string(r.n));
   if (r.c <= 0) throw error("input C must be > 0, got " + std::to_string(r.c));
   if (r.k <= 0) throw error("weights K must be > 0, got " + std::to_string(r.k));
@@ -184,6 +203,8 @@ inline conv_problem make_problem(const problem_request& r) {
   p.packed_input = r.packed_input;
   p.element_bytes = r.element_bytes;
   p.algo = r.algo;
+  p.componentwise = r.exactness == accuracy::componentwise ||
+                    (r.exactness == accuracy::automatic && r.algo == algorithm::automatic);
   p.threads = resolve_threads(r.threads);
   p.tune = resolve(r.tune != nullptr ? *r.tune : tuning{});
   // A constant border that is not finite in T (NaN, Inf, or beyond T's range) spreads through an FFT
