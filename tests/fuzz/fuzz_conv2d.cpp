@@ -117,7 +117,8 @@ std::string describe(const Options& o) {
         "groups " + std::to_string(o.groups) + " pad " + std::to_string(o.pad_rows) + "," + std::to_string(o.pad_cols);
   return shape + " edge " + std::to_string(int(o.edge)) + " stride " + std::to_string(o.stride_rows) + "," +
          std::to_string(o.stride_cols) + " dilation " + std::to_string(o.dilation_rows) + "," +
-         std::to_string(o.dilation_cols) + " algo " + std::to_string(int(o.algo)) + " threads " +
+         std::to_string(o.dilation_cols) + " algo " + std::to_string(int(o.algo)) + " accuracy " +
+         std::to_string(int(o.accuracy)) + " threads " +
          std::to_string(o.threads) +
          (o.tune.fft
               ? " fft tiles " + std::to_string(int(o.tune.fft->tiles)) + " " + std::to_string(o.tune.fft->tile_rows) +
@@ -183,6 +184,14 @@ double separable_multiple(algorithm ran, const tuning& t, index_t k_rows, index_
          t.separable_tolerance.value_or(0.0) / std::numeric_limits<T>::epsilon();
 }
 
+/// The accuracy contract's local multiple for `taps` products and a bias (tests/problems.hpp,
+/// contract_error): contract_multiple * gamma_m in units of eps.
+template <class T>
+double contract_local(index_t taps) {
+  const double m = double(taps + 1), u = std::numeric_limits<T>::epsilon() / 2;
+  return detail::contract_multiple * m / 2 / (1 - std::min(m * u, 0.5));
+}
+
 /// Adds the squares of plane's extended input under problem p (all of them to e2, those of the
 /// finite elements to finite_e2, which bounds the windows of the finite outputs). Long double: the
 /// square of a finite double near its range (1e300) overflows a double but must still count.
@@ -205,7 +214,10 @@ void fill(bytes& in, T* p, index_t n, bool specials) {
   const std::uint8_t seed = in.u8();
   std::mt19937 g(seed);
   std::uniform_real_distribution<double> d(-1, 1);
-  for (index_t i = 0; i < n; ++i) p[i] = T(d(g));
+  // One seed in four: a wide dynamic range, magnitudes from 1e-6 to 1e6 (the accuracy contract's
+  // subject: small outputs beside large ones).
+  const bool wide = seed % 4 == 3;
+  for (index_t i = 0; i < n; ++i) p[i] = T(d(g) * (wide ? std::pow(10.0, double(int(g() % 13) - 6)) : 1.0));
   if (specials && n > 0) {
     const int count = in.u8() % 3;
     for (int k = 0; k < count; ++k) {
@@ -252,6 +264,7 @@ options decode_options(bytes& in) {
   o.algo = in.enumerator<algorithm>(5);
   o.threads = int(in.u8() % 5) - 1;
   decode_tuning(in, o.tune);
+  o.accuracy = in.enumerator<accuracy>(3);
   return o;
 }
 
@@ -337,8 +350,13 @@ void single_image(bytes& in) {
     const bool spread = fft && o.algo != algorithm::automatic;               // asked for by name: may spread NaN
     if (std::isnan(scale)) scale = std::numeric_limits<double>::infinity();  // NaN data: an FFT bounds nothing
     const bool lossy = separable > 0 && o.tune.separable_tolerance.value_or(0.0) > 0;
+    // The accuracy contract, where it is asked for (types.hpp): a multiple of the local bound alone.
+    const bool contract = finite && !lossy &&
+                          (o.algo == algorithm::automatic ? o.accuracy != accuracy::normwise
+                                                          : o.algo == algorithm::fft && o.accuracy == accuracy::componentwise);
     compare(want.data(), mag.data(), got.data(), got.size(), std::numeric_limits<T>::epsilon(),
-            double(k_rows * k_cols + 1), scale, spread, "single image", lossy);
+            contract ? contract_local<T>(k_rows * k_cols) : double(k_rows * k_cols + 1), contract ? 0.0 : scale, spread,
+            contract ? "single image, accuracy contract" : "single image", lossy);
   } catch (const error&) {
   } catch (const unavailable&) {
   } catch (const std::exception& e) {
@@ -362,6 +380,7 @@ void layer(bytes& in) {
   o.algo = in.enumerator<algorithm>(5);
   o.threads = int(in.u8() % 4);
   decode_tuning(in, o.tune);
+  o.accuracy = in.enumerator<accuracy>(3);
   const bool with_bias = in.flag(), as_plan = in.flag(), specials = in.u8() % 4 == 0;
   const index_t wc = groups_raw > 0 && c > 0 ? c / groups_raw + (in.u8() % 11 == 0) : 1;
   const auto cnt = [](std::initializer_list<index_t> e) {
@@ -423,8 +442,10 @@ void layer(bytes& in) {
     }
     if (std::isnan(scale)) scale = std::numeric_limits<double>::infinity();  // NaN data: an FFT bounds nothing
     const bool lossy = separable > 0 && o.tune.separable_tolerance.value_or(0.0) > 0;
+    const bool contract = finite && !lossy && o.algo == algorithm::automatic && o.accuracy != accuracy::normwise;
     compare(want.data(), mag.data(), got.data(), index_t(got.size()), std::numeric_limits<T>::epsilon(),
-            double(wc * r * s + 1), scale, spread, "layer", lossy);
+            contract ? contract_local<T>(wc * r * s) : double(wc * r * s + 1), contract ? 0.0 : scale, spread,
+            contract ? "layer, accuracy contract" : "layer", lossy);
   } catch (const error&) {
   } catch (const unavailable&) {
   } catch (const std::exception& e) {

@@ -32,11 +32,18 @@ int kernel_rank_of(const conv_problem& p, const T* weights, index_t filters, ind
   if (p.tune.separable == separable_use::never || useful_rank(r, s) == 0 || p.sparse()) return 0;
   if (p.algo != algorithm::automatic && p.algo != algorithm::direct) return 0;  // only direct runs it
   const double tolerance = p.tune.separable_tolerance > 0 ? p.tune.separable_tolerance : rounding_tolerance<T>();
+  // The accuracy contract bounds each output by |x| * |k| there: passes whose terms reproduce every
+  // tap, zeros included, to a few roundings of its own (not of the kernel's norm), and whose terms'
+  // magnitudes sum to at most twice the tap's, are bounded so; other factorisations run dense.
+  // (A tolerance above the rounding level is an approximation the caller asked for: not held to it.)
+  const bool componentwise = p.componentwise && !(p.tune.separable_tolerance > 0);
   int rank = 0;
   for (index_t f = 0; f < filters; ++f) {
-    const int k = kernel_factors_of(weights + f * stride, r, s, tolerance, useful_rank(r, s))->rank;
-    if (k == 0) return 0;
-    rank = std::max(rank, k);
+    const auto factors = kernel_factors_of(weights + f * stride, r, s, tolerance, useful_rank(r, s));
+    if (factors->rank == 0) return 0;
+    if (componentwise && !factors_componentwise(*factors, weights + f * stride, 8.0 * rounding_unit<T>()))
+      return 0;
+    rank = std::max(rank, factors->rank);
   }
   return rank;
 }

@@ -105,6 +105,31 @@ inline std::vector<double> jacobi_svd(std::vector<double>& a, index_t rows, inde
   return s2;
 }
 
+/// T's unit roundoff.
+template <class T>
+constexpr double rounding_unit() noexcept {
+  return double(std::numeric_limits<T>::epsilon()) / 2;
+}
+
+/// True if the factors reproduce every tap of `kernel` (rows x cols, row-major) within `relative` of
+/// its own magnitude, and their terms' magnitudes sum to at most twice it: then passes of them err
+/// componentwise, by a few roundings times |x| * |k| (a zero tap must come out as exactly zero).
+template <class T>
+bool factors_componentwise(const kernel_factors& f, const T* kernel, double relative) {
+  for (index_t i = 0; i < f.rows; ++i)
+    for (index_t j = 0; j < f.cols; ++j) {
+      double sum = 0, magnitudes = 0;
+      for (int t = 0; t < f.rank; ++t) {
+        const double term = f.column[std::size_t(t * f.rows + i)] * f.row[std::size_t(t * f.cols + j)];
+        sum += term;
+        magnitudes += std::abs(term);
+      }
+      const double k = std::abs(double(kernel[i * f.cols + j]));
+      if (!(std::abs(sum - double(kernel[i * f.cols + j])) <= relative * k) || !(magnitudes <= 2.0 * k)) return false;
+    }
+  return true;
+}
+
 /// ||K - factors||_F of the first `rank` terms.
 inline double reconstruction_error(const std::vector<double>& k, index_t rows, index_t cols,
                                    const std::vector<double>& column, const std::vector<double>& row, int rank) {
