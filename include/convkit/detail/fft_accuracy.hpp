@@ -6,7 +6,8 @@
 //               (any summation order, with or without FMA);
 //   contract    |fl(y_j) - y_j| <= contract_multiple * gamma_m * (|x| * |k|)_j;
 //   FFT tile    every output of an overlap-save tile of N = N_r * N_c reals obeys
-//               |fl(y_j) - y_j| <= (3 gamma_F + 4 u) * ||x_window||_2 * ||k||_2 = E,
+//               |fl(y_j) - y_j| <= (3 gamma_F + 4 u) * ||x_window||_2 * ||k||_2 = E
+//               ((2 gamma_F + 5 u) with a kernel spectrum computed in double),
 //               gamma_F = 7 u log2 N, the transform's componentwise bound per element
 //               (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., Thm 24.2, with
 //               twiddle factors accurate to u); the three terms are the forward transform's, the
@@ -39,19 +40,27 @@ inline constexpr double contract_one_signed_factor = 1.25;
 inline constexpr double contract_two_signed_factor = 2.05;
 
 /// What an FFT tile must gather to apply the contract: the bounds for one kernel and transform size.
+/// E / (u ||x||_2 ||k||_2) for a transform of 2^log2n reals: 3 gamma_F + 4u, or 2 gamma_F + 5u with a
+/// precise kernel spectrum, gamma_F = 7 u log2 N.
+inline double error_coefficient(double log2n, bool precise_kernel) noexcept {
+  return precise_kernel ? 14.0 * log2n + 5.0 : 21.0 * log2n + 4.0;
+}
+
 struct fft_accuracy_bounds {
   double error_per_norm = 0;  ///< E / ||x_window||_2
   double floor = 0;           ///< absolute error from underflow (gradual underflow adds at most this)
   double margin = 0;          ///< an output is proven where |fl(y_j)| >= E * margin
 
   /// `unit`: T's unit roundoff; `taps` = R * S; `kernel_norm2` = ||k||_2; `transform` = N_r * N_c;
-  /// `tiny`: T's smallest subnormal.
-  static fft_accuracy_bounds make(double unit, index_t taps, double kernel_norm2, index_t transform, double tiny) {
+  /// `tiny`: T's smallest subnormal; `precise_kernel`: the kernel spectrum was computed in double
+  /// and rounded to T once (float plans), so that its error is u per element instead of gamma_F.
+  static fft_accuracy_bounds make(double unit, index_t taps, double kernel_norm2, index_t transform, double tiny,
+                                  bool precise_kernel) {
     fft_accuracy_bounds b;
     const double log2n = std::log2(double(std::max<index_t>(transform, 2)));
-    const double gamma_f = 7.0 * unit * log2n;
-    // 1.01 covers the second-order terms (products of two rounding errors) of the first-order bound.
-    b.error_per_norm = 1.01 * (3.0 * gamma_f + 4.0 * unit) * kernel_norm2;
+    // 1.01 covers the second-order terms (products of two rounding errors) of the first-order bound,
+    // and a double-precision kernel spectrum's own error beside float's u.
+    b.error_per_norm = 1.01 * error_coefficient(log2n, precise_kernel) * unit * kernel_norm2;
     b.floor = 8.0 * double(transform) * log2n * tiny * std::max(kernel_norm2, 1.0);
     const double m = double(taps);
     const double gamma_m = m * unit / (1.0 - std::min(m * unit, 0.5));
@@ -77,12 +86,14 @@ struct fft_accuracy_bounds {
 /// magnitude, with a margin of 8 for the spread of natural and random data: E <= contract_multiple *
 /// gamma_m * (|x| * |k|)_j / 8, where ||x||_2 = sqrt(N) |x| and (|x| * |k|)_j = |x| ||k||_1. (Margins
 /// of 2, 4, 8 and 16 timed on random data, a photograph and a star field, 1000^2 to 2000^2,
-/// kernels 31 to 51: 8 was fastest or within 10% of it on each.)
+/// kernels 31 to 51: 8 was fastest or within 10% of it on each. The margin is a double plan's; a
+/// float plan's precise kernel spectrum makes it ~12 on the same tiles, which measured faster on a
+/// star field and a photograph than tiles grown to margin 8.)
 /// `l1_over_l2` = ||k||_1 / ||k||_2, between 1 (a single tap) and sqrt(m) (all taps equal). Larger
 /// transforms would send even a flat image to direct summation; 0 where no transform can keep it.
 inline index_t contract_transform_limit(index_t taps, double l1_over_l2) {
   const double bound = contract_multiple / 8.0 * double(taps) * l1_over_l2;
-  const auto fits = [&](double n) { return (21.0 * std::log2(n) + 4.0) * std::sqrt(n) <= bound; };
+  const auto fits = [&](double n) { return error_coefficient(std::log2(n), false) * std::sqrt(n) <= bound; };
   if (!fits(4)) return 0;
   double n = 4;
   while (n < 1e15 && fits(2 * n)) n *= 2;

@@ -21,6 +21,7 @@
 #include <memory>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../padding.hpp"
@@ -53,14 +54,10 @@ class fftw_image_executor final : public executor<T> {
     // aligned SIMD loads, so new-array execution needs the same alignment.
     buffer_stride_ = (layout.real_count() + aligned_elements - 1) / aligned_elements * aligned_elements;
     buffers_ = aligned_zeros<T>(checked_mul(workers_, buffer_stride_, "fft workspace"), "fft workspace");
-    spectrum_ = aligned_zeros<T>(layout.real_count(), "fft kernel spectrum");
-    padded_kernel<T>(view2d<const T>(kernel, p.rows.kernel, p.cols.kernel), real_view(spectrum_.get()),
-                     tiles_.placement(true, p.rows.dilation, p.cols.dilation));
-    plans_->forward(spectrum_.get());
-    const T scale = T(1) / (T(layout.rows) * T(layout.cols));
-    for (index_t i = 0; i < layout.real_count(); ++i) spectrum_[i] *= scale;
+    contract_ = p.componentwise;
+    spectrum_ = spectrum_of(std::vector<T>(kernel, kernel + p.rows.kernel * p.cols.kernel));
     bias_ = bias != nullptr ? *bias : T(0);
-    if (p.componentwise) prepare_contract(kernel, scale);
+    if (contract_) prepare_contract(kernel);
   }
 
   void execute(planes<const T> in, planes<T> out) override { run(in, out, nullptr); }
@@ -237,8 +234,33 @@ class fftw_image_executor final : public executor<T> {
     return s;
   }
 
-  void prepare_contract(const T* kernel, T scale) {
-    contract_ = true;
+  // Under the contract a float plan's spectra are computed in double and rounded once, which
+  // takes a third off its error bound (fft_accuracy.hpp); otherwise in T, as the tiles are.
+  static constexpr bool precise_spectra = std::is_same_v<T, float>;
+
+  // The r2c transform of the padded kernel `taps` (correlation order), scaled by 1 / (N_r N_c).
+  std::unique_ptr<T[], aligned_free> spectrum_of(const std::vector<T>& taps) const {
+    const fft::spectrum_layout& layout = tiles_.layout();
+    auto spectrum = aligned_zeros<T>(layout.real_count(), "fft kernel spectrum");
+    const kernel_placement where = tiles_.placement(true, p_.rows.dilation, p_.cols.dilation);
+    if (contract_ && precise_spectra) {
+      const double scale = 1.0 / (double(layout.rows) * double(layout.cols));
+      const std::vector<double> wide(taps.begin(), taps.end());
+      auto buffer = aligned_zeros<double>(layout.real_count(), "fft kernel spectrum");
+      padded_kernel<double>(view2d<const double>(wide.data(), p_.rows.kernel, p_.cols.kernel),
+                            view2d<double>(buffer.get(), layout.rows, layout.cols, layout.real_row_stride()), where);
+      fftw_cached_plans<double>(layout, 1, fftw_flags(p_.tune.fft.planning))->forward(buffer.get());
+      for (index_t i = 0; i < layout.real_count(); ++i) spectrum[i] = T(buffer[i] * scale);
+      return spectrum;
+    }
+    padded_kernel<T>(view2d<const T>(taps.data(), p_.rows.kernel, p_.cols.kernel), real_view(spectrum.get()), where);
+    plans_->forward(spectrum.get());
+    const T scale_t = T(1) / (T(layout.rows) * T(layout.cols));
+    for (index_t i = 0; i < layout.real_count(); ++i) spectrum[i] *= scale_t;
+    return spectrum;
+  }
+
+  void prepare_contract(const T* kernel) {
     const index_t taps = p_.rows.kernel * p_.cols.kernel;
     kernel_.assign(kernel, kernel + taps);
     double norm = 0;
@@ -250,18 +272,15 @@ class fftw_image_executor final : public executor<T> {
     }
     const fft::spectrum_layout layout = tiles_.layout();
     bounds_ = fft_accuracy_bounds::make(double(std::numeric_limits<T>::epsilon()) / 2, taps, std::sqrt(norm),
-                                        layout.rows * layout.cols, double(std::numeric_limits<T>::denorm_min()));
+                                        layout.rows * layout.cols, double(std::numeric_limits<T>::denorm_min()),
+                                        precise_spectra);
     one_signed_kernel_ = !(positive && negative);
     if (one_signed_kernel_) {
       magnitude_spectrum_sign_ = negative ? T(-1) : T(1);
     } else {
       std::vector<T> magnitudes(kernel_.size());
       for (std::size_t i = 0; i < kernel_.size(); ++i) magnitudes[i] = std::abs(kernel_[i]);
-      magnitude_spectrum_ = aligned_zeros<T>(layout.real_count(), "fft kernel magnitude spectrum");
-      padded_kernel<T>(view2d<const T>(magnitudes.data(), p_.rows.kernel, p_.cols.kernel),
-                       real_view(magnitude_spectrum_.get()), tiles_.placement(true, p_.rows.dilation, p_.cols.dilation));
-      plans_->forward(magnitude_spectrum_.get());
-      for (index_t i = 0; i < layout.real_count(); ++i) magnitude_spectrum_[i] *= scale;
+      magnitude_spectrum_ = spectrum_of(magnitudes);
     }
     const fft::tile_outputs rows = tiles_.rows.outputs(0), cols = tiles_.cols.outputs(0);
     unproven_.assign(std::size_t(workers_), {});
