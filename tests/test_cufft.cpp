@@ -45,8 +45,11 @@ class device_session {
 namespace convkit::testing {
 namespace {
 
+/// Cases automatic may send to cufft: the FFT's normwise bound (under the accuracy contract automatic
+/// never chooses cufft).
 conv_case small_case(border edge = border::zero) {
   conv_case c = image_case(40, 30, 5, 4);
+  c.accuracy = accuracy::normwise;
   c.mode = output::same;
   c.edge = edge;
   c.edge_value = 0.25;
@@ -575,6 +578,7 @@ double cufft_cost_of(const detail::conv_problem& p) { return detail::cufft_cost(
 /// A dense 1-image, 8-channel layer of `size` x `size` with a `kernel` x `kernel` kernel, padded 1.
 conv_case layer_on(index_t size, index_t kernel) {
   conv_case c = layer_case(1, 8, 8, size, size, kernel, kernel);
+  c.accuracy = accuracy::normwise;
   c.pad_rows = c.pad_cols = 1;
   return c;
 }
@@ -588,6 +592,14 @@ TEST_CASE("cufft without a device: unavailable with the runtime's reason, never 
   big.mode = output::same;
   CHECK(cufft_cost_of(problem_of<float>(small_case())) < detail::never);
   CHECK(cufft_cost_of(problem_of<float>(layer_on(8, 3))) < detail::never);
+  // The accuracy contract (automatic's default): cufft does not prove it, so it is never chosen,
+  // and asking for it with cufft is refused.
+  conv_case contract = small_case();
+  contract.accuracy = accuracy::automatic;
+  CHECK(cufft_cost_of(problem_of<float>(contract)) == detail::never);
+  contract.algo = algorithm::cufft;
+  contract.accuracy = accuracy::componentwise;
+  CHECK_THROWS_WITH(conv2d(in, k, contract.image_opt()), Catch::Contains("accuracy::componentwise"));
   for (cudaError_t status : {cudaErrorNoDevice, cudaErrorInsufficientDriver}) {
     standin::set_device_status(status);
     const std::string name = cudaGetErrorName(status);
@@ -647,6 +659,7 @@ TEST_CASE(
   options o;
   o.mode = output::same;
   o.edge = border::reflect;
+  o.accuracy = accuracy::normwise;  // under the contract automatic never chooses cufft
   o.tune.profile = slow_cpu_profile();
   cufft::config tiled;
   tiled.tile_rows = 24;
@@ -685,6 +698,7 @@ TEST_CASE(
   // A layer in passes of one image (the memory cap allows no more): the NaN is in the second.
   conv_case c = small_layer();
   c.n = 3;
+  c.accuracy = accuracy::normwise;
   c.tune.profile = slow_cpu_profile();
   const detail::conv_problem g = problem_of<double>(c);
   cufft::config one_image;

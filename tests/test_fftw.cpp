@@ -439,6 +439,7 @@ void check_fallback_on_every_tile() {
   o.mode = output::same;
   o.edge = border::reflect;
   o.threads = 2;
+  o.accuracy = accuracy::normwise;  // the contract would keep a 7x7 kernel off the transform
   o.tune.profile = fft_looks_cheap();
   o.tune.fft = fftw::config{};
   o.tune.fft->tiles = fftw::tiling::always;
@@ -648,6 +649,7 @@ TEST_CASE("fft layers: automatic's choice", "[fft][layers][dispatch]") {
   } builtin;
   const auto automatic = [](shape4d in, shape4d w, int pad, int groups = 1, int stride = 1) {
     layer_options o;
+    o.accuracy = accuracy::normwise;  // under the contract automatic never transforms a layer
     o.pad_rows = o.pad_cols = pad;
     o.groups = groups;
     o.stride_rows = o.stride_cols = stride;
@@ -668,6 +670,7 @@ TEST_CASE("fft layers: automatic's choice", "[fft][layers][dispatch]") {
   for (conv_case c : conv_grid(front_door::layer, 64)) {
     INFO(c.describe());
     c.algo = algorithm::automatic;
+    c.accuracy = accuracy::normwise;
     c.threads = 1 + int(c.n % 2);
     const shape4d w = c.weights();
     CHECK(layer_plan<float>(c.input(), array4d<float>(w.n, w.c, w.h, w.w), nullptr, c.layer_opt()).chosen() !=
@@ -692,11 +695,13 @@ TEST_CASE("automatic: plans leave out what they pay once, so they take fft where
   conv_case c = image_case(256, 256, 15, 15);
   c.mode = output::same;
   c.threads = 1;
+  c.accuracy = accuracy::normwise;
   detail::conv_problem once = problem_of<float>(c), amortised = once;
   amortised.amortised = true;
   CHECK(detail::fftw_cost(amortised, *active_profile()) < detail::fftw_cost(once, *active_profile()));
-  detail::conv_problem layer_once = problem_of<float>(layer_case(2, 16, 16, 32, 32, 5, 5)),
-                       layer_amortised = layer_once;
+  conv_case layer = layer_case(2, 16, 16, 32, 32, 5, 5);
+  layer.accuracy = accuracy::normwise;  // under the contract automatic never transforms a layer
+  detail::conv_problem layer_once = problem_of<float>(layer), layer_amortised = layer_once;
   layer_amortised.amortised = true;
   CHECK(detail::fftw_cost(layer_amortised, *active_profile()) < detail::fftw_cost(layer_once, *active_profile()));
   // Somewhere between the kernel sizes where direct wins either way and those where fft does, a
@@ -718,6 +723,7 @@ TEST_CASE("fft layers: NaN and Inf keep automatic away", "[fft][layers][nan]") {
   conv_case big = layer_case(1, 32, 32, 64, 64, 11, 11);
   big.pad_rows = big.pad_cols = 5;
   big.threads = 1;
+  big.accuracy = accuracy::normwise;  // under the contract automatic never transforms a layer
   detail::conv_problem p = problem_of<float>(big);
   const layer_options same = big.layer_opt();
   CHECK(detail::fftw_cost(p, *active_profile()) < detail::never);
@@ -766,6 +772,7 @@ TEST_CASE("fft layers: an automatic plan on fft that meets NaN or Inf computes t
   layer_options o;
   o.pad_rows = o.pad_cols = 2;
   o.threads = 2;
+  o.accuracy = accuracy::normwise;  // under the contract automatic never transforms a layer
   o.tune.profile = fft_looks_cheap();
   std::mt19937_64 rng(run_seed() ^ 0x4a7);
   array4d<float> in(3, 4, 23, 19), w(5, 4, 5, 5), got(3, 5, 23, 19), want(3, 5, 23, 19);

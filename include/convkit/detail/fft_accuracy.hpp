@@ -101,7 +101,7 @@ inline index_t contract_transform_limit(index_t taps, double l1_over_l2) {
 }
 
 /// ||k||_1 / ||k||_2 of n values, rounded down to a power of 2^(1/4) (it keys remembered choices)
-/// and at least 1; 1 for an all-zero kernel.
+/// and at least 1; sqrt(n) for an all-zero kernel (whose outputs every transform gets exactly).
 template <class T>
 double kernel_l1_over_l2(const T* k, index_t n) {
   double l1 = 0, l2 = 0;
@@ -110,7 +110,8 @@ double kernel_l1_over_l2(const T* k, index_t n) {
     l1 += v;
     l2 += v * v;
   }
-  if (!(l2 > 0) || !(l1 <= std::numeric_limits<double>::max())) return 1.0;
+  if (!(l1 <= std::numeric_limits<double>::max())) return 1.0;
+  if (!(l2 > 0)) return std::exp2(std::floor(4.0 * std::log2(std::sqrt(double(n)))) / 4.0);
   const double r = l1 / std::sqrt(l2);
   return std::max(1.0, std::exp2(std::floor(4.0 * std::log2(r)) / 4.0));
 }

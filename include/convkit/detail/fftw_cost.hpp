@@ -80,8 +80,9 @@ inline int fftw_useful_threads(double seconds_on_one, int threads) {
 /// transform keeps it.
 inline index_t fft_contract_limit(const conv_problem& p) {
   if (!p.componentwise) return 0;
-  const index_t limit =
-      contract_transform_limit(p.rows.kernel * p.cols.kernel, p.kernel_spread > 0 ? p.kernel_spread : 1.0);
+  // A problem made without its kernel (tests, calibration): taps of equal magnitude.
+  const index_t taps = p.rows.kernel * p.cols.kernel;
+  const index_t limit = contract_transform_limit(taps, p.kernel_spread > 0 ? p.kernel_spread : std::sqrt(double(taps)));
   return limit > 0 ? limit : 1;
 }
 
