@@ -144,11 +144,16 @@ int main(int argc, char** argv) {
   std::string photo = CONVKIT_BENCH_PHOTO;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
-    else if (a == "--size") size = std::atol(argv[i + 1]);
-    else if (a == "--bright") bright = std::atof(argv[i + 1]);
-    else if (a == "--photo") photo = argv[i + 1];
+    if (a == "--threads")
+      threads = std::atoi(argv[i + 1]);
+    else if (a == "--rounds")
+      rounds = std::atoi(argv[i + 1]);
+    else if (a == "--size")
+      size = std::atol(argv[i + 1]);
+    else if (a == "--bright")
+      bright = std::atof(argv[i + 1]);
+    else if (a == "--photo")
+      photo = argv[i + 1];
     else {
       std::fprintf(stderr, "bench_accuracy: unknown option %s\n", argv[i]);
       return 2;
@@ -157,8 +162,8 @@ int main(int argc, char** argv) {
   std::printf("bench_accuracy on %s, float, medians of >= %d interleaved rounds [fastest - slowest]\n\n",
               cpu_model_name().c_str(), rounds);
   std::vector<workload> w;
-  w.push_back({"star field: sky 1e-3, 20 stars of " + std::to_string(int(bright)) + ", disk PSF", star_field(size, bright),
-               normalised_disk(31)});
+  w.push_back({"star field: sky 1e-3, 20 stars of " + std::to_string(int(bright)) + ", disk PSF",
+               star_field(size, bright), normalised_disk(31)});
   const array2d<float> pic = photograph(photo, size), pic2 = photograph(photo, 2 * size);
   if (pic.size() > 0) {
     w.push_back({"photograph, disk", pic, normalised_disk(31)});

@@ -53,8 +53,8 @@ std::vector<conv_case> contract_cases() {
   std::vector<conv_case> cases;
   int i = 0;
   for (output mode : {output::full, output::same, output::valid})
-    for (border edge : {border::zero, border::constant, border::replicate, border::reflect, border::symmetric,
-                        border::circular})
+    for (border edge :
+         {border::zero, border::constant, border::replicate, border::reflect, border::symmetric, border::circular})
       for (fft_tiling tiles : {fft_tiling::automatic, fft_tiling::always, fft_tiling::never}) {
         conv_case c = image_case(61 + 7 * (i % 3), 83 - 5 * (i % 4), 9 + 2 * (i % 3), 11 - 2 * (i % 2));
         c.mode = mode;
@@ -195,7 +195,8 @@ TEST_CASE("contract: layers keep it; fft asked for it on a layer is refused", "[
   o.algo = algorithm::fft;
   o.accuracy = accuracy::componentwise;
   const array4d<float> x(1, 2, 20, 20), w(2, 2, 5, 5);
-  REQUIRE_THROWS_WITH(conv2d<float>(x, w, nullptr, o), Catch::Contains("accuracy::componentwise") && Catch::Contains("layers"));
+  REQUIRE_THROWS_WITH(conv2d<float>(x, w, nullptr, o),
+                      Catch::Contains("accuracy::componentwise") && Catch::Contains("layers"));
 }
 
 }  // namespace convkit::testing

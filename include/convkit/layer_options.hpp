@@ -38,8 +38,8 @@ struct layer_options {  // torch.nn.functional.conv2d semantics: cross-correlati
                                // (symmetric works too; constant has no value here: rejected)
   algorithm algo = algorithm::automatic;
   convkit::accuracy accuracy = convkit::accuracy::automatic;  // what an FFT may trade for speed (types.hpp)
-  int threads = 0;  // 0: all hardware threads
-  tuning tune;      // backend settings (tuning.hpp); unset fields: the defaults
+  int threads = 0;                                            // 0: all hardware threads
+  tuning tune;  // backend settings (tuning.hpp); unset fields: the defaults
 };
 
 namespace detail {

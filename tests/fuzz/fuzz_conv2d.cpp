@@ -118,8 +118,7 @@ std::string describe(const Options& o) {
   return shape + " edge " + std::to_string(int(o.edge)) + " stride " + std::to_string(o.stride_rows) + "," +
          std::to_string(o.stride_cols) + " dilation " + std::to_string(o.dilation_rows) + "," +
          std::to_string(o.dilation_cols) + " algo " + std::to_string(int(o.algo)) + " accuracy " +
-         std::to_string(int(o.accuracy)) + " threads " +
-         std::to_string(o.threads) +
+         std::to_string(int(o.accuracy)) + " threads " + std::to_string(o.threads) +
          (o.tune.fft
               ? " fft tiles " + std::to_string(int(o.tune.fft->tiles)) + " " + std::to_string(o.tune.fft->tile_rows) +
                     "x" + std::to_string(o.tune.fft->tile_cols) + " cap " + std::to_string(o.tune.fft->memory_cap)
@@ -351,9 +350,10 @@ void single_image(bytes& in) {
     if (std::isnan(scale)) scale = std::numeric_limits<double>::infinity();  // NaN data: an FFT bounds nothing
     const bool lossy = separable > 0 && o.tune.separable_tolerance.value_or(0.0) > 0;
     // The accuracy contract, where it is asked for (types.hpp): a multiple of the local bound alone.
-    const bool contract = finite && !lossy &&
-                          (o.algo == algorithm::automatic ? o.accuracy != accuracy::normwise
-                                                          : o.algo == algorithm::fft && o.accuracy == accuracy::componentwise);
+    const bool contract =
+        finite && !lossy &&
+        (o.algo == algorithm::automatic ? o.accuracy != accuracy::normwise
+                                        : o.algo == algorithm::fft && o.accuracy == accuracy::componentwise);
     compare(want.data(), mag.data(), got.data(), got.size(), std::numeric_limits<T>::epsilon(),
             contract ? contract_local<T>(k_rows * k_cols) : double(k_rows * k_cols + 1), contract ? 0.0 : scale, spread,
             contract ? "single image, accuracy contract" : "single image", lossy);

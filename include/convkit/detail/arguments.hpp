@@ -15,8 +15,8 @@
 #include "../layer_options.hpp"
 #include "../options.hpp"
 #include "../view.hpp"
-#include "fft_accuracy.hpp"
 #include "../view4d.hpp"
+#include "fft_accuracy.hpp"
 #include "prepared.hpp"
 #include "problem.hpp"
 #include "separable.hpp"
@@ -41,8 +41,7 @@ int kernel_rank_of(const conv_problem& p, const T* weights, index_t filters, ind
   for (index_t f = 0; f < filters; ++f) {
     const auto factors = kernel_factors_of(weights + f * stride, r, s, tolerance, useful_rank(r, s));
     if (factors->rank == 0) return 0;
-    if (componentwise && !factors_componentwise(*factors, weights + f * stride, 8.0 * rounding_unit<T>()))
-      return 0;
+    if (componentwise && !factors_componentwise(*factors, weights + f * stride, 8.0 * rounding_unit<T>())) return 0;
     rank = std::max(rank, factors->rank);
   }
   return rank;

@@ -45,13 +45,12 @@ inline fft::tile_plan cufft_batch_tiles(const conv_problem& p) {
   return fft::plan_tiles(p.rows, p.cols, p.edge, p.element_bytes, 1, {fft_tiling::never, 0, 0}, cufft_cost_model, 0);
 }
 
-/// Cost model: never without a device, under the accuracy contract (types.hpp), for data holding NaN or Inf, or when the smallest tiles (a
-/// single plane) or one image (a batch) exceed the memory cap (cufft_memory_cap). Otherwise, a single
-/// plane: the tile plan's estimate with the GPU constants; a batch (never for 1x1 kernels: a
-/// transform would only scale each channel, which im2col's GEMM does directly): the N (C + K) plane
-/// transforms and the channel sums, plus, unless a plan pays them once, the K C/groups filter
-/// transforms. Plus, unless amortised, cufft_setup_seconds, so that only calls large enough to
-/// amortise it go to the GPU.
+/// Cost model: never without a device, under the accuracy contract (types.hpp), for data holding NaN or Inf, or when
+/// the smallest tiles (a single plane) or one image (a batch) exceed the memory cap (cufft_memory_cap). Otherwise, a
+/// single plane: the tile plan's estimate with the GPU constants; a batch (never for 1x1 kernels: a transform would
+/// only scale each channel, which im2col's GEMM does directly): the N (C + K) plane transforms and the channel sums,
+/// plus, unless a plan pays them once, the K C/groups filter transforms. Plus, unless amortised, cufft_setup_seconds,
+/// so that only calls large enough to amortise it go to the GPU.
 inline double cufft_cost(const conv_problem& p, const cost_profile& profile) {
   if (!p.finite || p.sparse() || p.componentwise) return never;
   const cuda_api& api = active_cuda_api();

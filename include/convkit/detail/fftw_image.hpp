@@ -18,8 +18,9 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
-#include <memory>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -35,7 +36,6 @@
 
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
-
 
 template <class T>
 class fftw_image_executor final : public executor<T> {
@@ -71,7 +71,8 @@ class fftw_image_executor final : public executor<T> {
  private:
   struct window_stats {
     double sum_squares = 0;
-    T largest = 0, low = 0, high = 0;  // the largest magnitude; the smallest and largest values
+    T largest = 0;                            // at least the largest magnitude (NaN: not finite)
+    bool negative = false, positive = false;  // values below or above zero
   };
 
   view2d<T> real_view(T* buffer) const {
@@ -116,8 +117,8 @@ class fftw_image_executor final : public executor<T> {
       if (set_bright_apart(real, stats, *bright)) {
         const window_stats whole = stats;
         stats = window_stats_of(real);
-        stats.low = std::min(stats.low, whole.low);
-        stats.high = std::max(stats.high, whole.high);
+        stats.negative = whole.negative;
+        stats.positive = whole.positive;
       }
     }
     plans_->forward(buffer);
@@ -156,10 +157,12 @@ class fftw_image_executor final : public executor<T> {
     const double rms = std::sqrt(stats.sum_squares / double(w.rows() * w.cols()));
     const double limit = bright_factor * rms;
     if (!(double(stats.largest) > limit)) return false;
+    const T at_most = limit < double(std::numeric_limits<T>::max()) ? T(limit) : std::numeric_limits<T>::max();
     for (index_t r = 0; r < w.rows(); ++r) {
       T* x = w.row(r);
+      if (!(largest_magnitude(x, w.cols()) > at_most)) continue;  // most rows end here
       for (index_t c = 0; c < w.cols(); ++c) {
-        if (!(double(std::abs(x[c])) > limit)) continue;
+        if (!(std::abs(x[c]) > at_most)) continue;
         if (bright.size() == bright_capacity_) {
           for (const bright_value& b : bright) w(b.row, b.col) = b.value;
           bright.clear();
@@ -172,6 +175,21 @@ class fftw_image_executor final : public executor<T> {
     return true;
   }
 
+  // max |x[i]|, i < n, in eight lanes (which vectorise, where one running maximum would not).
+  static T largest_magnitude(const T* x, index_t n) noexcept {
+    constexpr int lanes = 8;
+    T m[lanes] = {};
+    index_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+      for (int l = 0; l < lanes; ++l) {
+        const T v = std::abs(x[i + l]);
+        m[l] = v > m[l] ? v : m[l];
+      }
+    for (int l = 0; i < n; ++i, ++l) m[l] = std::max(m[l], std::abs(x[i]));
+    for (int l = 1; l < lanes; ++l) m[0] = std::max(m[0], m[l]);
+    return m[0];
+  }
+
   // Adds each bright value's products with the kernel to the dense results of the tile's outputs.
   void add_bright(const std::vector<bright_value>& bright, view2d<T> real, const fft::tile_outputs& orow,
                   const fft::tile_outputs& ocol) const {
@@ -179,7 +197,8 @@ class fftw_image_executor final : public executor<T> {
     const fft::axis_tiles& ac = tiles_.cols;
     const index_t kr = p_.rows.kernel, kc = p_.cols.kernel;
     const index_t dr = p_.rows.dilation, dc = p_.cols.dilation;
-    const index_t last_r = orow.local + (orow.count - 1) * ar.stride, last_c = ocol.local + (ocol.count - 1) * ac.stride;
+    const index_t last_r = orow.local + (orow.count - 1) * ar.stride,
+                  last_c = ocol.local + (ocol.count - 1) * ac.stride;
     for (const bright_value& b : bright)
       for (index_t u = 0; u < kr; ++u) {
         const index_t mr = b.row - u * dr;  // the dense result that reads this value through tap u
@@ -196,41 +215,53 @@ class fftw_image_executor final : public executor<T> {
 
   // --- The accuracy contract (fft_accuracy.hpp) ---------------------------------------------------
 
-  // Sums of squares in double (a float window's squares neither overflow nor underflow there),
-  // in eight lanes so that the loop vectorises.
+  // Two passes over each row of the window that vectorise (compilers vectorise neither a running
+  // floating-point sum nor a running maximum, but both of these): the squares in eight lanes of T,
+  // then in double per row; the largest magnitude and the signs from the values' bits. The sum is
+  // raised by its own rounding bound (each lane sums cols / 8 terms, then eight lanes, then rows)
+  // and by what gradual underflow can lose (half the smallest subnormal per square); a row whose
+  // sum overflows T is summed again in double.
   window_stats window_stats_of(view2d<const T> w) const noexcept {
     constexpr int lanes = 8;
-    double sq[lanes] = {};
-    T lo[lanes], hi[lanes];
-    for (int l = 0; l < lanes; ++l) lo[l] = hi[l] = w(0, 0);
-    T rest_lo = w(0, 0), rest_hi = w(0, 0);
-    double rest = 0;
+    using bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    constexpr int high_shift = int(sizeof(T) * 8 - 32);  // a double's magnitude and sign: its high word
+    double total = 0;
+    std::int32_t largest = 0, negative = 0, positive = 0;
     for (index_t r = 0; r < w.rows(); ++r) {
       const T* x = w.row(r);
+      T sq[lanes] = {};
       index_t j = 0;
       for (; j + lanes <= w.cols(); j += lanes)
-        for (int l = 0; l < lanes; ++l) {
-          const T v = x[j + l];
-          sq[l] += double(v) * double(v);
-          lo[l] = v < lo[l] ? v : lo[l];
-          hi[l] = v > hi[l] ? v : hi[l];
-        }
-      for (; j < w.cols(); ++j) {
-        rest += double(x[j]) * double(x[j]);
-        rest_lo = std::min(rest_lo, x[j]);
-        rest_hi = std::max(rest_hi, x[j]);
+        for (int l = 0; l < lanes; ++l) sq[l] += x[j + l] * x[j + l];
+      for (int l = 0; j < w.cols(); ++j, ++l) sq[l] += x[j] * x[j];
+      double row = 0;
+      for (int l = 0; l < lanes; ++l) row += double(sq[l]);
+      if (!(row <= double(std::numeric_limits<T>::max()))) {  // overflowed T (or NaN): in double
+        row = 0;
+        for (j = 0; j < w.cols(); ++j) row += double(x[j]) * double(x[j]);
+      }
+      total += row;
+      for (j = 0; j < w.cols(); ++j) {
+        bits b;
+        std::memcpy(&b, x + j, sizeof b);
+        const std::uint32_t high = std::uint32_t(b >> high_shift);
+        const std::int32_t magnitude = std::int32_t(high & 0x7fffffffu);
+        const std::int32_t nonzero = std::int32_t((b << 1) != 0);
+        largest = magnitude > largest ? magnitude : largest;
+        negative |= std::int32_t(high >> 31) & nonzero;
+        positive |= std::int32_t((high >> 31) ^ 1u) & nonzero;
       }
     }
+    const double u = double(std::numeric_limits<T>::epsilon()) / 2;
+    const double n = double(w.rows()) * double(w.cols());
     window_stats s;
-    s.sum_squares = rest;
-    s.low = rest_lo;
-    s.high = rest_hi;
-    for (int l = 0; l < lanes; ++l) {
-      s.sum_squares += sq[l];
-      s.low = std::min(s.low, lo[l]);
-      s.high = std::max(s.high, hi[l]);
-    }
-    s.largest = std::max(std::abs(s.low), std::abs(s.high));
+    s.sum_squares = total * (1.0 + 2.0 * double(w.cols() / lanes + lanes + w.rows()) * u) +
+                    n * double(std::numeric_limits<T>::denorm_min());
+    // The largest magnitude from its high word, the low word's bits all set: an upper bound.
+    const bits top = (bits(std::uint32_t(largest)) << high_shift) | ((bits(1) << high_shift) - 1);
+    std::memcpy(&s.largest, &top, sizeof top);
+    s.negative = negative != 0;
+    s.positive = positive != 0;
     return s;
   }
 
@@ -320,10 +351,10 @@ class fftw_image_executor final : public executor<T> {
     q.tune.profile = p_.tune.profile;
     window_in_stride_ = layout.rows * layout.cols;
     window_out_stride_ = window_outputs(layout.rows, p_.rows) * window_outputs(layout.cols, p_.cols);
-    window_in_ = aligned_zeros<T>(checked_mul(workers_, window_in_stride_, "fft contract workspace"),
-                                  "fft contract workspace");
-    window_out_ = aligned_zeros<T>(checked_mul(workers_, window_out_stride_, "fft contract workspace"),
-                                   "fft contract workspace");
+    window_in_ =
+        aligned_zeros<T>(checked_mul(workers_, window_in_stride_, "fft contract workspace"), "fft contract workspace");
+    window_out_ =
+        aligned_zeros<T>(checked_mul(workers_, window_out_stride_, "fft contract workspace"), "fft contract workspace");
     for (int w = 0; w < workers_; ++w)
       window_direct_.push_back(find_backend(algorithm::direct).template factory<T>()(q, kernel_.data(), nullptr));
   }
@@ -337,12 +368,13 @@ class fftw_image_executor final : public executor<T> {
     const view2d<T> real = real_view(buffer);
     const fft::spectrum_layout& layout = tiles_.layout();
     const double n = double(layout.rows) * double(layout.cols);
-    const T threshold = saturate<T>(bounds_.error(stats.sum_squares, double(stats.largest), index_t(n)) * bounds_.margin);
+    const T threshold =
+        saturate<T>(bounds_.error(stats.sum_squares, double(stats.largest), index_t(n)) * bounds_.margin);
     const index_t outputs = orow.count * ocol.count;
     unproven.clear();
     const index_t below = count_below(real, orow, ocol, threshold);
     if (below == 0) return;
-    const bool one_signed_window = stats.low >= T(0) || stats.high <= T(0);
+    const bool one_signed_window = !(stats.negative && stats.positive);
     // Where window and kernel each have one sign, |y| is |x| * |k|: a second transform proves nothing more.
     const bool magnitudes_can_help = !(one_signed_window && one_signed_kernel_);
     if (magnitudes_can_help && double(below) * double(kernel_.size()) > n * std::log2(n)) {
@@ -400,13 +432,15 @@ class fftw_image_executor final : public executor<T> {
     index_t below = 0;
     for (index_t i = 0; i < orow.count; ++i) {
       const T* y = real.row(orow.local + i * sr) + ocol.local;
-      index_t row = 0;
+      // In T-wide integers, which vectorise with the comparisons.
+      using count = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+      count row = 0;
       if (sc == 1) {
-        for (index_t j = 0; j < ocol.count; ++j) row += index_t(!(std::abs(y[j]) >= threshold));
+        for (index_t j = 0; j < ocol.count; ++j) row += count(!(std::abs(y[j]) >= threshold));
       } else {
-        for (index_t j = 0; j < ocol.count; ++j) row += index_t(!(std::abs(y[j * sc]) >= threshold));
+        for (index_t j = 0; j < ocol.count; ++j) row += count(!(std::abs(y[j * sc]) >= threshold));
       }
-      below += row;
+      below += index_t(row);
     }
     return below;
   }

@@ -92,8 +92,8 @@ struct conv_problem {
   /// ||k||_1 / ||k||_2 of the kernel (fft_accuracy.hpp), which bounds the FFT tiles that can keep the
   /// contract; 0: not analysed (layers).
   double kernel_spread = 0;
-  int threads = 1;                        ///< resolved: >= 1
-  settings tune;                          ///< resolved: what the backends read, never a global
+  int threads = 1;  ///< resolved: >= 1
+  settings tune;    ///< resolved: what the backends read, never a global
   /// No NaN or Inf known in the weights, the input (where it is known) or the constant border.
   bool finite = true;
   /// Made for a plan that runs many times: what a backend does once when it is made (kernel
@@ -145,7 +145,7 @@ struct problem_request {
   bool packed_input = false;
   index_t element_bytes = 4;
   algorithm algo = algorithm::automatic;
-  accuracy exactness = accuracy::automatic;
+  convkit::accuracy accuracy = convkit::accuracy::automatic;
   int threads = 0;
   const tuning* tune = nullptr;
 };
@@ -161,7 +161,7 @@ void request_common(problem_request& r, const Options& opt, index_t element_byte
   r.edge = opt.edge;
   r.element_bytes = element_bytes;
   r.algo = opt.algo;
-  r.exactness = opt.accuracy;
+  r.accuracy = opt.accuracy;
   r.threads = opt.threads;
   r.tune = &opt.tune;
 }
@@ -172,7 +172,7 @@ inline conv_problem make_problem(const problem_request& r) {
   if (r.threads < 0) throw error("threads must be >= 0, got " + std::to_string(r.threads));
   check_enum(r.edge, "edge");
   check_enum(r.algo, "algo");
-  check_enum(r.exactness, "accuracy");
+  check_enum(r.accuracy, "accuracy");
   if (r.n <= 0) throw error("input N must be > 0, got " + std::to_string(r.n));
   if (r.c <= 0) throw error("input C must be > 0, got " + std::to_string(r.c));
   if (r.k <= 0) throw error("weights K must be > 0, got " + std::to_string(r.k));
@@ -203,8 +203,8 @@ inline conv_problem make_problem(const problem_request& r) {
   p.packed_input = r.packed_input;
   p.element_bytes = r.element_bytes;
   p.algo = r.algo;
-  p.componentwise = r.exactness == accuracy::componentwise ||
-                    (r.exactness == accuracy::automatic && r.algo == algorithm::automatic);
+  p.componentwise =
+      r.accuracy == accuracy::componentwise || (r.accuracy == accuracy::automatic && r.algo == algorithm::automatic);
   p.threads = resolve_threads(r.threads);
   p.tune = resolve(r.tune != nullptr ? *r.tune : tuning{});
   // A constant border that is not finite in T (NaN, Inf, or beyond T's range) spreads through an FFT
