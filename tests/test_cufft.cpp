@@ -600,6 +600,8 @@ TEST_CASE("cufft without a device: unavailable with the runtime's reason, never 
   contract.algo = algorithm::cufft;
   contract.accuracy = accuracy::componentwise;
   CHECK_THROWS_WITH(conv2d(in, k, contract.image_opt()), Catch::Contains("accuracy::componentwise"));
+  CHECK_THROWS_WITH(cufft::plan<float>(c.rows, c.cols, k, contract.image_opt()),
+                    Catch::Contains("accuracy::componentwise"));
   for (cudaError_t status : {cudaErrorNoDevice, cudaErrorInsufficientDriver}) {
     standin::set_device_status(status);
     const std::string name = cudaGetErrorName(status);

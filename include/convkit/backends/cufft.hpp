@@ -150,11 +150,14 @@ class plan {
  public:
   /// Prepares the convolution of rows x cols inputs with `kernel` (copied to the device) under
   /// `opt` (options::algo and threads are ignored; options::tune.gpu_fft, if set, is the
-  /// configuration, else get_config()). Throws convkit::error for bad shapes or options (see
-  /// output_shape), a memory cap too small for the smallest tile, or a failed CUDA call;
-  /// convkit::unavailable if there is no usable device.
+  /// configuration, else get_config()). The FFT's normwise bound: accuracy::componentwise is
+  /// refused. Throws convkit::error for bad shapes or options (see output_shape), a memory cap too
+  /// small for the smallest tile, or a failed CUDA call; convkit::unavailable if there is no usable
+  /// device.
   plan(index_t rows, index_t cols, view2d<const T> kernel, const options& opt = {})
-      : problem_(convkit::detail::image_problem<T>(rows, cols, kernel, opt, true)),
+      : problem_((convkit::detail::refuse_componentwise(opt.accuracy == accuracy::componentwise, "cufft",
+                                                        "(its checks run on the CPU's fft backend only)"),
+                  convkit::detail::image_problem<T>(rows, cols, kernel, opt, true))),
         engine_(std::make_unique<engine>(problem_, convkit::detail::correlation_order(kernel, opt.correlate).data(),
                                          nullptr, convkit::detail::cufft_reuse::owned)) {}
 
