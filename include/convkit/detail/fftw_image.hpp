@@ -321,10 +321,14 @@ class fftw_image_executor final : public executor<T> {
     bright_capacity_ = std::size_t(n * std::log2(n) / (4.0 * double(taps)));
     bright_.assign(std::size_t(workers_), {});
     for (auto& b : bright_) b.reserve(bright_capacity_);
-    if (tiles_.circular) return;  // the window wraps: its outputs are summed one by one
-    // A tile most of whose outputs are unproven (a star on a faint sky) goes to the direct backend:
-    // one executor per worker, for the valid correlation of a tile's window, dense kernel (a
-    // separable kernel's passes are bounded by |x| * |a| |b|^T, not by |x| * |k|).
+    if (!tiles_.circular) make_window_executors();  // a circular window wraps: summed one by one
+  }
+
+  // A tile most of whose outputs are unproven (a star on a faint sky) goes to the direct backend:
+  // one executor per worker, for the valid correlation of a tile's window, dense kernel (a
+  // separable kernel's passes are bounded by |x| * |a| |b|^T, not by |x| * |k|).
+  void make_window_executors() {
+    const fft::spectrum_layout& layout = tiles_.layout();
     static constexpr axis_names window_axes[2] = {
         {"rows", "window rows", "kernel rows", "rows", "kernel rows", "padding"},
         {"cols", "window cols", "kernel cols", "cols", "kernel cols", "padding"}};
