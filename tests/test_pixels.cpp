@@ -272,6 +272,14 @@ TEST_CASE("pixels: bad image arguments throw convkit::error naming them", "[pixe
   CHECK_THROWS_WITH(image_view<std::uint8_t>(rgb.data(), 10, 10, 5), Catch::Contains("channels must be 1 to 4"));
   CHECK_THROWS_WITH(image_view<std::uint8_t>(rgb.data(), 10, 10, 3, 20), Catch::Contains("row_stride"));
   CHECK_THROWS_WITH(conv2d(rgb, k, rgb, o), Catch::Contains("aliases input"));
+  // A sparse image (a dilation far beyond it) is refused by a transform asked for by name, as a
+  // float plane is, though each band of it alone might not be sparse; direct computes it.
+  options sparse = o;
+  sparse.dilation_rows = 1 << 20;
+  sparse.algo = algorithm::fft;
+  CHECK_THROWS_WITH(conv2d(rgb, k, sparse), Catch::Contains("algorithm::fft") && Catch::Contains("direct"));
+  sparse.algo = algorithm::direct;
+  CHECK(conv2d(rgb, k, sparse).rows() == 10);
 }
 
 }  // namespace convkit::testing

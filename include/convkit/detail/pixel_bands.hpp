@@ -41,6 +41,10 @@ class pixel_bands {
         channels_(channels),
         interleaved_(global.cols.stride == 1 && !global.cols.sparse()),
         fill_(global.fill<T>()) {
+    // A transform asked for by name refuses a sparse image as it does on float planes, though a
+    // band of it might not be sparse on its own.
+    if (global_.algo == algorithm::fft || global_.algo == algorithm::cufft)
+      refuse_sparse(global_.sparse(), global_.algo == algorithm::fft ? "fft" : "cufft");
     resolve_profile(global_);
     const settings& tune = global_.tune;  // every band decides its own path alike: the full bands share one shape
     const index_t out_rows = global_.rows.out;
