@@ -13,7 +13,8 @@
 //               twiddle factors accurate to u); the three terms are the forward transform's, the
 //               kernel spectrum's and the inverse transform's errors, 4u the product and scaling.
 //   proof       (|x| * |k|)_j >= |y_j| >= |fl(y_j)| - E, so an output with
-//               |fl(y_j)| >= E (1 + 1 / (contract_multiple * gamma_m)) keeps the contract; where that
+//               |fl(y_j)| >= E (1 + 1 / ((contract_multiple - 1) gamma_m)) (and second-order terms:
+//               fft_accuracy_bounds::margin) keeps the contract; where that
 //               fails, an FFT of |x| with |k| (whose error is bounded by the same E) may still prove
 //               (|x| * |k|)_j large enough, and what neither proves is summed directly.
 #pragma once
@@ -39,13 +40,13 @@ inline constexpr double contract_multiple = 16.0;
 inline constexpr double contract_one_signed_factor = 1.25;
 inline constexpr double contract_two_signed_factor = 2.05;
 
-/// What an FFT tile must gather to apply the contract: the bounds for one kernel and transform size.
 /// E / (u ||x||_2 ||k||_2) for a transform of 2^log2n reals: 3 gamma_F + 4u, or 2 gamma_F + 5u with a
 /// precise kernel spectrum, gamma_F = 7 u log2 N.
 inline double error_coefficient(double log2n, bool precise_kernel) noexcept {
   return precise_kernel ? 14.0 * log2n + 5.0 : 21.0 * log2n + 4.0;
 }
 
+/// What an FFT tile must gather to apply the contract: the bounds for one kernel and transform size.
 struct fft_accuracy_bounds {
   double error_per_norm = 0;  ///< E / ||x_window||_2
   double floor = 0;           ///< absolute error from underflow (gradual underflow adds at most this)
