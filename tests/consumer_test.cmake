@@ -2,6 +2,7 @@
 # project can get it (MODE):
 #   install       cmake --install this build into WORK_DIR/prefix, then examples/consumer with
 #                 CMAKE_PREFIX_PATH=<prefix>: find_package(convkit CONFIG REQUIRED COMPONENTS <COMPONENTS>)
+#   compiled      the same installed, with COMPONENTS compiled alone: linking convkit::compiled only
 #   build_tree    examples/consumer with -Dconvkit_DIR=<this build dir>: the same, nothing installed
 #   subdirectory  tests/consumers/subdirectory, which add_subdirectory()s CONVKIT_SOURCE_DIR with the
 #                 same components (SETTINGS: CONVKIT_WITH_<X>=ON|OFF, comma-separated)
@@ -13,7 +14,11 @@ include(${CMAKE_CURRENT_LIST_DIR}/consumer_common.cmake)
 file(REMOVE_RECURSE "${WORK_DIR}")
 string(REPLACE "," ";" components "${COMPONENTS}")
 
-if(MODE STREQUAL "install")
+if(MODE STREQUAL "compiled")  # installed, the compiled mode alone asked for
+  set(COMPONENTS compiled)
+  set(components compiled)
+endif()
+if(MODE STREQUAL "install" OR MODE STREQUAL "compiled")
   run_checked("cmake --install" "${CMAKE_COMMAND}" --install "${CONVKIT_BINARY_DIR}" --prefix "${WORK_DIR}/prefix")
   set(source "${CONVKIT_SOURCE_DIR}/examples/consumer")
   set(args "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix" "-DCONVKIT_COMPONENTS=${COMPONENTS}")
@@ -27,7 +32,7 @@ elseif(MODE STREQUAL "subdirectory")
   list(TRANSFORM settings PREPEND "-D")
   list(APPEND args ${settings})
 else()
-  message(FATAL_ERROR "consumer_test.cmake: MODE must be install, build_tree or subdirectory, not '${MODE}'")
+  message(FATAL_ERROR "consumer_test.cmake: MODE must be install, compiled, build_tree or subdirectory, not '${MODE}'")
 endif()
 
 consumer_configure("${source}" "${WORK_DIR}/build" rc output ${args})
@@ -41,7 +46,9 @@ if(NOT output MATCHES "-- convkit consumer links: ([^\n]*)")
   message(FATAL_ERROR "the consumer project (${MODE}) did not say what it links:\n${output}")
 endif()
 set(linked "${CMAKE_MATCH_1}")
-if(MODE STREQUAL "subdirectory")
+if(MODE STREQUAL "compiled")
+  set(expected convkit::compiled)
+elseif(MODE STREQUAL "subdirectory")
   set(expected convkit::convkit)  # and convkit::fftw where it is built
   if("fftw" IN_LIST components)
     list(APPEND expected convkit::fftw)

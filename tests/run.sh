@@ -30,8 +30,8 @@ step() { printf '\n==== %s (%s) ====\n' "$*" "$(date +%T)"; }
 step "Formatting: every C++ file as .clang-format says"
 (cd "$root" && git ls-files -- '*.hpp' '*.cpp' '*.inl' | xargs clang-format --dry-run -Werror)
 
-step "Release: build and test everything"
-cmake -S "$root" -B "$out/release" -DCMAKE_BUILD_TYPE=Release "${backends[@]}" > /dev/null
+step "Release: build and test everything (the compiled mode, convkit::compiled, too)"
+cmake -S "$root" -B "$out/release" -DCMAKE_BUILD_TYPE=Release -DCONVKIT_COMPILED=ON "${backends[@]}" > /dev/null
 cmake --build "$out/release" -j "$jobs"
 ctest --test-dir "$out/release" --output-on-failure -j "$jobs"
 
@@ -60,7 +60,7 @@ TSAN_OPTIONS="halt_on_error=1" ctest --test-dir "$out/tsan" --output-on-failure 
 
 step "Core only: every optional backend off"
 cmake -S "$root" -B "$out/core" -DCMAKE_BUILD_TYPE=Release -DCONVKIT_WITH_FFTW=OFF -DCONVKIT_WITH_BLAS=OFF \
-  -DCONVKIT_WITH_CUDA=OFF -DCONVKIT_WITH_MPI=OFF -DCONVKIT_BUILD_BENCHMARKS=OFF > /dev/null
+  -DCONVKIT_WITH_CUDA=OFF -DCONVKIT_WITH_MPI=OFF -DCONVKIT_BUILD_BENCHMARKS=OFF -DCONVKIT_COMPILED=ON > /dev/null
 cmake --build "$out/core" -j "$jobs"
 ctest --test-dir "$out/core" --output-on-failure -j "$jobs"
 

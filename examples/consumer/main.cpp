@@ -3,6 +3,10 @@
 
 #include <cstdio>
 
+#if defined(CONVKIT_EXPECT_COMPILED) && !defined(CONVKIT_COMPILED)
+#error "linked convkit::compiled, which should define CONVKIT_COMPILED"
+#endif
+
 int main() {
   convkit::array2d<float> image(5, 5), box(3, 3);
   image(2, 2) = 9.0f;

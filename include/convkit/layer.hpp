@@ -25,6 +25,7 @@
 #include <type_traits>
 
 #include "detail/arguments.hpp"
+#include "detail/compiled.hpp"
 #include "detail/prepared.hpp"
 #include "layer_options.hpp"
 #include "view4d.hpp"

@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "detail/arguments.hpp"
+#include "detail/compiled.hpp"
 #include "detail/pixel_bands.hpp"
 #include "detail/prepared.hpp"
 #include "image.hpp"

@@ -180,10 +180,14 @@ struct profile_store {
   cost_profile (*load)() = nullptr;
   void (*save_choice)(const std::string& key, algorithm chosen) = nullptr;
 };
+#if !defined(CONVKIT_COMPILED)
 inline profile_store& registered_profile_store() noexcept {
   static profile_store store;
   return store;
 }
+#else
+profile_store& registered_profile_store() noexcept;  // the compiled library's (detail/compiled.hpp)
+#endif
 /// Called from the initialiser of an inline variable in the component's header.
 inline bool register_profile_store(profile_store s) {
   registered_profile_store() = s;

@@ -344,7 +344,9 @@ inline void save_measured_choice(const std::string& key, algorithm chosen) {
   }
 }
 
+#if CONVKIT_BACKEND_IMPLEMENTATION  // in a program built against the compiled library, the library registers it
 inline const bool profile_file_registered = register_profile_store({&load_active_profile, &save_measured_choice});
+#endif
 }  // namespace detail
 
 CONVKIT_NAMESPACE_END

@@ -6,6 +6,9 @@
 //   CONVKIT_VERSION_STRING   "MAJOR.MINOR.PATCH", the same three numbers as a string literal
 //   CONVKIT_VERSION          MAJOR * 10000 + MINOR * 100 + PATCH, for `#if CONVKIT_VERSION >= 200`
 //
+// CONVKIT_BACKEND_IMPLEMENTATION is 1 where the backends' executors are compiled: always, except in a
+// program built against the compiled library (CONVKIT_COMPILED; detail/compiled.hpp).
+//
 // This header is the one place the version is written: CMake's project() reads the three numbers
 // from it (CMakeLists.txt), so the installed package's convkitConfigVersion.cmake agrees with it,
 // and the configure fails if CONVKIT_VERSION_STRING disagrees with them. Includes nothing.
@@ -16,6 +19,12 @@
 #define CONVKIT_VERSION_PATCH 0
 #define CONVKIT_VERSION_STRING "0.2.0"
 #define CONVKIT_VERSION (CONVKIT_VERSION_MAJOR * 10000 + CONVKIT_VERSION_MINOR * 100 + CONVKIT_VERSION_PATCH)
+
+#if !defined(CONVKIT_COMPILED) || defined(CONVKIT_COMPILING_LIBRARY)
+#define CONVKIT_BACKEND_IMPLEMENTATION 1
+#else
+#define CONVKIT_BACKEND_IMPLEMENTATION 0
+#endif
 
 // Every convkit name lives in an inline namespace named after the release (convkit::v0_2::...), so
 // that two translation units built against different convkit releases cannot silently share one

@@ -195,6 +195,7 @@ class plan {
 }  // namespace cufft
 CONVKIT_NAMESPACE_END
 
+#if CONVKIT_BACKEND_IMPLEMENTATION  // the backend: not in a program built against the compiled library
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
@@ -233,3 +234,4 @@ inline const bool cufft_registered = register_backend(cufft_backend);
 
 }  // namespace detail
 CONVKIT_NAMESPACE_END
+#endif  // CONVKIT_BACKEND_IMPLEMENTATION

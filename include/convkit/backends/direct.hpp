@@ -23,8 +23,10 @@
 
 #include "../cpu.hpp"
 #include "../detail/backend.hpp"
+#if CONVKIT_BACKEND_IMPLEMENTATION  // the executors: not in a program built against the compiled library
 #include "../detail/direct_cost.hpp"
 #include "../detail/direct_executor.hpp"
+#endif
 #include "../tuning.hpp"
 
 CONVKIT_NAMESPACE_BEGIN
@@ -49,6 +51,7 @@ inline void force_instruction_set(isa i) {
 }  // namespace direct
 CONVKIT_NAMESPACE_END
 
+#if CONVKIT_BACKEND_IMPLEMENTATION
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
@@ -58,3 +61,4 @@ inline const bool direct_registered = register_backend(direct_backend);
 
 }  // namespace detail
 CONVKIT_NAMESPACE_END
+#endif  // CONVKIT_BACKEND_IMPLEMENTATION

@@ -18,9 +18,11 @@
 #include <string>
 
 #include "../detail/backend.hpp"
+#if CONVKIT_BACKEND_IMPLEMENTATION  // the executors: not in a program built against the compiled library
 #include "../detail/fftw_batch.hpp"
 #include "../detail/fftw_cost.hpp"
 #include "../detail/fftw_image.hpp"
+#endif
 #include "../detail/fftw_traits.hpp"
 #include "../tuning.hpp"
 
@@ -96,6 +98,7 @@ inline void forget_wisdom() {
 }  // namespace fftw
 CONVKIT_NAMESPACE_END
 
+#if CONVKIT_BACKEND_IMPLEMENTATION
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
@@ -121,3 +124,4 @@ inline const bool fftw_registered = register_backend(fftw_backend);
 
 }  // namespace detail
 CONVKIT_NAMESPACE_END
+#endif  // CONVKIT_BACKEND_IMPLEMENTATION

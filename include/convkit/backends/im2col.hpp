@@ -20,8 +20,10 @@
 #include <vector>
 
 #include "../detail/backend.hpp"
+#if CONVKIT_BACKEND_IMPLEMENTATION  // the executors: not in a program built against the compiled library
 #include "../detail/calibration.hpp"
 #include "../detail/im2col_impl.hpp"
+#endif
 #include "../tuning.hpp"
 
 CONVKIT_NAMESPACE_BEGIN
@@ -42,6 +44,7 @@ inline index_t workspace_limit() { return convkit::detail::default_settings::get
 }  // namespace im2col
 CONVKIT_NAMESPACE_END
 
+#if CONVKIT_BACKEND_IMPLEMENTATION
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
@@ -151,3 +154,4 @@ inline const bool im2col_registered = register_backend(im2col_backend);
 
 }  // namespace detail
 CONVKIT_NAMESPACE_END
+#endif  // CONVKIT_BACKEND_IMPLEMENTATION

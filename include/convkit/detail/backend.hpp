@@ -79,10 +79,14 @@ inline constexpr double never = std::numeric_limits<double>::infinity();
 
 /// The backends in this program, indexed by algorithm (automatic's slot stays empty).
 using backend_array = std::array<const backend*, std::size(enum_table<algorithm>::entries)>;
+#if !defined(CONVKIT_COMPILED)
 inline backend_array& backend_table() noexcept {
   static backend_array table{};
   return table;
 }
+#else
+backend_array& backend_table() noexcept;  // the compiled library's (detail/compiled.hpp), with its backends
+#endif
 
 /// Called (once per backend) from the initialiser of an inline variable in each backend header.
 inline bool register_backend(const backend& b) {
