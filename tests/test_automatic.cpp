@@ -361,6 +361,18 @@ TEST_CASE("calibrate: measures constants for every backend, quickly, and automat
   CHECK(steps >= 1);
   CHECK(p.fingerprint() == machine_fingerprint());
   CHECK(p.value("direct.call_s").has_value());
+  // Every backend's calibration is registered (calibrate.hpp includes them) and ran.
+  const auto measured_any = [&](const std::string& prefix) {
+    const std::map<std::string, double> values = p.values();
+    return std::any_of(values.begin(), values.end(), [&](const auto& v) { return v.first.rfind(prefix, 0) == 0; });
+  };
+  CHECK(measured_any("direct."));
+#if defined(CONVKIT_HAS_FFTW)
+  CHECK(measured_any("fft."));
+#endif
+#if defined(CONVKIT_HAS_BLAS)
+  CHECK(measured_any("im2col."));
+#endif
   for (const auto& [name, value] : p.values()) {
     INFO(name);
     CHECK(std::isfinite(value));

@@ -12,6 +12,8 @@
 //                        fails again, the calibration keeps the previous profile's value (else the
 //                        built-in one) and reports it: a machine too busy to measure leaves no garbage.
 //   write_profile(p)     (profile_file.hpp) saves it where automatic finds it; convkit_calibrate does both.
+// Each backend's measurements are in its own header (detail/<backend>_calibration.hpp), included
+// here for the backends of this build's targets: only a file that includes calibrate.hpp compiles them.
 // im2col is measured the way this process runs OpenBLAS (tuning::single_threaded_blas's default):
 // convkit_calibrate asks for a single-threaded OpenBLAS, as programs that run im2col on convkit's
 // threads do.
@@ -26,6 +28,16 @@
 
 #include "detail/backend.hpp"
 #include "detail/calibration.hpp"
+#include "detail/direct_calibration.hpp"
+#if defined(CONVKIT_HAS_FFTW)
+#include "detail/fftw_calibration.hpp"
+#endif
+#if defined(CONVKIT_HAS_BLAS)
+#include "detail/im2col_calibration.hpp"
+#endif
+#if defined(CONVKIT_HAS_CUFFT)
+#include "detail/cufft_calibration.hpp"
+#endif
 #include "profile.hpp"
 #include "profile_file.hpp"
 
@@ -58,7 +70,9 @@ inline calibration_result calibrate(const calibration_options& opt = {}) {
   const cost_profile& previous = opt.previous ? *opt.previous : builtin;
   detail::calibration c(opt.quick, detail::resolve_threads(opt.threads), opt.progress);
   for (const detail::backend* b : detail::backend_table())
-    if (b != nullptr && b->calibrate != nullptr) b->calibrate(c, result.profile, previous);
+    if (b != nullptr)
+      if (const detail::calibrate_function f = detail::calibration_table()[static_cast<std::size_t>(b->algo)])
+        f(c, result.profile, previous);
   result.rejected = c.rejected();
   return result;
 }

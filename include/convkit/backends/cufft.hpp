@@ -228,8 +228,8 @@ std::unique_ptr<executor<T>> make_cufft(const conv_problem& p, const T* weights,
   return std::make_unique<cufft_batch_executor<T>>(p, weights, bias);
 }
 
-inline const backend cufft_backend{algorithm::cufft,    &cufft_cost,      &make_cufft<float>,
-                                   &make_cufft<double>, &cufft_calibrate, &cufft_library};
+inline const backend cufft_backend{algorithm::cufft, &cufft_cost, &make_cufft<float>, &make_cufft<double>,
+                                   &cufft_library};
 inline const bool cufft_registered = register_backend(cufft_backend);
 
 }  // namespace detail

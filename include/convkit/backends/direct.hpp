@@ -55,8 +55,7 @@ CONVKIT_NAMESPACE_END
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
-inline const backend direct_backend{algorithm::direct, &direct_cost, &make_direct<float>, &make_direct<double>,
-                                    &direct_calibrate};
+inline const backend direct_backend{algorithm::direct, &direct_cost, &make_direct<float>, &make_direct<double>};
 inline const bool direct_registered = register_backend(direct_backend);
 
 }  // namespace detail

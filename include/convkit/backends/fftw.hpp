@@ -118,8 +118,7 @@ inline std::string fftw_library() {
   return "fft=" + v;
 }
 
-inline const backend fftw_backend{algorithm::fft,     &fftw_cost,      &make_fftw<float>,
-                                  &make_fftw<double>, &fftw_calibrate, &fftw_library};
+inline const backend fftw_backend{algorithm::fft, &fftw_cost, &make_fftw<float>, &make_fftw<double>, &fftw_library};
 inline const bool fftw_registered = register_backend(fftw_backend);
 
 }  // namespace detail

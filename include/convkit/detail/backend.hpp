@@ -24,8 +24,6 @@
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
-class calibration;  // calibration.hpp
-
 /// One prepared convolution: owns its copy of the weights and bias and its workspace; allocates
 /// nothing in execute().
 template <class T>
@@ -58,9 +56,6 @@ struct backend {
   double (*cost)(const conv_problem&, const cost_profile&);
   executor_factory<float> make_float;
   executor_factory<double> make_double;
-  /// Measures its cost model's constants on this machine into `into` (calibration.hpp), keeping
-  /// `previous`'s where a measurement is implausible twice.
-  void (*calibrate)(calibration&, cost_profile& into, const cost_profile& previous) = nullptr;
   /// Its library and version, "<prefix of its constants' names>=<version>", e.g. "fft=fftw-3.3.10"
   /// (constants measured with another version are not used); null: none.
   std::string (*library)() = nullptr;

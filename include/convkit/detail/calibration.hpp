@@ -11,9 +11,11 @@
 #include "../version.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -244,6 +246,24 @@ Costs measure_plausibly(calibration& c, const Costs& previous, Measure&& measure
     });
   }
   return result;
+}
+
+/// A backend's calibration: measures its constants into `into`, keeping `previous`'s where a
+/// measurement is implausible twice (measure_plausibly).
+using calibrate_function = void (*)(calibration&, cost_profile& into, const cost_profile& previous);
+
+/// The calibrations in this program, indexed by algorithm. Each backend's is in its own header
+/// (detail/<backend>_calibration.hpp), which calibrate.hpp includes and which registers it: a program
+/// that never calibrates compiles none of the measurements.
+inline std::array<calibrate_function, std::size(enum_table<algorithm>::entries)>& calibration_table() noexcept {
+  static std::array<calibrate_function, std::size(enum_table<algorithm>::entries)> table{};
+  return table;
+}
+
+/// Called (once per backend) from the initialiser of an inline variable in its calibration header.
+inline bool register_calibration(algorithm a, calibrate_function f) {
+  calibration_table()[static_cast<std::size_t>(a)] = f;
+  return true;
 }
 
 }  // namespace detail
