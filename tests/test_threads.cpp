@@ -10,6 +10,7 @@
 #endif
 #include <thread>
 
+#include "count_allocations.hpp"
 #include "problems.hpp"
 
 namespace convkit::testing {
@@ -47,6 +48,31 @@ TEST_CASE("8 threads convolve different shapes at once", "[threads]") {
 }  // namespace convkit::testing
 
 namespace convkit::testing {
+
+TEST_CASE("a thread count beyond the hardware's allocates for the threads that run, and computes alike", "[threads]") {
+  std::mt19937_64 rng(run_seed());
+  const auto random = [&](index_t rows, index_t cols) {
+    array2d<float> a(rows, cols);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (index_t i = 0; i < a.size(); ++i) a.data()[i] = u(rng);
+    return a;
+  };
+  options o;
+  o.mode = output::same;  // banded: each thread extends its band of rows into its own buffer
+  o.algo = algorithm::direct;
+  o.threads = 10000;
+  {  // 3000 x 3000 * 64 x 64 once allocated a band for each of 9216 threads: 7.5 GB
+    const array2d<float> kernel = random(64, 64);
+    largest_allocation = 0;
+    const plan<float> p(3000, 3000, kernel.view(), o);
+    CHECK(largest_allocation.load() <= std::size_t(detail::hardware_threads()) * (std::size_t(2) << 20));
+  }
+  const array2d<float> image = random(300, 257), kernel = random(9, 9);
+  const array2d<float> many = conv2d(image, kernel, o);
+  o.threads = 1;
+  const array2d<float> one = conv2d(image, kernel, o);
+  CHECK(std::equal(many.data(), many.data() + many.size(), one.data()));
+}
 
 TEST_CASE("parallel_for covers its range exactly once, from any number of callers", "[threads]") {
   const auto cover = [](index_t n, int threads) {

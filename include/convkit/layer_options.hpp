@@ -38,7 +38,7 @@ struct layer_options {  // torch.nn.functional.conv2d semantics: cross-correlati
                                // (symmetric works too; constant has no value here: rejected)
   algorithm algo = algorithm::automatic;
   convkit::accuracy accuracy = convkit::accuracy::automatic;  // what an FFT may trade for speed (types.hpp)
-  int threads = 0;                                            // 0: all hardware threads
+  int threads = 0;                                            // 0 (or more than there are): all hardware threads
   tuning tune;  // backend settings (tuning.hpp); unset fields: the defaults
 };
 

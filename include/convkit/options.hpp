@@ -22,7 +22,7 @@ struct options {
   bool correlate = false;  ///< false: true convolution (kernel flipped); true: cross-correlation
   algorithm algo = algorithm::automatic;
   convkit::accuracy accuracy = convkit::accuracy::automatic;  ///< what an FFT may trade for speed (types.hpp)
-  int threads = 0;                                            ///< 0: all hardware threads
+  int threads = 0;                                            ///< 0 (or more than there are): all hardware threads
   tuning tune;  ///< backend settings for this call or plan (tuning.hpp); unset fields: the defaults
 };
 

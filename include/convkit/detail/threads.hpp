@@ -27,11 +27,17 @@
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
-/// options::threads resolved: 0 means every hardware thread; never less than 1.
+/// The threads this machine runs at once (at least 1); read once.
+inline int hardware_threads() noexcept {
+  static const int n = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return n;
+}
+
+/// options::threads resolved: 0 means every hardware thread, and so does any count above it (the
+/// pool has no more workers, and every thread a plan counts would get its own workspace: 10000
+/// asked for on two cores must not allocate 10000 buffers). Never less than 1.
 inline int resolve_threads(int requested) noexcept {
-  if (requested > 0) return requested;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  return requested > 0 ? std::min(requested, hardware_threads()) : hardware_threads();
 }
 
 /// How many of `threads` threads a job of `work` (seconds, multiply-adds, ...) should use, when a
