@@ -9,6 +9,7 @@
 //
 //   bench_peak                                  sizes 1000, 4000; kernels 3 5 7 9 15 21 31; float, double
 //   bench_peak --sizes 1000 --kernels 7,15 --types float --isas avx2 --rounds 5 --threads 2
+//   --seconds S: each table's rounds go on until S seconds have passed (default 1)
 //
 // GFLOP/s = 2 * outputs * k * k / seconds. "of peak": that over the peak of the same instruction
 // set, type and thread count. "copy floor": the copy's time over direct's (1.0: as fast as a copy).
@@ -46,7 +47,7 @@ std::vector<index_t> parse_list(const char* text) {
 // One instruction set and type: the peak, then a table row per size and kernel.
 template <class T>
 void measure(convkit::cpu::isa isa, const std::vector<index_t>& sizes, const std::vector<index_t>& kernels, int rounds,
-             int threads) {
+             int threads, double seconds) {
   using namespace convkit;
   const int bytes = int(sizeof(T));
   // About 50 ms of peak loop per run on one thread of a 2 GHz core.
@@ -83,7 +84,7 @@ void measure(convkit::cpu::isa isa, const std::vector<index_t>& sizes, const std
     }
     for (std::size_t j = 0; j < plans.size(); ++j)
       variants.push_back([&, j] { plans[j].execute(image.view(), outs[j].view()); });
-    const std::vector<bench::timing_summary> t = bench::interleaved(variants, rounds, 1.0);
+    const std::vector<bench::timing_summary> t = bench::interleaved(variants, rounds, seconds);
     const double peak = peak_flops / t[0].median;
     std::printf("%-14s %-6s %5lld  peak %7.1f GFLOP/s (%.1f..%.1f)   copy %7.3f ms\n", cpu::to_string(isa),
                 bytes == 4 ? "float" : "double", static_cast<long long>(n), peak * 1e-9,
@@ -109,6 +110,7 @@ int main(int argc, char** argv) {
   std::vector<index_t> sizes{1000, 4000}, kernels{3, 5, 7, 9, 15, 21, 31};
   std::vector<std::string> types{"float", "double"}, isas;
   int rounds = 5, threads = 1;
+  double seconds = 1.0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--sizes" && i + 1 < argc) {
@@ -123,10 +125,12 @@ int main(int argc, char** argv) {
       rounds = std::atoi(argv[++i]);
     } else if (a == "--threads" && i + 1 < argc) {
       threads = std::atoi(argv[++i]);
+    } else if (a == "--seconds" && i + 1 < argc) {
+      seconds = std::atof(argv[++i]);
     } else {
       std::fprintf(stderr,
                    "usage: %s [--sizes 1000,4000] [--kernels 3,5,7] [--types float,double] "
-                   "[--isas portable,avx2,avx512] [--rounds N] [--threads N]\n",
+                   "[--isas portable,avx2,avx512] [--rounds N] [--threads N] [--seconds S]\n",
                    argv[0]);
       return a == "--help" ? 0 : 2;
     }
@@ -143,9 +147,9 @@ int main(int argc, char** argv) {
     if (!isas.empty() && std::find(isas.begin(), isas.end(), std::string(entry.name)) == isas.end()) continue;
     for (const std::string& type : types) {
       if (type == "float")
-        measure<float>(isa, sizes, kernels, rounds, threads);
+        measure<float>(isa, sizes, kernels, rounds, threads, seconds);
       else if (type == "double")
-        measure<double>(isa, sizes, kernels, rounds, threads);
+        measure<double>(isa, sizes, kernels, rounds, threads, seconds);
     }
   }
   return 0;
