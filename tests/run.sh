@@ -10,7 +10,7 @@
 #   3. the concurrency tests under ThreadSanitizer;
 #   4. the core alone (no FFTW, BLAS or CUDA), as a user without them builds it (the packaging
 #      tests again: the components it lacks must fail find_package clearly);
-#   5. the fuzz target under libFuzzer (clang, ASan + UBSan) for a bounded time (tests/fuzz/run.sh);
+#   5. the fuzz targets under libFuzzer (clang, ASan + UBSan) for a bounded time (tests/fuzz/run.sh);
 #   6. the README's main command, bench/run.sh, in its quick CI form (--smoke): it installs the
 #      benchmark peers, configures, builds against every one of them and runs a short slice.
 set -euo pipefail
@@ -65,7 +65,7 @@ cmake --build "$out/core" -j "$jobs"
 ctest --test-dir "$out/core" --output-on-failure -j "$jobs"
 
 step "Fuzzing: libFuzzer for ${CONVKIT_FUZZ_SECONDS:-150} s"
-CONVKIT_BUILD_ROOT="$out" bash "$root/tests/fuzz/run.sh" "${CONVKIT_FUZZ_SECONDS:-150}"
+CONVKIT_BUILD_ROOT="$out" bash "$root/tests/fuzz/run.sh" "${CONVKIT_FUZZ_SECONDS:-150}" "${CONVKIT_FUZZ_IMAGE_SECONDS:-60}"
 
 step "The README's main command: bash bench/run.sh --smoke"
 CONVKIT_BUILD_ROOT="$out/bench" bash "$root/bench/run.sh" --smoke
