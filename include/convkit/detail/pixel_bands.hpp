@@ -17,6 +17,7 @@
 #include "../version.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "../image.hpp"
@@ -39,7 +40,9 @@ class pixel_bands {
   pixel_bands(const conv_problem& global, const T* weights, index_t channels)
       : global_(global),
         channels_(channels),
-        interleaved_(global.cols.stride == 1 && !global.cols.sparse()),
+        interleaved_(global.cols.stride == 1 && !global.cols.sparse() &&
+                     (global.cols.kernel == 1 ||
+                      index_t(global.cols.dilation) * channels <= index_t(std::numeric_limits<int>::max()))),
         fill_(global.fill<T>()) {
     // A transform asked for by name refuses a sparse image as it does on float planes, though a
     // band of it might not be sparse on its own.
@@ -106,7 +109,8 @@ class pixel_bands {
     if (interleaved_) {
       axis_geometry& c = p.cols;
       c.in = c.extent * channels_;
-      c.dilation *= int(channels_);
+      // A one-column kernel reads no other column, whatever its dilation (which may be any int).
+      c.dilation = c.kernel == 1 ? 1 : int(index_t(c.dilation) * channels_);
       c.span = (c.kernel - 1) * c.dilation + 1;
       c.out *= channels_;
       c.pad_before = 0;
