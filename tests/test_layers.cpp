@@ -96,6 +96,37 @@ TEST_CASE("every layer backend matches the reference over the layer grid (double
   }
 }
 
+TEST_CASE("direct's layer path: partial filter blocks, long planes, strides, groups, every instruction set",
+          "[layers][direct]") {
+  // The grid's layers are small; these fill several register tiles of filters (13 and 7 filters
+  // leave partial blocks on every instruction set), several position ranges with tails, and split
+  // the work over threads.
+  std::mt19937_64 rng(run_seed() + 2028);
+  const cpu::isa best = cpu::best_instruction_set();
+  for (int i = 0; i <= int(best); ++i)
+    for (int m = 0; m < 6; ++m) {
+      conv_case c = layer_case(1 + m % 2, 10 + m, m % 2 ? 13 : 7, 37 + 5 * m, 29 + 3 * m, 1 + (2 * m) % 5,
+                               1 + (3 * m + 2) % 7, m % 3 == 0);
+      c.groups = m == 4 ? 2 : 1;
+      c.k = c.groups == 2 ? 14 : c.k;
+      c.c = c.groups == 2 ? 12 : c.c;
+      c.stride_rows = 1 + m % 3;
+      c.stride_cols = 1 + (m / 2) % 2;
+      c.dilation_rows = 1 + (m / 3) % 2;
+      c.dilation_cols = 1 + m % 2;
+      c.pad_rows = m % 3;
+      c.pad_cols = (m + 1) % 3;
+      c.edge = m % 2 ? border::reflect : border::zero;
+      c.algo = algorithm::direct;
+      c.threads = 1 + m % 3;
+      c.tune.instruction_set = cpu::isa(i);
+      INFO("instruction set " << cpu::to_string(cpu::isa(i)) << ", " << c.describe());
+      REQUIRE(detail::direct_layer_applies(problem_of<float>(c)));
+      check_case<float>(c, rng, call_conv2d<float>{}, error_of<float>(algorithm::direct, c));
+      check_case<double>(c, rng, call_conv2d<double>{}, error_of<double>(algorithm::direct, c));
+    }
+}
+
 TEST_CASE("a layer_plan is reusable and matches conv2d", "[layers]") {
   for (algorithm a : layer_backends()) {
     INFO("algorithm " << to_string(a));

@@ -14,6 +14,7 @@
 #include "backend.hpp"
 #include "direct_cost.hpp"
 #include "direct_impl.hpp"
+#include "direct_layer.hpp"
 #include "direct_separable.hpp"
 #include "problem.hpp"
 #include "threads.hpp"
@@ -235,6 +236,10 @@ class direct_executor final : public executor<T> {
       if (separable_->complete()) return;
       separable_.reset();
     }
+    if (direct_layer_applies(p)) {
+      layer_ = std::make_unique<direct_layer<T>>(p, weights_.data(), threads_);
+      return;
+    }
     plane_ = direct_plane<T>(p.rows, p.cols, banded_);
     if (p.single_plane()) {
       if (banded_)
@@ -253,6 +258,8 @@ class direct_executor final : public executor<T> {
       gather_->run(in, out, weights_.data(), bias_.size() > 0 ? bias_.data() : nullptr);
     else if (separable_)
       separable_->run(in, out, bias_.size() > 0 ? bias_.data() : nullptr);
+    else if (layer_)
+      layer_->run(in, out, bias_.size() > 0 ? bias_.data() : nullptr);
     else if (p_.single_plane())
       run_plane(in.view(0, 0, p_.rows.in, p_.cols.in), out.view(0, 0, p_.rows.out, p_.cols.out));
     else
@@ -341,6 +348,7 @@ class direct_executor final : public executor<T> {
   direct_plane<T> plane_;
   std::unique_ptr<direct_gather<T>> gather_;        // sparse problems
   std::unique_ptr<direct_separable<T>> separable_;  // low-rank kernels, where cheaper
+  std::unique_ptr<direct_layer<T>> layer_;          // batches whose filters share channels
   int threads_ = 1;
   array2d<T> weights_, bias_;
   array2d<T> work_;                                        // single plane: one band (and its column phases) per thread

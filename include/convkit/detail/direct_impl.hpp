@@ -36,6 +36,36 @@ struct direct_job {
   bool accumulate = false;  ///< add to the output's values instead of overwriting them (channels, bias)
 };
 
+/// A block of the layer micro-kernel (layer_kernel.inl): KB output channels of one group at flat
+/// positions q of the prepared input (direct_layer.hpp): out(k, q) = sum over c < channels and
+/// t < taps of weights[(c * taps + t) * KB + k] * in[c * channel_step + q + tap_off[t]], written to
+/// out + k * out_step + (q - first position of the range).
+template <class T>
+struct layer_job {
+  const T* in;
+  index_t channel_step;
+  index_t channels;
+  const index_t* tap_off;
+  int taps;
+  const T* weights;
+  T* out;
+  index_t out_step;
+};
+
+/// The layer micro-kernel's register tile of one instruction set: `channels` output channels x
+/// `vectors` vectors of positions. AVX-512: 6 x 4 = 24 of the 32 zmm registers, with 4 inputs and
+/// a broadcast weight beside them (oneDNN's jit kernels hold up to 28 accumulators, Halide's
+/// conv_layer schedule 4 x 5); AVX2: 4 x 3 = 12 of the 16 ymm registers with 3 inputs and a weight
+/// (Halide's 3 x 4); portable: 4 x 8 scalars, which the compiler may vectorise over positions.
+struct layer_tile_shape {
+  int channels, vectors;
+};
+constexpr layer_tile_shape layer_tile_of(cpu::isa i) noexcept {
+  return i == cpu::isa::avx512 ? layer_tile_shape{6, 4}
+         : i == cpu::isa::avx2 ? layer_tile_shape{4, 3}
+                               : layer_tile_shape{4, 8};
+}
+
 #define CONVKIT_ISA_FILE "../direct_kernel.inl"
 #define CONVKIT_ISA_NAMESPACE(isa) direct_##isa
 #include "simd/per_isa.inl"
@@ -66,6 +96,23 @@ separable_passes<T> separable_passes_for(cpu::isa i) noexcept {
   (void)i;
   return {&direct_generic::row_pass<T>, &direct_generic::column_pass_rows<1, T>,
           &direct_generic::column_pass_rows<4, T>, &direct_generic::column_pass_rows<8, T>};
+}
+
+/// Computes flat positions [q0, q1) of a layer_job (rounded up to whole vectors).
+template <class T>
+using layer_range_fn = void (*)(const layer_job<T>&, index_t, index_t);
+
+/// The layer micro-kernel of instruction set i, whose tile is layer_tile_of(i).
+template <class T>
+layer_range_fn<T> layer_range_for(cpu::isa i) noexcept {
+#if CONVKIT_ISA_X86
+  constexpr layer_tile_shape wide = layer_tile_of(cpu::isa::avx512), narrow = layer_tile_of(cpu::isa::avx2);
+  if (i == cpu::isa::avx512) return &direct_avx512::layer_range<T, wide.channels, wide.vectors>;
+  if (i == cpu::isa::avx2) return &direct_avx2::layer_range<T, narrow.channels, narrow.vectors>;
+#endif
+  (void)i;
+  constexpr layer_tile_shape portable = layer_tile_of(cpu::isa::portable);
+  return &direct_generic::layer_range<T, portable.channels, portable.vectors>;
 }
 
 template <class T>

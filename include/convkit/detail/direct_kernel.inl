@@ -225,4 +225,5 @@ void run(const direct_job<T>& job) {
   run_up_to<T, direct_block_rows>(job);
 }
 
+#include "layer_kernel.inl"
 #include "separable_kernel.inl"

@@ -1,0 +1,230 @@
+// The direct backend's layer path: a register tile of several output channels (filters) computed at
+// once over every input channel of their group, so that each input vector loaded feeds a whole
+// tile of filters and each weight a whole tile of positions (the layer micro-kernel,
+// layer_kernel.inl; the per-plane path computes one filter-channel pair at a time and reloads its
+// sums from memory for every channel).
+//
+// Layout. Each input plane is extended under the border rule and, for strides above 1, split into
+// phase planes (rows a * stride_rows + pr, columns b * stride_cols + pc: only the phases that some
+// tap reads), each hp x wp, one channel after another channel_step elements apart. Output (i, j)
+// is then the flat position q = i * wp + j of a phase plane, and tap (u, v) reads the element at
+// q + tap_off[u * S + v] whatever the stride and dilation: every tap of every output is one offset
+// from the output's own position, so a vector of consecutive positions is one unaligned load per
+// tap. The positions j = out cols .. wp - 1 of each row are computed and dropped (the rule below
+// keeps them under half). Weights are packed once, by the plan, per group and block of KB filters
+// as [channel][tap][KB] (zeros for the filters a last block lacks), so that a tile's KB broadcasts
+// read consecutive values.
+#pragma once
+
+#include "../version.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "../padding.hpp"
+#include "checked.hpp"
+#include "direct_impl.hpp"
+#include "problem.hpp"
+#include "threads.hpp"
+
+CONVKIT_NAMESPACE_BEGIN
+namespace detail {
+
+/// Columns of a phase plane: the extended columns a column phase holds.
+inline index_t layer_phase_cols(const conv_problem& p) noexcept {
+  return (p.cols.extent + p.cols.stride - 1) / p.cols.stride;
+}
+
+/// Whether the direct backend computes problem p on its layer path: a batch (not one plane) dense
+/// enough to extend whole, whose filters share input channels (not depthwise: one channel per
+/// filter and one filter per channel leaves a tile of filters nothing to share), and whose phase
+/// planes are at most about twice as wide as its output rows (the positions between rows are
+/// computed and dropped).
+inline bool direct_layer_applies(const conv_problem& p) noexcept {
+  if (p.single_plane() || p.sparse() || (p.c_per_group() == 1 && p.k_per_group() == 1)) return false;
+  return layer_phase_cols(p) <= 2 * p.cols.out + 16;
+}
+
+/// Elements of T in a vector register of instruction set i.
+template <class T>
+constexpr index_t vector_lanes(cpu::isa i) noexcept {
+  return i == cpu::isa::avx512 ? index_t(64 / sizeof(T)) : i == cpu::isa::avx2 ? index_t(32 / sizeof(T)) : 1;
+}
+
+/// The layer path of the direct executor for problems where direct_layer_applies.
+template <class T>
+class direct_layer {
+ public:
+  /// weights K x C/groups x R x S in correlation order; `threads` workers at most.
+  direct_layer(const conv_problem& p, const T* weights, int threads)
+      : p_(p),
+        kernel_(layer_range_for<T>(p.tune.instruction_set)),
+        block_(layer_tile_of(p.tune.instruction_set).channels),
+        threads_(threads) {
+    const axis_geometry &gr = p.rows, &gc = p.cols;
+    const index_t lanes = vector_lanes<T>(p.tune.instruction_set);
+    range_ = 2 * layer_tile_of(p.tune.instruction_set).vectors * lanes;
+    hp_ = (gr.extent + gr.stride - 1) / gr.stride;
+    wp_ = layer_phase_cols(p);
+    flat_ = checked_mul(gr.out, wp_, "layer output positions");
+    // The phases that taps read, and where each tap reads within its channel.
+    const auto phases_of = [](const axis_geometry& a) {
+      std::vector<index_t> used;
+      for (index_t u = 0; u < a.kernel; ++u) {
+        const index_t ph = (u * a.dilation) % a.stride;
+        if (std::find(used.begin(), used.end(), ph) == used.end()) used.push_back(ph);
+      }
+      return used;
+    };
+    row_phases_ = phases_of(gr);
+    col_phases_ = phases_of(gc);
+    const index_t plane = checked_mul(hp_, wp_, "layer phase plane");
+    const index_t phase_count = index_t(row_phases_.size() * col_phases_.size());
+    // Beyond its phase planes a channel keeps wp + a vector of slack: the last tile's dropped
+    // positions read up to there (never a valid output's taps, which stay inside their phase plane).
+    channel_step_ = checked_add(checked_mul(phase_count, plane, "layer phase planes"), wp_ + 64, "layer channel");
+    channel_step_ = (channel_step_ + 15) / 16 * 16;
+    const auto index_in = [](const std::vector<index_t>& v, index_t x) {
+      return index_t(std::find(v.begin(), v.end(), x) - v.begin());
+    };
+    for (index_t u = 0; u < gr.kernel; ++u)
+      for (index_t v = 0; v < gc.kernel; ++v) {
+        const index_t er = u * gr.dilation, ec = v * gc.dilation;
+        const index_t phase = index_in(row_phases_, er % gr.stride) * index_t(col_phases_.size()) +
+                              index_in(col_phases_, ec % gc.stride);
+        tap_off_.push_back(phase * plane + (er / gr.stride) * wp_ + ec / gc.stride);
+      }
+    pack(weights);
+    input_ = array2d<T>(checked_mul(p.n, p.c, "input N * C"), channel_step_);
+    std::fill(input_.data(), input_.data() + input_.size(), T(0));
+    if (gr.stride > 1 || gc.stride > 1) ext_ = array2d<T>(threads_, checked_mul(gr.extent, gc.extent, "extended plane"));
+    out_ = array2d<T>(threads_, checked_mul(block_, range_, "layer tile"));
+  }
+
+  /// out planes (n, k) for every image and filter; bias null or K values.
+  void run(planes<const T> in, planes<T> out, const T* bias) {
+    prepare(in);
+    const conv_problem& g = p_;
+    const index_t groups = g.groups, cg = g.c_per_group(), kg = g.k_per_group();
+    const index_t blocks = (kg + block_ - 1) / block_, ranges = (flat_ + range_ - 1) / range_;
+    const index_t taps = index_t(tap_off_.size());
+    // Order of the work: the ranges of an image outermost and a range's filter blocks innermost, so
+    // that a range's input stays in cache across its blocks; when a group's packed weights outgrow
+    // the cache (deep layers on small planes), filter blocks outermost instead, so that a block's
+    // weights stay in cache across the images and ranges.
+    const bool blocks_outer = double(cg) * double(taps) * double(kg) * sizeof(T) > double(1 << 20);
+    const index_t items = g.n * groups * blocks * ranges;
+    parallel_chunks(items, threads_, [&](index_t slice, index_t i0, index_t i1) {
+      T* const tile = out_.data() + slice * out_.cols();
+      for (index_t item = i0; item < i1; ++item) {
+        index_t n, grp, b, r;
+        if (blocks_outer) {
+          r = item % ranges;
+          n = (item / ranges) % g.n;
+          b = (item / (ranges * g.n)) % blocks;
+          grp = item / (ranges * g.n * blocks);
+        } else {
+          b = item % blocks;
+          r = (item / blocks) % ranges;
+          grp = (item / (blocks * ranges)) % groups;
+          n = item / (blocks * ranges * groups);
+        }
+        const layer_job<T> job{input_.data() + (n * g.c + grp * cg) * channel_step_,
+                               channel_step_,
+                               cg,
+                               tap_off_.data(),
+                               int(taps),
+                               weights_.data() + (grp * blocks + b) * weights_.cols(),
+                               tile,
+                               range_};
+        const index_t q0 = r * range_, q1 = std::min(flat_, q0 + range_);
+        kernel_(job, q0, q1);
+        const index_t first = grp * kg + b * block_, filters = std::min<index_t>(block_, kg - b * block_);
+        for (index_t k = 0; k < filters; ++k)
+          store(tile + k * range_, q0, q1, out.plane(n, first + k), out.row_stride,
+                bias != nullptr ? bias[first + k] : T(0));
+      }
+    });
+  }
+
+ private:
+  // Weights K x C/groups x R x S into [group][block][channel][tap][KB].
+  void pack(const T* weights) {
+    const index_t cg = p_.c_per_group(), kg = p_.k_per_group(), taps = p_.rows.kernel * p_.cols.kernel;
+    const index_t blocks = (kg + block_ - 1) / block_;
+    weights_ = array2d<T>(checked_mul(p_.groups, blocks, "weight blocks"),
+                          checked_mul(checked_mul(cg, taps, "weights C/groups * R * S"), block_, "weight block"));
+    std::fill(weights_.data(), weights_.data() + weights_.size(), T(0));
+    for (index_t grp = 0; grp < p_.groups; ++grp)
+      for (index_t b = 0; b < blocks; ++b) {
+        T* to = weights_.data() + (grp * blocks + b) * weights_.cols();
+        for (index_t k = 0; k < std::min<index_t>(block_, kg - b * block_); ++k) {
+          const T* from = weights + (grp * kg + b * block_ + k) * cg * taps;
+          for (index_t c = 0; c < cg; ++c)
+            for (index_t t = 0; t < taps; ++t) to[(c * taps + t) * block_ + k] = from[c * taps + t];
+        }
+      }
+  }
+
+  // Every input plane extended and split into its phase planes.
+  void prepare(planes<const T> in) {
+    const conv_problem& g = p_;
+    const axis_geometry &gr = g.rows, &gc = g.cols;
+    const T fill = g.fill<T>();
+    const bool strided = gr.stride > 1 || gc.stride > 1;
+    parallel_chunks(g.n * g.c, threads_, [&](index_t slice, index_t p0, index_t p1) {
+      for (index_t p = p0; p < p1; ++p) {
+        const view2d<const T> src = in.view(p / g.c, p % g.c, gr.in, gc.in);
+        T* const to = input_.data() + p * channel_step_;
+        if (!strided) {
+          extend<T>(src, view2d<T>(to, gr.extent, gc.extent), gr.pad_before, gc.pad_before, g.edge, fill);
+          continue;
+        }
+        const view2d<T> ext(ext_.data() + slice * ext_.cols(), gr.extent, gc.extent);
+        extend<T>(src, ext, gr.pad_before, gc.pad_before, g.edge, fill);
+        T* plane = to;
+        for (index_t pr : row_phases_)
+          for (index_t pc : col_phases_) {
+            for (index_t a = 0; a < hp_; ++a, plane += wp_) {
+              const index_t row = a * gr.stride + pr;
+              if (row >= gr.extent) {
+                std::fill(plane, plane + wp_, T(0));
+                continue;
+              }
+              const T* from = ext.row(row);
+              index_t b = 0;
+              for (; b * gc.stride + pc < gc.extent; ++b) plane[b] = from[b * gc.stride + pc];
+              std::fill(plane + b, plane + wp_, T(0));
+            }
+          }
+      }
+    });
+  }
+
+  // Positions [q0, q1) of one filter's results (at `from`) into its output plane, plus the bias;
+  // the dropped positions between rows are skipped.
+  void store(const T* from, index_t q0, index_t q1, T* plane, index_t row_stride, T bias) const {
+    const index_t cols = p_.cols.out;
+    for (index_t q = q0; q < q1;) {
+      const index_t row_start = q - q % wp_, end = std::min(q1, row_start + cols);
+      T* to = plane + (row_start / wp_) * row_stride;
+      for (index_t x = q; x < end; ++x) to[x - row_start] = from[x - q0] + bias;
+      q = row_start + wp_;
+    }
+  }
+
+  conv_problem p_;
+  layer_range_fn<T> kernel_;
+  index_t block_;     // KB: filters per tile
+  int threads_;
+  index_t range_ = 0;  // flat positions per work item
+  index_t hp_ = 0, wp_ = 0, flat_ = 0, channel_step_ = 0;
+  std::vector<index_t> row_phases_, col_phases_, tap_off_;
+  array2d<T> weights_;  // one packed block per row
+  array2d<T> input_;    // one prepared channel per row
+  array2d<T> ext_;      // strides: one extended plane per worker
+  array2d<T> out_;      // one tile of results per worker
+};
+
+}  // namespace detail
+CONVKIT_NAMESPACE_END
