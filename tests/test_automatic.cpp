@@ -203,22 +203,22 @@ TEST_CASE("profile: a quick calibration's write only fills in; another library v
   cost_profile quick(machine_fingerprint());
   quick.set_library("direct", "lib-1");
   quick.direct.call_s.measure(5.0);
-  quick.direct.of(cpu::isa::avx2).batch_scale.measure(3.0);
+  quick.direct.of(cpu::isa::avx2).layer_scale.measure(3.0);
   write_profile(quick, file.path(), profile_write::fill);
   cost_profile back = read_profile(file.path());
   CHECK(back.direct.call_s == 1.0);  // the full calibration's value stays
   CHECK(back.direct.threads == 2.0);
-  CHECK(back.direct.of(cpu::isa::avx2).batch_scale == 3.0);  // what it lacked is filled in
+  CHECK(back.direct.of(cpu::isa::avx2).layer_scale == 3.0);  // what it lacked is filled in
   write_profile(quick, file.path());                         // replace: the new value wins
   CHECK(read_profile(file.path()).direct.call_s == 5.0);
   // A write measured with another version of the library: the old version's values go, even when
   // only filling in.
   cost_profile upgraded(machine_fingerprint());
   upgraded.set_library("direct", "lib-2");
-  upgraded.direct.of(cpu::isa::avx2).batch_scale.measure(4.0);
+  upgraded.direct.of(cpu::isa::avx2).layer_scale.measure(4.0);
   write_profile(upgraded, file.path(), profile_write::fill);
   back = read_profile(file.path());
-  CHECK(back.direct.of(cpu::isa::avx2).batch_scale == 4.0);
+  CHECK(back.direct.of(cpu::isa::avx2).layer_scale == 4.0);
   CHECK(!back.direct.call_s.measured());
   CHECK(!back.direct.threads.measured());
   CHECK(back.libraries().at("direct") == "lib-2");
@@ -240,7 +240,7 @@ TEST_CASE("profile: a quick calibration's write only fills in; another library v
   back = read_profile(file.path());
   set_notice_handler(previous);
   CHECK(!back.value(stale_name));
-  CHECK(back.direct.of(cpu::isa::avx2).batch_scale == 4.0);
+  CHECK(back.direct.of(cpu::isa::avx2).layer_scale == 4.0);
   REQUIRE(notices().size() == 1);
   CHECK(notices()[0].find(prefix + " (measured with another-version") != std::string::npos);
 }
@@ -396,7 +396,7 @@ TEST_CASE("calibrate: an implausible value is measured again, then the previous 
     direct_costs::isa_rates& r = m.of(cpu::isa::avx2);
     r.one_thread[3].measure(4e10);
     r.all_threads[3].measure(all_threads);
-    r.grouped_scale.measure(grouped);
+    r.grouped_layer_scale.measure(grouped);
     return m;
   };
   const direct_costs sane = measured(7e10, 1.3), busy = measured(2e9, 0.005);
@@ -411,7 +411,7 @@ TEST_CASE("calibrate: an implausible value is measured again, then the previous 
         c, previous, [&] { return ++runs == 1 ? busy : sane; }, &detail::direct_broken_rules);
     CHECK(runs == 2);
     CHECK(m.of(cpu::isa::avx2).all_threads[3] == 7e10);
-    CHECK(m.of(cpu::isa::avx2).grouped_scale == 1.3);
+    CHECK(m.of(cpu::isa::avx2).grouped_layer_scale == 1.3);
     CHECK(c.rejected().empty());
   }
   {  // implausible twice: the previous value where there is one, else the built-in one; both reported
@@ -420,15 +420,15 @@ TEST_CASE("calibrate: an implausible value is measured again, then the previous 
         c, previous, [&] { return busy; }, &detail::direct_broken_rules);
     CHECK(m.of(cpu::isa::avx2).all_threads[3] == 6e10);
     CHECK(m.of(cpu::isa::avx2).all_threads[3].measured());
-    CHECK(!m.of(cpu::isa::avx2).grouped_scale.measured());
+    CHECK(!m.of(cpu::isa::avx2).grouped_layer_scale.measured());
     CHECK(m.of(cpu::isa::avx2).one_thread[3] == 4e10);  // plausible: kept as measured
     REQUIRE(c.rejected().size() == 2);
     std::map<std::string, rejected_constant> r;
     for (const rejected_constant& x : c.rejected()) r[x.name] = x;
     CHECK(r.at("direct.avx2.tn.k7").kept_previous);
     CHECK(r.at("direct.avx2.tn.k7").first == 2e9);
-    CHECK(!r.at("direct.avx2.grouped_scale").kept_previous);
-    CHECK(r.at("direct.avx2.grouped_scale").kept == 1.0);
+    CHECK(!r.at("direct.avx2.grouped_layer_scale").kept_previous);
+    CHECK(r.at("direct.avx2.grouped_layer_scale").kept == 1.0);
   }
   {  // each constant plausible in one run, the two together not: the pair's rule is kept all the same
     const auto rates = [&](double one, double all) {

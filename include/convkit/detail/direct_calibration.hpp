@@ -65,13 +65,14 @@ inline void measure_direct_rates(calibration& c, cpu::isa i, direct_costs::isa_r
   }
 }
 
-/// The batch paths' scales of one instruction set (dense, depthwise, grouped layers), each the model
+/// The batch paths' scales of one instruction set (dense and grouped layers on the layer path,
+/// depthwise ones on the per-plane path), each the model
 /// with scale 1 (and `so_far`'s rates) against a measured layer.
 inline void measure_direct_batches(calibration& c, cpu::isa i, direct_costs& so_far) {
   tuning t;
   t.instruction_set = i;
   direct_costs::isa_rates& r = so_far.of(i);
-  for (constant* s : {&r.batch_scale, &r.depthwise_scale, &r.grouped_scale}) s->measure(1.0);
+  for (constant* s : {&r.layer_scale, &r.grouped_layer_scale, &r.depthwise_scale}) s->measure(1.0);
   const auto scale = [&](const timed_problem& layer) {
     const conv_problem p = timed_problem(layer).on(algorithm::direct, c.threads()).with(t).make();
     return (direct_dense_cost(p, so_far) - so_far.call_s) / c.seconds(p);
@@ -79,9 +80,9 @@ inline void measure_direct_batches(calibration& c, cpu::isa i, direct_costs& so_
   const double dense = scale(timed_problem::layer(2, 16, 16).planes(56).kernel(3));
   const double depthwise = scale(timed_problem::layer(1, 256, 256).planes(14).kernel(3).grouped(256));
   const double grouped = scale(timed_problem::layer(2, 64, 64).planes(32).kernel(3).grouped(16));
-  r.batch_scale.measure(dense);
+  r.layer_scale.measure(dense);
   r.depthwise_scale.measure(depthwise);
-  r.grouped_scale.measure(grouped);
+  r.grouped_layer_scale.measure(grouped);
 }
 
 /// The separable path's 1-D passes: a 15 x 15 Gaussian (rank 1) on a 1000 x 1000 image, 1 and all

@@ -7,11 +7,17 @@
 // the instruction set's lanes x 2 FMA units x the clock (/proc/cpuinfo, else 2.5 GHz) x 0.75, times
 // taps / (taps + 30) (small kernels are bound by loads, stores and the border copy: fitted on the
 // AVX-512 Xeon this project ran on first, within 10% for 3x3..31x31), times 0.9 per extra thread.
-// A batch runs one filter-channel pair at a time: its rate also scales with taps / (taps + 16), the
-// fraction of vector lanes a row fills, and 0.6 when strided rows cannot share input rows (fitted
-// to bench_layers there), times the measured batch_scale (depthwise_scale for layers of one channel
-// per filter, which sum nothing in their output planes; grouped_scale for layers of a few channels
-// per group, whose short channel sums the dense layer's scale overestimated by 1.1-1.6x).
+// A batch whose filters share input channels runs the layer path (direct_layer.hpp): the
+// instruction set's nominal peak (lanes x 2 FMA units x the clock, halved for double; its tile ran
+// at 0.95-1.1 of that on ResNet's 3x3 and 1x1 layers in bench_layers on the AVX-512 Xeon, whose
+// turbo clock is above the nominal one /proc/cpuinfo gives) x the fraction of its
+// FMAs that compute kept outputs (filter blocks, positions dropped between rows and past the last
+// vector) x 0.9 per extra thread, times the measured layer_scale (grouped_layer_scale for grouped
+// layers); plus a nanosecond per extended input element (the preparation). Other batches (depthwise
+// layers, dilations far wider than the output) run one filter-channel pair at a time: the plane's
+// rate also scales with taps / (taps + 16), the fraction of vector lanes a row fills, and 0.6 when
+// strided rows cannot share input rows (fitted to bench_layers there), times the measured
+// depthwise_scale for layers of one channel per filter.
 #pragma once
 
 #include "../version.hpp"
@@ -26,6 +32,7 @@
 #include "../cost_models.hpp"
 #include "../cpu.hpp"
 #include "../profile.hpp"
+#include "direct_layer.hpp"
 #include "direct_separable.hpp"
 #include "problem.hpp"
 #include "threads.hpp"
@@ -110,17 +117,26 @@ inline double direct_dense_cost(const conv_problem& p, const direct_costs& m) {
   const double taps = double(p.rows.kernel) * double(p.cols.kernel);
   const double rate = direct_rate(m, i, taps, direct_threads(p.macs(), p.threads));
   if (p.single_plane()) return m.call_s + p.macs() / rate;
+  const double elems = double(p.n) * double(p.c) * double(p.rows.extent) * double(p.cols.extent);
+  const direct_costs::isa_rates& r = m.of(i);
+  if (direct_layer_applies(p)) {
+    const layer_tile_shape tile = layer_tile_of(i);
+    const double lanes = double(p.element_bytes == 8 ? vector_lanes<double>(i) : vector_lanes<float>(i));
+    const double kg = double(p.k_per_group()), blocks = std::ceil(kg / tile.channels);
+    const double computed = double(p.rows.out) * double(layer_phase_cols(p));
+    const double kept =
+        kg / (blocks * tile.channels) * double(p.rows.out) * double(p.cols.out) / (std::ceil(computed / lanes) * lanes);
+    const double scale = p.groups > 1 && r.grouped_layer_scale.measured() ? r.grouped_layer_scale : r.layer_scale;
+    const int threads = direct_threads(p.macs(), p.threads);
+    const double layer_rate = lanes * 2.0 * cpu_hz() * kept * (1.0 + 0.9 * (threads - 1)) * scale;
+    return m.call_s + p.macs() / layer_rate + elems * 1e-9;
+  }
   const double lanes = float_lanes(i);
   const double row = double(p.cols.out), filled = row / (std::ceil(row / lanes) * lanes);
   const double shared_rows = p.rows.dilation % p.rows.stride == 0 ? 1.0 : 0.6;
-  // Dense and grouped batches sum channels in each output plane; depthwise ones (one channel per
-  // filter) do not. Each kind is measured apart.
-  const direct_costs::isa_rates& r = m.of(i);
-  const double kind_scale = p.c_per_group() == 1                         ? r.depthwise_scale
-                            : p.groups > 1 && r.grouped_scale.measured() ? r.grouped_scale
-                                                                         : r.batch_scale;
+  // Depthwise batches (one channel per filter) sum nothing in their output planes: measured apart.
+  const double kind_scale = p.c_per_group() == 1 ? double(r.depthwise_scale) : 1.0;
   const double batch = (taps / (taps + 16)) / (taps / (taps + 30)) * filled * shared_rows * kind_scale;
-  const double elems = double(p.n) * double(p.c) * double(p.rows.extent) * double(p.cols.extent);
   return m.call_s + p.macs() / (rate * batch) + elems * 1e-9;
 }
 

@@ -90,20 +90,34 @@ class direct_layer {
     for (index_t u = 0; u < gr.kernel; ++u)
       for (index_t v = 0; v < gc.kernel; ++v) {
         const index_t er = u * gr.dilation, ec = v * gc.dilation;
-        const index_t phase = index_in(row_phases_, er % gr.stride) * index_t(col_phases_.size()) +
-                              index_in(col_phases_, ec % gc.stride);
+        const index_t phase =
+            index_in(row_phases_, er % gr.stride) * index_t(col_phases_.size()) + index_in(col_phases_, ec % gc.stride);
         tap_off_.push_back(phase * plane + (er / gr.stride) * wp_ + ec / gc.stride);
       }
     pack(weights);
-    input_ = array2d<T>(checked_mul(p.n, p.c, "input N * C"), channel_step_);
+    // Images are prepared and computed a few at a time, as many as keep their prepared input within
+    // about a megabyte (at least one), so that it is still in cache when the micro-kernel reads it.
+    const double image_bytes = double(p.c) * double(channel_step_) * double(sizeof(T));
+    pass_images_ = std::clamp<index_t>(index_t(double(1 << 20) / image_bytes), 1, p.n);
+    input_ = array2d<T>(checked_mul(pass_images_, p.c, "input images * C"), channel_step_);
     std::fill(input_.data(), input_.data() + input_.size(), T(0));
-    if (gr.stride > 1 || gc.stride > 1) ext_ = array2d<T>(threads_, checked_mul(gr.extent, gc.extent, "extended plane"));
+    if (gr.stride > 1 || gc.stride > 1)
+      ext_ = array2d<T>(threads_, checked_mul(gr.extent, gc.extent, "extended plane"));
     out_ = array2d<T>(threads_, checked_mul(block_, range_, "layer tile"));
   }
 
   /// out planes (n, k) for every image and filter; bias null or K values.
   void run(planes<const T> in, planes<T> out, const T* bias) {
-    prepare(in);
+    for (index_t n0 = 0; n0 < p_.n; n0 += pass_images_) {
+      const index_t images = std::min(pass_images_, p_.n - n0);
+      prepare(in, n0, images);
+      compute(out, bias, n0, images);
+    }
+  }
+
+ private:
+  // Output planes of images [n0, n0 + images), from their prepared input.
+  void compute(planes<T> out, const T* bias, index_t n0, index_t images) {
     const conv_problem& g = p_;
     const index_t groups = g.groups, cg = g.c_per_group(), kg = g.k_per_group();
     const index_t blocks = (kg + block_ - 1) / block_, ranges = (flat_ + range_ - 1) / range_;
@@ -113,41 +127,35 @@ class direct_layer {
     // the cache (deep layers on small planes), filter blocks outermost instead, so that a block's
     // weights stay in cache across the images and ranges.
     const bool blocks_outer = double(cg) * double(taps) * double(kg) * sizeof(T) > double(1 << 20);
-    const index_t items = g.n * groups * blocks * ranges;
+    const index_t items = images * groups * blocks * ranges;
     parallel_chunks(items, threads_, [&](index_t slice, index_t i0, index_t i1) {
       T* const tile = out_.data() + slice * out_.cols();
       for (index_t item = i0; item < i1; ++item) {
         index_t n, grp, b, r;
         if (blocks_outer) {
           r = item % ranges;
-          n = (item / ranges) % g.n;
-          b = (item / (ranges * g.n)) % blocks;
-          grp = item / (ranges * g.n * blocks);
+          n = (item / ranges) % images;
+          b = (item / (ranges * images)) % blocks;
+          grp = item / (ranges * images * blocks);
         } else {
           b = item % blocks;
           r = (item / blocks) % ranges;
           grp = (item / (blocks * ranges)) % groups;
           n = item / (blocks * ranges * groups);
         }
-        const layer_job<T> job{input_.data() + (n * g.c + grp * cg) * channel_step_,
-                               channel_step_,
-                               cg,
-                               tap_off_.data(),
-                               int(taps),
-                               weights_.data() + (grp * blocks + b) * weights_.cols(),
-                               tile,
-                               range_};
+        const layer_job<T> job{
+            input_.data() + (n * g.c + grp * cg) * channel_step_,   channel_step_, cg,    tap_off_.data(), int(taps),
+            weights_.data() + (grp * blocks + b) * weights_.cols(), tile,          range_};
         const index_t q0 = r * range_, q1 = std::min(flat_, q0 + range_);
         kernel_(job, q0, q1);
         const index_t first = grp * kg + b * block_, filters = std::min<index_t>(block_, kg - b * block_);
         for (index_t k = 0; k < filters; ++k)
-          store(tile + k * range_, q0, q1, out.plane(n, first + k), out.row_stride,
+          store(tile + k * range_, q0, q1, out.plane(n0 + n, first + k), out.row_stride,
                 bias != nullptr ? bias[first + k] : T(0));
       }
     });
   }
 
- private:
   // Weights K x C/groups x R x S into [group][block][channel][tap][KB].
   void pack(const T* weights) {
     const index_t cg = p_.c_per_group(), kg = p_.k_per_group(), taps = p_.rows.kernel * p_.cols.kernel;
@@ -166,15 +174,15 @@ class direct_layer {
       }
   }
 
-  // Every input plane extended and split into its phase planes.
-  void prepare(planes<const T> in) {
+  // The input planes of images [n0, n0 + images) extended and split into their phase planes.
+  void prepare(planes<const T> in, index_t n0, index_t images) {
     const conv_problem& g = p_;
     const axis_geometry &gr = g.rows, &gc = g.cols;
     const T fill = g.fill<T>();
     const bool strided = gr.stride > 1 || gc.stride > 1;
-    parallel_chunks(g.n * g.c, threads_, [&](index_t slice, index_t p0, index_t p1) {
+    parallel_chunks(images * g.c, threads_, [&](index_t slice, index_t p0, index_t p1) {
       for (index_t p = p0; p < p1; ++p) {
-        const view2d<const T> src = in.view(p / g.c, p % g.c, gr.in, gc.in);
+        const view2d<const T> src = in.view(n0 + p / g.c, p % g.c, gr.in, gc.in);
         T* const to = input_.data() + p * channel_step_;
         if (!strided) {
           extend<T>(src, view2d<T>(to, gr.extent, gc.extent), gr.pad_before, gc.pad_before, g.edge, fill);
@@ -215,13 +223,14 @@ class direct_layer {
 
   conv_problem p_;
   layer_range_fn<T> kernel_;
-  index_t block_;     // KB: filters per tile
+  index_t block_;  // KB: filters per tile
   int threads_;
-  index_t range_ = 0;  // flat positions per work item
+  index_t range_ = 0;        // flat positions per work item
+  index_t pass_images_ = 1;  // images prepared at a time
   index_t hp_ = 0, wp_ = 0, flat_ = 0, channel_step_ = 0;
   std::vector<index_t> row_phases_, col_phases_, tap_off_;
   array2d<T> weights_;  // one packed block per row
-  array2d<T> input_;    // one prepared channel per row
+  array2d<T> input_;    // one prepared channel per row, pass_images_ images
   array2d<T> ext_;      // strides: one extended plane per worker
   array2d<T> out_;      // one tile of results per worker
 };

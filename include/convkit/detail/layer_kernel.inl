@@ -34,12 +34,14 @@ struct layer_tile {
   }
 
   template <int... K>
-  static CONVKIT_ALWAYS_INLINE void multiply(state& s, const T* w, const reg (&x)[P], std::integer_sequence<int, K...>) {
+  static CONVKIT_ALWAYS_INLINE void multiply(state& s, const T* w, const reg (&x)[P],
+                                             std::integer_sequence<int, K...>) {
     (multiply_channel<K>(s, S::bcast(w + K), x, std::make_integer_sequence<int, P>{}), ...);
   }
 
   template <int... I>
-  static CONVKIT_ALWAYS_INLINE void store_all(const state& s, T* out, index_t out_step, std::integer_sequence<int, I...>) {
+  static CONVKIT_ALWAYS_INLINE void store_all(const state& s, T* out, index_t out_step,
+                                              std::integer_sequence<int, I...>) {
     (S::store(out + (I / P) * out_step + (I % P) * L, s.acc[I / P][I % P]), ...);
   }
 
