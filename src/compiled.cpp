@@ -1,18 +1,8 @@
 // The compiled library (CMake option CONVKIT_COMPILED, target convkit::compiled): every template
 // detail/compiled.hpp declares extern, instantiated once, with every backend of this build
 // registered in the one backend table its programs share.
+// (the umbrella header includes each backend whose CONVKIT_HAS_* macro its target defines)
 #include <convkit/convkit.hpp>
-
-#include <convkit/backends/direct.hpp>
-#if defined(CONVKIT_HAS_FFTW)
-#include <convkit/backends/fftw.hpp>
-#endif
-#if defined(CONVKIT_HAS_BLAS)
-#include <convkit/backends/im2col.hpp>
-#endif
-#if defined(CONVKIT_HAS_CUFFT)
-#include <convkit/backends/cufft.hpp>
-#endif
 
 #if !defined(CONVKIT_COMPILED) || !defined(CONVKIT_COMPILING_LIBRARY)
 #error "src/compiled.cpp is convkit::compiled's source: CMake defines CONVKIT_COMPILED and CONVKIT_COMPILING_LIBRARY"

@@ -5,8 +5,6 @@
 #include "../version.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cmath>
 #include <string>
 #include <vector>
 

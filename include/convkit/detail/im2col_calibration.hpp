@@ -6,8 +6,6 @@
 #include "../version.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cmath>
 #include <string>
 #include <vector>
 
