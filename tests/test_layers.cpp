@@ -96,7 +96,7 @@ TEST_CASE("every layer backend matches the reference over the layer grid (double
   }
 }
 
-TEST_CASE("direct's layer path: partial filter blocks, long planes, strides, groups, every instruction set",
+TEST_CASE("direct's layer path: partial filter blocks, long planes, strides, groups, depthwise, every instruction set",
           "[layers][direct]") {
   // The grid's layers are small; these fill several register tiles of filters (13 and 7 filters
   // leave partial blocks on every instruction set), several position ranges with tails, and split
@@ -107,9 +107,8 @@ TEST_CASE("direct's layer path: partial filter blocks, long planes, strides, gro
     for (int m = 0; m < 6; ++m) {
       conv_case c = layer_case(1 + m % 2, 10 + m, m % 2 ? 13 : 7, 37 + 5 * m, 29 + 3 * m, 1 + (2 * m) % 5,
                                1 + (3 * m + 2) % 7, m % 3 == 0);
-      c.groups = m == 4 ? 2 : 1;
-      c.k = c.groups == 2 ? 14 : c.k;
-      c.c = c.groups == 2 ? 12 : c.c;
+      if (m == 4) c.groups = 2, c.c = 12, c.k = 14;
+      if (m == 5) c.groups = int(c.c), c.k = c.c;  // depthwise: the tile of one filter
       c.stride_rows = 1 + m % 3;
       c.stride_cols = 1 + (m / 2) % 2;
       c.dilation_rows = 1 + (m / 3) % 2;

@@ -79,10 +79,10 @@ struct direct_costs {
     /// The separable path's 1-D passes (a 15 x 15 Gaussian on 1000 x 1000); built in: a quarter of
     /// the instruction set's peak.
     constant separable_one_thread{0, 1e7, 1e14}, separable_all_threads{0, 1e7, 1e14};
-    /// Batches against the model with scale 1: the layer path on dense layers (a 16 -> 16 3x3
-    /// layer, 56 x 56) and on grouped ones (64 -> 64 in 16 groups of 4, 32 x 32; layer_scale where
-    /// not measured), the per-plane path on depthwise layers (256 channels, 14 x 14).
-    constant layer_scale{1, 0.05, 20}, grouped_layer_scale{1, 0.05, 20}, depthwise_scale{1, 0.05, 20};
+    /// The layer path against its model with scale 1: on dense layers (a 16 -> 16 3x3 layer,
+    /// 56 x 56), grouped ones (64 -> 64 in 16 groups of 4, 32 x 32; layer_scale where not measured)
+    /// and depthwise ones (256 channels, 14 x 14).
+    constant layer_scale{1, 0.05, 20}, grouped_layer_scale{1, 0.05, 20}, depthwise_layer_scale{1, 0.05, 20};
 
    private:
     static constexpr std::array<constant, kernel_count> rates() {
@@ -119,7 +119,7 @@ struct direct_costs {
       visit(isa + "separable.tn", r.separable_all_threads);
       visit(isa + "layer_scale", r.layer_scale);
       visit(isa + "grouped_layer_scale", r.grouped_layer_scale);
-      visit(isa + "depthwise_scale", r.depthwise_scale);
+      visit(isa + "depthwise_layer_scale", r.depthwise_layer_scale);
     }
   }
 };

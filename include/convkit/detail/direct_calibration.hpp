@@ -64,14 +64,13 @@ inline void measure_direct_rates(calibration& c, cpu::isa i, direct_costs::isa_r
   }
 }
 
-/// The batch paths' scales of one instruction set (dense and grouped layers on the layer path,
-/// depthwise ones on the per-plane path), each the model
+/// The layer path's scales of one instruction set (dense, grouped and depthwise layers), each the model
 /// with scale 1 (and `so_far`'s rates) against a measured layer.
 inline void measure_direct_batches(calibration& c, cpu::isa i, direct_costs& so_far) {
   tuning t;
   t.instruction_set = i;
   direct_costs::isa_rates& r = so_far.of(i);
-  for (constant* s : {&r.layer_scale, &r.grouped_layer_scale, &r.depthwise_scale}) s->measure(1.0);
+  for (constant* s : {&r.layer_scale, &r.grouped_layer_scale, &r.depthwise_layer_scale}) s->measure(1.0);
   const auto scale = [&](const timed_problem& layer) {
     const conv_problem p = timed_problem(layer).on(algorithm::direct, c.threads()).with(t).make();
     return (direct_dense_cost(p, so_far) - so_far.call_s) / c.seconds(p);
@@ -80,7 +79,7 @@ inline void measure_direct_batches(calibration& c, cpu::isa i, direct_costs& so_
   const double depthwise = scale(timed_problem::layer(1, 256, 256).planes(14).kernel(3).grouped(256));
   const double grouped = scale(timed_problem::layer(2, 64, 64).planes(32).kernel(3).grouped(16));
   r.layer_scale.measure(dense);
-  r.depthwise_scale.measure(depthwise);
+  r.depthwise_layer_scale.measure(depthwise);
   r.grouped_layer_scale.measure(grouped);
 }
 

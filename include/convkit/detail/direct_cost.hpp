@@ -13,11 +13,11 @@
 // turbo clock is above the nominal one /proc/cpuinfo gives) x the fraction of its
 // FMAs that compute kept outputs (filter blocks, positions dropped between rows and past the last
 // vector) x 0.9 per extra thread, times the measured layer_scale (grouped_layer_scale for grouped
-// layers); plus a nanosecond per extended input element (the preparation). Other batches (depthwise
-// layers, dilations far wider than the output) run one filter-channel pair at a time: the plane's
-// rate also scales with taps / (taps + 16), the fraction of vector lanes a row fills, and 0.6 when
-// strided rows cannot share input rows (fitted to bench_layers there), times the measured
-// depthwise_scale for layers of one channel per filter.
+// layers, depthwise_layer_scale for depthwise ones, whose one-filter tile loads an input vector per
+// FMA); plus a nanosecond per extended input element (the preparation). Other batches (dilations
+// far wider than the output) run one filter-channel pair at a time: the plane's rate also scales
+// with taps / (taps + 16), the fraction of vector lanes a row fills, and 0.6 when strided rows
+// cannot share input rows (fitted to bench_layers there).
 #pragma once
 
 #include "../version.hpp"
@@ -120,13 +120,15 @@ inline double direct_dense_cost(const conv_problem& p, const direct_costs& m) {
   const double elems = double(p.n) * double(p.c) * double(p.rows.extent) * double(p.cols.extent);
   const direct_costs::isa_rates& r = m.of(i);
   if (direct_layer_applies(p)) {
-    const layer_tile_shape tile = layer_tile_of(i);
+    const layer_tile_shape tile = layer_tile_of(i, p.k_per_group());
     const double lanes = double(p.element_bytes == 8 ? vector_lanes<double>(i) : vector_lanes<float>(i));
     const double kg = double(p.k_per_group()), blocks = std::ceil(kg / tile.channels);
     const double computed = double(p.rows.out) * double(layer_phase_cols(p));
     const double kept =
         kg / (blocks * tile.channels) * double(p.rows.out) * double(p.cols.out) / (std::ceil(computed / lanes) * lanes);
-    const double scale = p.groups > 1 && r.grouped_layer_scale.measured() ? r.grouped_layer_scale : r.layer_scale;
+    const double scale = p.k_per_group() == 1 && p.c_per_group() == 1       ? double(r.depthwise_layer_scale)
+                         : p.groups > 1 && r.grouped_layer_scale.measured() ? double(r.grouped_layer_scale)
+                                                                            : double(r.layer_scale);
     const int threads = direct_threads(p.macs(), p.threads);
     const double layer_rate = lanes * 2.0 * cpu_hz() * kept * (1.0 + 0.9 * (threads - 1)) * scale;
     return m.call_s + p.macs() / layer_rate + elems * 1e-9;
@@ -134,9 +136,7 @@ inline double direct_dense_cost(const conv_problem& p, const direct_costs& m) {
   const double lanes = float_lanes(i);
   const double row = double(p.cols.out), filled = row / (std::ceil(row / lanes) * lanes);
   const double shared_rows = p.rows.dilation % p.rows.stride == 0 ? 1.0 : 0.6;
-  // Depthwise batches (one channel per filter) sum nothing in their output planes: measured apart.
-  const double kind_scale = p.c_per_group() == 1 ? double(r.depthwise_scale) : 1.0;
-  const double batch = (taps / (taps + 16)) / (taps / (taps + 30)) * filled * shared_rows * kind_scale;
+  const double batch = (taps / (taps + 16)) / (taps / (taps + 30)) * filled * shared_rows;
   return m.call_s + p.macs() / (rate * batch) + elems * 1e-9;
 }
 

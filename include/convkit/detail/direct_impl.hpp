@@ -52,16 +52,21 @@ struct layer_job {
   index_t out_step;
 };
 
-/// The layer micro-kernel's register tile of one instruction set: `channels` output channels x
-/// `vectors` vectors of positions. AVX-512: 6 x 4 = 24 of the 32 zmm registers, with 4 inputs and
-/// a broadcast weight beside them (oneDNN's jit kernels hold up to 28 accumulators, Halide's
-/// conv_layer schedule 4 x 5); AVX2: 4 x 3 = 12 of the 16 ymm registers with 3 inputs and a weight
-/// (Halide's 3 x 4); portable: 4 x 8 scalars, which the compiler may vectorise over positions.
+/// The layer micro-kernel's register tile: `channels` output channels (filters) x `vectors` vectors
+/// of positions. AVX-512: 4 x 6 = 24 of the 32 zmm registers, with 6 inputs and a broadcast weight
+/// beside them (oneDNN's jit kernels hold up to 28 accumulators, Halide's conv_layer schedule
+/// 4 x 5); 4 filters divide the channel counts of networks and ResNeXt's groups, where 6 x 4 (as
+/// fast on ResNet's 64 -> 64 layer) left a third of a 4-filter group's FMAs unused; AVX2: 4 x 3 =
+/// 12 of the 16 ymm registers with 3 inputs and a weight (Halide's 3 x 4);
+/// portable: 4 x 8 scalars, which the compiler may vectorise over positions. Layers of one filter
+/// per group (depthwise) have nothing for a tile of filters to share: 1 x 8, eight independent
+/// accumulators of positions per broadcast weight, on every instruction set.
 struct layer_tile_shape {
   int channels, vectors;
 };
-constexpr layer_tile_shape layer_tile_of(cpu::isa i) noexcept {
-  return i == cpu::isa::avx512 ? layer_tile_shape{6, 4}
+constexpr layer_tile_shape layer_tile_of(cpu::isa i, index_t filters_per_group) noexcept {
+  if (filters_per_group == 1) return {1, 8};
+  return i == cpu::isa::avx512 ? layer_tile_shape{4, 6}
          : i == cpu::isa::avx2 ? layer_tile_shape{4, 3}
                                : layer_tile_shape{4, 8};
 }
@@ -102,17 +107,23 @@ separable_passes<T> separable_passes_for(cpu::isa i) noexcept {
 template <class T>
 using layer_range_fn = void (*)(const layer_job<T>&, index_t, index_t);
 
-/// The layer micro-kernel of instruction set i, whose tile is layer_tile_of(i).
+/// The layer micro-kernel of instruction set i with tile layer_tile_of(i, filters_per_group).
 template <class T>
-layer_range_fn<T> layer_range_for(cpu::isa i) noexcept {
+layer_range_fn<T> layer_range_for(cpu::isa i, index_t filters_per_group) noexcept {
+  constexpr layer_tile_shape single = layer_tile_of(cpu::isa::portable, 1);
 #if CONVKIT_ISA_X86
-  constexpr layer_tile_shape wide = layer_tile_of(cpu::isa::avx512), narrow = layer_tile_of(cpu::isa::avx2);
-  if (i == cpu::isa::avx512) return &direct_avx512::layer_range<T, wide.channels, wide.vectors>;
-  if (i == cpu::isa::avx2) return &direct_avx2::layer_range<T, narrow.channels, narrow.vectors>;
+  constexpr layer_tile_shape wide = layer_tile_of(cpu::isa::avx512, 2), narrow = layer_tile_of(cpu::isa::avx2, 2);
+  if (i == cpu::isa::avx512)
+    return filters_per_group == 1 ? &direct_avx512::layer_range<T, single.channels, single.vectors>
+                                  : &direct_avx512::layer_range<T, wide.channels, wide.vectors>;
+  if (i == cpu::isa::avx2)
+    return filters_per_group == 1 ? &direct_avx2::layer_range<T, single.channels, single.vectors>
+                                  : &direct_avx2::layer_range<T, narrow.channels, narrow.vectors>;
 #endif
   (void)i;
-  constexpr layer_tile_shape portable = layer_tile_of(cpu::isa::portable);
-  return &direct_generic::layer_range<T, portable.channels, portable.vectors>;
+  constexpr layer_tile_shape portable = layer_tile_of(cpu::isa::portable, 2);
+  return filters_per_group == 1 ? &direct_generic::layer_range<T, single.channels, single.vectors>
+                                : &direct_generic::layer_range<T, portable.channels, portable.vectors>;
 }
 
 template <class T>

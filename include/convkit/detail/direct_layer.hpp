@@ -36,12 +36,10 @@ inline index_t layer_phase_cols(const conv_problem& p) noexcept {
 }
 
 /// Whether the direct backend computes problem p on its layer path: a batch (not one plane) dense
-/// enough to extend whole, whose filters share input channels (not depthwise: one channel per
-/// filter and one filter per channel leaves a tile of filters nothing to share), and whose phase
-/// planes are at most about twice as wide as its output rows (the positions between rows are
-/// computed and dropped).
+/// enough to extend whole, whose phase planes are at most about twice as wide as its output rows
+/// (the positions between rows are computed and dropped).
 inline bool direct_layer_applies(const conv_problem& p) noexcept {
-  if (p.single_plane() || p.sparse() || (p.c_per_group() == 1 && p.k_per_group() == 1)) return false;
+  if (p.single_plane() || p.sparse()) return false;
   return layer_phase_cols(p) <= 2 * p.cols.out + 16;
 }
 
@@ -58,12 +56,12 @@ class direct_layer {
   /// weights K x C/groups x R x S in correlation order; `threads` workers at most.
   direct_layer(const conv_problem& p, const T* weights, int threads)
       : p_(p),
-        kernel_(layer_range_for<T>(p.tune.instruction_set)),
-        block_(layer_tile_of(p.tune.instruction_set).channels),
+        kernel_(layer_range_for<T>(p.tune.instruction_set, p.k_per_group())),
+        block_(layer_tile_of(p.tune.instruction_set, p.k_per_group()).channels),
         threads_(threads) {
     const axis_geometry &gr = p.rows, &gc = p.cols;
     const index_t lanes = vector_lanes<T>(p.tune.instruction_set);
-    range_ = 2 * layer_tile_of(p.tune.instruction_set).vectors * lanes;
+    range_ = 2 * layer_tile_of(p.tune.instruction_set, p.k_per_group()).vectors * lanes;
     hp_ = (gr.extent + gr.stride - 1) / gr.stride;
     wp_ = layer_phase_cols(p);
     flat_ = checked_mul(gr.out, wp_, "layer output positions");
@@ -213,11 +211,13 @@ class direct_layer {
   // the dropped positions between rows are skipped.
   void store(const T* from, index_t q0, index_t q1, T* plane, index_t row_stride, T bias) const {
     const index_t cols = p_.cols.out;
-    for (index_t q = q0; q < q1;) {
-      const index_t row_start = q - q % wp_, end = std::min(q1, row_start + cols);
-      T* to = plane + (row_start / wp_) * row_stride;
-      for (index_t x = q; x < end; ++x) to[x - row_start] = from[x - q0] + bias;
-      q = row_start + wp_;
+    index_t row_start = q0 - q0 % wp_;
+    T* to = plane + (row_start / wp_) * row_stride;
+    for (; row_start < q1; row_start += wp_, to += row_stride) {
+      const index_t b = std::max(q0, row_start), e = std::min(q1, row_start + cols);
+      const T* src = from + (b - q0);
+      T* dst = to + (b - row_start);
+      for (index_t x = 0; x < e - b; ++x) dst[x] = src[x] + bias;
     }
   }
 

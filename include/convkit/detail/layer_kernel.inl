@@ -5,7 +5,7 @@
 // input channel and kernel tap, P vector loads of the prepared input and KB broadcast weights feed
 // KB * P FMAs into accumulators that stay in registers for the whole channel sum. Accumulators live
 // in one array indexed only by constants (index_sequence folds), so the compiler keeps them in
-// registers (checked in the generated code: no spills with KB x P = 6 x 4 on AVX-512, 4 x 3 on AVX2).
+// registers (checked in the generated code: no spills with KB x P = 4 x 6 on AVX-512).
 
 template <class T, int KB, int P>
 struct layer_tile {
