@@ -3,11 +3,12 @@
 // convolution (the peer to beat), on 1 and 2 threads. Counter GFLOP/s = 2 * N * K * C/groups * R * S
 // * OH * OW / time.
 //   bench_layers                  Google Benchmark's table (its usual flags)
-//   bench_layers --compare [R]    automatic / best per layer, interleaved, R rounds (default 5)
+//   bench_layers --compare [R]    every backend, automatic, oneDNN and the FMA peak loop per layer,
+//                                 batch and thread count, interleaved, R rounds (default 5)
 //
 // convkit runs a layer_plan (weights prepared once) on NCHW float arrays. oneDNN runs twice:
-//   onednn_nchw     the same contract: NCHW input and output in memory, weights reordered once
-//                   into oneDNN's preferred layout;
+//   onednn_nchw     the same contract: NCHW input and output in memory, reordered into and out of
+//                   the layouts oneDNN prefers in every call, weights reordered once;
 //   onednn_blocked  oneDNN's best case: input, weights and output in the blocked layouts it
 //                   prefers (nChw16c), reorders done once outside the timing, as benchdnn measures.
 #include <convkit/convkit.hpp>
@@ -15,14 +16,18 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "bench_common.hpp"
+#include "fma_peak.hpp"
 
 #if defined(CONVKIT_BENCH_ONEDNN)
 #include <omp.h>
@@ -92,44 +97,77 @@ void convkit_layer(benchmark::State& state, layer_shape l, index_t n, int thread
 }
 
 #if defined(CONVKIT_BENCH_ONEDNN)
-void onednn_layer(benchmark::State& state, layer_shape l, index_t n, int threads, bool blocked) {
-  using namespace dnnl;
-  using tag = memory::format_tag;
-  using dt = memory::data_type;
-  omp_set_num_threads(threads);
-  const convkit::shape4d s =
-      convkit::layer_output_shape({n, l.c, l.hw, l.hw}, {l.k, l.c / l.groups, l.r, l.r}, options_for(l, 1));
-  engine eng(engine::kind::cpu, 0);
-  stream strm(eng);
-  // Grouped weights are [groups, K/groups, C/groups, R, S] to oneDNN (goihw), plain ones [K, C, R, S].
-  const memory::dims wei_dims = l.groups == 1 ? memory::dims{l.k, l.c, l.r, l.r}
-                                              : memory::dims{l.groups, l.k / l.groups, l.c / l.groups, l.r, l.r};
-  const memory::dims src_dims{n, l.c, l.hw, l.hw}, bias_dims{l.k}, dst_dims{n, l.k, s.h, s.w};
-  const memory::dims strides{l.stride, l.stride}, dilates{0, 0}, pad{l.pad, l.pad};
-  const tag io = blocked ? tag::any : tag::nchw;
-  const convolution_forward::desc desc(prop_kind::forward_inference, algorithm::convolution_direct,
-                                       memory::desc(src_dims, dt::f32, io), memory::desc(wei_dims, dt::f32, tag::any),
-                                       memory::desc(bias_dims, dt::f32, tag::x), memory::desc(dst_dims, dt::f32, io),
-                                       strides, dilates, pad, pad);
-  const convolution_forward::primitive_desc pd(desc, eng);
-  // User data in plain layouts, reordered once (outside the timing) into what the primitive wants.
-  memory user_src({src_dims, dt::f32, tag::nchw}, eng),
-      user_wei({wei_dims, dt::f32, l.groups == 1 ? tag::oihw : tag::goihw}, eng);
-  memory bias({bias_dims, dt::f32, tag::x}, eng);
-  fill(static_cast<float*>(user_src.get_data_handle()), n * l.c * l.hw * l.hw, 1);
-  fill(static_cast<float*>(user_wei.get_data_handle()), l.k * (l.c / l.groups) * l.r * l.r, 2);
-  fill(static_cast<float*>(bias.get_data_handle()), l.k, 3);
-  memory src(pd.src_desc(), eng), wei(pd.weights_desc(), eng), dst(pd.dst_desc(), eng);
-  reorder(user_src, src).execute(strm, user_src, src);
-  reorder(user_wei, wei).execute(strm, user_wei, wei);
-  strm.wait();
-  convolution_forward conv(pd);
-  for (auto _ : state) {
-    conv.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
-    strm.wait();
+/// oneDNN's convolution of one layer, made once (weights reordered once into the layout it prefers).
+/// from_nchw: each run() reorders the NCHW input into the primitive's layout and the output back
+/// (what a caller holding NCHW tensors pays; no reorder where the primitive takes NCHW itself);
+/// otherwise run() is the convolution alone on its blocked layouts, as benchdnn measures.
+class onednn_conv {
+ public:
+  onednn_conv(const layer_shape& l, index_t n, int threads, bool from_nchw)
+      : eng_(dnnl::engine::kind::cpu, 0), strm_(eng_), threads_(threads) {
+    using namespace dnnl;
+    omp_set_num_threads(threads);  // before the primitive is made: it fixes its work split then
+    using tag = memory::format_tag;
+    using dt = memory::data_type;
+    const convkit::shape4d s =
+        convkit::layer_output_shape({n, l.c, l.hw, l.hw}, {l.k, l.c / l.groups, l.r, l.r}, options_for(l, 1));
+    // Grouped weights are [groups, K/groups, C/groups, R, S] to oneDNN (goihw), plain ones [K, C, R, S].
+    const memory::dims wei_dims = l.groups == 1 ? memory::dims{l.k, l.c, l.r, l.r}
+                                                : memory::dims{l.groups, l.k / l.groups, l.c / l.groups, l.r, l.r};
+    const memory::dims src_dims{n, l.c, l.hw, l.hw}, bias_dims{l.k}, dst_dims{n, l.k, s.h, s.w};
+    const memory::dims strides{l.stride, l.stride}, dilates{0, 0}, pad{l.pad, l.pad};
+    const convolution_forward::desc desc(
+        prop_kind::forward_inference, algorithm::convolution_direct, memory::desc(src_dims, dt::f32, tag::any),
+        memory::desc(wei_dims, dt::f32, tag::any), memory::desc(bias_dims, dt::f32, tag::x),
+        memory::desc(dst_dims, dt::f32, tag::any), strides, dilates, pad, pad);
+    const convolution_forward::primitive_desc pd(desc, eng_);
+    impl_ = pd.impl_info_str();
+    user_src_ = memory({src_dims, dt::f32, tag::nchw}, eng_);
+    user_dst_ = memory({dst_dims, dt::f32, tag::nchw}, eng_);
+    memory user_wei({wei_dims, dt::f32, l.groups == 1 ? tag::oihw : tag::goihw}, eng_);
+    bias_ = memory({bias_dims, dt::f32, tag::x}, eng_);
+    fill(static_cast<float*>(user_src_.get_data_handle()), n * l.c * l.hw * l.hw, 1);
+    fill(static_cast<float*>(user_wei.get_data_handle()), l.k * (l.c / l.groups) * l.r * l.r, 2);
+    fill(static_cast<float*>(bias_.get_data_handle()), l.k, 3);
+    src_ = memory(pd.src_desc(), eng_);
+    wei_ = memory(pd.weights_desc(), eng_);
+    dst_ = memory(pd.dst_desc(), eng_);
+    reorder(user_src_, src_).execute(strm_, user_src_, src_);
+    reorder(user_wei, wei_).execute(strm_, user_wei, wei_);
+    strm_.wait();
+    conv_ = convolution_forward(pd);
+    if (from_nchw && pd.src_desc() != user_src_.get_desc()) to_blocked_ = reorder(user_src_, src_);
+    if (from_nchw && pd.dst_desc() != user_dst_.get_desc()) to_nchw_ = reorder(dst_, user_dst_);
+    reorders_ = from_nchw;
   }
+
+  void run() {
+    omp_set_num_threads(threads_);
+    if (reorders_ && to_blocked_) to_blocked_.execute(strm_, user_src_, src_);
+    conv_.execute(strm_,
+                  {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, wei_}, {DNNL_ARG_BIAS, bias_}, {DNNL_ARG_DST, dst_}});
+    if (reorders_ && to_nchw_) to_nchw_.execute(strm_, dst_, user_dst_);
+    strm_.wait();
+  }
+
+  const std::string& impl() const { return impl_; }
+
+ private:
+  dnnl::engine eng_;
+  dnnl::stream strm_;
+  int threads_;
+  dnnl::memory user_src_, user_dst_, src_, wei_, bias_, dst_;
+  dnnl::convolution_forward conv_;
+  dnnl::reorder to_blocked_, to_nchw_;
+  bool reorders_ = false;
+  std::string impl_;
+};
+
+void onednn_layer(benchmark::State& state, layer_shape l, index_t n, int threads, bool from_nchw) {
+  onednn_conv conv(l, n, threads, from_nchw);
+  for (auto _ : state) conv.run();
   state.counters["GFLOP/s"] = benchmark::Counter(flops(l, n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(pd.impl_info_str());
+  state.SetLabel(conv.impl());
 }
 #endif
 
@@ -155,19 +193,22 @@ void register_all() {
               ->UseRealTime();
         }
 #if defined(CONVKIT_BENCH_ONEDNN)
-        benchmark::RegisterBenchmark(("onednn_nchw/" + suffix).c_str(), onednn_layer, l, n, threads, false)
+        benchmark::RegisterBenchmark(("onednn_nchw/" + suffix).c_str(), onednn_layer, l, n, threads, true)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
-        benchmark::RegisterBenchmark(("onednn_blocked/" + suffix).c_str(), onednn_layer, l, n, threads, true)
+        benchmark::RegisterBenchmark(("onednn_blocked/" + suffix).c_str(), onednn_layer, l, n, threads, false)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
 #endif
       }
 }
 
-/// --compare: for every layer at batch 1 and 8 on all threads, each backend's layer_plan and
-/// automatic's, run interleaved (A B C A B C ...); the table has medians, automatic's pick and
-/// automatic / best, and the end its geometric mean and worst case.
+/// --compare [R]: for every layer at batch 1 and 8, on 1 and 2 threads, in one interleaved group
+/// (A B C A B C ..., R rounds): this machine's FMA peak loop on those threads (fma_peak.hpp), each
+/// convkit backend's layer_plan, automatic's, and oneDNN from NCHW (reorders included) and on its
+/// blocked layouts (convolution only). Medians in ms; automatic's GFLOP/s and its fraction of the
+/// peak measured in the same group; automatic over the best convkit backend and over both oneDNN
+/// timings; the end has their geometric means and worst cases.
 int compare(int rounds) {
   using namespace convkit;
   std::vector<algorithm> backends;
@@ -180,45 +221,75 @@ int compare(int rounds) {
     } catch (const unavailable&) {
     }
   }
-  std::printf("bench_layers --compare: layer_plan execute, float, all threads, %d+ interleaved rounds\n%s\n\n", rounds,
-              machine_fingerprint().c_str());
-  std::printf("%-30s %5s", "layer", "batch");
-  for (algorithm a : backends) std::printf(" %11s", to_string(a));
-  std::printf(" %11s %9s %6s %6s\n", "automatic", "picked", "/best", "paired");
-  std::vector<double> ratios, paired;
+  const cpu::isa isa = cpu::best_instruction_set();
+  std::printf(
+      "bench_layers --compare: layer_plan execute, float, %d+ interleaved rounds, peak: %s float FMA loop\n%s\n\n",
+      rounds, cpu::to_string(isa), machine_fingerprint().c_str());
+  std::printf("%-30s %5s %3s", "layer", "batch", "thr");
+  for (algorithm a : backends) std::printf(" %9s", to_string(a));
+  std::printf(" %9s %7s %7s %5s %6s", "automatic", "picked", "GFLOP/s", "peak", "/best");
+#if defined(CONVKIT_BENCH_ONEDNN)
+  std::printf(" %9s %9s %6s %6s", "dnn_nchw", "dnn_blk", "/nchw", "/blk");
+#endif
+  std::printf("\n");
+  std::vector<double> over_best, over_nchw, over_blocked;
+  const std::int64_t peak_iterations = 1 << 19;
+  double keep = 0;
   for (const layer_shape& l : layers)
-    for (index_t n : {index_t(1), index_t(8)}) {
-      array4d<float> in(n, l.c, l.hw, l.hw), w(l.k, l.c / l.groups, l.r, l.r);
-      std::vector<float> bias(static_cast<std::size_t>(l.k));
-      fill(in.data(), in.size(), 1);
-      fill(w.data(), w.size(), 2);
-      fill(bias.data(), l.k, 3);
-      std::vector<std::unique_ptr<layer_plan<float>>> plans;
-      for (algorithm a : backends) {
-        layer_options o = options_for(l, 0);
-        o.algo = a;
-        plans.push_back(std::make_unique<layer_plan<float>>(in.shape(), w, bias.data(), o));
+    for (index_t n : {index_t(1), index_t(8)})
+      for (int threads : {1, 2}) {
+        array4d<float> in(n, l.c, l.hw, l.hw), w(l.k, l.c / l.groups, l.r, l.r);
+        std::vector<float> bias(static_cast<std::size_t>(l.k));
+        fill(in.data(), in.size(), 1);
+        fill(w.data(), w.size(), 2);
+        fill(bias.data(), l.k, 3);
+        std::vector<std::unique_ptr<layer_plan<float>>> plans;
+        for (algorithm a : backends) {
+          layer_options o = options_for(l, threads);
+          o.algo = a;
+          plans.push_back(std::make_unique<layer_plan<float>>(in.shape(), w, bias.data(), o));
+        }
+        plans.push_back(std::make_unique<layer_plan<float>>(in.shape(), w, bias.data(), options_for(l, threads)));
+        const shape4d s = plans[0]->output_shape();
+        array4d<float> out(s.n, s.c, s.h, s.w);
+        std::vector<std::function<void()>> runs;
+        runs.push_back([&] { keep += bench::run_peak_loop(isa, 4, peak_iterations, threads); });
+        for (auto& p : plans) runs.push_back([&p, &in, &out] { p->execute(in, out); });
+#if defined(CONVKIT_BENCH_ONEDNN)
+        onednn_conv nchw(l, n, threads, true), blocked(l, n, threads, false);
+        runs.push_back([&] { nchw.run(); });
+        runs.push_back([&] { blocked.run(); });
+#endif
+        const std::vector<bench::timing_summary> t = bench::interleaved(runs, rounds, 0.3);
+        const double peak = bench::peak_loop_flops(isa, 4, peak_iterations) * threads / t[0].median;
+        const std::size_t automatic = backends.size() + 1;
+        double best = t[1].median;
+        for (std::size_t i = 1; i < automatic; ++i) best = std::min(best, t[i].median);
+        const double rate = flops(l, n) / t[automatic].median;
+        over_best.push_back(t[automatic].median / best);
+        std::printf("%-30s %5td %3d", l.name, n, threads);
+        for (std::size_t i = 1; i <= automatic; ++i) std::printf(" %9.3f", t[i].median * 1e3);
+        std::printf(" %7s %7.1f %4.0f%% %6.3f", to_string(plans.back()->chosen()), rate * 1e-9, 100.0 * rate / peak,
+                    over_best.back());
+#if defined(CONVKIT_BENCH_ONEDNN)
+        over_nchw.push_back(t[automatic].median / t[automatic + 1].median);
+        over_blocked.push_back(t[automatic].median / t[automatic + 2].median);
+        std::printf(" %9.3f %9.3f %6.3f %6.3f", t[automatic + 1].median * 1e3, t[automatic + 2].median * 1e3,
+                    over_nchw.back(), over_blocked.back());
+#endif
+        std::printf("\n");
+        std::fflush(stdout);
       }
-      plans.push_back(std::make_unique<layer_plan<float>>(in.shape(), w, bias.data(), options_for(l, 0)));
-      const shape4d s = plans[0]->output_shape();
-      array4d<float> out(s.n, s.c, s.h, s.w);
-      std::vector<std::function<void()>> runs;
-      for (auto& p : plans) runs.push_back([&p, &in, &out] { p->execute(in, out); });
-      const std::vector<bench::timing_summary> t = bench::interleaved(runs, rounds, 0.3);
-      const bench::automatic_ratio r = bench::automatic_over_best(t);
-      ratios.push_back(r.of_medians);
-      paired.push_back(r.paired);
-      std::printf("%-30s %5td", l.name, n);
-      for (std::size_t i = 0; i + 1 < t.size(); ++i) std::printf(" %8.3f ms", t[i].median * 1e3);
-      std::printf(" %8.3f ms %9s %6.3f %6.3f\n", t.back().median * 1e3, to_string(plans.back()->chosen()), r.of_medians,
-                  r.paired);
-      std::fflush(stdout);
-    }
-  const bench::ratio_summary r = bench::summarise(ratios), rp = bench::summarise(paired);
-  std::printf("\nautomatic / best over %zu layers: geometric mean %.3f, worst %.3f (ratio of medians)\n", ratios.size(),
-              r.geomean, r.worst);
-  std::printf("automatic / best over %zu layers: geometric mean %.3f, worst %.3f (median of per-round ratios)\n",
-              paired.size(), rp.geomean, rp.worst);
+  const auto line = [](const char* what, const std::vector<double>& v) {
+    if (v.empty()) return;
+    const bench::ratio_summary r = bench::summarise(v);
+    std::printf("automatic / %s over %zu rows: geometric mean %.3f, worst %.3f\n", what, v.size(), r.geomean, r.worst);
+  };
+  std::printf("\n");
+  line("best convkit backend", over_best);
+  line("oneDNN from NCHW", over_nchw);
+  line("oneDNN blocked", over_blocked);
+  if (keep == 12345.678) std::printf("\n");  // keeps the peak loops' results alive
   return 0;
 }
 
