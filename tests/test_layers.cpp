@@ -5,6 +5,8 @@
 #include <convkit/convkit.hpp>
 #include <convkit/layer.hpp>
 
+#include <set>
+
 #include "count_allocations.hpp"
 #include "fft_error.hpp"
 #include "problems.hpp"
@@ -99,14 +101,18 @@ TEST_CASE("every layer backend matches the reference over the layer grid (double
 TEST_CASE("direct's layer path: partial filter blocks, long planes, strides, groups, depthwise, every instruction set",
           "[layers][direct]") {
   // The grid's layers are small; these fill several register tiles of filters (13 and 7 filters
-  // leave partial blocks on every instruction set), several position ranges with tails, and split
-  // the work over threads.
+  // leave partial blocks on every instruction set; 4 take AVX-512's narrower tile), several position
+  // ranges with tails, and split the work over threads. Every tile of each instruction set is reached.
   std::mt19937_64 rng(run_seed() + 2028);
   const cpu::isa best = cpu::best_instruction_set();
-  for (int i = 0; i <= int(best); ++i)
+  for (int i = 0; i <= int(best); ++i) {
+    std::set<int> tiles;
     for (int m = 0; m < 6; ++m) {
-      conv_case c = layer_case(1 + m % 2, 10 + m, m % 2 ? 13 : 7, 37 + 5 * m, 29 + 3 * m, 1 + (2 * m) % 5,
-                               1 + (3 * m + 2) % 7, m % 3 == 0);
+      conv_case c = layer_case(1 + m % 2, 10 + m,
+                               m % 2    ? 13
+                               : m == 2 ? 4
+                                        : 7,
+                               37 + 5 * m, 29 + 3 * m, 1 + (2 * m) % 5, 1 + (3 * m + 2) % 7, m % 3 == 0);
       if (m == 4) c.groups = 2, c.c = 12, c.k = 14;
       if (m == 5) c.groups = int(c.c), c.k = c.c;  // depthwise: the tile of one filter
       c.stride_rows = 1 + m % 3;
@@ -121,9 +127,12 @@ TEST_CASE("direct's layer path: partial filter blocks, long planes, strides, gro
       c.tune.instruction_set = cpu::isa(i);
       INFO("instruction set " << cpu::to_string(cpu::isa(i)) << ", " << c.describe());
       REQUIRE(detail::direct_layer_applies(problem_of<float>(c)));
+      tiles.insert(detail::layer_tile_of(cpu::isa(i), c.k / c.groups).channels);
       check_case<float>(c, rng, call_conv2d<float>{}, error_of<float>(algorithm::direct, c));
       check_case<double>(c, rng, call_conv2d<double>{}, error_of<double>(algorithm::direct, c));
     }
+    CHECK(tiles.size() == (cpu::isa(i) == cpu::isa::avx512 ? 3u : 2u));  // AVX-512: 8 and 4 filters; depthwise
+  }
 }
 
 TEST_CASE("a layer_plan is reusable and matches conv2d", "[layers]") {

@@ -7,10 +7,10 @@
 // the instruction set's lanes x 2 FMA units x the clock (/proc/cpuinfo, else 2.5 GHz) x 0.75, times
 // taps / (taps + 30) (small kernels are bound by loads, stores and the border copy: fitted on the
 // AVX-512 Xeon this project ran on first, within 10% for 3x3..31x31), times 0.9 per extra thread.
-// A batch whose filters share input channels runs the layer path (direct_layer.hpp): the
-// instruction set's nominal peak (lanes x 2 FMA units x the clock, halved for double; its tile ran
-// at 0.95-1.1 of that on ResNet's 3x3 and 1x1 layers in bench_layers on the AVX-512 Xeon, whose
-// turbo clock is above the nominal one /proc/cpuinfo gives) x the fraction of its
+// A batch on the layer path (direct_layer.hpp, direct_layer_applies): the instruction set's nominal peak (lanes x 2 FMA
+// units x the clock, halved for double) x its tile's efficiency (layer_tile_of) x 1.25 (the AVX-512
+// Xeon's turbo clock, 1.45x the nominal one /proc/cpuinfo gives, less the preparation of the input
+// and the stores, ~14%: fitted to ResNet's 3x3 layers in bench_layers there) x the fraction of its
 // FMAs that compute kept outputs (filter blocks, positions dropped between rows and past the last
 // vector) x 0.9 per extra thread, times the measured layer_scale (grouped_layer_scale for grouped
 // layers, depthwise_layer_scale for depthwise ones, whose one-filter tile loads an input vector per
@@ -130,7 +130,8 @@ inline double direct_dense_cost(const conv_problem& p, const direct_costs& m) {
                          : p.groups > 1 && r.grouped_layer_scale.measured() ? double(r.grouped_layer_scale)
                                                                             : double(r.layer_scale);
     const int threads = direct_threads(p.macs(), p.threads);
-    const double layer_rate = lanes * 2.0 * cpu_hz() * kept * (1.0 + 0.9 * (threads - 1)) * scale;
+    const double layer_rate =
+        lanes * 2.0 * cpu_hz() * 1.25 * tile.efficiency * kept * (1.0 + 0.9 * (threads - 1)) * scale;
     return m.call_s + p.macs() / layer_rate + elems * 1e-9;
   }
   const double lanes = float_lanes(i);

@@ -53,22 +53,33 @@ struct layer_job {
 };
 
 /// The layer micro-kernel's register tile: `channels` output channels (filters) x `vectors` vectors
-/// of positions. AVX-512: 4 x 6 = 24 of the 32 zmm registers, with 6 inputs and a broadcast weight
-/// beside them (oneDNN's jit kernels hold up to 28 accumulators, Halide's conv_layer schedule
-/// 4 x 5); 4 filters divide the channel counts of networks and ResNeXt's groups, where 6 x 4 (as
-/// fast on ResNet's 64 -> 64 layer) left a third of a 4-filter group's FMAs unused; AVX2: 4 x 3 =
-/// 12 of the 16 ymm registers with 3 inputs and a weight (Halide's 3 x 4);
-/// portable: 4 x 8 scalars, which the compiler may vectorise over positions. Layers of one filter
-/// per group (depthwise) have nothing for a tile of filters to share: 1 x 8, eight independent
-/// accumulators of positions per broadcast weight, on every instruction set.
+/// of positions, and the fraction of the FMA peak its inner loop sustained with its input in cache
+/// (a 64-channel 3x3 layer's ranges cycled over its filter blocks, one thread, the AVX-512 Xeon).
+/// Each step of the tile loads `vectors` input vectors and broadcasts `channels` weights for
+/// channels x vectors FMAs; the unaligned input loads are what limits it, so the tiles lean to
+/// filters. AVX-512: 8 x 3 (24 of the 32 zmm registers, 3 inputs and a weight beside them; 88-94%),
+/// or 4 x 6 (77-81%) where 8 would leave more filters of a group idle (ResNeXt's groups of 4;
+/// oneDNN's jit kernels hold up to 28 accumulators, Halide's conv_layer schedule 4 x 5); AVX2:
+/// 4 x 3 (12 of the 16 ymm registers with 3 inputs and a weight; 95% of the AVX2 peak; Halide's
+/// 3 x 4); portable: 4 x 8 scalars, which the compiler may vectorise over positions. Layers of one
+/// filter per group (depthwise) have nothing for a tile of filters to share: 1 x 8, eight
+/// independent accumulators of positions per broadcast weight, one input load per FMA (35%: its
+/// short channel sums leave the loop overhead in sight).
 struct layer_tile_shape {
   int channels, vectors;
+  double efficiency;
 };
 constexpr layer_tile_shape layer_tile_of(cpu::isa i, index_t filters_per_group) noexcept {
-  if (filters_per_group == 1) return {1, 8};
-  return i == cpu::isa::avx512 ? layer_tile_shape{4, 6}
-         : i == cpu::isa::avx2 ? layer_tile_shape{4, 3}
-                               : layer_tile_shape{4, 8};
+  if (filters_per_group == 1) return {1, 8, 0.35};
+  if (i == cpu::isa::avx512) {
+    constexpr layer_tile_shape wide{8, 3, 0.9}, narrow{4, 6, 0.8};
+    const auto kept = [&](int channels) {
+      const index_t blocks = (filters_per_group + channels - 1) / channels;
+      return double(filters_per_group) / double(blocks * channels);
+    };
+    return kept(wide.channels) * wide.efficiency >= kept(narrow.channels) * narrow.efficiency ? wide : narrow;
+  }
+  return i == cpu::isa::avx2 ? layer_tile_shape{4, 3, 0.95} : layer_tile_shape{4, 8, 1.0};
 }
 
 #define CONVKIT_ISA_FILE "../direct_kernel.inl"
@@ -111,19 +122,23 @@ using layer_range_fn = void (*)(const layer_job<T>&, index_t, index_t);
 template <class T>
 layer_range_fn<T> layer_range_for(cpu::isa i, index_t filters_per_group) noexcept {
   constexpr layer_tile_shape single = layer_tile_of(cpu::isa::portable, 1);
+  const layer_tile_shape tile = layer_tile_of(i, filters_per_group);
 #if CONVKIT_ISA_X86
-  constexpr layer_tile_shape wide = layer_tile_of(cpu::isa::avx512, 2), narrow = layer_tile_of(cpu::isa::avx2, 2);
-  if (i == cpu::isa::avx512)
-    return filters_per_group == 1 ? &direct_avx512::layer_range<T, single.channels, single.vectors>
-                                  : &direct_avx512::layer_range<T, wide.channels, wide.vectors>;
+  constexpr layer_tile_shape wide = layer_tile_of(cpu::isa::avx512, 64), narrow = layer_tile_of(cpu::isa::avx512, 4),
+                             ymm = layer_tile_of(cpu::isa::avx2, 2);
+  static_assert(wide.channels != narrow.channels, "the two AVX-512 tiles");
+  if (i == cpu::isa::avx512) {
+    if (tile.channels == single.channels) return &direct_avx512::layer_range<T, single.channels, single.vectors>;
+    if (tile.channels == wide.channels) return &direct_avx512::layer_range<T, wide.channels, wide.vectors>;
+    return &direct_avx512::layer_range<T, narrow.channels, narrow.vectors>;
+  }
   if (i == cpu::isa::avx2)
-    return filters_per_group == 1 ? &direct_avx2::layer_range<T, single.channels, single.vectors>
-                                  : &direct_avx2::layer_range<T, narrow.channels, narrow.vectors>;
+    return tile.channels == single.channels ? &direct_avx2::layer_range<T, single.channels, single.vectors>
+                                            : &direct_avx2::layer_range<T, ymm.channels, ymm.vectors>;
 #endif
-  (void)i;
   constexpr layer_tile_shape portable = layer_tile_of(cpu::isa::portable, 2);
-  return filters_per_group == 1 ? &direct_generic::layer_range<T, single.channels, single.vectors>
-                                : &direct_generic::layer_range<T, portable.channels, portable.vectors>;
+  return tile.channels == single.channels ? &direct_generic::layer_range<T, single.channels, single.vectors>
+                                          : &direct_generic::layer_range<T, portable.channels, portable.vectors>;
 }
 
 template <class T>
