@@ -10,11 +10,15 @@
 //   3. Output rows that read shared input rows are grouped; a register-blocked micro-kernel
 //      (detail/direct_kernel.inl) computes 4 rows x 2-4 vectors at once, compiled for AVX-512,
 //      AVX2+FMA and portable C++ and chosen at run time (tuning::instruction_set, cpu.hpp).
-//   4. Batches (layers) sum the plane correlations over each filter's channels in the output plane.
+//   4. Batches (layers) run a register tile of filters x output positions over every input channel
+//      of their group, with the weights packed by the plan and each input plane extended and split
+//      into its stride phases once per call (detail/direct_layer.hpp, detail/layer_kernel.inl); a
+//      dilation that leaves those planes far wider than the output rows sums the plane
+//      correlations over each filter's channels in the output plane instead.
 //   5. Low-rank kernels (a Gaussian, Sobel, a LoG) run as 1-D passes where that is cheaper
 //      (detail/direct_separable.hpp; the choice is the cost model's).
-// The executor is in detail/direct_executor.hpp, the cost model and its calibration in
-// detail/direct_cost.hpp.
+// The executor is in detail/direct_executor.hpp, the cost model in detail/direct_cost.hpp and its
+// calibration in detail/direct_calibration.hpp.
 // Public API: convkit::direct::instruction_set() and force_instruction_set(), the process default
 // of tuning::instruction_set.
 #pragma once
