@@ -1,6 +1,7 @@
 // The direct backend's executor: borders applied band by band, column strides split into phase
 // planes, the register-blocked micro-kernel over blocks of output rows (backends/direct.hpp has the
-// overview), the gather path of sparse problems and the separable path of low-rank kernels.
+// overview), the gather path of sparse problems, the separable path of low-rank kernels and the
+// layer path of batches (direct_layer.hpp).
 #pragma once
 
 #include "../version.hpp"
@@ -210,8 +211,9 @@ class direct_gather {
 /// each block's band of rows is extended (and split into column phases) just before the block runs,
 /// into a workspace per thread, so the copy stays in cache, is spread over the threads, and never
 /// holds the whole extended image; when the output reads only the image and the column stride is 1
-/// (valid mode) the micro-kernel reads the input in place. A batch extends every input plane once
-/// per call, then each (image, filter) output plane sums the correlations over its group's channels.
+/// (valid mode) the micro-kernel reads the input in place. A batch runs the layer path where
+/// direct_layer_applies; otherwise it extends every input plane once per call, then each (image,
+/// filter) output plane sums the correlations over its group's channels.
 template <class T>
 class direct_executor final : public executor<T> {
  public:
