@@ -62,7 +62,7 @@ inline double cpu_hz() {
 }
 
 /// Vector lanes of a float register.
-inline double float_lanes(cpu::isa i) noexcept { return i == cpu::isa::avx512 ? 16 : i == cpu::isa::avx2 ? 8 : 1; }
+inline double float_lanes(cpu::isa i) noexcept { return double(vector_lanes<float>(i)); }
 
 /// The built-in rate of one thread (no measurement).
 inline double direct_default_rate(cpu::isa i, double taps) {
