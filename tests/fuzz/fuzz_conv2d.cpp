@@ -123,6 +123,8 @@ std::string describe(const Options& o) {
               ? " fft tiles " + std::to_string(int(o.tune.fft->tiles)) + " " + std::to_string(o.tune.fft->tile_rows) +
                     "x" + std::to_string(o.tune.fft->tile_cols) + " cap " + std::to_string(o.tune.fft->memory_cap)
               : "") +
+         (o.tune.im2col_workspace ? " im2col workspace " + std::to_string(*o.tune.im2col_workspace) : "") +
+         (o.tune.single_threaded_blas ? " single-threaded blas " + std::to_string(*o.tune.single_threaded_blas) : "") +
          (o.tune.instruction_set ? " isa " + std::to_string(int(*o.tune.instruction_set)) : "") +
          (o.tune.choice ? " choice " + std::to_string(int(*o.tune.choice)) : "") +
          (o.tune.separable ? " separable " + std::to_string(int(*o.tune.separable)) : "") +

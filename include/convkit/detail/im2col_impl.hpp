@@ -266,7 +266,9 @@ void lower_tile(const im2col_shape& s, const im2col_tile& tile, const im2col_sou
   const index_t win_rows = (tile.row1 - tile.row0 - 1) * gr.stride + gr.span;
   const index_t win_cols = (width - 1) * gc.stride + gc.span;
   const double read = double(tile.row1 - tile.row0) * double(gr.kernel) * double(width) * double(gc.kernel);
-  const bool gather = s.extends() && double(win_rows) * double(win_cols) > 4.0 * read + 4096.0;
+  // Decided per tile, so with no large constant beside the ratio: a small workspace cuts a sparse
+  // problem into thousands of tiles, each of which would extend its whole window.
+  const bool gather = s.extends() && double(win_rows) * double(win_cols) > 4.0 * read + 64.0;
   for (index_t c = 0; c < s.channels_per_group; ++c) {
     if (gather) {
       gather_tile_columns(s, tile, from, c, columns, ld);
