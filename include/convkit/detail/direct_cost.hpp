@@ -123,7 +123,7 @@ inline double direct_dense_cost(const conv_problem& p, const direct_costs& m) {
     const layer_tile_shape tile = layer_tile_of(i, p.k_per_group());
     const double lanes = double(p.element_bytes == 8 ? vector_lanes<double>(i) : vector_lanes<float>(i));
     const double kg = double(p.k_per_group()), blocks = std::ceil(kg / tile.channels);
-    const double computed = double(p.rows.out) * double(layer_phase_cols(p));
+    const double computed = double(p.rows.out) * double(layer_phase_extent(p.cols));
     const double kept =
         kg / (blocks * tile.channels) * double(p.rows.out) * double(p.cols.out) / (std::ceil(computed / lanes) * lanes);
     const double scale = p.k_per_group() == 1 && p.c_per_group() == 1       ? double(r.depthwise_layer_scale)

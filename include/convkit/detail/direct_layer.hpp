@@ -30,17 +30,19 @@
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
-/// Columns of a phase plane: the extended columns a column phase holds.
-inline index_t layer_phase_cols(const conv_problem& p) noexcept {
-  return (p.cols.extent + p.cols.stride - 1) / p.cols.stride;
-}
+/// Elements along axis a of a phase plane: the extended rows (columns) one stride phase holds.
+inline index_t layer_phase_extent(const axis_geometry& a) noexcept { return (a.extent + a.stride - 1) / a.stride; }
+
+/// About what a core's cache keeps at hand for the layer path: the prepared input of the images
+/// computed together, or a group's packed weights, are kept within it.
+inline constexpr double layer_cache_bytes = double(1 << 20);
 
 /// Whether the direct backend computes problem p on its layer path: a batch (not one plane) dense
 /// enough to extend whole, whose phase planes are at most about twice as wide as its output rows
 /// (the positions between rows are computed and dropped).
 inline bool direct_layer_applies(const conv_problem& p) noexcept {
   if (p.single_plane() || p.sparse()) return false;
-  return layer_phase_cols(p) <= 2 * p.cols.out + 16;
+  return layer_phase_extent(p.cols) <= 2 * p.cols.out + 16;
 }
 
 /// Elements of T in a vector register of instruction set i.
@@ -58,12 +60,13 @@ class direct_layer {
       : p_(p),
         kernel_(layer_range_for<T>(p.tune.instruction_set, p.k_per_group())),
         block_(layer_tile_of(p.tune.instruction_set, p.k_per_group()).channels),
+        blocks_((p.k_per_group() + block_ - 1) / block_),
         threads_(threads) {
     const axis_geometry &gr = p.rows, &gc = p.cols;
     const index_t lanes = vector_lanes<T>(p.tune.instruction_set);
     range_ = 2 * layer_tile_of(p.tune.instruction_set, p.k_per_group()).vectors * lanes;
-    hp_ = (gr.extent + gr.stride - 1) / gr.stride;
-    wp_ = layer_phase_cols(p);
+    hp_ = layer_phase_extent(gr);
+    wp_ = layer_phase_extent(gc);
     flat_ = checked_mul(gr.out, wp_, "layer output positions");
     // The phases that taps read, and where each tap reads within its channel.
     const auto phases_of = [](const axis_geometry& a) {
@@ -96,7 +99,7 @@ class direct_layer {
     // Images are prepared and computed a few at a time, as many as keep their prepared input within
     // about a megabyte (at least one), so that it is still in cache when the micro-kernel reads it.
     const double image_bytes = double(p.c) * double(channel_step_) * double(sizeof(T));
-    pass_images_ = std::clamp<index_t>(index_t(double(1 << 20) / image_bytes), 1, p.n);
+    pass_images_ = std::clamp<index_t>(index_t(layer_cache_bytes / image_bytes), 1, p.n);
     input_ = array2d<T>(checked_mul(pass_images_, p.c, "input images * C"), channel_step_);
     std::fill(input_.data(), input_.data() + input_.size(), T(0));
     if (gr.stride > 1 || gc.stride > 1)
@@ -118,13 +121,13 @@ class direct_layer {
   void compute(planes<T> out, const T* bias, index_t n0, index_t images) {
     const conv_problem& g = p_;
     const index_t groups = g.groups, cg = g.c_per_group(), kg = g.k_per_group();
-    const index_t blocks = (kg + block_ - 1) / block_, ranges = (flat_ + range_ - 1) / range_;
+    const index_t blocks = blocks_, ranges = (flat_ + range_ - 1) / range_;
     const index_t taps = index_t(tap_off_.size());
     // Order of the work: the ranges of an image outermost and a range's filter blocks innermost, so
     // that a range's input stays in cache across its blocks; when a group's packed weights outgrow
     // the cache (deep layers on small planes), filter blocks outermost instead, so that a block's
     // weights stay in cache across the images and ranges.
-    const bool blocks_outer = double(cg) * double(taps) * double(kg) * sizeof(T) > double(1 << 20);
+    const bool blocks_outer = double(cg) * double(taps) * double(kg) * sizeof(T) > layer_cache_bytes;
     const index_t items = images * groups * blocks * ranges;
     parallel_chunks(items, threads_, [&](index_t slice, index_t i0, index_t i1) {
       T* const tile = out_.data() + slice * out_.cols();
@@ -157,7 +160,7 @@ class direct_layer {
   // Weights K x C/groups x R x S into [group][block][channel][tap][KB].
   void pack(const T* weights) {
     const index_t cg = p_.c_per_group(), kg = p_.k_per_group(), taps = p_.rows.kernel * p_.cols.kernel;
-    const index_t blocks = (kg + block_ - 1) / block_;
+    const index_t blocks = blocks_;
     weights_ = array2d<T>(checked_mul(p_.groups, blocks, "weight blocks"),
                           checked_mul(checked_mul(cg, taps, "weights C/groups * R * S"), block_, "weight block"));
     std::fill(weights_.data(), weights_.data() + weights_.size(), T(0));
@@ -223,7 +226,8 @@ class direct_layer {
 
   conv_problem p_;
   layer_range_fn<T> kernel_;
-  index_t block_;  // KB: filters per tile
+  index_t block_;   // KB: filters per tile
+  index_t blocks_;  // filter blocks per group
   int threads_;
   index_t range_ = 0;        // flat positions per work item
   index_t pass_images_ = 1;  // images prepared at a time
