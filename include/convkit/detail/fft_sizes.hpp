@@ -42,6 +42,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "../padding.hpp"
@@ -270,7 +271,10 @@ inline std::vector<index_t> tile_lengths(index_t lo, index_t hi, const fft_cost_
 /// The planner behind plan_tiles, for callers whose time and memory are not one tile buffer's
 /// (e.g. convolution layers, which transform many planes per tile): `seconds(const tile_plan&)`
 /// estimates a candidate and `bytes(const tile_plan&)` its workspace, which fft_tiling::automatic keeps
-/// under `memory_cap` (if no candidate fits, the one with the smallest workspace is used).
+/// under `memory_cap`. If no candidate fits, the fastest of those within twice the smallest
+/// workspace is used: the smallest alone is a tile of the kernel's span with a few outputs each, whose
+/// time grows as outputs x span (a kernel dilated 3,061 columns wide under a 217 KB cap: 1,280 tiles
+/// of 32 x 3072 for 6 x 4 outputs each, where 15 tiles of 32 x 4096 need a third more memory).
 /// Candidates: the forced blocks of `req` if any; else the untiled transform, the circular shortcut
 /// where it applies, and (unless fft_tiling::never) overlap-save tiles of tile_lengths() on both axes.
 template <class Seconds, class Bytes>
@@ -312,7 +316,8 @@ tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border
   const std::vector<index_t> sizes_r = tile_lengths(gr.span, untiled_r, model),
                              sizes_c = tile_lengths(gc.span, untiled_c, model);
   bool have = false;
-  tile_plan best_fit{}, smallest{};
+  tile_plan best_fit{};
+  std::vector<std::pair<tile_plan, index_t>> over_cap;  // candidates beyond the cap, with their bytes
   const auto too_large = [&](const tile_plan& p) {
     return req.max_transform > 0 && p.rows.transform * p.cols.transform > req.max_transform;
   };
@@ -326,7 +331,7 @@ tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border
           make(overlap_save_axis(gr, nr, nr - gr.span + 1), overlap_save_axis(gc, nc, nc - gc.span + 1), false);
       if (req.mode == fft_tiling::always && p.tiles() < 2) continue;
       const index_t p_bytes = bytes(p);
-      if (smallest.tiles() == 0 || p_bytes < bytes(smallest)) smallest = p;
+      if (!have) over_cap.emplace_back(p, p_bytes);
       if (req.mode == fft_tiling::automatic && (p_bytes > memory_cap || too_large(p))) continue;
       if (!have || p.seconds < best_fit.seconds) {
         best_fit = p;
@@ -334,12 +339,20 @@ tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border
       }
     }
   if (have) return best_fit;
-  return smallest.tiles() > 0 ? smallest : best;
+  if (over_cap.empty()) return best;
+  index_t least = over_cap.front().second;
+  for (const auto& c : over_cap) least = std::min(least, c.second);
+  const tile_plan* pick = nullptr;
+  for (const auto& c : over_cap)
+    if (double(c.second) <= 2.0 * double(least) && (pick == nullptr || c.first.seconds < pick->seconds))
+      pick = &c.first;
+  return *pick;
 }
 
 /// Chooses the transform for a plane of axes `rows` and `cols` with border `edge`, `element_bytes` per real (4 or 8),
 /// `threads` >= 1 workers, under `memory_cap` bytes per thread of workspace (fft_tiling::automatic only;
-/// if no tile fits, the smallest is used). Deterministic: the same arguments give the same plan.
+/// if no tile fits, the fastest within twice the smallest workspace: plan_tiles_by). Deterministic:
+/// the same arguments give the same plan.
 /// The workspace per thread is one tile buffer plus the shared kernel spectrum: two buffers.
 inline tile_plan plan_tiles(const axis_geometry& rows, const axis_geometry& cols, border edge, index_t element_bytes,
                             int threads, const tiling_request& req, const fft_cost_model& model, index_t memory_cap) {
