@@ -102,7 +102,9 @@ struct fft_config {
   index_t tile_rows = 0, tile_cols = 0;
   /// Workspace per thread that automatic tiling stays under: one tile buffer per thread plus the
   /// shared kernel spectrum, counted as two buffers. Layers: memory_cap * threads bounds all their
-  /// buffers together (filter spectra, the sweep's input and output spectra, scratch).
+  /// buffers together (filter spectra, the sweep's input and output spectra, scratch). Where even
+  /// the smallest tiles exceed it (a kernel thousands of elements wide), the fastest tiles within
+  /// twice their workspace are taken.
   index_t memory_cap = index_t(64) << 20;
 };
 
