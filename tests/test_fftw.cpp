@@ -198,6 +198,36 @@ TEST_CASE("fft: the tiled workspace stays under the cap at 10000x10000 * 15x15",
   }
 }
 
+TEST_CASE("fft: where no tile fits the memory cap, the fastest tiles within twice the smallest workspace",
+          "[fft][tiles]") {
+  // A 7 x 4 kernel dilated by 1020 columns: every tile is at least 3,061 columns wide, and under a
+  // 217 KB cap none fits. Tiles of the kernel's span would hold 6 x 4 outputs each, 1,280 of them.
+  namespace fft = detail::fft;
+  conv_case c = image_case(14, 14, 7, 4);
+  c.stride_rows = c.stride_cols = 2;
+  c.dilation_rows = 4;
+  c.dilation_cols = 1020;
+  c.algo = algorithm::fft;
+  fftw::config capped;
+  capped.memory_cap = 217 << 10;
+  c.tune.fft = capped;
+  const detail::conv_problem p = problem_of<float>(c);
+  const auto span_sized = [&](const detail::axis_geometry& g) {
+    const index_t n =
+        fft::tile_lengths(g.span, fft::next_fast_size(g.extent), detail::fftw_model(*active_profile())).front();
+    return fft::plan_detail::overlap_save_axis(g, n, n - g.span + 1);
+  };
+  const fft::tile_plan smallest{span_sized(p.rows), span_sized(p.cols), false, 0.0};
+  const fft::tile_plan t = detail::fftw_tile_plan(p, *active_profile());
+  INFO("transform " << t.rows.transform << "x" << t.cols.transform << ", " << t.tiles() << " tiles; span-sized "
+                    << smallest.rows.transform << "x" << smallest.cols.transform << ", " << smallest.tiles());
+  REQUIRE(smallest.buffer_bytes(sizeof(float)) * 2 > capped.memory_cap);
+  CHECK(t.buffer_bytes(sizeof(float)) <= 2 * smallest.buffer_bytes(sizeof(float)));
+  CHECK(t.tiles() * 10 < smallest.tiles());
+  std::mt19937_64 rng(run_seed() ^ 0x5a);
+  check_case<float>(c, rng, call_conv2d<float>{}, fft_error<float>(c));
+}
+
 TEST_CASE("fft: a large dynamic range (1e-3..1e3) stays within the transform bound", "[fft][accuracy]") {
   std::mt19937_64 rng(run_seed() ^ 0xd7);
   fftw::config tiled;
