@@ -273,8 +273,8 @@ inline std::vector<index_t> tile_lengths(index_t lo, index_t hi, const fft_cost_
 /// estimates a candidate and `bytes(const tile_plan&)` its workspace, which fft_tiling::automatic keeps
 /// under `memory_cap`. If no candidate fits, the fastest of those within twice the smallest
 /// workspace is used: the smallest alone is a tile of the kernel's span with a few outputs each, whose
-/// time grows as outputs x span (a kernel dilated 3,061 columns wide under a 217 KB cap: 1,280 tiles
-/// of 32 x 3072 for 6 x 4 outputs each, where 15 tiles of 32 x 4096 need a third more memory).
+/// time grows as outputs x span (a kernel dilated 3,061 columns wide under a 217 KB cap: 1,285 tiles
+/// of 32 x 3072 for a few outputs each, where 5 tiles of 32 x 6144 need twice the memory).
 /// Candidates: the forced blocks of `req` if any; else the untiled transform, the circular shortcut
 /// where it applies, and (unless fft_tiling::never) overlap-save tiles of tile_lengths() on both axes.
 template <class Seconds, class Bytes>
