@@ -206,6 +206,34 @@ TEST_CASE("pixels: integer-valued kernels give exact integer outputs everywhere"
   check_backends<std::int16_t, std::int16_t>(true);
 }
 
+TEST_CASE("pixels: images of many bands, the last one shorter, on every backend", "[pixels][bands]") {
+  // Rows thousands of pixels wide make bands of few rows (the band buffer is held to a size in
+  // bytes), so these images run as several full bands and a shorter last one, interleaved and per
+  // channel (a column stride), in float and in double.
+  std::mt19937_64 rng(run_seed() ^ 0xba4d);
+  index_t ties = 0;
+  std::vector<algorithm> algos = {algorithm::automatic, algorithm::direct};
+#if defined(CONVKIT_HAS_FFTW)
+  algos.push_back(algorithm::fft);
+#endif
+#if defined(CONVKIT_HAS_BLAS)
+  algos.push_back(algorithm::im2col);
+#endif
+  for (algorithm a : algos) {
+    conv_case c = image_case(71, 2900, 3, 3);
+    c.mode = output::same;
+    c.edge = border::reflect;
+    c.correlate = true;
+    c.algo = a;
+    check_pixels<std::uint8_t, std::uint8_t>(c, 3, rng, false, ties);
+    c.k_rows = 5, c.k_cols = 4, c.dilation_rows = 2, c.edge = border::replicate, c.view_pad = 3;
+    check_pixels<std::uint16_t, std::uint16_t>(c, 4, rng, false, ties);
+    check_pixels<std::uint8_t, double>(c, 3, rng, false, ties);  // computed in double
+    c.stride_cols = 2, c.mode = output::full, c.edge = border::zero;
+    check_pixels<std::uint8_t, float>(c, 2, rng, false, ties);  // per channel
+  }
+}
+
 TEST_CASE("pixels: saturation at both ends, NaN to the lowest value", "[pixels]") {
   image<std::uint8_t> white(20, 30, 3);
   std::fill(white.data(), white.data() + white.size(), std::uint8_t(255));
