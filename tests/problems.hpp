@@ -9,6 +9,7 @@
 
 #include <convkit/conv2d.hpp>
 #include <convkit/detail/arguments.hpp>
+#include <convkit/image.hpp>
 #include <convkit/layer.hpp>
 #include <convkit/layer_options.hpp>
 #include <convkit/reference.hpp>
@@ -301,6 +302,19 @@ void fill_random(view2d<T> v, std::mt19937_64& rng) {
 template <class T>
 void fill_random(view4d<T> v, std::mt19937_64& rng) {
   fill_random(view2d<T>(v.data(), 1, v.size()), rng);
+}
+
+/// Random pixels over P's whole range (floating pixels: [0, 1), as images hold them).
+template <class P>
+void fill_pixels(image_view<P> v, std::mt19937_64& rng) {
+  for (index_t r = 0; r < v.rows(); ++r)
+    for (index_t c = 0; c < v.cols() * v.channels(); ++c) {
+      if constexpr (std::is_integral_v<P>)
+        v.row(r)[c] =
+            P(std::uniform_int_distribution<int>(std::numeric_limits<P>::lowest(), std::numeric_limits<P>::max())(rng));
+      else
+        v.row(r)[c] = P(std::uniform_real_distribution<double>(0, 1)(rng));
+    }
 }
 
 /// The default filling of kernels in check_case: uniform random values.

@@ -137,6 +137,67 @@ TEST_CASE("mpi: low-rank kernels, wide images and a plan reused", "[mpi]") {
   }
 }
 
+namespace {
+
+/// An image of pixels filtered in bands over the ranks (a plan, executed twice), gathered row by
+/// row, and compared bit for bit with the single-process image call.
+template <class P, class Q>
+void check_image_bands(index_t rows, index_t cols, index_t channels, view2d<const float> kernel, const options& o,
+                       int style, std::mt19937_64& rng) {
+  INFO(rows << "x" << cols << "x" << channels << " * " << kernel.rows() << "x" << kernel.cols() << " "
+            << to_string(o.mode) << " " << to_string(o.edge) << " stride " << o.stride_rows << " " << to_string(o.algo)
+            << " split " << style);
+  image<P> whole(rows, cols, channels);
+  fill_pixels(whole.view(), rng);
+  const std::vector<index_t> first = split(rows, rng, style);
+  const int r = rank_of_world();
+  const index_t f = first[std::size_t(r)], local_rows = first[std::size_t(r + 1)] - f;
+  mpi::plan<float> p(MPI_COMM_WORLD, local_rows, cols, f, rows, kernel, o);
+  image<Q> single(p.global_output_shape().rows, p.global_output_shape().cols, channels);
+  conv2d<P, float, Q>(whole, kernel, single, o);
+  const image_view<const P> local(whole.data() + f * cols * channels, local_rows, cols, channels, cols * channels);
+  image<Q> mine(p.output_rows(), p.output_cols(), channels);
+  for (int i = 0; i < 2; ++i) {
+    std::fill(mine.data(), mine.data() + mine.size(), Q(77));
+    p.execute(local, mine.view());
+  }
+  // Every rank's rows, in rank order, as bytes.
+  const int count = int(mine.size() * index_t(sizeof(Q)));
+  const std::size_t n = std::size_t(ranks());
+  std::vector<int> counts(n), offsets(n, 0);
+  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD);
+  for (int k = 1; k < ranks(); ++k) offsets[std::size_t(k)] = offsets[std::size_t(k - 1)] + counts[std::size_t(k - 1)];
+  std::vector<unsigned char> all(std::size_t(offsets.back() + counts.back()));
+  MPI_Allgatherv(mine.data(), count, MPI_BYTE, all.data(), counts.data(), offsets.data(), MPI_BYTE, MPI_COMM_WORLD);
+  REQUIRE(all.size() == std::size_t(single.size()) * sizeof(Q));
+  CHECK(std::memcmp(all.data(), single.data(), all.size()) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("mpi: images of pixels through bands give the single-process image call's pixels", "[mpi][pixels]") {
+  std::mt19937_64 rng(run_seed() ^ 0x91dULL);
+  array2d<float> dense(5, 4), integer(3, 3);
+  fill_random(dense.view(), rng);
+  for (index_t i = 0; i < integer.size(); ++i) integer.data()[i] = float(int(i % 5) - 2);  // an exact call
+  int style = 0;
+  for (border edge : {border::reflect, border::zero, border::circular, border::constant}) {
+    for (output mode : {output::same, output::full, output::valid}) {
+      options o;
+      o.mode = mode;
+      o.edge = edge;
+      o.edge_value = 3;
+      o.algo = algorithm::direct;
+      o.stride_rows = mode == output::full ? 2 : 1;
+      check_image_bands<std::uint8_t, std::uint8_t>(61, 37, 3, dense, o, style++ % 3, rng);
+      check_image_bands<std::uint16_t, float>(45, 23, 1, dense, o, style++ % 3, rng);
+      check_image_bands<float, std::uint8_t>(30, 19, 4, dense, o, style++ % 3, rng);
+      o.algo = algorithm::automatic;
+      check_image_bands<std::uint8_t, std::int16_t>(53, 29, 2, integer, o, style++ % 3, rng);
+    }
+  }
+}
+
 TEST_CASE("mpi: halo traffic is the rows the kernel reaches across", "[mpi]") {
   const index_t rows = 40 * ranks(), cols = 64;
   array2d<double> kernel(5, 3);
@@ -177,6 +238,16 @@ TEST_CASE("mpi: a bad argument on one rank throws on every rank", "[mpi][errors]
   array2d<float> wrong(r == 0 ? 9 : 10, 20);
   CHECK_THROWS_WITH(p.execute(wrong.view(), out.view().block(0, 0, p.output_rows(), 20)), Catch::Contains("rank 0"));
   CHECK_NOTHROW(p.execute(band.view(), out.view().block(0, 0, p.output_rows(), 20)));
+  // Images: another channel count on one rank, and a wrong output shape on one rank.
+  image<std::uint8_t> pixels(10, 20, 3), other(10, 20, r == n - 1 ? 1 : 3), result(p.output_rows(), 20, 3);
+  image<std::uint8_t> gray_result(p.output_rows(), 20, other.channels());
+  const auto filter = [&](const image<std::uint8_t>& in, image<std::uint8_t>& to) {
+    p.execute<std::uint8_t, std::uint8_t>(in, to.view());
+  };
+  if (n > 1) CHECK_THROWS_WITH(filter(other, gray_result), Catch::Contains("channels"));
+  image<std::uint8_t> short_result(p.output_rows() - (r == 0 ? 1 : 0), 20, 3);
+  CHECK_THROWS_WITH(filter(pixels, short_result), Catch::Contains("rank 0"));
+  CHECK_NOTHROW(filter(pixels, result));
 }
 
 }  // namespace convkit::testing

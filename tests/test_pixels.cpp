@@ -29,19 +29,6 @@ const char* pixel_name() {
   return "double";
 }
 
-/// Random pixels over P's whole range (floating pixels: [0, 1), as images hold them).
-template <class P>
-void fill_pixels(image_view<P> v, std::mt19937_64& rng) {
-  for (index_t r = 0; r < v.rows(); ++r)
-    for (index_t c = 0; c < v.cols() * v.channels(); ++c) {
-      if constexpr (std::is_integral_v<P>)
-        v.row(r)[c] =
-            P(std::uniform_int_distribution<int>(std::numeric_limits<P>::lowest(), std::numeric_limits<P>::max())(rng));
-      else
-        v.row(r)[c] = P(std::uniform_real_distribution<double>(0, 1)(rng));
-    }
-}
-
 /// A padded image: storage with `pad` extra elements per row, and the view of its pixels.
 template <class P>
 struct padded_image {

@@ -11,7 +11,9 @@
 //   per channel   (a column stride, or a column axis mostly unread) one channel at a time, the band
 //                 problem the image's own.
 // Bands (of all channels) go to the threads in chunks; every thread has its own executors (one per
-// band shape: the full bands and the last) and buffers, made with the plan.
+// band shape: the full bands and the last) and buffers, made with the plan. The bands may cover a
+// range of the output rows only (a rank's share of a distributed image, distributed/mpi.hpp), and
+// their input rows may come from anywhere (a row accessor).
 #pragma once
 
 #include "../version.hpp"
@@ -36,8 +38,11 @@ class pixel_bands {
  public:
   pixel_bands() = default;
   /// `global`: the whole image's problem (single plane); `weights`: its kernel in correlation order;
-  /// `channels`: the images' channels (1 to 4) it will run on.
+  /// `channels`: the images' channels (1 to 4) it will run on; output rows [first_out, last_out)
+  /// are computed (all of them by default).
   pixel_bands(const conv_problem& global, const T* weights, index_t channels)
+      : pixel_bands(global, weights, channels, 0, global.rows.out) {}
+  pixel_bands(const conv_problem& global, const T* weights, index_t channels, index_t first_out, index_t last_out)
       : global_(global),
         channels_(channels),
         interleaved_(global.cols.stride == 1 && !global.cols.sparse() &&
@@ -50,10 +55,10 @@ class pixel_bands {
       refuse_sparse(global_.sparse(), global_.algo == algorithm::fft ? "fft" : "cufft");
     resolve_profile(global_);
     const settings& tune = global_.tune;  // every band decides its own path alike: the full bands share one shape
-    const index_t out_rows = global_.rows.out;
-    const index_t band_rows = std::min(out_rows, band_height(global_, interleaved_ ? channels_ : 1));
-    for (index_t first = 0; first < out_rows; first += band_rows)
-      bands_.emplace_back(global_, first, std::min(out_rows, first + band_rows));
+    if (last_out <= first_out) return;
+    const index_t band_rows = std::min(last_out - first_out, band_height(global_, interleaved_ ? channels_ : 1));
+    for (index_t first = first_out; first < last_out; first += band_rows)
+      bands_.emplace_back(global_, first, std::min(last_out, first + band_rows));
     if (interleaved_) column_sources();
     const conv_problem full = band_problem(bands_.front(), tune), last = band_problem(bands_.back(), tune);
     const bool uneven = last.rows.out != full.rows.out;
@@ -71,6 +76,14 @@ class pixel_bands {
   /// (those given when this was made) and aliasing.
   template <class P, class Q>
   void run(image_view<const P> in, image_view<Q> out) {
+    run_rows<P, Q>([&](index_t row) { return in.row(row); }, [&](index_t row) { return out.row(row); });
+  }
+
+  /// The same from row accessors: in_row(g) points at input row g's pixels (cols x channels, a
+  /// P*), out_row(o) at output row o's (a Q*), for o in the rows given at construction.
+  template <class P, class Q, class InRow, class OutRow>
+  void run_rows(const InRow& in_row, const OutRow& out_row) {
+    if (bands_.empty()) return;
     const index_t per_band = interleaved_ ? 1 : channels_, items = index_t(bands_.size()) * per_band;
     const int threads = int(std::min<index_t>(index_t(workers_.size()), items));
     parallel_chunks(items, threads, [&](index_t slice, index_t i0, index_t i1) {
@@ -78,9 +91,10 @@ class pixel_bands {
       for (index_t i = i0; i < i1; ++i) {
         const row_band& band = bands_[std::size_t(i / per_band)];
         if (interleaved_)
-          run_interleaved(w, band, in, out);
+          run_interleaved<P, Q>(w, band, in_row, out_row);
         else
-          with_channels(channels_, [&](auto c) { run_channel<decltype(c)::value>(w, band, i % per_band, in, out); });
+          with_channels(channels_,
+                        [&](auto c) { run_channel<decltype(c)::value, P, Q>(w, band, i % per_band, in_row, out_row); });
       }
     });
   }
@@ -153,8 +167,8 @@ class pixel_bands {
     }
   }
 
-  template <class P, class Q>
-  void run_interleaved(worker& w, const row_band& band, image_view<const P> in, image_view<Q> out) {
+  template <class P, class Q, class InRow, class OutRow>
+  void run_interleaved(worker& w, const row_band& band, const InRow& in_row, const OutRow& out_row) {
     const pixel_rows<P, T, Q> kernels = pixel_rows_for<P, T, Q>(global_.tune.instruction_set);
     const std::vector<index_t>& rows = band.sources();
     const index_t width = w.in.cols();
@@ -163,16 +177,16 @@ class pixel_bands {
       if (rows[r] < 0)
         std::fill(to, to + width, fill_);
       else
-        load_extended_row(kernels, in.row(rows[r]), to);
+        load_extended_row(kernels, in_row(rows[r]), to);
     }
     compute(w, band, index_t(rows.size()), width);
     const index_t out_width = w.out.cols();
     for (index_t r = 0; r < band.last() - band.first(); ++r)
-      kernels.store(w.out.data() + r * out_width, out_width, out.row(band.first() + r));
+      kernels.store(w.out.data() + r * out_width, out_width, out_row(band.first() + r));
   }
 
-  template <int C, class P, class Q>
-  void run_channel(worker& w, const row_band& band, index_t ch, image_view<const P> in, image_view<Q> out) {
+  template <int C, class P, class Q, class InRow, class OutRow>
+  void run_channel(worker& w, const row_band& band, index_t ch, const InRow& in_row, const OutRow& out_row) {
     const std::vector<index_t>& rows = band.sources();
     const index_t cols = global_.cols.in;
     for (std::size_t r = 0; r < rows.size(); ++r) {
@@ -180,12 +194,12 @@ class pixel_bands {
       if (rows[r] < 0)
         std::fill(to, to + cols, fill_);
       else
-        load_channel<C>(in.row(rows[r]), ch, cols, to);
+        load_channel<C>(in_row(rows[r]), ch, cols, to);
     }
     compute(w, band, index_t(rows.size()), cols);
     const index_t out_cols = global_.cols.out;
     for (index_t r = 0; r < band.last() - band.first(); ++r)
-      store_channel<C>(w.out.data() + r * out_cols, out_cols, out.row(band.first() + r), ch);
+      store_channel<C>(w.out.data() + r * out_cols, out_cols, out_row(band.first() + r), ch);
   }
 
   // The band's outputs from the gathered rows in w.in (rows x width).

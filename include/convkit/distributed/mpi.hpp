@@ -16,7 +16,10 @@
 //
 // Results: with the direct backend, bit-identical to a single-process conv2d of the whole image (the
 // same taps in the same order; the low-rank path is chosen once for the whole image); with fft,
-// within the FFT bound. Every mode, border, stride, dilation and backend.
+// within the FFT bound. Every mode, border, stride, dilation and backend. Images of pixels
+// (image.hpp: 8/16-bit or floating, 1-4 interleaved channels) go through the same plan, their halo
+// rows sent as pixels and each rank's outputs computed as the single-process image call computes
+// them (pixel_bands.hpp, over the rank's output rows).
 //
 // Errors are collective: an argument that is wrong on any rank (a band out of order, another kernel
 // or options, a view of the wrong shape) throws convkit::error on every rank, naming the rank and
@@ -30,16 +33,20 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "../convkit.hpp"  // a layer above the front doors: the umbrella, as a program includes it
 #include "../detail/arguments.hpp"
+#include "../detail/pixel_bands.hpp"
 #include "../detail/row_bands.hpp"
 
 CONVKIT_NAMESPACE_BEGIN
@@ -59,7 +66,13 @@ using convkit::detail::row_band;
 
 template <class T>
 MPI_Datatype datatype() noexcept {
-  return sizeof(T) == 4 ? MPI_FLOAT : MPI_DOUBLE;
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, unsigned char>);
+  if constexpr (std::is_same_v<T, float>)
+    return MPI_FLOAT;
+  else if constexpr (std::is_same_v<T, double>)
+    return MPI_DOUBLE;
+  else
+    return MPI_BYTE;
 }
 
 /// FNV-1a over bytes: to check that every rank passed the same kernel and options.
@@ -134,7 +147,9 @@ class plan {
       MPI_Comm_free(&comm_);
       throw;
     }
-    const array2d<T> weights = convkit::detail::correlation_order(kernel, opt.correlate);
+    options_ = opt;
+    weights_ = convkit::detail::correlation_order(kernel, opt.correlate);
+    const array2d<T>& weights = weights_;
     tune_ = convkit::detail::band_tuning(global_);
     try {
       plan_outputs();
@@ -234,11 +249,73 @@ class plan {
     return b;
   }
 
+  /// Collective. An image of pixels (image.hpp), every channel filtered as conv2d's image call
+  /// filters it, computed in T: `local` is this rank's band (local_rows x cols, as given to the
+  /// plan, with 1 to 4 channels, the same pixel type and channels on every rank), `out` its output
+  /// band (output_rows() x output_cols(), the same channels). The halo rows travel as pixels; this
+  /// rank's outputs are computed once they have arrived. The first call of each channel count makes
+  /// that path's executors and buffers.
+  template <class P, class Q>
+  void execute(image_view<const P> local, image_view<Q> out) {
+    convkit::detail::check_image_types<P, T, Q>();
+    std::string problem;
+    try {
+      convkit::detail::check_image_call<P, Q>(local, out, {local_rows_, global_.cols.in},
+                                              {output_rows(), output_cols()});
+    } catch (const error& e) {
+      problem = e.what();
+    }
+    // Every rank must send and expect rows of the same pixels: the channels and the pixel type.
+    const std::int64_t kind = local.channels() * 64 + std::int64_t(sizeof(P)) * 4 +
+                              (std::is_floating_point_v<P> ? 2 : 0) + (std::is_signed_v<P> ? 1 : 0);
+    std::int64_t lowest = kind, highest = kind;
+    MPI_Allreduce(&kind, &lowest, 1, MPI_INT64_T, MPI_MIN, comm_);
+    MPI_Allreduce(&kind, &highest, 1, MPI_INT64_T, MPI_MAX, comm_);
+    if (problem.empty() && lowest != highest)
+      problem = "the ranks' images differ in pixel type or channels (all ranks must pass the same)";
+    detail::agree(comm_, problem);
+    const index_t row_bytes = global_.cols.in * local.channels() * index_t(sizeof(P));
+    requests_.clear();
+    for (peer_rows& p : peers_) {
+      p.received_pixels.resize(std::max(p.received_pixels.size(), p.receive.size() * std::size_t(row_bytes)));
+      if (!p.receive.empty())
+        detail::post(false, p.received_pixels.data(), index_t(p.receive.size()) * row_bytes, p.rank, comm_, requests_);
+    }
+    for (peer_rows& p : peers_) {
+      if (p.send.empty()) continue;
+      p.sending_pixels.resize(std::max(p.sending_pixels.size(), p.send.size() * std::size_t(row_bytes)));
+      for (std::size_t i = 0; i < p.send.size(); ++i) {
+        const auto* row = reinterpret_cast<const unsigned char*>(local.row(p.send[i] - first_row_));
+        std::copy(row, row + row_bytes, p.sending_pixels.data() + index_t(i) * row_bytes);
+      }
+      detail::post(true, p.sending_pixels.data(), index_t(p.send.size()) * row_bytes, p.rank, comm_, requests_);
+    }
+    const bool exact = convkit::detail::computes_exactly<P, Q, T>(weights_, options_);
+    std::unique_ptr<convkit::detail::pixel_bands<T>>& bands =
+        pixels_[std::size_t((exact ? max_channels : 0) + local.channels() - 1)];
+    if (!bands) {
+      convkit::detail::conv_problem p = global_;
+      if (exact) convkit::detail::make_exact(p);
+      bands = std::make_unique<convkit::detail::pixel_bands<T>>(p, weights_.data(), local.channels(), out_first_,
+                                                                out_last_);
+    }
+    MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    const auto in_row = [&](index_t g) -> const P* {
+      if (g >= first_row_ && g < first_row_ + local_rows_) return local.row(g - first_row_);
+      const peer_rows& p = peers_[std::size_t(owner_of(g))];
+      const auto it = std::lower_bound(p.receive.begin(), p.receive.end(), g);
+      return reinterpret_cast<const P*>(p.received_pixels.data() + index_t(it - p.receive.begin()) * row_bytes);
+    };
+    bands->template run_rows<P, Q>(in_row, [&](index_t o) { return out.row(o - out_first_); });
+  }
+
  private:
   struct peer_rows {
     int rank = 0;
     std::vector<index_t> send, receive;  // global rows, ascending
     array2d<T> sending, received;        // their values, row after row
+    // The same rows of an image of pixels, as bytes (sized by the first image execute).
+    std::vector<unsigned char> sending_pixels, received_pixels;
   };
 
   // Every rank's band and a fingerprint of its kernel and options, checked against this rank's.
@@ -371,6 +448,11 @@ class plan {
   bool interior_in_place_ = true;
   array2d<T> interior_buffer_, edge_buffer_;
   std::vector<MPI_Request> requests_;
+  options options_;
+  array2d<T> weights_;  // in correlation order
+  // Images of pixels: made by the first execute of each channel count, exact (integer pixels with
+  // an integer-valued kernel) or not, as plan.hpp's.
+  std::array<std::unique_ptr<convkit::detail::pixel_bands<T>>, 2 * max_channels> pixels_;
 };
 
 /// Collective: this rank's band of conv2d(global image, kernel, opt), where this rank holds rows
