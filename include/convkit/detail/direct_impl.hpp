@@ -12,12 +12,13 @@
 CONVKIT_NAMESPACE_BEGIN
 namespace detail {
 
-/// Output rows computed together by one micro-kernel call (they share input rows). With 4 rows, a
-/// block holds 4 x 4 AVX-512 accumulators (16 of the 32 zmm registers, leaving room for 4 input
-/// vectors and 4 broadcast weights) or 4 x 2 AVX2 ones (8 of the 16 ymm registers, with 2 inputs
-/// and 4 weights): enough independent FMA chains to cover the FMA latency, few enough to stay in
-/// registers (direct_kernel.inl's simd<T>::vecs is the vector count).
-inline constexpr int direct_block_rows = 4;
+/// Output rows computed together by one micro-kernel call (they share input rows). With 6 rows, a
+/// block holds 6 x 4 AVX-512 accumulators (24 of the 32 zmm registers, beside 4 input vectors and
+/// one broadcast weight) or 6 x 2 AVX2 ones (12 of the 16 ymm registers, with 2 inputs and a
+/// weight): each input vector loaded feeds up to 6 FMAs, and the R - 1 rows at each end of a
+/// block's input, which feed fewer, are a smaller part of it than with 4 rows (direct_kernel.inl's
+/// simd<T>::vecs is the vector count).
+inline constexpr int direct_block_rows = 6;
 
 /// A block of output rows whose input rows are evenly spaced: output row t of the block (t < rows)
 /// with kernel row u reads input row t + u, which starts at in + (t + u) * in_step; its kernel column

@@ -6,11 +6,14 @@
 // A block computes R output rows x V vectors of output columns. Output rows of a block read
 // overlapping input rows (row r with kernel row u reads input row r + u), so each input vector is
 // loaded once and multiplied into every output row that needs it: per input row and kernel column,
-// V loads and up to R broadcasts feed up to R*V FMAs. The active rows of a given input row form a
-// range [lo, hi] known only at run time; a switch over the R(R+1)/2 ranges picks a copy of the loop
-// with that range compiled in, so no branch or wasted FMA sits in the inner loop. Accumulators live
-// in one array that is only ever indexed by constants (index_sequence folds), which lets the
-// compiler keep all of them in registers.
+// V loads and up to R broadcasts feed up to R*V FMAs, one weight broadcast at a time beside its V
+// FMAs (R*V accumulators, V inputs and one weight fit the register file: 6 x 4 of AVX-512's 32,
+// 6 x 2 of AVX2's 16). A block is never taller than the kernel (run() splits it), so its R + KH - 1
+// input rows come in three runs: the first R - 1 feed rows [0, i] (ramp-up), the middle ones every
+// row, the last R - 1 rows [j, R - 1] (ramp-down); each ramp row is a copy of the loop with its
+// rows compiled in (2R - 1 copies per block height), so no branch or wasted FMA sits in the inner
+// loop. Accumulators live in one array that is only ever indexed by constants (index_sequence
+// folds), which lets the compiler keep all of them in registers.
 
 #if CONVKIT_ISA_LEVEL == 2
 template <class T>
@@ -122,19 +125,20 @@ struct block_kernel {
     ((x[J] = ((Partial && J == V - 1) ? S::load_n(p + J * L, n_last) : S::load(p + J * L))), ...);
   }
 
-  // acc[r][j] += w[r] * x[j] for the active rows r in [LO, HI]; I runs over r * V + j.
-  template <int LO, int HI, int... I>
-  static CONVKIT_ALWAYS_INLINE void multiply(state& s, const reg (&w)[R], const reg (&x)[V],
-                                             std::integer_sequence<int, I...>) {
-    ((void)((I / V >= LO && I / V <= HI) ? (s.acc[I / V][I % V] = S::fma(w[I / V], x[I % V], s.acc[I / V][I % V]))
-                                         : reg{}),
-     ...);
+  // acc[r][j] += w * x[j], j < V.
+  template <int r, int... J>
+  static CONVKIT_ALWAYS_INLINE void multiply(state& s, reg w, const reg (&x)[V], std::integer_sequence<int, J...>) {
+    ((s.acc[r][J] = S::fma(w, x[J], s.acc[r][J])), ...);
   }
 
+  // Every active row r in [LO, HI] with its weight k[-r * KW] (kernel row i - r of input row i).
   template <int LO, int HI, int... Rs>
-  static CONVKIT_ALWAYS_INLINE void weights(reg (&w)[R], const T* k, index_t k_off, int KW,
-                                            std::integer_sequence<int, Rs...>) {
-    ((void)((Rs >= LO && Rs <= HI) ? (w[Rs] = S::bcast(k + k_off - index_t(Rs) * KW)) : reg{}), ...);
+  static CONVKIT_ALWAYS_INLINE void rows(state& s, const reg (&x)[V], const T* k, int KW,
+                                         std::integer_sequence<int, Rs...>) {
+    ((void)((Rs >= LO && Rs <= HI)
+                ? (multiply<Rs>(s, S::bcast(k - index_t(Rs) * KW), x, std::make_integer_sequence<int, V>{}), 0)
+                : 0),
+     ...);
   }
 
   // One input row (at `in`) against kernel row (i - r) of every active output row r.
@@ -144,23 +148,27 @@ struct block_kernel {
     for (int v = 0; v < KW; ++v) {
       reg x[V];
       load_row(x, in + col_off[v], n_last, std::make_integer_sequence<int, V>{});
-      reg w[R];
-      weights<LO, HI>(w, k, k_row_off + v, KW, std::make_integer_sequence<int, R>{});
-      multiply<LO, HI>(s, w, x, std::make_integer_sequence<int, R * V>{});
+      rows<LO, HI>(s, x, k + k_row_off + v, KW, std::make_integer_sequence<int, R>{});
     }
   }
 
-  // Runs pass<lo, hi> with lo and hi compiled in: a chain of comparisons over the R(R+1)/2 ranges.
-  template <int LO, int HI>
-  static CONVKIT_ALWAYS_INLINE void dispatch(int lo, int hi, state& s, const T* in, const index_t* col_off, const T* k,
-                                             index_t k_row_off, int KW, int n_last) {
-    if (lo == LO && hi == HI) {
-      pass<LO, HI>(s, in, col_off, k, k_row_off, KW, n_last);
-    } else if constexpr (HI + 1 < R) {
-      dispatch<LO, HI + 1>(lo, hi, s, in, col_off, k, k_row_off, KW, n_last);
-    } else if constexpr (LO + 1 < R) {
-      dispatch<LO + 1, LO + 1>(lo, hi, s, in, col_off, k, k_row_off, KW, n_last);
-    }
+  // Input rows i = 0 .. R - 2, each feeding rows [0, i].
+  template <int... I>
+  static CONVKIT_ALWAYS_INLINE void ramp_up([[maybe_unused]] state& s, [[maybe_unused]] const direct_job<T>& job,
+                                            [[maybe_unused]] const T* in, [[maybe_unused]] int n_last,
+                                            std::integer_sequence<int, I...>) {
+    (pass<0, I>(s, in + index_t(I) * job.in_step, job.col_off, job.k, index_t(I) * job.k_cols, job.k_cols, n_last),
+     ...);
+  }
+
+  // Input rows i = KH + j - 1, j = 1 .. R - 1, each feeding rows [j, R - 1].
+  template <int... J>
+  static CONVKIT_ALWAYS_INLINE void ramp_down([[maybe_unused]] state& s, [[maybe_unused]] const direct_job<T>& job,
+                                              [[maybe_unused]] const T* in, [[maybe_unused]] int n_last,
+                                              std::integer_sequence<int, J...>) {
+    (pass<J + 1, R - 1>(s, in + index_t(job.k_rows + J) * job.in_step, job.col_off, job.k,
+                        index_t(job.k_rows + J) * job.k_cols, job.k_cols, n_last),
+     ...);
   }
 
   template <int... I>
@@ -192,12 +200,11 @@ struct block_kernel {
       load_all(s, out, job.out_step, n_last, std::make_integer_sequence<int, R * V>{});
     else
       zero_all(s, std::make_integer_sequence<int, R * V>{});
-    const int KH = job.k_rows, KW = job.k_cols;
-    for (int i = 0; i < R + KH - 1; ++i) {
-      const int lo = i - KH + 1 > 0 ? i - KH + 1 : 0;
-      const int hi = i < R - 1 ? i : R - 1;
-      dispatch<0, 0>(lo, hi, s, in + index_t(i) * job.in_step, job.col_off, job.k, index_t(i) * KW, KW, n_last);
-    }
+    const int KH = job.k_rows, KW = job.k_cols;  // KH >= R
+    ramp_up(s, job, in, n_last, std::make_integer_sequence<int, R - 1>{});
+    for (int i = R - 1; i < KH; ++i)
+      pass<0, R - 1>(s, in + index_t(i) * job.in_step, job.col_off, job.k, index_t(i) * KW, KW, n_last);
+    ramp_down(s, job, in, n_last, std::make_integer_sequence<int, R - 1>{});
     store_all(s, out, job.out_step, n_last, std::make_integer_sequence<int, R * V>{});
   }
 };
@@ -207,8 +214,10 @@ void run_rows(const direct_job<T>& job) {
   constexpr int V = simd<T>::vecs, L = simd<T>::lanes;
   index_t c = 0;
   for (; c + V * L <= job.out_cols; c += V * L) block_kernel<T, R, V, false>::run(job, job.in + c, job.out + c, L);
-  for (; c + L <= job.out_cols; c += L) block_kernel<T, R, 1, false>::run(job, job.in + c, job.out + c, L);
-  if (c < job.out_cols) block_kernel<T, R, 1, true>::run(job, job.in + c, job.out + c, int(job.out_cols - c));
+  // The last columns a vector at a time, masked (one copy of the kernel for all of them: compile
+  // time, for a few percent of a plane's columns).
+  for (; c < job.out_cols; c += L)
+    block_kernel<T, R, 1, true>::run(job, job.in + c, job.out + c, int(std::min<index_t>(L, job.out_cols - c)));
 }
 
 template <class T, int R>
@@ -219,10 +228,18 @@ void run_up_to(const direct_job<T>& job) {
   run_rows<T, R>(job);
 }
 
-/// Computes job.rows (1..direct_block_rows) output rows of a direct_job.
+/// Computes job.rows (1..direct_block_rows) output rows of a direct_job, in blocks no taller than
+/// the kernel (block_kernel::run's ramps assume it).
 template <class T>
 void run(const direct_job<T>& job) {
-  run_up_to<T, direct_block_rows>(job);
+  if (job.rows <= job.k_rows) return run_up_to<T, direct_block_rows>(job);
+  direct_job<T> part = job;
+  for (int r = 0; r < job.rows; r += job.k_rows) {
+    part.in = job.in + index_t(r) * job.in_step;
+    part.out = job.out + index_t(r) * job.out_step;
+    part.rows = std::min(job.k_rows, job.rows - r);
+    run_up_to<T, direct_block_rows>(part);
+  }
 }
 
 #include "layer_kernel.inl"
