@@ -56,7 +56,7 @@ class direct_plane {
   index_t blocks() const noexcept { return static_cast<index_t>(blocks_.size()); }
 
   /// The most input rows one block reads: its output rows share all but kernel - 1 of them.
-  index_t band_rows() const noexcept { return direct_block_rows + rows_.kernel - 1; }
+  index_t band_rows() const noexcept { return block_rows() + rows_.kernel - 1; }
 
   /// Evenly spaced rows: first, first + step, ... (count of them).
   struct row_span {
@@ -118,6 +118,10 @@ class direct_plane {
   }
 
  private:
+  // Output rows per block: the micro-kernel's, or the kernel's rows where fewer (a block is never
+  // taller than its kernel: direct_kernel.inl).
+  index_t block_rows() const noexcept { return std::min<index_t>(direct_block_rows, rows_.kernel); }
+
   // Column phases that hold a column: a stride beyond the extent leaves the others empty.
   index_t phase_count() const noexcept { return std::min<index_t>(cols_.stride, cols_.extent); }
 
@@ -136,8 +140,8 @@ class direct_plane {
       const index_t m = d / s;
       for (index_t q = 0; q < std::min(m, rows_.out); ++q) {
         const index_t count = (rows_.out - q + m - 1) / m;
-        for (index_t t = 0; t < count; t += direct_block_rows)
-          blocks_.push_back({s * q + t * d, d, q + t * m, m, int(std::min<index_t>(direct_block_rows, count - t))});
+        for (index_t t = 0; t < count; t += block_rows())
+          blocks_.push_back({s * q + t * d, d, q + t * m, m, int(std::min<index_t>(block_rows(), count - t))});
       }
     } else {
       for (index_t o = 0; o < rows_.out; ++o) blocks_.push_back({o * s, d, o, 1, 1});
