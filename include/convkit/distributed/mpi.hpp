@@ -273,6 +273,21 @@ class plan {
     MPI_Allreduce(&kind, &highest, 1, MPI_INT64_T, MPI_MAX, comm_);
     if (problem.empty() && lowest != highest)
       problem = "the ranks' images differ in pixel type or channels (all ranks must pass the same)";
+    // This channel count's bands, made before any message is posted: a rank that fails to make
+    // them throws with every other rank, none left waiting.
+    const bool exact = convkit::detail::computes_exactly<P, Q, T>(weights_, options_);
+    std::unique_ptr<convkit::detail::pixel_bands<T>>& bands =
+        pixels_[std::size_t((exact ? max_channels : 0) + local.channels() - 1)];
+    if (problem.empty() && !bands) {
+      try {
+        convkit::detail::conv_problem p = global_;
+        if (exact) convkit::detail::make_exact(p);
+        bands = std::make_unique<convkit::detail::pixel_bands<T>>(p, weights_.data(), local.channels(), out_first_,
+                                                                  out_last_);
+      } catch (const std::exception& e) {
+        problem = e.what();
+      }
+    }
     detail::agree(comm_, problem);
     const index_t row_bytes = global_.cols.in * local.channels() * index_t(sizeof(P));
     requests_.clear();
@@ -289,15 +304,6 @@ class plan {
         std::copy(row, row + row_bytes, p.sending_pixels.data() + index_t(i) * row_bytes);
       }
       detail::post(true, p.sending_pixels.data(), index_t(p.send.size()) * row_bytes, p.rank, comm_, requests_);
-    }
-    const bool exact = convkit::detail::computes_exactly<P, Q, T>(weights_, options_);
-    std::unique_ptr<convkit::detail::pixel_bands<T>>& bands =
-        pixels_[std::size_t((exact ? max_channels : 0) + local.channels() - 1)];
-    if (!bands) {
-      convkit::detail::conv_problem p = global_;
-      if (exact) convkit::detail::make_exact(p);
-      bands = std::make_unique<convkit::detail::pixel_bands<T>>(p, weights_.data(), local.channels(), out_first_,
-                                                                out_last_);
     }
     MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
     const auto in_row = [&](index_t g) -> const P* {
