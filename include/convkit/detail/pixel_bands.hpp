@@ -109,8 +109,8 @@ class pixel_bands {
   // tiles, the direct backend's row blocks; at least 4 kernel spans, so that the rows read twice
   // stay a small part), few enough that a band's buffers stay in cache and there are bands for
   // every thread. Below a transform's size the input buffer is held to `band_bytes`, whatever the
-  // width and channels: 8-bit RGB at 1920 and 3840 columns ran 3x3 and 7x7 filters 15-25% faster
-  // in 16-row bands (368 KB of float) than in 64-row ones (1.5 MB), gray 3840 columns 25% faster
+  // width and channels: 8-bit RGB at 1920 columns ran 3x3, 5x5 and 7x7 filters 20-30% faster
+  // in 16-row bands (368 KB of float) than in 64-row ones (1.5 MB), gray 3840 columns 15-25% faster
   // (one thread, this project's 2-vCPU Xeon, 2 MiB L2); transform-sized kernels gained nothing.
   static index_t band_height(const conv_problem& g, index_t channels) {
     const index_t floor_rows = 4 * g.rows.span;

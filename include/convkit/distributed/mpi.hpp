@@ -233,9 +233,8 @@ class plan {
     MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
     const auto row = [&](index_t g) -> const T* {
       if (g >= first_row_ && g < first_row_ + local_rows_) return local.row(g - first_row_);
-      const peer_rows& p = peers_[std::size_t(owner_of(g))];
-      const auto it = std::lower_bound(p.receive.begin(), p.receive.end(), g);
-      return p.received.data() + index_t(it - p.receive.begin()) * cols;
+      const auto [p, i] = received_row(g);
+      return p.received.data() + i * cols;
     };
     top_.gather_and_run(row, edge_buffer_.data(), out.block(0, 0, interior_first_ - out_first_, out.cols()));
     bottom_.gather_and_run(row, edge_buffer_.data(),
@@ -308,9 +307,8 @@ class plan {
     MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
     const auto in_row = [&](index_t g) -> const P* {
       if (g >= first_row_ && g < first_row_ + local_rows_) return local.row(g - first_row_);
-      const peer_rows& p = peers_[std::size_t(owner_of(g))];
-      const auto it = std::lower_bound(p.receive.begin(), p.receive.end(), g);
-      return reinterpret_cast<const P*>(p.received_pixels.data() + index_t(it - p.receive.begin()) * row_bytes);
+      const auto [p, i] = received_row(g);
+      return reinterpret_cast<const P*>(p.received_pixels.data() + i * row_bytes);
     };
     bands->template run_rows<P, Q>(in_row, [&](index_t o) { return out.row(o - out_first_); });
   }
@@ -364,6 +362,13 @@ class plan {
   // The rank holding global input row g (empty bands hold none).
   int owner_of(index_t g) const {
     return int(std::upper_bound(first_rows_.begin(), first_rows_.end() - 1, g) - first_rows_.begin()) - 1;
+  }
+
+  // Where global input row g, another rank's, arrives: its sender and its place among the rows
+  // received from it.
+  std::pair<const peer_rows&, index_t> received_row(index_t g) const {
+    const peer_rows& p = peers_[std::size_t(owner_of(g))];
+    return {p, index_t(std::lower_bound(p.receive.begin(), p.receive.end(), g) - p.receive.begin())};
   }
 
   // Output rows [first, last) of rank r: those whose centre row it holds.
