@@ -38,8 +38,9 @@ class direct_plane {
   direct_plane() = default;
   /// banded: the input is prepared one block's band of rows at a time (band(), run_band()) rather
   /// than as a whole plane (prepare() of the whole plane, run()).
-  direct_plane(const axis_geometry& rows, const axis_geometry& cols, bool banded = false)
-      : rows_(rows), cols_(cols), phase_rows_(banded ? band_rows() : rows.extent) {
+  /// stream_max_rows: the tallest kernel the micro-kernel streams (direct_stream_max_rows).
+  direct_plane(const axis_geometry& rows, const axis_geometry& cols, int stream_max_rows, bool banded = false)
+      : rows_(rows), cols_(cols), stream_max_rows_(stream_max_rows), phase_rows_(banded ? band_rows() : rows.extent) {
     const index_t sc = cols.stride;
     if (sc > 1) plane_cols_ = (cols.extent + sc - 1) / sc;
     checked_mul(checked_mul(phase_count(), phase_rows_, "column phase planes"), plane_cols_, "column phase planes");
@@ -118,9 +119,13 @@ class direct_plane {
   }
 
  private:
-  // Output rows per block: the micro-kernel's, or the kernel's rows where fewer (a block is never
-  // taller than its kernel: direct_kernel.inl).
-  index_t block_rows() const noexcept { return std::min<index_t>(direct_block_rows, rows_.kernel); }
+  // Output rows per block: where the micro-kernel streams the kernel's rows, whole groups of them,
+  // about direct_stream_rows; otherwise direct_block_rows, or the kernel's rows where fewer.
+  index_t block_rows() const noexcept {
+    const index_t kh = rows_.kernel;
+    if (kh >= 2 && kh <= stream_max_rows_) return kh * std::max<index_t>(2, (direct_stream_rows + kh - 1) / kh);
+    return std::min<index_t>(direct_block_rows, kh);
+  }
 
   // Column phases that hold a column: a stride beyond the extent leaves the others empty.
   index_t phase_count() const noexcept { return std::min<index_t>(cols_.stride, cols_.extent); }
@@ -149,6 +154,7 @@ class direct_plane {
   }
 
   axis_geometry rows_{}, cols_{};
+  int stream_max_rows_ = 0;
   index_t phase_rows_ = 0;  // rows of each column-phase plane: the whole plane's, or one band's
   index_t plane_cols_ = 0;
   std::vector<index_t> col_off_;
@@ -246,7 +252,7 @@ class direct_executor final : public executor<T> {
       layer_ = std::make_unique<direct_layer<T>>(p, weights_.data(), threads_);
       return;
     }
-    plane_ = direct_plane<T>(p.rows, p.cols, banded_);
+    plane_ = direct_plane<T>(p.rows, p.cols, direct_stream_max_rows<T>(p.tune.instruction_set), banded_);
     if (p.single_plane()) {
       if (banded_)
         work_ = array2d<T>(threads_, checked_add(checked_mul(plane_.band_rows(), p.cols.extent, "direct band"),

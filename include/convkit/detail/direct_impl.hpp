@@ -20,6 +20,17 @@ namespace detail {
 /// simd<T>::vecs is the vector count).
 inline constexpr int direct_block_rows = 6;
 
+/// Kernels of up to direct_stream_limit rows may stream (direct_kernel.inl: stream_vectors says
+/// where): a job of m groups of kernel-rows output rows walks its input rows with the accumulators
+/// as a ring, so only the first and last kernel - 1 input rows of the job feed fewer than all of
+/// them. Such jobs hold about direct_stream_rows rows (at least two groups): taller jobs amortise
+/// those rows further but leave fewer jobs for the threads and make the banded path's per-thread
+/// band larger. A visit takes about direct_stream_visit_rows input rows through one column tile
+/// before the next tile.
+inline constexpr int direct_stream_limit = 8;
+inline constexpr int direct_stream_rows = 32;
+inline constexpr int direct_stream_visit_rows = 12;
+
 /// A block of output rows whose input rows are evenly spaced: output row t of the block (t < rows)
 /// with kernel row u reads input row t + u, which starts at in + (t + u) * in_step; its kernel column
 /// v is at in-row offset col_off[v]. Output row t starts at out + t * out_step.
@@ -140,6 +151,17 @@ layer_range_fn<T> layer_range_for(cpu::isa i, index_t filters_per_group) noexcep
   constexpr layer_tile_shape portable = layer_tile_of(cpu::isa::portable, 2);
   return tile.channels == single.channels ? &direct_generic::layer_range<T, single.channels, single.vectors>
                                           : &direct_generic::layer_range<T, portable.channels, portable.vectors>;
+}
+
+/// The tallest kernel whose rows instruction set i's micro-kernel streams for T (0: none).
+template <class T>
+constexpr int direct_stream_max_rows(cpu::isa i) noexcept {
+#if CONVKIT_ISA_X86
+  if (i == cpu::isa::avx512) return direct_avx512::stream_max_rows<T>();
+  if (i == cpu::isa::avx2) return direct_avx2::stream_max_rows<T>();
+#endif
+  (void)i;
+  return direct_generic::stream_max_rows<T>();
 }
 
 template <class T>

@@ -209,6 +209,138 @@ struct block_kernel {
   }
 };
 
+// Streams: a kernel of R = KH rows over m * R output rows, the input rows walked down in groups of
+// R with the accumulators of one column tile (R x V) as a ring: output row o lives in slot o % R
+// from its first input row (o) to its last (o + R - 1), so every input row past the first R - 1
+// feeds all R slots (slot s with kernel row (i - s) % R); each output row is stored as its last
+// input row is done and its slot starts the row R further down. Only the first and last R - 1 input
+// rows of the job feed fewer rows, where block_kernel pays that ramp for every block. A visit runs a
+// few groups of one column tile, then leaves its R - 1 unfinished rows in the output rows they
+// belong to for the next visit of that tile, so input rows are read left to right a few at a
+// time (as block_kernel reads them) rather than down a whole column tile (which missed in cache
+// far more, 1000-column images: 36% of the peak at 7 x 7 against 55%). Phases (input row % R) are
+// compiled, so every slot's kernel row is a constant.
+/// Vectors of columns in a stream tile of R rows, 0 where this instruction set does not stream R
+/// rows of T. AVX2, float, 2 to 6 rows: 6 x 2 accumulators, 2 inputs and a weight in the 16 ymm
+/// registers; there block_kernel's ramps cost most (1-thread 'valid' A/B on the 2-vCPU Xeon,
+/// medians: 3 x 3 39 -> 41%, 5 x 5 60 -> 62% of the AVX2 peak at 1000^2, 44 -> 49%, 62 -> 65% at
+/// 294^2, 'same' 3 x 3 29 -> 33%, 5 x 5 46 -> 52% at 1000^2). AVX-512 streams measured no better
+/// than its 6 x 4 blocks at 1000^2 and 4000^2 (its ramps cost less beside 24 accumulators), and
+/// double was not measured: they keep the blocks.
+template <class T>
+constexpr int stream_vectors(int R) noexcept {
+#if CONVKIT_ISA_LEVEL == 1
+  return std::is_same_v<T, float> && R >= 2 && R <= 6 ? 2 : 0;
+#else
+  return 0 * R;
+#endif
+}
+
+/// The tallest kernel this instruction set streams for T (0: none).
+template <class T>
+constexpr int stream_max_rows() noexcept {
+  int rows = 0;
+  for (int r = 2; r <= direct_stream_limit; ++r)
+    if (stream_vectors<T>(r) > 0) rows = r;
+  return rows;
+}
+
+template <class T, int R, int V>
+struct stream_kernel {
+  using B = block_kernel<T, R, V, false>;
+  using S = typename B::S;
+  using reg = typename B::reg;
+  using state = typename B::state;
+  static constexpr int L = S::lanes;
+
+  // Every slot in phase P: slot s with kernel row (P - s) mod R, column at k.
+  template <int P, int... Ss>
+  static CONVKIT_ALWAYS_INLINE void slots(state& s, const reg (&x)[V], const T* k, int KW,
+                                          std::integer_sequence<int, Ss...>) {
+    (B::template multiply<Ss>(s, S::bcast(k + index_t((P - Ss + R) % R) * KW), x, std::make_integer_sequence<int, V>{}),
+     ...);
+  }
+
+  // One input row (at `in`, phase P) into every slot.
+  template <int P>
+  static CONVKIT_ALWAYS_INLINE void phase(state& s, const T* in, const direct_job<T>& job) {
+    const int KW = job.k_cols;
+    for (int v = 0; v < KW; ++v) {
+      reg x[V];
+      B::load_row(x, in + job.col_off[v], L, std::make_integer_sequence<int, V>{});
+      slots<P>(s, x, job.k + v, KW, std::make_integer_sequence<int, R>{});
+    }
+  }
+
+  template <int Q, int... J>
+  static CONVKIT_ALWAYS_INLINE void store(const state& s, T* row, std::integer_sequence<int, J...>) {
+    (S::store(row + J * L, s.acc[Q][J]), ...);
+  }
+  // Slot Q starts the output row at `row`: from zero, or from its values with job.accumulate.
+  template <int Q, int... J>
+  static CONVKIT_ALWAYS_INLINE void start(state& s, const T* row, bool accumulate, std::integer_sequence<int, J...>) {
+    if (accumulate)
+      ((s.acc[Q][J] = S::load(row + J * L)), ...);
+    else
+      ((s.acc[Q][J] = S::zero()), ...);
+  }
+  template <int Q, int... J>
+  static CONVKIT_ALWAYS_INLINE void resume(state& s, const T* row, std::integer_sequence<int, J...>) {
+    ((s.acc[Q][J] = S::load(row + J * L)), ...);
+  }
+
+  // Input row g R + P (at in + P rows) into every slot, then output row g R + P - R + 1 (slot
+  // (P + 1) % R) is stored and its slot starts row g R + P + 1 (`out` is output row g R). The first
+  // group (g = 0) stores no row before row 0: its slots 1 .. R - 1 summed nothing that is kept
+  // until they start rows 1 .. R - 1. The last call (g = m, `tail`) takes the R - 1 input rows past
+  // the groups and starts nothing. Both sum products that no output keeps, the price of one copy
+  // of the phases instead of two more with fewer slots (which cost a quarter of a header-only
+  // build's compile time for 1-4% at 7 x 7).
+  template <int P>
+  static CONVKIT_ALWAYS_INLINE void step(state& s, const T* in, T* out, const direct_job<T>& job, bool first,
+                                         bool tail) {
+    if (tail && P == R - 1) return;
+    phase<P>(s, in + index_t(P) * job.in_step, job);
+    if (!first || P == R - 1)
+      store<(P + 1) % R>(s, out + index_t(P + 1 - R) * job.out_step, std::make_integer_sequence<int, V>{});
+    if (!tail && P + 1 < R)
+      start<(P + 1) % R>(s, out + index_t(P + 1) * job.out_step, job.accumulate, std::make_integer_sequence<int, V>{});
+  }
+  template <int... P>
+  static CONVKIT_ALWAYS_INLINE void group(state& s, const T* in, T* out, const direct_job<T>& job, bool first,
+                                          bool tail, std::integer_sequence<int, P...>) {
+    if (!tail) start<0>(s, out, job.accumulate, std::make_integer_sequence<int, V>{});
+    (step<P>(s, in, out, job, first, tail), ...);
+  }
+
+  // Slots 1 .. R - 1 to or from output rows g R - R + s (`out` is output row g R).
+  template <int... Q>
+  static CONVKIT_ALWAYS_INLINE void park(const state& s, T* out, index_t out_step, std::integer_sequence<int, Q...>) {
+    (store<Q + 1>(s, out + index_t(Q + 1 - R) * out_step, std::make_integer_sequence<int, V>{}), ...);
+  }
+  template <int... Q>
+  static CONVKIT_ALWAYS_INLINE void unpark(state& s, const T* out, index_t out_step, std::integer_sequence<int, Q...>) {
+    (resume<Q + 1>(s, out + index_t(Q + 1 - R) * out_step, std::make_integer_sequence<int, V>{}), ...);
+  }
+
+  // Groups [g0, g1) of the V * L columns at in / out (g1 <= groups = m): the first starting the
+  // job (g0 == 0), the last ending it (g1 == groups), the others resuming and leaving their
+  // unfinished rows in the output.
+  static void visit(const direct_job<T>& job, const T* in, T* out, index_t g0, index_t g1, index_t groups) {
+    state s;
+    if (g0 == 0)
+      B::zero_all(s, std::make_integer_sequence<int, R * V>{});  // the first group's unkept sums start from 0
+    else
+      unpark(s, out + g0 * R * job.out_step, job.out_step, std::make_integer_sequence<int, R - 1>{});
+    // One copy of the phases: the last visit's tail is one more turn of the loop.
+    const index_t end = g1 == groups ? g1 + 1 : g1;
+    for (index_t g = g0; g < end; ++g)
+      group(s, in + g * R * job.in_step, out + g * R * job.out_step, job, g == 0, g == groups,
+            std::make_integer_sequence<int, R>{});
+    if (g1 != groups) park(s, out + g1 * R * job.out_step, job.out_step, std::make_integer_sequence<int, R - 1>{});
+  }
+};
+
 template <class T, int R>
 void run_rows(const direct_job<T>& job) {
   constexpr int V = simd<T>::vecs, L = simd<T>::lanes;
@@ -228,18 +360,62 @@ void run_up_to(const direct_job<T>& job) {
   run_rows<T, R>(job);
 }
 
-/// Computes job.rows (1..direct_block_rows) output rows of a direct_job, in blocks no taller than
-/// the kernel (block_kernel::run's ramps assume it).
+// job's rows in blocks of direct_block_rows, none taller than the kernel (block_kernel::run's ramps
+// assume it).
 template <class T>
-void run(const direct_job<T>& job) {
-  if (job.rows <= job.k_rows) return run_up_to<T, direct_block_rows>(job);
+void run_blocks(const direct_job<T>& job) {
+  const int height = std::min(direct_block_rows, job.k_rows);
+  if (job.rows <= height) return run_up_to<T, direct_block_rows>(job);
   direct_job<T> part = job;
-  for (int r = 0; r < job.rows; r += job.k_rows) {
+  for (int r = 0; r < job.rows; r += height) {
     part.in = job.in + index_t(r) * job.in_step;
     part.out = job.out + index_t(r) * job.out_step;
-    part.rows = std::min(job.k_rows, job.rows - r);
+    part.rows = std::min(height, job.rows - r);
     run_up_to<T, direct_block_rows>(part);
   }
+}
+
+// The whole groups of R rows of job as streams, the columns short of a stream tile by blocks;
+// returns the rows done.
+template <class T, int R>
+int run_streams(const direct_job<T>& job) {
+  constexpr int V = stream_vectors<T>(R), W = V * simd<T>::lanes;
+  const index_t groups = job.rows / R, per_visit = std::max(1, direct_stream_visit_rows / R);
+  const index_t full = job.out_cols / W * W;
+  for (index_t g = 0; g < groups; g += per_visit)
+    for (index_t c = 0; c < full; c += W)
+      stream_kernel<T, R, V>::visit(job, job.in + c, job.out + c, g, std::min(groups, g + per_visit), groups);
+  if (const index_t c = full; c < job.out_cols) {
+    direct_job<T> rest = job;
+    rest.in += c;
+    rest.out += c;
+    rest.out_cols -= c;
+    rest.rows = int(groups) * R;
+    run_blocks(rest);
+  }
+  return int(groups) * R;
+}
+
+template <class T, int R = 2>
+int run_streams_of(const direct_job<T>& job) {
+  if constexpr (R <= direct_stream_limit) {
+    if (job.k_rows != R) return run_streams_of<T, R + 1>(job);
+    if constexpr (stream_vectors<T>(R) > 0) return run_streams<T, R>(job);
+  }
+  return 0;
+}
+
+/// Computes job.rows output rows of a direct_job: as streams where the kernel's rows have a stream
+/// tile and the job holds two groups of them or more, the rest in blocks.
+template <class T>
+void run(const direct_job<T>& job) {
+  const int done = job.rows >= 2 * job.k_rows ? run_streams_of(job) : 0;
+  if (done == job.rows) return;
+  direct_job<T> rest = job;
+  rest.in += index_t(done) * job.in_step;
+  rest.out += index_t(done) * job.out_step;
+  rest.rows -= done;
+  run_blocks(rest);
 }
 
 #include "layer_kernel.inl"
