@@ -135,6 +135,35 @@ TEST_CASE("direct's layer path: partial filter blocks, long planes, strides, gro
   }
 }
 
+TEST_CASE(
+    "direct's plane path: a bias and channel sums added to the output, every kernel height, every instruction set",
+    "[layers][direct]") {
+  // Planes the layer path leaves to the per-plane micro-kernel: a single plane with a bias, and
+  // channels whose column dilation makes the layer path's planes far wider than the output. Both add
+  // to the output's values (the bias, the earlier channels), in blocks and in streams (direct_kernel.inl;
+  // 46 and more output rows give jobs of whole groups of the kernel's rows and a job with a
+  // remainder row), for kernels of 1 to 8 rows.
+  std::mt19937_64 rng(run_seed() + 2029);
+  const cpu::isa best = cpu::best_instruction_set();
+  for (int i = 0; i <= int(best); ++i) {
+    for (index_t kr = 1; kr <= 8; ++kr) {
+      const bool single = kr % 2 == 1;
+      conv_case c = layer_case(1, single ? 1 : 3, single ? 1 : 2, 45 + kr + 5 * kr, single ? 70 : 100, kr,
+                               single ? 2 + kr % 3 : 3, true);
+      if (!single) c.dilation_cols = 40;
+      c.pad_rows = int(kr / 2);
+      c.edge = kr % 4 == 1 ? border::reflect : border::zero;
+      c.algo = algorithm::direct;
+      c.threads = 1 + int(kr % 2);
+      c.tune.instruction_set = cpu::isa(i);
+      INFO("instruction set " << cpu::to_string(cpu::isa(i)) << ", " << c.describe());
+      REQUIRE(!detail::direct_layer_applies(problem_of<float>(c)));
+      check_case<float>(c, rng, call_conv2d<float>{}, error_of<float>(algorithm::direct, c));
+      check_case<double>(c, rng, call_conv2d<double>{}, error_of<double>(algorithm::direct, c));
+    }
+  }
+}
+
 TEST_CASE("a layer_plan is reusable and matches conv2d", "[layers]") {
   for (algorithm a : layer_backends()) {
     INFO("algorithm " << to_string(a));
