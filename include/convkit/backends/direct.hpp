@@ -8,8 +8,8 @@
 //   2. A column stride s > 1 splits the extended rows into s phase planes (columns p, p+s, ...), so
 //      every kernel tap reads consecutive elements whatever the stride and dilation.
 //   3. Output rows that read shared input rows are grouped; a register-blocked micro-kernel
-//      (detail/direct_kernel.inl) computes up to 6 rows x 2-4 vectors at once (AVX2 float kernels
-//      of 2-6 rows: a stream of ~32 rows, its accumulators a ring), compiled for AVX-512, AVX2+FMA
+//      (detail/direct_kernel.inl) computes up to 6 rows x 2-4 vectors at once (AVX2 kernels of
+//      2-6 rows: a stream of ~32 rows, its accumulators a ring), compiled for AVX-512, AVX2+FMA
 //      and portable C++ and chosen at run time (tuning::instruction_set, cpu.hpp).
 //   4. Batches (layers) run a register tile of filters x output positions over every input channel
 //      of their group, with the weights packed by the plan and each input plane extended and split

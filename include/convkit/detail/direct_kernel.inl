@@ -221,16 +221,16 @@ struct block_kernel {
 // far more, 1000-column images: 36% of the peak at 7 x 7 against 55%). Phases (input row % R) are
 // compiled, so every slot's kernel row is a constant.
 /// Vectors of columns in a stream tile of R rows, 0 where this instruction set does not stream R
-/// rows of T. AVX2, float, 2 to 6 rows: 6 x 2 accumulators, 2 inputs and a weight in the 16 ymm
-/// registers; there block_kernel's ramps cost most (1-thread 'valid' A/B on the 2-vCPU Xeon,
-/// medians: 3 x 3 39 -> 41%, 5 x 5 60 -> 62% of the AVX2 peak at 1000^2, 44 -> 49%, 62 -> 65% at
-/// 294^2, 'same' 3 x 3 29 -> 33%, 5 x 5 46 -> 52% at 1000^2). AVX-512 streams measured no better
-/// than its 6 x 4 blocks at 1000^2 and 4000^2 (its ramps cost less beside 24 accumulators), and
-/// double was not measured: they keep the blocks.
+/// rows of T. AVX2, 2 to 6 rows: 6 x 2 accumulators, 2 inputs and a weight in the 16 ymm registers;
+/// there block_kernel's ramps cost most (one-thread A/B on the 2-vCPU Xeon, medians of the fraction
+/// of the AVX2 peak, 1000^2: float 'valid' 3 x 3 39 -> 41%, 5 x 5 60 -> 62%, 'same' 29 -> 32%,
+/// 45 -> 51%; double 'valid' 38 -> 41%, 56 -> 60%, 'same' 26 -> 32%, 44 -> 49%). AVX-512 streams
+/// measured no better than its 6 x 4 blocks at 1000^2 and 4000^2 (its ramps cost less beside 24
+/// accumulators): it keeps the blocks.
 template <class T>
 constexpr int stream_vectors(int R) noexcept {
 #if CONVKIT_ISA_LEVEL == 1
-  return std::is_same_v<T, float> && R >= 2 && R <= 6 ? 2 : 0;
+  return R >= 2 && R <= 6 ? 2 : 0;
 #else
   return 0 * R;
 #endif
