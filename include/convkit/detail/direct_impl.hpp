@@ -22,12 +22,12 @@ inline constexpr int direct_block_rows = 6;
 
 /// Kernels of up to direct_stream_limit rows may stream (direct_kernel.inl: stream_vectors says
 /// where): a job of m groups of kernel-rows output rows walks its input rows with the accumulators
-/// as a ring, so only the first and last kernel - 1 input rows of the job feed fewer than all of
-/// them. Such jobs hold about direct_stream_rows rows (at least two groups): taller jobs amortise
+/// as a ring, so only the first and last kernel - 1 input rows of the job sum products no output
+/// keeps. Such jobs hold about direct_stream_rows rows (at least two groups): taller jobs amortise
 /// those rows further but leave fewer jobs for the threads and make the banded path's per-thread
 /// band larger. A visit takes about direct_stream_visit_rows input rows through one column tile
 /// before the next tile.
-inline constexpr int direct_stream_limit = 8;
+inline constexpr int direct_stream_limit = 6;
 inline constexpr int direct_stream_rows = 32;
 inline constexpr int direct_stream_visit_rows = 12;
 

@@ -211,15 +211,16 @@ struct block_kernel {
 
 // Streams: a kernel of R = KH rows over m * R output rows, the input rows walked down in groups of
 // R with the accumulators of one column tile (R x V) as a ring: output row o lives in slot o % R
-// from its first input row (o) to its last (o + R - 1), so every input row past the first R - 1
-// feeds all R slots (slot s with kernel row (i - s) % R); each output row is stored as its last
-// input row is done and its slot starts the row R further down. Only the first and last R - 1 input
-// rows of the job feed fewer rows, where block_kernel pays that ramp for every block. A visit runs a
-// few groups of one column tile, then leaves its R - 1 unfinished rows in the output rows they
-// belong to for the next visit of that tile, so input rows are read left to right a few at a
-// time (as block_kernel reads them) rather than down a whole column tile (which missed in cache
-// far more, 1000-column images: 36% of the peak at 7 x 7 against 55%). Phases (input row % R) are
-// compiled, so every slot's kernel row is a constant.
+// from its first input row (o) to its last (o + R - 1), so every input row feeds all R slots (slot
+// s with kernel row (i - s) % R, a constant in each compiled phase i % R); each output row is
+// stored as its last input row is done and its slot starts the row R further down. Only the first
+// and last R - 1 input rows of the job sum products that no output keeps (block_kernel pays a ramp
+// of that size in every block). A visit takes a few groups through one column tile, then leaves
+// its R - 1 unfinished rows in the output rows they belong to for the next visit of that tile, so
+// input rows are read left to right a few at a time, as block_kernel reads them: walking a whole
+// column tile down first missed in cache far more (1000-column images, 7 x 7: 36% of the AVX-512
+// peak against the blocks' 55%).
+
 /// Vectors of columns in a stream tile of R rows, 0 where this instruction set does not stream R
 /// rows of T. AVX2, 2 to 6 rows: 6 x 2 accumulators, 2 inputs and a weight in the 16 ymm registers;
 /// there block_kernel's ramps cost most (one-thread A/B on the 2-vCPU Xeon, medians of the fraction
