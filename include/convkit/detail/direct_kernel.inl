@@ -223,8 +223,8 @@ struct block_kernel {
 
 /// Vectors of columns in a stream tile of R rows, 0 where this instruction set does not stream R
 /// rows of T. AVX2, 2 to 6 rows: 6 x 2 accumulators, 2 inputs and a weight in the 16 ymm registers;
-/// there block_kernel's ramps cost most (one-thread A/B on the 2-vCPU Xeon, medians of the fraction
-/// of the AVX2 peak, 1000^2: float 'valid' 3 x 3 39 -> 41%, 5 x 5 60 -> 62%, 'same' 29 -> 32%,
+/// there block_kernel's ramps cost most (one-thread A/B on the 2-vCPU Xeon, best of 15 runs, the
+/// fraction of the AVX2 peak, 1000^2: float 'valid' 3 x 3 39 -> 41%, 5 x 5 60 -> 62%, 'same' 29 -> 32%,
 /// 45 -> 51%; double 'valid' 38 -> 41%, 56 -> 60%, 'same' 26 -> 32%, 44 -> 49%). AVX-512 streams
 /// measured no better than its 6 x 4 blocks at 1000^2 and 4000^2 (its ramps cost less beside 24
 /// accumulators): it keeps the blocks.
