@@ -231,7 +231,7 @@ struct block_kernel {
 template <class T>
 constexpr int stream_vectors(int R) noexcept {
 #if CONVKIT_ISA_LEVEL == 1
-  return R >= 2 && R <= 6 ? 2 : 0;
+  return R >= 2 && R <= direct_stream_limit ? 2 : 0;
 #else
   return 0 * R;
 #endif
