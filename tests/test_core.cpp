@@ -129,6 +129,36 @@ TEST_CASE("extend pads and crops on four sides", "[padding]") {
   CHECK_THROWS_WITH(extend<int>(buf.view(), view2d<int>(buf.data(), 2, 3), 0, 0, border::zero), Contains("aliases"));
 }
 
+TEST_CASE("extend writes every element as border_index says, for windows many periods away and wide", "[padding]") {
+  // Windows larger than the image are copied from one period away: every window position relative to
+  // the image (before it, across it, beyond it, several periods out) against the definition.
+  const border rules[] = {border::zero,    border::constant,  border::replicate,
+                          border::reflect, border::symmetric, border::circular};
+  for (const index_t rows : {1, 2, 3}) {
+    for (const index_t cols : {1, 2, 5}) {
+      array2d<int> img(rows, cols);
+      for (index_t i = 0; i < rows; ++i)
+        for (index_t j = 0; j < cols; ++j) img(i, j) = int(10 * i + j + 1);
+      for (const border b : rules) {
+        for (const index_t top : {-9, -2, 0, 1, 4, 17})
+          for (const index_t left : {-23, -4, 0, 2, 6, 30}) {
+            INFO(to_string(b) << " image " << rows << "x" << cols << " top " << top << " left " << left);
+            array2d<int> out(13, 37);
+            extend<int>(img, out.view(), top, left, b, -7);
+            bool all = true;
+            for (index_t r = 0; r < out.rows(); ++r)
+              for (index_t c = 0; c < out.cols(); ++c) {
+                const index_t sr = border_index(r - top, rows, b), sc = border_index(c - left, cols, b);
+                const int want = sr < 0 || sc < 0 ? (b == border::zero ? 0 : -7) : img(sr, sc);
+                all = all && out(r, c) == want;
+              }
+            CHECK(all);
+          }
+      }
+    }
+  }
+}
+
 TEST_CASE("padded_kernel places, flips, dilates and wraps the kernel", "[padding]") {
   const array2d<double> k = make<double>(2, 2, {1, 2, 3, 4});
   array2d<double> out(3, 4);

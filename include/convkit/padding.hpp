@@ -52,6 +52,19 @@ inline index_t border_index(index_t i, index_t n, border b) noexcept {
   return -1;
 }
 
+namespace detail {
+/// The period of border_index(i, n, b) in i: border_index(i + period, n, b) == border_index(i, n, b)
+/// for every i; 0 for the rules that are not periodic (zero, constant, replicate).
+inline index_t border_period(index_t n, border b) noexcept {
+  switch (b) {
+    case border::circular: return n;
+    case border::symmetric: return 2 * n;
+    case border::reflect: return n == 1 ? 1 : 2 * (n - 1);
+    default: return 0;
+  }
+}
+}  // namespace detail
+
 /// Fills `out` with the input extended by border rule `b`: out(r, c) = ext(r - top, c - left), where
 /// ext is `in` outside [0, rows) x [0, cols) continued by `b` (value `fill` for zero/constant; border::zero
 /// ignores `fill`). top and left may be negative (the window starts inside the image); out may be any
@@ -67,25 +80,51 @@ void extend(view2d<const T> in, view2d<T> out, index_t top, index_t left, border
   if (detail::overlaps<T>(in, out)) throw error("extend: out aliases input");
   if (b == border::zero) fill = T(0);
   const index_t n_rows = in.rows(), n_cols = in.cols();
+  // Windows much larger than the image (an FFT tile over a dilated kernel's span) are mostly border:
+  // each extended element is found by border_index only until the rule's period has been written,
+  // then copied from one period away, a row or a run at a time.
+  const index_t row_period = detail::border_period(n_rows, b), col_period = detail::border_period(n_cols, b);
   // The columns of `out` that map straight into the image: [c_lo, c_hi).
   const index_t c_lo = std::clamp<index_t>(left, 0, out.cols());
   const index_t c_hi = std::clamp<index_t>(left + n_cols, c_lo, out.cols());
+  index_t previous_source = -2;  // the source row of out row r - 1 (-1: the constant)
   for (index_t r = 0; r < out.rows(); ++r) {
     T* dst = out.row(r);
     const index_t sr = border_index(r - top, n_rows, b);
+    if (sr == previous_source || (row_period > 0 && r >= row_period)) {
+      const T* same = sr == previous_source ? out.row(r - 1) : out.row(r - row_period);
+      std::copy(same, same + out.cols(), dst);
+      previous_source = sr;
+      continue;
+    }
+    previous_source = sr;
     if (sr < 0) {
       std::fill(dst, dst + out.cols(), fill);
       continue;
     }
     const T* src = in.row(sr);
-    for (index_t c = 0; c < c_lo; ++c) {
-      const index_t sc = border_index(c - left, n_cols, b);
-      dst[c] = sc < 0 ? fill : src[sc];
-    }
     if (c_lo < c_hi) std::copy(src + (c_lo - left), src + (c_hi - left), dst + c_lo);  // (may lie beside the image)
-    for (index_t c = c_hi; c < out.cols(); ++c) {
-      const index_t sc = border_index(c - left, n_cols, b);
-      dst[c] = sc < 0 ? fill : src[sc];
+    if (col_period == 0) {  // zero, constant, replicate: one value on each side
+      std::fill(dst, dst + c_lo, b == border::replicate ? src[0] : fill);
+      std::fill(dst + c_hi, dst + out.cols(), b == border::replicate ? src[n_cols - 1] : fill);
+      continue;
+    }
+    // Left of the image, right to left: one period by index, then runs from one period to the right.
+    index_t c = c_lo;
+    for (const index_t indexed = std::max<index_t>(c_lo - col_period, 0); c > indexed; --c)
+      dst[c - 1] = src[border_index(c - 1 - left, n_cols, b)];
+    for (; c > 0;) {
+      const index_t run = std::min(c, col_period);
+      std::copy(dst + c - run + col_period, dst + c + col_period, dst + c - run);
+      c -= run;
+    }
+    // Right of it, left to right: by index while a period back lies before the row, then runs.
+    for (c = c_hi; c < std::min(out.cols(), std::max(c_hi, col_period)); ++c)
+      dst[c] = src[border_index(c - left, n_cols, b)];
+    for (; c < out.cols();) {
+      const index_t run = std::min(out.cols() - c, col_period);
+      std::copy(dst + c - col_period, dst + c - col_period + run, dst + c);
+      c += run;
     }
   }
 }

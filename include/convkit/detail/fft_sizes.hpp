@@ -290,10 +290,13 @@ tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border
 
   if (req.block_rows > 0 || req.block_cols > 0) {  // forced blocks (an axis left at 0 is untiled)
     // A block is at least the kernel's span: smaller ones would transform span-sized tiles for a
-    // few results each, time growing as outputs x span instead of as the extent.
+    // few results each, time growing as outputs x span instead of as the extent. A block whose
+    // transform is no shorter than the whole axis's is the whole axis: several tiles of that length
+    // would repeat the untiled transform (a span of 2,073 over 2,089 results: 2 tiles of 4,160).
     const auto axis = [](const axis_geometry& g, index_t block) {
       const index_t dense = (g.out - 1) * g.stride + 1;
-      const index_t b = block > 0 ? std::min(std::max(block, g.span), dense) : dense;
+      index_t b = block > 0 ? std::min(std::max(block, g.span), dense) : dense;
+      if (next_fast_size(checked_add(b, g.span - 1, "FFT tile")) >= next_fast_size(g.extent)) b = dense;
       return overlap_save_axis(g, next_fast_size(checked_add(b, g.span - 1, "FFT tile")), b);
     };
     return make(axis(gr, req.block_rows), axis(gc, req.block_cols), false);
