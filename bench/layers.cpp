@@ -3,8 +3,9 @@
 // convolution (the peer to beat), on 1 and 2 threads. Counter GFLOP/s = 2 * N * K * C/groups * R * S
 // * OH * OW / time.
 //   bench_layers                  Google Benchmark's table (its usual flags)
-//   bench_layers --compare [R]    every backend, automatic, oneDNN and the FMA peak loop per layer,
-//                                 batch and thread count, interleaved, R rounds (default 5)
+//   bench_layers --compare [R] [F]  every backend, automatic, oneDNN and the FMA peak loop per layer,
+//                                 batch and thread count, interleaved, R rounds (default 5); with F,
+//                                 only the layers whose name contains F
 //
 // convkit runs a layer_plan (weights prepared once) on NCHW float arrays. oneDNN runs twice:
 //   onednn_nchw     the same contract: NCHW input and output in memory, reordered into and out of
@@ -209,7 +210,7 @@ void register_all() {
 /// blocked layouts (convolution only). Medians in ms; automatic's GFLOP/s and its fraction of the
 /// peak measured in the same group; automatic over the best convkit backend and over both oneDNN
 /// timings; the end has their geometric means and worst cases.
-int compare(int rounds) {
+int compare(int rounds, const std::string& only) {
   using namespace convkit;
   std::vector<algorithm> backends;
   for (algorithm a : {algorithm::direct, algorithm::im2col, algorithm::fft, algorithm::cufft}) {
@@ -235,7 +236,8 @@ int compare(int rounds) {
   std::vector<double> over_best, over_nchw, over_blocked;
   const std::int64_t peak_iterations = 1 << 19;
   double keep = 0;
-  for (const layer_shape& l : layers)
+  for (const layer_shape& l : layers) {
+    if (std::string(l.name).find(only) == std::string::npos) continue;
     for (index_t n : {index_t(1), index_t(8)})
       for (int threads : {1, 2}) {
         array4d<float> in(n, l.c, l.hw, l.hw), w(l.k, l.c / l.groups, l.r, l.r);
@@ -280,6 +282,7 @@ int compare(int rounds) {
         std::printf("\n");
         std::fflush(stdout);
       }
+  }
   const auto line = [](const char* what, const std::vector<double>& v) {
     if (v.empty()) return;
     const bench::ratio_summary r = bench::summarise(v);
@@ -306,7 +309,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (std::string(argv[i]) == "--compare") {
       const int rounds = i + 1 < argc ? std::max(1, std::atoi(argv[i + 1])) : 5;
-      return compare(rounds);
+      return compare(rounds, i + 2 < argc ? argv[i + 2] : "");
     }
   register_all();
   benchmark::Initialize(&argc, argv);

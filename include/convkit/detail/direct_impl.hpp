@@ -153,6 +153,22 @@ layer_range_fn<T> layer_range_for(cpu::isa i, index_t filters_per_group) noexcep
                                           : &direct_generic::layer_range<T, portable.channels, portable.vectors>;
 }
 
+/// Copies a layer tile's results for one filter into its output plane, plus the bias
+/// (layer_kernel.inl, layer_store).
+template <class T>
+using layer_store_fn = void (*)(const T*, index_t, index_t, index_t, index_t, T*, index_t, T);
+
+/// layer_store of instruction set i.
+template <class T>
+layer_store_fn<T> layer_store_for(cpu::isa i) noexcept {
+#if CONVKIT_ISA_X86
+  if (i == cpu::isa::avx512) return &direct_avx512::layer_store<T>;
+  if (i == cpu::isa::avx2) return &direct_avx2::layer_store<T>;
+#endif
+  (void)i;
+  return &direct_generic::layer_store<T>;
+}
+
 /// The tallest kernel whose rows instruction set i's micro-kernel streams for T (0: none).
 template <class T>
 constexpr int direct_stream_max_rows(cpu::isa i) noexcept {

@@ -4,7 +4,8 @@
 // layer_kernel.inl; the per-plane path computes one filter-channel pair at a time and reloads its
 // sums from memory for every channel).
 //
-// Layout. Each input plane is extended under the border rule and, for strides above 1, split into
+// Layout. Each input plane is extended under the border rule (a zero border's pads are written once,
+// by the plan: each call writes only the image's own elements) and, for strides above 1, split into
 // phase planes (rows a * stride_rows + pr, columns b * stride_cols + pc: only the phases that some
 // tap reads), each hp x wp, one channel after another channel_step elements apart. Output (i, j)
 // is then the flat position q = i * wp + j of a phase plane, and tap (u, v) reads the element at
@@ -19,6 +20,7 @@
 #include "../version.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "../padding.hpp"
@@ -59,6 +61,7 @@ class direct_layer {
   direct_layer(const conv_problem& p, const T* weights, int threads)
       : p_(p),
         kernel_(layer_range_for<T>(p.tune.instruction_set, p.k_per_group())),
+        store_(layer_store_for<T>(p.tune.instruction_set)),
         block_(layer_tile_of(p.tune.instruction_set, p.k_per_group()).channels),
         blocks_((p.k_per_group() + block_ - 1) / block_),
         threads_(threads) {
@@ -101,8 +104,8 @@ class direct_layer {
     const double image_bytes = double(p.c) * double(channel_step_) * double(sizeof(T));
     pass_images_ = std::clamp<index_t>(index_t(layer_cache_bytes / image_bytes), 1, p.n);
     input_ = array2d<T>(checked_mul(pass_images_, p.c, "input images * C"), channel_step_);
-    std::fill(input_.data(), input_.data() + input_.size(), T(0));
-    if (gr.stride > 1 || gc.stride > 1)
+    std::fill(input_.data(), input_.data() + input_.size(), T(0));  // a zero border's pads, for good
+    if ((gr.stride > 1 || gc.stride > 1) && p.edge != border::zero)
       ext_ = array2d<T>(threads_, checked_mul(gr.extent, gc.extent, "extended plane"));
     out_ = array2d<T>(threads_, checked_mul(block_, range_, "layer tile"));
   }
@@ -151,8 +154,8 @@ class direct_layer {
         kernel_(job, q0, q1);
         const index_t first = grp * kg + b * block_, filters = std::min<index_t>(block_, kg - b * block_);
         for (index_t k = 0; k < filters; ++k)
-          store(tile + k * range_, q0, q1, out.plane(n0 + n, first + k), out.row_stride,
-                bias != nullptr ? bias[first + k] : T(0));
+          store_(tile + k * range_, q0, q1, wp_, g.cols.out, out.plane(n0 + n, first + k), out.row_stride,
+                 bias != nullptr ? bias[first + k] : T(0));
       }
     });
   }
@@ -175,6 +178,14 @@ class direct_layer {
       }
   }
 
+  // The positions [lo, hi) of a phase plane's axis (phase `phase`, `length` positions) that read the
+  // image: extended index x * stride + phase inside both the extent and the image.
+  static std::pair<index_t, index_t> image_part(const axis_geometry& a, index_t phase, index_t length) noexcept {
+    const auto up = [&](index_t x) { return x <= 0 ? index_t(0) : (x + a.stride - 1) / a.stride; };
+    const index_t lo = std::min(up(a.pad_before - phase), length);
+    return {lo, std::clamp(up(std::min(a.pad_before + a.in, a.extent) - phase), lo, length)};
+  }
+
   // The input planes of images [n0, n0 + images) extended and split into their phase planes.
   void prepare(planes<const T> in, index_t n0, index_t images) {
     const conv_problem& g = p_;
@@ -185,6 +196,30 @@ class direct_layer {
       for (index_t p = p0; p < p1; ++p) {
         const view2d<const T> src = in.view(n0 + p / g.c, p % g.c, gr.in, gc.in);
         T* const to = input_.data() + p * channel_step_;
+        if (g.edge == border::zero) {  // only the image is written: the zeros around it were, once, by the constructor
+          // Row by row of the image, each row into every column phase while it is in cache.
+          const index_t plane = hp_ * wp_, col_phases = index_t(col_phases_.size());
+          for (std::size_t i = 0; i < row_phases_.size(); ++i) {
+            const index_t pr = row_phases_[i];
+            const auto [a0, a1] = image_part(gr, pr, hp_);
+            for (index_t a = a0; a < a1; ++a) {
+              const T* from = src.row(a * gr.stride + pr - gr.pad_before);  // column x of it: extended x + pad
+              T* const rows = to + index_t(i) * col_phases * plane + a * wp_;
+              for (index_t j = 0; j < col_phases; ++j) {
+                const index_t pc = col_phases_[std::size_t(j)];
+                const auto [b0, b1] = image_part(gc, pc, wp_);
+                T* row = rows + j * plane;
+                const T* at = from + (b0 * gc.stride + pc - gc.pad_before);
+                if (gc.stride == 1) {
+                  std::copy(at, at + (b1 - b0), row + b0);
+                } else {
+                  for (index_t b = 0; b < b1 - b0; ++b) row[b0 + b] = at[b * gc.stride];
+                }
+              }
+            }
+          }
+          continue;
+        }
         if (!strided) {
           extend<T>(src, view2d<T>(to, gr.extent, gc.extent), gr.pad_before, gc.pad_before, g.edge, fill);
           continue;
@@ -210,22 +245,9 @@ class direct_layer {
     });
   }
 
-  // Positions [q0, q1) of one filter's results (at `from`) into its output plane, plus the bias;
-  // the dropped positions between rows are skipped.
-  void store(const T* from, index_t q0, index_t q1, T* plane, index_t row_stride, T bias) const {
-    const index_t cols = p_.cols.out;
-    index_t row_start = q0 - q0 % wp_;
-    T* to = plane + (row_start / wp_) * row_stride;
-    for (; row_start < q1; row_start += wp_, to += row_stride) {
-      const index_t b = std::max(q0, row_start), e = std::min(q1, row_start + cols);
-      const T* src = from + (b - q0);
-      T* dst = to + (b - row_start);
-      for (index_t x = 0; x < e - b; ++x) dst[x] = src[x] + bias;
-    }
-  }
-
   conv_problem p_;
   layer_range_fn<T> kernel_;
+  layer_store_fn<T> store_;
   index_t block_;   // KB: filters per tile
   index_t blocks_;  // filter blocks per group
   int threads_;

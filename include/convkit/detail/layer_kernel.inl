@@ -82,3 +82,26 @@ void layer_range(const layer_job<T>& job, index_t q0, index_t q1) {
   for (; q + (P - 1) * L < q1; q += P * L) layer_tile<T, KB, P>::run(job, q, q - q0);
   if (q < q1) layer_tail<T, KB, P - 1>(job, q, q - q0, int((q1 - q + L - 1) / L));
 }
+
+/// Flat positions [q0, q1) of one filter's results (`from`, position q0 first) into its output
+/// plane, each plus `bias`: position q is output (q / wp, q % wp), kept where q % wp < cols (the
+/// positions between rows are dropped).
+template <class T>
+void layer_store(const T* from, index_t q0, index_t q1, index_t wp, index_t cols, T* plane, index_t row_stride,
+                 T bias) {
+  using S = simd<T>;
+  constexpr int L = S::lanes;
+  const T one = T(1);
+  const typename S::reg b = S::bcast(&bias), unit = S::bcast(&one);
+  index_t row_start = q0 - q0 % wp;
+  T* to = plane + (row_start / wp) * row_stride;
+  for (; row_start < q1; row_start += wp, to += row_stride) {
+    const index_t first = std::max(q0, row_start), end = std::min(q1, row_start + cols);
+    const T* src = from + (first - q0);
+    T* dst = to + (first - row_start);
+    const index_t n = end - first;
+    index_t x = 0;
+    for (; x + L <= n; x += L) S::store(dst + x, S::fma(unit, S::load(src + x), b));  // 1 * y + bias: one rounding
+    if (x < n) S::store_n(dst + x, S::fma(unit, S::load_n(src + x, int(n - x)), b), int(n - x));
+  }
+}
