@@ -82,6 +82,8 @@ class direct_layer {
     };
     row_phases_ = phases_of(gr);
     col_phases_ = phases_of(gc);
+    for (index_t pr : row_phases_) row_image_.push_back(image_part(gr, pr, layer_phase_extent(gr)));
+    for (index_t pc : col_phases_) col_image_.push_back(image_part(gc, pc, layer_phase_extent(gc)));
     const index_t plane = checked_mul(hp_, wp_, "layer phase plane");
     const index_t phase_count = index_t(row_phases_.size() * col_phases_.size());
     // Beyond its phase planes a channel keeps wp + a vector of slack: the last tile's dropped
@@ -201,13 +203,13 @@ class direct_layer {
           const index_t plane = hp_ * wp_, col_phases = index_t(col_phases_.size());
           for (std::size_t i = 0; i < row_phases_.size(); ++i) {
             const index_t pr = row_phases_[i];
-            const auto [a0, a1] = image_part(gr, pr, hp_);
+            const auto [a0, a1] = row_image_[i];
             for (index_t a = a0; a < a1; ++a) {
               const T* from = src.row(a * gr.stride + pr - gr.pad_before);  // column x of it: extended x + pad
               T* const rows = to + index_t(i) * col_phases * plane + a * wp_;
               for (index_t j = 0; j < col_phases; ++j) {
                 const index_t pc = col_phases_[std::size_t(j)];
-                const auto [b0, b1] = image_part(gc, pc, wp_);
+                const auto [b0, b1] = col_image_[std::size_t(j)];
                 T* row = rows + j * plane;
                 const T* at = from + (b0 * gc.stride + pc - gc.pad_before);
                 if (gc.stride == 1) {
@@ -255,10 +257,11 @@ class direct_layer {
   index_t pass_images_ = 1;  // images prepared at a time
   index_t hp_ = 0, wp_ = 0, flat_ = 0, channel_step_ = 0;
   std::vector<index_t> row_phases_, col_phases_, tap_off_;
-  array2d<T> weights_;  // one packed block per row
-  array2d<T> input_;    // one prepared channel per row, pass_images_ images
-  array2d<T> ext_;      // strides: one extended plane per worker
-  array2d<T> out_;      // one tile of results per worker
+  std::vector<std::pair<index_t, index_t>> row_image_, col_image_;  // per phase: image_part
+  array2d<T> weights_;                                              // one packed block per row
+  array2d<T> input_;                                                // one prepared channel per row, pass_images_ images
+  array2d<T> ext_;                                                  // strides: one extended plane per worker
+  array2d<T> out_;                                                  // one tile of results per worker
 };
 
 }  // namespace detail
