@@ -136,6 +136,36 @@ TEST_CASE("direct's layer path: partial filter blocks, long planes, strides, gro
 }
 
 TEST_CASE(
+    "direct's depthwise kernel: 3 and 5 rows, planes narrower and wider than a vector, pads beyond the "
+    "kernel, every instruction set",
+    "[layers][direct]") {
+  // The depthwise kernel reads the image itself and masks what lies outside it: blocks at every edge,
+  // pads that leave whole rows and vectors of columns outside the image, column dilation, the last
+  // block of rows overlapping the one before it (rows not a multiple of 8), partial vectors.
+  std::mt19937_64 rng(run_seed() + 2030);
+  const cpu::isa best = cpu::best_instruction_set();
+  for (int i = 0; i <= int(best); ++i) {
+    for (int m = 0; m < 8; ++m) {
+      const index_t kr = m % 2 ? 5 : 3, ks = 1 + (m * 3) % 5;
+      const index_t channels = 2 + (m * 5) % 7, w = m < 2 ? 1 + m * 5 : 9 + 11 * m, h = 9 + 3 * m;
+      conv_case c = layer_case(1 + m % 3, channels, channels, h, w, kr, ks, m % 4 != 1);
+      c.groups = int(channels);
+      c.pad_rows = m % 4 == 3 ? 6 : int(kr / 2);
+      c.pad_cols = m % 3 == 2 ? 19 : m % 3;
+      c.dilation_cols = 1 + m % 3;
+      c.algo = algorithm::direct;
+      c.threads = 1 + m % 2;
+      c.tune.instruction_set = cpu::isa(i);
+      INFO("instruction set " << cpu::to_string(cpu::isa(i)) << ", " << c.describe());
+      REQUIRE(detail::direct_layer_applies(problem_of<float>(c)));
+      REQUIRE(detail::direct_depthwise_applies(problem_of<float>(c)));
+      check_case<float>(c, rng, call_conv2d<float>{}, error_of<float>(algorithm::direct, c));
+      check_case<double>(c, rng, call_conv2d<double>{}, error_of<double>(algorithm::direct, c));
+    }
+  }
+}
+
+TEST_CASE(
     "direct's plane path: a bias and channel sums added to the output, every kernel height, every instruction set",
     "[layers][direct]") {
   // Planes the layer path leaves to the per-plane micro-kernel: a single plane with a bias, and

@@ -64,6 +64,22 @@ struct layer_job {
   index_t out_step;
 };
 
+/// One plane of a depthwise layer (one filter per channel), zero border, stride 1, rows undilated:
+/// out(i, j) = bias + sum over u < KH, v < kw of taps[u * kw + v] * x(i + u - top, j + v * col_dilation - left),
+/// x being the h x w image (rows `stride` apart) and zero outside it; `rows` x `cols` outputs.
+template <class T>
+struct depthwise_job {
+  const T* image;
+  index_t stride, h, w;
+  index_t top, left, col_dilation;
+  int kw;
+  const T* taps;
+  index_t rows, cols;
+  T* out;
+  index_t out_stride;
+  T bias;
+};
+
 /// The layer micro-kernel's register tile: `channels` output channels (filters) x `vectors` vectors
 /// of positions, and the fraction of the FMA peak its inner loop sustained with its input in cache
 /// (a 64-channel 3x3 layer's ranges cycled over its filter blocks, one thread, the AVX-512 Xeon).
@@ -167,6 +183,28 @@ layer_store_fn<T> layer_store_for(cpu::isa i) noexcept {
 #endif
   (void)i;
   return &direct_generic::layer_store<T>;
+}
+
+/// A depthwise plane (layer_kernel.inl, depthwise_plane), rows >= depthwise_block_rows.
+template <class T>
+using depthwise_plane_fn = void (*)(const depthwise_job<T>&);
+inline constexpr int depthwise_block_rows = 8;
+
+/// depthwise_plane of instruction set i for kernels of `kernel_rows` rows; null where there is
+/// none (kernels of 3 and 5 rows have one: MobileNet's and EfficientNet's).
+template <class T>
+depthwise_plane_fn<T> depthwise_plane_for(cpu::isa i, index_t kernel_rows) noexcept {
+  constexpr int P = depthwise_block_rows;
+  if (kernel_rows != 3 && kernel_rows != 5) return nullptr;
+  const bool three = kernel_rows == 3;
+#if CONVKIT_ISA_X86
+  if (i == cpu::isa::avx512)
+    return three ? &direct_avx512::depthwise_plane<T, 3, P> : &direct_avx512::depthwise_plane<T, 5, P>;
+  if (i == cpu::isa::avx2)
+    return three ? &direct_avx2::depthwise_plane<T, 3, P> : &direct_avx2::depthwise_plane<T, 5, P>;
+#endif
+  (void)i;
+  return three ? &direct_generic::depthwise_plane<T, 3, P> : &direct_generic::depthwise_plane<T, 5, P>;
 }
 
 /// The tallest kernel whose rows instruction set i's micro-kernel streams for T (0: none).

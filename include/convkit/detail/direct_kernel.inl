@@ -33,6 +33,10 @@ struct simd<float> {
   static CONVKIT_ALWAYS_INLINE void store_n(float* p, reg v, int n) {
     _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1u), v);
   }
+  /// Lanes [lo, hi) of the vector at p, zeros elsewhere; the other lanes' memory is not read.
+  static CONVKIT_ALWAYS_INLINE reg load_range(const float* p, int lo, int hi) {
+    return _mm512_maskz_loadu_ps(__mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
+  }
   /// Lanes s.. of lo, then lanes ..s of hi: the vector s elements further along. (The zero-masked
   /// form with every lane kept: GCC's plain one starts from an undefined vector and warns.)
   template <int s>
@@ -55,6 +59,9 @@ struct simd<double> {
   static CONVKIT_ALWAYS_INLINE void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static CONVKIT_ALWAYS_INLINE void store_n(double* p, reg v, int n) {
     _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1u), v);
+  }
+  static CONVKIT_ALWAYS_INLINE reg load_range(const double* p, int lo, int hi) {
+    return _mm512_maskz_loadu_pd(__mmask8(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
   }
   template <int s>
   static CONVKIT_ALWAYS_INLINE reg shift(reg lo, reg hi) {
@@ -79,6 +86,9 @@ struct simd<float> {
   static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static CONVKIT_ALWAYS_INLINE void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static CONVKIT_ALWAYS_INLINE void store_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  static CONVKIT_ALWAYS_INLINE reg load_range(const float* p, int lo, int hi) {
+    return _mm256_maskload_ps(p, _mm256_andnot_si256(mask(lo), mask(hi)));
+  }
 };
 template <>
 struct simd<double> {
@@ -94,6 +104,9 @@ struct simd<double> {
   static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
   static CONVKIT_ALWAYS_INLINE void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
   static CONVKIT_ALWAYS_INLINE void store_n(double* p, reg v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
+  static CONVKIT_ALWAYS_INLINE reg load_range(const double* p, int lo, int hi) {
+    return _mm256_maskload_pd(p, _mm256_andnot_si256(mask(lo), mask(hi)));
+  }
 };
 #else
 template <class T>
@@ -107,6 +120,7 @@ struct simd {  // portable: one element per "register"; partial vectors never oc
   static CONVKIT_ALWAYS_INLINE reg fma(reg a, reg b, reg c) { return a * b + c; }
   static CONVKIT_ALWAYS_INLINE void store(T* p, reg v) { *p = v; }
   static CONVKIT_ALWAYS_INLINE void store_n(T* p, reg v, int) { *p = v; }
+  static CONVKIT_ALWAYS_INLINE reg load_range(const T* p, int lo, int hi) { return lo < hi ? *p : T(0); }
 };
 #endif
 

@@ -47,6 +47,15 @@ inline bool direct_layer_applies(const conv_problem& p) noexcept {
   return layer_phase_extent(p.cols) <= 2 * p.cols.out + 16;
 }
 
+/// Whether the layer path computes p with the depthwise kernel (depthwise_plane), which reads the
+/// image itself: one filter per channel of 3 or 5 rows, a zero border, stride 1, rows undilated and
+/// at least depthwise_block_rows output rows.
+inline bool direct_depthwise_applies(const conv_problem& p) noexcept {
+  return p.c_per_group() == 1 && p.k_per_group() == 1 && p.edge == border::zero && p.rows.stride == 1 &&
+         p.cols.stride == 1 && p.rows.dilation == 1 && p.rows.out >= depthwise_block_rows &&
+         (p.rows.kernel == 3 || p.rows.kernel == 5);
+}
+
 /// Elements of T in a vector register of instruction set i.
 template <class T>
 constexpr index_t vector_lanes(cpu::isa i) noexcept {
@@ -66,6 +75,11 @@ class direct_layer {
         blocks_((p.k_per_group() + block_ - 1) / block_),
         threads_(threads) {
     const axis_geometry &gr = p.rows, &gc = p.cols;
+    if (direct_depthwise_applies(p)) {  // no prepared input: the kernel reads the image
+      depthwise_ = depthwise_plane_for<T>(p.tune.instruction_set, gr.kernel);
+      depthwise_taps_.assign(weights, weights + p.k * gr.kernel * gc.kernel);
+      return;
+    }
     const index_t lanes = vector_lanes<T>(p.tune.instruction_set);
     range_ = 2 * layer_tile_of(p.tune.instruction_set, p.k_per_group()).vectors * lanes;
     hp_ = layer_phase_extent(gr);
@@ -114,6 +128,7 @@ class direct_layer {
 
   /// out planes (n, k) for every image and filter; bias null or K values.
   void run(planes<const T> in, planes<T> out, const T* bias) {
+    if (depthwise_ != nullptr) return run_depthwise(in, out, bias);
     for (index_t n0 = 0; n0 < p_.n; n0 += pass_images_) {
       const index_t images = std::min(pass_images_, p_.n - n0);
       prepare(in, n0, images);
@@ -122,6 +137,32 @@ class direct_layer {
   }
 
  private:
+  void run_depthwise(planes<const T> in, planes<T> out, const T* bias) const {
+    const conv_problem& g = p_;
+    const index_t taps = g.rows.kernel * g.cols.kernel;
+    parallel_chunks(g.n * g.c, threads_, [&](index_t, index_t p0, index_t p1) {
+      for (index_t p = p0; p < p1; ++p) {
+        const index_t n = p / g.c, ch = p % g.c;
+        const view2d<const T> image = in.view(n, ch, g.rows.in, g.cols.in);
+        const depthwise_job<T> job{image.data(),
+                                   image.row_stride(),
+                                   g.rows.in,
+                                   g.cols.in,
+                                   g.rows.pad_before,
+                                   g.cols.pad_before,
+                                   g.cols.dilation,
+                                   int(g.cols.kernel),
+                                   depthwise_taps_.data() + ch * taps,
+                                   g.rows.out,
+                                   g.cols.out,
+                                   out.plane(n, ch),
+                                   out.row_stride,
+                                   bias != nullptr ? bias[ch] : T(0)};
+        depthwise_(job);
+      }
+    });
+  }
+
   // Output planes of images [n0, n0 + images), from their prepared input.
   void compute(planes<T> out, const T* bias, index_t n0, index_t images) {
     const conv_problem& g = p_;
@@ -250,6 +291,8 @@ class direct_layer {
   conv_problem p_;
   layer_range_fn<T> kernel_;
   layer_store_fn<T> store_;
+  depthwise_plane_fn<T> depthwise_ = nullptr;  // depthwise layers it suits, with their taps
+  std::vector<T> depthwise_taps_;
   index_t block_;   // KB: filters per tile
   index_t blocks_;  // filter blocks per group
   int threads_;

@@ -105,3 +105,102 @@ void layer_store(const T* from, index_t q0, index_t q1, index_t wp, index_t cols
     if (x < n) S::store_n(dst + x, S::fma(unit, S::load_n(src + x, int(n - x)), b), int(n - x));
   }
 }
+
+/// The depthwise kernel (depthwise_job): P output rows x one vector of columns at a time, read from
+/// the image itself (no prepared copy) and written straight to the output plus the bias. Input row
+/// a of a block feeds output rows a - u for every kernel row u (the layer tile's loads each feed one
+/// FMA where a group has one filter). Blocks that read beyond the image (the first and last rows
+/// and columns) load only the lanes inside it: masked loads, whose other lanes' memory is not read.
+template <class T, int KH, int P>
+struct depthwise_block {
+  using S = simd<T>;
+  using reg = typename S::reg;
+  static constexpr int L = S::lanes;
+
+  template <int A, int U>
+  static CONVKIT_ALWAYS_INLINE void feed_one(reg (&acc)[P], const reg (&w)[KH], reg x) {
+    if constexpr (A - U >= 0 && A - U < P) acc[A - U] = S::fma(w[U], x, acc[A - U]);
+  }
+
+  template <int A, int... U>
+  static CONVKIT_ALWAYS_INLINE void feed(reg (&acc)[P], const reg (&w)[KH], reg x, std::integer_sequence<int, U...>) {
+    (feed_one<A, U>(acc, w, x), ...);
+  }
+
+  template <int... A>
+  static CONVKIT_ALWAYS_INLINE void rows(reg (&acc)[P], const reg (&w)[KH], const T* p, index_t stride,
+                                         std::integer_sequence<int, A...>) {
+    (feed<A>(acc, w, S::load(p + A * stride), std::make_integer_sequence<int, KH>{}), ...);
+  }
+
+  // Row A reads image row r0 + A where it exists, lanes [lo, hi) at column o.
+  template <int... A>
+  static CONVKIT_ALWAYS_INLINE void rows_at_edge(reg (&acc)[P], const reg (&w)[KH], const depthwise_job<T>& job,
+                                                 index_t r0, index_t o, int lo, int hi,
+                                                 std::integer_sequence<int, A...>) {
+    (feed<A>(acc, w,
+             r0 + A >= 0 && r0 + A < job.h ? S::load_range(job.image + (r0 + A) * job.stride + o, lo, hi) : S::zero(),
+             std::make_integer_sequence<int, KH>{}),
+     ...);
+  }
+
+  template <int... U>
+  static CONVKIT_ALWAYS_INLINE void weights(reg (&w)[KH], const T* taps, int kw, int v,
+                                            std::integer_sequence<int, U...>) {
+    ((w[U] = S::bcast(taps + U * kw + v)), ...);
+  }
+
+  template <int... I>
+  static CONVKIT_ALWAYS_INLINE void zero_all(reg (&acc)[P], std::integer_sequence<int, I...>) {
+    ((acc[I] = S::zero()), ...);
+  }
+
+  template <int... I>
+  static CONVKIT_ALWAYS_INLINE void store(const reg (&acc)[P], T* out, index_t out_stride, reg bias, int lanes,
+                                          std::integer_sequence<int, I...>) {
+    const T one = T(1);
+    const reg unit = S::bcast(&one);  // 1 * sum + bias: one rounding, as an addition
+    if (lanes == L) {
+      (S::store(out + I * out_stride, S::fma(unit, acc[I], bias)), ...);
+    } else {
+      (S::store_n(out + I * out_stride, S::fma(unit, acc[I], bias), lanes), ...);
+    }
+  }
+
+  /// Output rows [i, i + P), columns [j, j + lanes); `inside`: every load of the block lies in the image.
+  static void run(const depthwise_job<T>& job, index_t i, index_t j, int lanes, bool inside, reg bias) {
+    reg acc[P];
+    zero_all(acc, std::make_integer_sequence<int, P>{});
+    const index_t r0 = i - job.top;
+    for (int v = 0; v < job.kw; ++v) {
+      reg w[KH];
+      weights(w, job.taps, job.kw, v, std::make_integer_sequence<int, KH>{});
+      const index_t o = j + v * job.col_dilation - job.left;
+      if (inside) {
+        rows(acc, w, job.image + r0 * job.stride + o, job.stride, std::make_integer_sequence<int, P + KH - 1>{});
+      } else {
+        const index_t lo = std::clamp<index_t>(-o, 0, L), hi = std::clamp<index_t>(job.w - o, lo, L);
+        rows_at_edge(acc, w, job, r0, o, int(lo), int(hi), std::make_integer_sequence<int, P + KH - 1>{});
+      }
+    }
+    store(acc, job.out + i * job.out_stride + j, job.out_stride, bias, lanes, std::make_integer_sequence<int, P>{});
+  }
+};
+
+/// A depthwise plane (depthwise_job; rows >= P: the last block overlaps the one before it).
+template <class T, int KH, int P>
+void depthwise_plane(const depthwise_job<T>& job) {
+  using S = simd<T>;
+  constexpr int L = S::lanes;
+  const typename S::reg bias = S::bcast(&job.bias);
+  // A block's rows, across the plane (they stay in cache from one vector of columns to the next).
+  for (index_t i0 = 0; i0 < job.rows; i0 += P) {
+    const index_t i = std::min(i0, job.rows - P);
+    const bool rows_inside = i - job.top >= 0 && i - job.top + P + KH - 1 <= job.h;
+    for (index_t j = 0; j < job.cols; j += L) {
+      const int lanes = int(std::min<index_t>(L, job.cols - j));
+      const bool cols_inside = j - job.left >= 0 && j - job.left + (job.kw - 1) * job.col_dilation + L <= job.w;
+      depthwise_block<T, KH, P>::run(job, i, j, lanes, cols_inside && rows_inside, bias);
+    }
+  }
+}
