@@ -141,13 +141,15 @@ TEST_CASE(
     "[layers][direct]") {
   // The depthwise kernel reads the image itself and masks what lies outside it: blocks at every edge,
   // pads that leave whole rows and vectors of columns outside the image, column dilation, the last
-  // block of rows overlapping the one before it (rows not a multiple of 8), partial vectors.
+  // block of rows overlapping the one before it (rows not a multiple of the block), blocks of 8 and
+  // of 4 rows, partial vectors.
   std::mt19937_64 rng(run_seed() + 2030);
   const cpu::isa best = cpu::best_instruction_set();
   for (int i = 0; i <= int(best); ++i) {
     for (int m = 0; m < 8; ++m) {
       const index_t kr = m % 2 ? 5 : 3, ks = 1 + (m * 3) % 5;
-      const index_t channels = 2 + (m * 5) % 7, w = m < 2 ? 1 + m * 5 : 9 + 11 * m, h = 9 + 3 * m;
+      const index_t channels = 2 + (m * 5) % 7, w = m < 2 ? 1 + m * 5 : 9 + 11 * m;
+      const index_t h = m == 1 || m == 4 ? 5 + m / 2 : 9 + 3 * m;  // 5 and 7 output rows: blocks of 4
       conv_case c = layer_case(1 + m % 3, channels, channels, h, w, kr, ks, m % 4 != 1);
       c.groups = int(channels);
       c.pad_rows = m % 4 == 3 ? 6 : int(kr / 2);

@@ -13,8 +13,10 @@
 // and the stores, ~14%: fitted to ResNet's 3x3 layers in bench_layers there) x the fraction of its
 // FMAs that compute kept outputs (filter blocks, positions dropped between rows and past the last
 // vector) x 0.9 per extra thread, times the measured layer_scale (grouped_layer_scale for grouped
-// layers, depthwise_layer_scale for depthwise ones, whose one-filter tile loads an input vector per
-// FMA); plus a nanosecond per extended input element (the preparation). Other batches (dilations
+// layers, depthwise_layer_scale for depthwise ones: measured on a 14 x 14 3x3 layer, which the
+// depthwise kernel computes (direct_depthwise_applies), so the depthwise layers it does not take
+// (strided, other borders: the one-filter tile, which loads an input vector per FMA) are estimated
+// up to ~2x fast); plus a nanosecond per extended input element (the preparation). Other batches (dilations
 // far wider than the output) run one filter-channel pair at a time: the plane's rate also scales
 // with taps / (taps + 16), the fraction of vector lanes a row fills, and 0.6 when strided rows
 // cannot share input rows (fitted to bench_layers there).

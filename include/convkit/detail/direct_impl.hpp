@@ -185,26 +185,34 @@ layer_store_fn<T> layer_store_for(cpu::isa i) noexcept {
   return &direct_generic::layer_store<T>;
 }
 
-/// A depthwise plane (layer_kernel.inl, depthwise_plane), rows >= depthwise_block_rows.
+/// A depthwise plane (layer_kernel.inl, depthwise_plane): blocks of 8 output rows, or of 4 for
+/// planes of 4 to 7 rows (MobileNet's last, 7 x 7).
 template <class T>
 using depthwise_plane_fn = void (*)(const depthwise_job<T>&);
-inline constexpr int depthwise_block_rows = 8;
+inline constexpr index_t depthwise_min_rows = 4;
 
-/// depthwise_plane of instruction set i for kernels of `kernel_rows` rows; null where there is
-/// none (kernels of 3 and 5 rows have one: MobileNet's and EfficientNet's).
+/// depthwise_plane of instruction set i for kernels of `kernel_rows` rows and planes of `rows`
+/// output rows (>= depthwise_min_rows); null where there is none (kernels of 3 and 5 rows have one:
+/// MobileNet's and EfficientNet's).
 template <class T>
-depthwise_plane_fn<T> depthwise_plane_for(cpu::isa i, index_t kernel_rows) noexcept {
-  constexpr int P = depthwise_block_rows;
+depthwise_plane_fn<T> depthwise_plane_for(cpu::isa i, index_t kernel_rows, index_t rows) noexcept {
   if (kernel_rows != 3 && kernel_rows != 5) return nullptr;
-  const bool three = kernel_rows == 3;
+  const int pick = (kernel_rows == 3 ? 0 : 2) + (rows >= 8 ? 0 : 1);
+  const auto of = [pick](auto k3p8, auto k3p4, auto k5p8, auto k5p4) -> depthwise_plane_fn<T> {
+    const depthwise_plane_fn<T> all[] = {k3p8, k3p4, k5p8, k5p4};
+    return all[pick];
+  };
 #if CONVKIT_ISA_X86
   if (i == cpu::isa::avx512)
-    return three ? &direct_avx512::depthwise_plane<T, 3, P> : &direct_avx512::depthwise_plane<T, 5, P>;
+    return of(&direct_avx512::depthwise_plane<T, 3, 8>, &direct_avx512::depthwise_plane<T, 3, 4>,
+              &direct_avx512::depthwise_plane<T, 5, 8>, &direct_avx512::depthwise_plane<T, 5, 4>);
   if (i == cpu::isa::avx2)
-    return three ? &direct_avx2::depthwise_plane<T, 3, P> : &direct_avx2::depthwise_plane<T, 5, P>;
+    return of(&direct_avx2::depthwise_plane<T, 3, 8>, &direct_avx2::depthwise_plane<T, 3, 4>,
+              &direct_avx2::depthwise_plane<T, 5, 8>, &direct_avx2::depthwise_plane<T, 5, 4>);
 #endif
   (void)i;
-  return three ? &direct_generic::depthwise_plane<T, 3, P> : &direct_generic::depthwise_plane<T, 5, P>;
+  return of(&direct_generic::depthwise_plane<T, 3, 8>, &direct_generic::depthwise_plane<T, 3, 4>,
+            &direct_generic::depthwise_plane<T, 5, 8>, &direct_generic::depthwise_plane<T, 5, 4>);
 }
 
 /// The tallest kernel whose rows instruction set i's micro-kernel streams for T (0: none).

@@ -49,10 +49,10 @@ inline bool direct_layer_applies(const conv_problem& p) noexcept {
 
 /// Whether the layer path computes p with the depthwise kernel (depthwise_plane), which reads the
 /// image itself: one filter per channel of 3 or 5 rows, a zero border, stride 1, rows undilated and
-/// at least depthwise_block_rows output rows.
+/// at least depthwise_min_rows output rows.
 inline bool direct_depthwise_applies(const conv_problem& p) noexcept {
   return p.c_per_group() == 1 && p.k_per_group() == 1 && p.edge == border::zero && p.rows.stride == 1 &&
-         p.cols.stride == 1 && p.rows.dilation == 1 && p.rows.out >= depthwise_block_rows &&
+         p.cols.stride == 1 && p.rows.dilation == 1 && p.rows.out >= depthwise_min_rows &&
          (p.rows.kernel == 3 || p.rows.kernel == 5);
 }
 
@@ -76,7 +76,7 @@ class direct_layer {
         threads_(threads) {
     const axis_geometry &gr = p.rows, &gc = p.cols;
     if (direct_depthwise_applies(p)) {  // no prepared input: the kernel reads the image
-      depthwise_ = depthwise_plane_for<T>(p.tune.instruction_set, gr.kernel);
+      depthwise_ = depthwise_plane_for<T>(p.tune.instruction_set, gr.kernel, gr.out);
       depthwise_taps_.assign(weights, weights + p.k * gr.kernel * gc.kernel);
       return;
     }
