@@ -136,13 +136,13 @@ TEST_CASE("direct's layer path: partial filter blocks, long planes, strides, gro
 }
 
 TEST_CASE(
-    "direct's depthwise kernel: 3 and 5 rows, planes narrower and wider than a vector, pads beyond the "
-    "kernel, every instruction set",
+    "direct's depthwise kernel: 3 and 5 rows, strides 1 and 2, planes narrower and wider than a vector, pads "
+    "beyond the kernel, every instruction set",
     "[layers][direct]") {
   // The depthwise kernel reads the image itself and masks what lies outside it: blocks at every edge,
   // pads that leave whole rows and vectors of columns outside the image, column dilation, the last
   // block of rows overlapping the one before it (rows not a multiple of the block), blocks of 8 and
-  // of 4 rows, partial vectors.
+  // of 4 rows, partial vectors, stride 2 (two vectors loaded, every other element kept).
   std::mt19937_64 rng(run_seed() + 2030);
   const cpu::isa best = cpu::best_instruction_set();
   for (int i = 0; i <= int(best); ++i) {
@@ -155,6 +155,7 @@ TEST_CASE(
       c.pad_rows = m % 4 == 3 ? 6 : int(kr / 2);
       c.pad_cols = m % 3 == 2 ? 19 : m % 3;
       c.dilation_cols = 1 + m % 3;
+      c.stride_rows = c.stride_cols = m % 2 == 0 && m > 0 ? 2 : 1;  // 3 rows, stride 2: MobileNet's
       c.algo = algorithm::direct;
       c.threads = 1 + m % 2;
       c.tune.instruction_set = cpu::isa(i);

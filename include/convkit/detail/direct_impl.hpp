@@ -64,13 +64,15 @@ struct layer_job {
   index_t out_step;
 };
 
-/// One plane of a depthwise layer (one filter per channel), zero border, stride 1, rows undilated:
-/// out(i, j) = bias + sum over u < KH, v < kw of taps[u * kw + v] * x(i + u - top, j + v * col_dilation - left),
-/// x being the h x w image (rows `stride` apart) and zero outside it; `rows` x `cols` outputs.
+/// One plane of a depthwise layer (one filter per channel), zero border, stride S on both axes, rows
+/// undilated: out(i, j) = bias + sum over u < KH, v < kw of
+/// taps[u * kw + v] * x(S i + u - top, S j + v * col_dilation - left),
+/// x being the h x w image (rows `row_stride` elements apart) and zero outside it; `rows` x `cols`
+/// outputs.
 template <class T>
 struct depthwise_job {
   const T* image;
-  index_t stride, h, w;
+  index_t row_stride, h, w;
   index_t top, left, col_dilation;
   int kw;
   const T* taps;
@@ -191,28 +193,33 @@ template <class T>
 using depthwise_plane_fn = void (*)(const depthwise_job<T>&);
 inline constexpr index_t depthwise_min_rows = 4;
 
-/// depthwise_plane of instruction set i for kernels of `kernel_rows` rows and planes of `rows`
-/// output rows (>= depthwise_min_rows); null where there is none (kernels of 3 and 5 rows have one:
-/// MobileNet's and EfficientNet's).
+/// Whether depthwise_plane_for has a kernel of `kernel_rows` rows at stride `stride`: 3 rows at
+/// strides 1 and 2 (MobileNet's), 5 rows at stride 1 (EfficientNet's).
+constexpr bool depthwise_kernel_exists(index_t kernel_rows, int stride) noexcept {
+  return (kernel_rows == 3 && (stride == 1 || stride == 2)) || (kernel_rows == 5 && stride == 1);
+}
+
+/// depthwise_plane of instruction set i for kernels of `kernel_rows` rows, stride `stride` (both
+/// axes) and planes of `rows` output rows (>= depthwise_min_rows); null where there is none. Kernels
+/// of 3 rows have one at strides 1 and 2 (MobileNet's), kernels of 5 rows at stride 1 (EfficientNet's).
 template <class T>
-depthwise_plane_fn<T> depthwise_plane_for(cpu::isa i, index_t kernel_rows, index_t rows) noexcept {
-  if (kernel_rows != 3 && kernel_rows != 5) return nullptr;
-  const int pick = (kernel_rows == 3 ? 0 : 2) + (rows >= 8 ? 0 : 1);
-  const auto of = [pick](auto k3p8, auto k3p4, auto k5p8, auto k5p4) -> depthwise_plane_fn<T> {
-    const depthwise_plane_fn<T> all[] = {k3p8, k3p4, k5p8, k5p4};
+depthwise_plane_fn<T> depthwise_plane_for(cpu::isa i, index_t kernel_rows, int stride, index_t rows) noexcept {
+  if (!depthwise_kernel_exists(kernel_rows, stride)) return nullptr;
+  const int pick = (kernel_rows == 5 ? 4 : stride == 2 ? 2 : 0) + (rows >= 8 ? 0 : 1);
+  const auto of = [pick](auto... fns) -> depthwise_plane_fn<T> {
+    const depthwise_plane_fn<T> all[] = {fns...};
     return all[pick];
   };
+#define CONVKIT_DEPTHWISE_PLANES(ns)                                                                       \
+  of(&ns::depthwise_plane<T, 3, 8, 1>, &ns::depthwise_plane<T, 3, 4, 1>, &ns::depthwise_plane<T, 3, 8, 2>, \
+     &ns::depthwise_plane<T, 3, 4, 2>, &ns::depthwise_plane<T, 5, 8, 1>, &ns::depthwise_plane<T, 5, 4, 1>)
 #if CONVKIT_ISA_X86
-  if (i == cpu::isa::avx512)
-    return of(&direct_avx512::depthwise_plane<T, 3, 8>, &direct_avx512::depthwise_plane<T, 3, 4>,
-              &direct_avx512::depthwise_plane<T, 5, 8>, &direct_avx512::depthwise_plane<T, 5, 4>);
-  if (i == cpu::isa::avx2)
-    return of(&direct_avx2::depthwise_plane<T, 3, 8>, &direct_avx2::depthwise_plane<T, 3, 4>,
-              &direct_avx2::depthwise_plane<T, 5, 8>, &direct_avx2::depthwise_plane<T, 5, 4>);
+  if (i == cpu::isa::avx512) return CONVKIT_DEPTHWISE_PLANES(direct_avx512);
+  if (i == cpu::isa::avx2) return CONVKIT_DEPTHWISE_PLANES(direct_avx2);
 #endif
   (void)i;
-  return of(&direct_generic::depthwise_plane<T, 3, 8>, &direct_generic::depthwise_plane<T, 3, 4>,
-            &direct_generic::depthwise_plane<T, 5, 8>, &direct_generic::depthwise_plane<T, 5, 4>);
+  return CONVKIT_DEPTHWISE_PLANES(direct_generic);
+#undef CONVKIT_DEPTHWISE_PLANES
 }
 
 /// The tallest kernel whose rows instruction set i's micro-kernel streams for T (0: none).

@@ -37,6 +37,10 @@ struct simd<float> {
   static CONVKIT_ALWAYS_INLINE reg load_range(const float* p, int lo, int hi) {
     return _mm512_maskz_loadu_ps(__mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
   }
+  /// Lanes 0, 2, 4, ... of a, then of b: every other element of the 2L elements they hold.
+  static CONVKIT_ALWAYS_INLINE reg evens(reg a, reg b) {
+    return _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
+  }
   /// Lanes s.. of lo, then lanes ..s of hi: the vector s elements further along. (The zero-masked
   /// form with every lane kept: GCC's plain one starts from an undefined vector and warns.)
   template <int s>
@@ -62,6 +66,9 @@ struct simd<double> {
   }
   static CONVKIT_ALWAYS_INLINE reg load_range(const double* p, int lo, int hi) {
     return _mm512_maskz_loadu_pd(__mmask8(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
+  }
+  static CONVKIT_ALWAYS_INLINE reg evens(reg a, reg b) {
+    return _mm512_permutex2var_pd(a, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), b);
   }
   template <int s>
   static CONVKIT_ALWAYS_INLINE reg shift(reg lo, reg hi) {
@@ -89,6 +96,9 @@ struct simd<float> {
   static CONVKIT_ALWAYS_INLINE reg load_range(const float* p, int lo, int hi) {
     return _mm256_maskload_ps(p, _mm256_andnot_si256(mask(lo), mask(hi)));
   }
+  static CONVKIT_ALWAYS_INLINE reg evens(reg a, reg b) {  // a0 a2 b0 b2 | a4 a6 b4 b6, then the middle pairs swapped
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+  }
 };
 template <>
 struct simd<double> {
@@ -107,6 +117,9 @@ struct simd<double> {
   static CONVKIT_ALWAYS_INLINE reg load_range(const double* p, int lo, int hi) {
     return _mm256_maskload_pd(p, _mm256_andnot_si256(mask(lo), mask(hi)));
   }
+  static CONVKIT_ALWAYS_INLINE reg evens(reg a, reg b) {  // a0 b0 | a2 b2, then the middle ones swapped
+    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), 0xD8);
+  }
 };
 #else
 template <class T>
@@ -121,6 +134,7 @@ struct simd {  // portable: one element per "register"; partial vectors never oc
   static CONVKIT_ALWAYS_INLINE void store(T* p, reg v) { *p = v; }
   static CONVKIT_ALWAYS_INLINE void store_n(T* p, reg v, int) { *p = v; }
   static CONVKIT_ALWAYS_INLINE reg load_range(const T* p, int lo, int hi) { return lo < hi ? *p : T(0); }
+  static CONVKIT_ALWAYS_INLINE reg evens(reg a, reg) { return a; }
 };
 #endif
 

@@ -48,12 +48,13 @@ inline bool direct_layer_applies(const conv_problem& p) noexcept {
 }
 
 /// Whether the layer path computes p with the depthwise kernel (depthwise_plane), which reads the
-/// image itself: one filter per channel of 3 or 5 rows, a zero border, stride 1, rows undilated and
-/// at least depthwise_min_rows output rows.
+/// image itself: one filter per channel, a zero border, rows undilated, at least depthwise_min_rows
+/// output rows, and a kernel and stride depthwise_plane_for has (3 rows at strides 1 and 2, 5 at 1;
+/// the same stride on both axes).
 inline bool direct_depthwise_applies(const conv_problem& p) noexcept {
-  return p.c_per_group() == 1 && p.k_per_group() == 1 && p.edge == border::zero && p.rows.stride == 1 &&
-         p.cols.stride == 1 && p.rows.dilation == 1 && p.rows.out >= depthwise_min_rows &&
-         (p.rows.kernel == 3 || p.rows.kernel == 5);
+  return p.c_per_group() == 1 && p.k_per_group() == 1 && p.edge == border::zero && p.rows.stride == p.cols.stride &&
+         p.rows.dilation == 1 && p.rows.out >= depthwise_min_rows &&
+         depthwise_kernel_exists(p.rows.kernel, p.rows.stride);
 }
 
 /// Elements of T in a vector register of instruction set i.
@@ -76,7 +77,7 @@ class direct_layer {
         threads_(threads) {
     const axis_geometry &gr = p.rows, &gc = p.cols;
     if (direct_depthwise_applies(p)) {  // no prepared input: the kernel reads the image
-      depthwise_ = depthwise_plane_for<T>(p.tune.instruction_set, gr.kernel, gr.out);
+      depthwise_ = depthwise_plane_for<T>(p.tune.instruction_set, gr.kernel, gr.stride, gr.out);
       depthwise_taps_.assign(weights, weights + p.k * gr.kernel * gc.kernel);
       return;
     }

@@ -107,19 +107,23 @@ void layer_store(const T* from, index_t q0, index_t q1, index_t wp, index_t cols
 }
 
 /// The depthwise kernel (depthwise_job): P output rows x one vector of columns at a time, read from
-/// the image itself (no prepared copy) and written straight to the output plus the bias. Input row
-/// a of a block feeds output rows a - u for every kernel row u (the layer tile's loads each feed one
-/// FMA where a group has one filter). Blocks that read beyond the image (the first and last rows
-/// and columns) load only the lanes inside it: masked loads, whose other lanes' memory is not read.
-template <class T, int KH, int P>
+/// the image itself (no prepared copy) and written straight to the output plus the bias. With
+/// stride S (1 or 2, both axes), input row a of a block feeds output row (a - u) / S for every
+/// kernel row u that divides evenly (the layer tile's loads each feed one FMA where a group has one
+/// filter); stride 2 loads two vectors and keeps every other element. Blocks that read beyond the
+/// image (the first and last rows and columns) load only the elements inside it: masked loads,
+/// whose other lanes' memory is not read.
+template <class T, int KH, int P, int S>
 struct depthwise_block {
-  using S = simd<T>;
-  using reg = typename S::reg;
-  static constexpr int L = S::lanes;
+  using V = simd<T>;
+  using reg = typename V::reg;
+  static constexpr int L = V::lanes;
+  static constexpr int input_rows = S * (P - 1) + KH;
 
   template <int A, int U>
   static CONVKIT_ALWAYS_INLINE void feed_one(reg (&acc)[P], const reg (&w)[KH], reg x) {
-    if constexpr (A - U >= 0 && A - U < P) acc[A - U] = S::fma(w[U], x, acc[A - U]);
+    if constexpr (A - U >= 0 && (A - U) % S == 0 && (A - U) / S < P)
+      acc[(A - U) / S] = V::fma(w[U], x, acc[(A - U) / S]);
   }
 
   template <int A, int... U>
@@ -127,19 +131,40 @@ struct depthwise_block {
     (feed_one<A, U>(acc, w, x), ...);
   }
 
+  // The L outputs' elements of the row at p (S apart).
+  static CONVKIT_ALWAYS_INLINE reg load(const T* p) {
+    if constexpr (S == 1) {
+      return V::load(p);
+    } else {
+      return V::evens(V::load(p), V::load(p + L));
+    }
+  }
+
+  // Those of outputs [lo, hi) only (zeros in the other lanes; their memory is not read).
+  static CONVKIT_ALWAYS_INLINE reg load_range(const T* p, int lo, int hi) {
+    if constexpr (S == 1) {
+      return V::load_range(p, lo, hi);
+    } else {
+      if (lo >= hi) return V::zero();
+      const int first = 2 * lo, end = 2 * hi - 1;  // elements [first, end) of the 2L at p
+      return V::evens(V::load_range(p, std::min(first, L), std::min(end, L)),
+                      V::load_range(p + L, std::max(first - L, 0), std::max(end - L, 0)));
+    }
+  }
+
   template <int... A>
   static CONVKIT_ALWAYS_INLINE void rows(reg (&acc)[P], const reg (&w)[KH], const T* p, index_t stride,
                                          std::integer_sequence<int, A...>) {
-    (feed<A>(acc, w, S::load(p + A * stride), std::make_integer_sequence<int, KH>{}), ...);
+    (feed<A>(acc, w, load(p + A * stride), std::make_integer_sequence<int, KH>{}), ...);
   }
 
-  // Row A reads image row r0 + A where it exists, lanes [lo, hi) at column o.
+  // Row A reads image row r0 + A where it exists, outputs [lo, hi) of the vector at column o.
   template <int... A>
   static CONVKIT_ALWAYS_INLINE void rows_at_edge(reg (&acc)[P], const reg (&w)[KH], const depthwise_job<T>& job,
                                                  index_t r0, index_t o, int lo, int hi,
                                                  std::integer_sequence<int, A...>) {
     (feed<A>(acc, w,
-             r0 + A >= 0 && r0 + A < job.h ? S::load_range(job.image + (r0 + A) * job.stride + o, lo, hi) : S::zero(),
+             r0 + A >= 0 && r0 + A < job.h ? load_range(job.image + (r0 + A) * job.row_stride + o, lo, hi) : V::zero(),
              std::make_integer_sequence<int, KH>{}),
      ...);
   }
@@ -147,23 +172,23 @@ struct depthwise_block {
   template <int... U>
   static CONVKIT_ALWAYS_INLINE void weights(reg (&w)[KH], const T* taps, int kw, int v,
                                             std::integer_sequence<int, U...>) {
-    ((w[U] = S::bcast(taps + U * kw + v)), ...);
+    ((w[U] = V::bcast(taps + U * kw + v)), ...);
   }
 
   template <int... I>
   static CONVKIT_ALWAYS_INLINE void zero_all(reg (&acc)[P], std::integer_sequence<int, I...>) {
-    ((acc[I] = S::zero()), ...);
+    ((acc[I] = V::zero()), ...);
   }
 
   template <int... I>
   static CONVKIT_ALWAYS_INLINE void store(const reg (&acc)[P], T* out, index_t out_stride, reg bias, int lanes,
                                           std::integer_sequence<int, I...>) {
     const T one = T(1);
-    const reg unit = S::bcast(&one);  // 1 * sum + bias: one rounding, as an addition
+    const reg unit = V::bcast(&one);  // 1 * sum + bias: one rounding, as an addition
     if (lanes == L) {
-      (S::store(out + I * out_stride, S::fma(unit, acc[I], bias)), ...);
+      (V::store(out + I * out_stride, V::fma(unit, acc[I], bias)), ...);
     } else {
-      (S::store_n(out + I * out_stride, S::fma(unit, acc[I], bias), lanes), ...);
+      (V::store_n(out + I * out_stride, V::fma(unit, acc[I], bias), lanes), ...);
     }
   }
 
@@ -171,16 +196,19 @@ struct depthwise_block {
   static void run(const depthwise_job<T>& job, index_t i, index_t j, int lanes, bool inside, reg bias) {
     reg acc[P];
     zero_all(acc, std::make_integer_sequence<int, P>{});
-    const index_t r0 = i - job.top;
+    const index_t r0 = S * i - job.top;
     for (int v = 0; v < job.kw; ++v) {
       reg w[KH];
       weights(w, job.taps, job.kw, v, std::make_integer_sequence<int, KH>{});
-      const index_t o = j + v * job.col_dilation - job.left;
+      const index_t o = S * j + v * job.col_dilation - job.left;  // the first output's element
       if (inside) {
-        rows(acc, w, job.image + r0 * job.stride + o, job.stride, std::make_integer_sequence<int, P + KH - 1>{});
+        rows(acc, w, job.image + r0 * job.row_stride + o, job.row_stride,
+             std::make_integer_sequence<int, input_rows>{});
       } else {
-        const index_t lo = std::clamp<index_t>(-o, 0, L), hi = std::clamp<index_t>(job.w - o, lo, L);
-        rows_at_edge(acc, w, job, r0, o, int(lo), int(hi), std::make_integer_sequence<int, P + KH - 1>{});
+        // Outputs l with 0 <= o + S l < w.
+        const auto up = [](index_t x) { return x <= 0 ? index_t(0) : (x + S - 1) / S; };
+        const index_t lo = std::min<index_t>(up(-o), L), hi = std::clamp<index_t>(up(job.w - o), lo, L);
+        rows_at_edge(acc, w, job, r0, o, int(lo), int(hi), std::make_integer_sequence<int, input_rows>{});
       }
     }
     store(acc, job.out + i * job.out_stride + j, job.out_stride, bias, lanes, std::make_integer_sequence<int, P>{});
@@ -188,19 +216,20 @@ struct depthwise_block {
 };
 
 /// A depthwise plane (depthwise_job; rows >= P: the last block overlaps the one before it).
-template <class T, int KH, int P>
+template <class T, int KH, int P, int S>
 void depthwise_plane(const depthwise_job<T>& job) {
-  using S = simd<T>;
-  constexpr int L = S::lanes;
-  const typename S::reg bias = S::bcast(&job.bias);
+  using V = simd<T>;
+  constexpr int L = V::lanes;
+  const typename V::reg bias = V::bcast(&job.bias);
   // A block's rows, across the plane (they stay in cache from one vector of columns to the next).
   for (index_t i0 = 0; i0 < job.rows; i0 += P) {
     const index_t i = std::min(i0, job.rows - P);
-    const bool rows_inside = i - job.top >= 0 && i - job.top + P + KH - 1 <= job.h;
+    const bool rows_inside = S * i - job.top >= 0 && S * i - job.top + S * (P - 1) + KH <= job.h;
     for (index_t j = 0; j < job.cols; j += L) {
       const int lanes = int(std::min<index_t>(L, job.cols - j));
-      const bool cols_inside = j - job.left >= 0 && j - job.left + (job.kw - 1) * job.col_dilation + L <= job.w;
-      depthwise_block<T, KH, P>::run(job, i, j, lanes, cols_inside && rows_inside, bias);
+      const bool cols_inside =
+          S * j - job.left >= 0 && S * j - job.left + (job.kw - 1) * job.col_dilation + S * L <= job.w;
+      depthwise_block<T, KH, P, S>::run(job, i, j, lanes, cols_inside && rows_inside, bias);
     }
   }
 }
