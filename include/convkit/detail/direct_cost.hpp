@@ -13,10 +13,12 @@
 // and the stores, ~14%: fitted to ResNet's 3x3 layers in bench_layers there) x the fraction of its
 // FMAs that compute kept outputs (filter blocks, positions dropped between rows and past the last
 // vector) x 0.9 per extra thread, times the measured layer_scale (grouped_layer_scale for grouped
-// layers, depthwise_layer_scale for depthwise ones: measured on a 14 x 14 3x3 layer, which the
-// depthwise kernel computes (direct_depthwise_applies), so the depthwise layers it does not take
-// (strided, other borders: the one-filter tile, which loads an input vector per FMA) are estimated
-// up to ~2x fast); plus a nanosecond per extended input element (the preparation). Other batches (dilations
+// layers, depthwise_layer_scale for depthwise ones, whose one-filter tile loads an input vector per
+// FMA); plus a nanosecond per extended input element (the preparation). Depthwise layers that the
+// depthwise kernel computes (direct_depthwise_applies: no prepared input) cost
+// direct_depthwise_element_s per input and output element instead, 0.9 of a thread per extra thread,
+// over the same depthwise_layer_scale (measured on a 14 x 14 3x3 layer, which that kernel computes,
+// so the depthwise layers the tile computes are estimated with a scale that is not theirs). Other batches (dilations
 // far wider than the output) run one filter-channel pair at a time: the plane's rate also scales
 // with taps / (taps + 16), the fraction of vector lanes a row fills, and 0.6 when strided rows
 // cannot share input rows (fitted to bench_layers there).
@@ -44,6 +46,11 @@ namespace detail {
 
 /// An extra thread pays for itself from ~4e6 multiply-adds (~70 us of micro-kernel time) each.
 inline int direct_threads(double macs, int threads) { return useful_threads(macs, threads, 4e6); }
+
+/// Seconds per input and output element of the depthwise kernel on one thread (direct_depthwise_applies):
+/// bench_layers' MobileNet rows, batch 8, on the Zen 4 took 0.26-0.65 ns per element moved (14 x 14
+/// to 112 x 112 planes, strides 1 and 2, 7 x 7 the most), with their multiply-adds.
+inline constexpr double direct_depthwise_element_s = 0.4e-9;
 
 /// Multiply-adds per second of the gather path (scalar, with index lookups; sparse problems only).
 inline constexpr double direct_gather_rate = 1e9;
@@ -121,6 +128,14 @@ inline double direct_dense_cost(const conv_problem& p, const direct_costs& m) {
   if (p.single_plane()) return m.call_s + p.macs() / rate;
   const double elems = double(p.n) * double(p.c) * double(p.rows.extent) * double(p.cols.extent);
   const direct_costs::isa_rates& r = m.of(i);
+  if (direct_layer_applies(p) && direct_depthwise_applies(p)) {
+    // The depthwise kernel reads the image in place: its time goes with the elements it moves.
+    const double moved =
+        double(p.n) * double(p.c) * (double(p.rows.in) * double(p.cols.in) + double(p.rows.out) * double(p.cols.out));
+    const int threads = direct_threads(p.macs(), p.threads);
+    return m.call_s +
+           moved * direct_depthwise_element_s / ((1.0 + 0.9 * (threads - 1)) * double(r.depthwise_layer_scale));
+  }
   if (direct_layer_applies(p)) {
     const layer_tile_shape tile = layer_tile_of(i, p.k_per_group());
     const double lanes = double(p.element_bytes == 8 ? vector_lanes<double>(i) : vector_lanes<float>(i));
