@@ -252,6 +252,7 @@ class direct_layer {
               for (index_t j = 0; j < col_phases; ++j) {
                 const index_t pc = col_phases_[std::size_t(j)];
                 const auto [b0, b1] = col_image_[std::size_t(j)];
+                if (b1 <= b0) continue;  // a phase whose columns all lie beside the image
                 T* row = rows + j * plane;
                 const T* at = from + (b0 * gc.stride + pc - gc.pad_before);
                 if (gc.stride == 1) {
