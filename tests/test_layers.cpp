@@ -216,23 +216,27 @@ TEST_CASE("automatic picks a layer backend and matches the reference", "[layers]
 TEST_CASE("layer_plan::execute allocates nothing", "[layers][plans]") {
   std::mt19937_64 rng(run_seed() ^ 0xa110c);
   for (algorithm a : layer_backends())
-    for (int threads : {1, 2}) {
-      INFO(to_string(a) << ", " << threads << " threads");
-      layer_options o;
-      o.algo = a;
-      o.threads = threads;
-      o.pad_rows = o.pad_cols = 1;
-      o.stride_cols = 2;  // direct splits column phases
-      o.edge = border::reflect;
-      array4d<float> in(3, 8, 40, 40), w(8, 8, 3, 3);
-      fill_random(in.view(), rng);
-      fill_random(w.view(), rng);
-      const std::vector<float> bias(8, 0.5f);
-      layer_plan<float> p(in.shape(), w, bias.data(), o);
-      const shape4d s = p.output_shape();
-      array4d<float> out(s.n, s.c, s.h, s.w);
-      CHECK(allocations_per_three_runs([&] { p.execute(in, out); }) == 0);
-    }
+    for (int threads : {1, 2})
+      for (int shape = 0; shape < 3; ++shape) {
+        // direct: column phases extended by the border rule; a zero border's phases written in place;
+        // the depthwise kernel
+        INFO(to_string(a) << ", " << threads << " threads, shape " << shape);
+        layer_options o;
+        o.algo = a;
+        o.threads = threads;
+        o.pad_rows = o.pad_cols = 1;
+        o.stride_cols = shape == 2 ? 1 : 2;
+        o.edge = shape == 0 ? border::reflect : border::zero;
+        o.groups = shape == 2 ? 8 : 1;
+        array4d<float> in(3, 8, 40, 40), w(8, shape == 2 ? 1 : 8, 3, 3);
+        fill_random(in.view(), rng);
+        fill_random(w.view(), rng);
+        const std::vector<float> bias(8, 0.5f);
+        layer_plan<float> p(in.shape(), w, bias.data(), o);
+        const shape4d s = p.output_shape();
+        array4d<float> out(s.n, s.c, s.h, s.w);
+        CHECK(allocations_per_three_runs([&] { p.execute(in, out); }) == 0);
+      }
 }
 
 TEST_CASE("automatic's choice for layers follows the cost models", "[layers]") {
