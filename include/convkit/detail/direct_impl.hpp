@@ -200,8 +200,8 @@ constexpr bool depthwise_kernel_exists(index_t kernel_rows, int stride) noexcept
 }
 
 /// depthwise_plane of instruction set i for kernels of `kernel_rows` rows, stride `stride` (both
-/// axes) and planes of `rows` output rows (>= depthwise_min_rows); null where there is none. Kernels
-/// of 3 rows have one at strides 1 and 2 (MobileNet's), kernels of 5 rows at stride 1 (EfficientNet's).
+/// axes) and planes of `rows` output rows (>= depthwise_min_rows); null where there is none
+/// (depthwise_kernel_exists).
 template <class T>
 depthwise_plane_fn<T> depthwise_plane_for(cpu::isa i, index_t kernel_rows, int stride, index_t rows) noexcept {
   if (!depthwise_kernel_exists(kernel_rows, stride)) return nullptr;

@@ -295,9 +295,9 @@ tile_plan plan_tiles_by(const axis_geometry& gr, const axis_geometry& gc, border
     // would repeat the untiled transform (a span of 2,073 over 2,089 results: 2 tiles of 4,160).
     const auto axis = [](const axis_geometry& g, index_t block) {
       const index_t dense = (g.out - 1) * g.stride + 1;
-      index_t b = block > 0 ? std::min(std::max(block, g.span), dense) : dense;
-      if (next_fast_size(checked_add(b, g.span - 1, "FFT tile")) >= next_fast_size(g.extent)) b = dense;
-      return overlap_save_axis(g, next_fast_size(checked_add(b, g.span - 1, "FFT tile")), b);
+      const index_t b = block > 0 ? std::min(std::max(block, g.span), dense) : dense;
+      const index_t n = next_fast_size(checked_add(b, g.span - 1, "FFT tile")), whole = next_fast_size(g.extent);
+      return n >= whole ? overlap_save_axis(g, whole, dense) : overlap_save_axis(g, n, b);
     };
     return make(axis(gr, req.block_rows), axis(gc, req.block_cols), false);
   }
