@@ -74,6 +74,8 @@ class prepared {
   // Candidates: every backend that can serve the problem, cheapest estimate first.
   std::vector<const backend*> measure_candidates() const;
   void use(const backend& b, const T* weights, const T* bias);
+  // Makes `fallback` the backend that computes a call whose input the chosen one finds not finite.
+  void keep_fallback(algorithm fallback, const T* weights, const T* bias, index_t weight_count);
   void choose_by_measuring(const T* weights, const T* bias, const planes<const T>* in, const planes<T>* out);
   // Times the candidates on the call's data, or on synthetic data of the problem's shape (a plan),
   // keeping the fastest one's executor; stops once it has spent measure_budget times the fastest.
@@ -106,16 +108,28 @@ prepared<T>::prepared(const conv_problem& p, const T* weights, const T* bias, co
                       (in == nullptr ||
                        data_finite(*in, problem_.n, problem_.c, problem_.rows.in, problem_.cols.in, problem_.threads));
     choose_by_measuring(weights, bias, in, out);
+    // A plan is measured without its data: where the fastest backend would spread a NaN or Inf it
+    // may meet at execute, the backend for non-finite data is kept ready, as the estimate does.
+    if (in == nullptr && problem_.finite) {
+      conv_problem spoiled = problem_;
+      spoiled.finite = false;
+      const cost_profile& profile = *problem_.tune.profile;
+      if (find_backend(chosen_).cost(spoiled, profile) == never)
+        keep_fallback(cheapest_backend(spoiled, profile).algo, weights, bias, weight_count);
+    }
     return;
   }
   const estimated_backend e = estimate_backend(problem_, weights_finite);
   chosen_ = e.chosen->algo;
   executor_ = e.chosen->template factory<T>()(problem_, weights, bias);
-  if (e.fallback != algorithm::automatic) {  // kept to make the fallback from, should it be needed
-    fallback_ = e.fallback;
-    weights_.assign(weights, weights + weight_count);
-    if (bias != nullptr) bias_.assign(bias, bias + problem_.k);
-  }
+  if (e.fallback != algorithm::automatic) keep_fallback(e.fallback, weights, bias, weight_count);
+}
+
+template <class T>
+void prepared<T>::keep_fallback(algorithm fallback, const T* weights, const T* bias, index_t weight_count) {
+  fallback_ = fallback;
+  weights_.assign(weights, weights + weight_count);  // the fallback is made from copies, should it be needed
+  if (bias != nullptr) bias_.assign(bias, bias + problem_.k);
 }
 
 template <class T>
