@@ -31,6 +31,7 @@
 // leaves no partial OUTPUT. Exit status 0 on success, 1 on an error (its message on stderr), 2 on
 // a usage error.
 #include <convkit/convkit.hpp>
+#include <convkit/detail/direct_cost.hpp>  // band_tuning (the compiled mode's umbrella leaves the backends out)
 #include <convkit/detail/row_bands.hpp>
 #include <convkit/kernels.hpp>
 #if defined(CONVKIT_HAS_MPI)

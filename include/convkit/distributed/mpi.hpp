@@ -46,6 +46,7 @@
 
 #include "../convkit.hpp"  // a layer above the front doors: the umbrella, as a program includes it
 #include "../detail/arguments.hpp"
+#include "../detail/direct_cost.hpp"  // band_tuning (the compiled mode's umbrella leaves the backends out)
 #include "../detail/pixel_bands.hpp"
 #include "../detail/row_bands.hpp"
 
